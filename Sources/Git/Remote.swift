@@ -1,0 +1,120 @@
+import CLibgit2
+import Foundation
+
+/// A ref as a server advertises it.
+public struct RemoteHead: Hashable, Sendable, Codable {
+    public let name: String
+    public let id: ObjectID
+
+    public init(name: String, id: ObjectID) {
+        self.name = name
+        self.id = id
+    }
+}
+
+public enum Direction: Sendable {
+    case fetch, push
+
+    var raw: git_direction { self == .fetch ? GIT_DIRECTION_FETCH : GIT_DIRECTION_PUSH }
+}
+
+/// An in-memory remote: nothing about it (least of all its URL) is written to
+/// any repository's configuration.
+public final class Remote {
+    let pointer: OpaquePointer
+    /// A remote must not outlive the repository it was created in.
+    private let repository: Repository?
+    private let hooks: TransferHooks
+    private var payload: UnsafeMutableRawPointer { Unmanaged.passUnretained(hooks).toOpaque() }
+
+    /// A remote with no repository, good for listing refs only.
+    public init(url: String, hooks: TransferHooks) throws(GitError) {
+        Libgit2.initialize()
+        var out: OpaquePointer?
+        try check("git_remote_create_detached", git_remote_create_detached(&out, url))
+        self.pointer = out!
+        self.repository = nil
+        self.hooks = hooks
+    }
+
+    /// A remote that fetches into or pushes from `repository`.
+    public init(url: String, in repository: Repository, hooks: TransferHooks) throws(GitError) {
+        var out: OpaquePointer?
+        try check("git_remote_create_anonymous", git_remote_create_anonymous(&out, repository.pointer, url))
+        self.pointer = out!
+        self.repository = repository
+        self.hooks = hooks
+    }
+
+    deinit {
+        git_remote_disconnect(pointer)
+        git_remote_free(pointer)
+    }
+
+    public func connect(_ direction: Direction) throws(GitError) {
+        var callbacks = makeCallbacks(payload)
+        try check("git_remote_connect", git_remote_connect(pointer, direction.raw, &callbacks, nil, nil))
+    }
+
+    public func disconnect() {
+        git_remote_disconnect(pointer)
+    }
+
+    /// The refs the server advertised on the current connection, without peeled (`^{}`) entries.
+    public func advertisedHeads() throws(GitError) -> [RemoteHead] {
+        var heads: UnsafeMutablePointer<UnsafePointer<git_remote_head>?>?
+        var count = 0
+        try check("git_remote_ls", git_remote_ls(&heads, &count, pointer))
+        var result: [RemoteHead] = []
+        for index in 0..<count {
+            guard let head = heads?[index]?.pointee, let cName = head.name else { continue }
+            let name = String(cString: cName)
+            if name.hasSuffix("^{}") { continue }
+            result.append(RemoteHead(name: name, id: ObjectID(head.oid)))
+        }
+        return result
+    }
+
+    /// Connects, lists and disconnects.
+    public func listHeads(_ direction: Direction = .fetch) throws(GitError) -> [RemoteHead] {
+        try connect(direction)
+        defer { disconnect() }
+        return try advertisedHeads()
+    }
+
+    /// Fetches exactly these refspecs: no tag following, no prune, no FETCH_HEAD.
+    public func fetch(refspecs: [String]) throws(GitError) {
+        var options = git_fetch_options()
+        git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
+        options.callbacks = makeCallbacks(payload)
+        options.prune = GIT_FETCH_NO_PRUNE
+        options.update_fetchhead = 0
+        options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
+        try withStrarray(refspecs) { (array) throws(GitError) in
+            try check("git_remote_fetch", git_remote_fetch(pointer, &array, &options, "gitmirror fetch"))
+        }
+    }
+
+    /// Sends these refspecs on the current connection (or a new one). The
+    /// server's verdict per ref lands in the hooks' `pushStatuses`.
+    public func upload(refspecs: [String]) throws(GitError) {
+        var options = git_push_options()
+        git_push_options_init(&options, UInt32(GIT_PUSH_OPTIONS_VERSION))
+        options.callbacks = makeCallbacks(payload)
+        options.pb_parallelism = 0
+        try withStrarray(refspecs) { (array) throws(GitError) in
+            try check("git_remote_upload", git_remote_upload(pointer, &array, &options))
+        }
+    }
+}
+
+@discardableResult
+func withStrarray<T>(_ strings: [String], _ body: (inout git_strarray) throws(GitError) -> T) throws(GitError) -> T {
+    let duplicated = strings.map { strdup($0) }
+    defer { duplicated.forEach { free($0) } }
+    var pointers = duplicated
+    return try pointers.withUnsafeMutableBufferPointer { (buffer) throws(GitError) -> T in
+        var array = git_strarray(strings: buffer.baseAddress, count: buffer.count)
+        return try body(&array)
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+
+/// What the caller supplies to, and learns from, one network operation.
+/// The C callbacks in Callbacks.swift borrow it for the length of one call.
+
+public enum Credential: Sendable {
+    case userPassword(username: String, password: String)
+    /// An OpenSSH private key held in memory, never in a file.
+    case sshKey(username: String?, privateKey: String, passphrase: String?)
+}
+
+public enum HostCertificate: Sendable {
+    /// An SSH server's host key: its SHA-256 digest and, when libssh2 gives it, the raw key blob.
+    case sshHostKey(host: String, sha256: [UInt8], rawKey: [UInt8]?, keyType: String?)
+    /// A TLS certificate and libgit2's own verdict on it.
+    case x509(host: String, valid: Bool)
+}
+
+public enum CertificateVerdict: Sendable {
+    /// Let libgit2 decide (its CA store and known_hosts).
+    case passthrough
+    /// The key matches what the configuration pins.
+    case accept
+    /// Refuse the connection, saying why.
+    case reject(String)
+}
+
+/// One ref update as libgit2 will send it: `remoteOld` is what the server advertised.
+public struct PushUpdate: Sendable {
+    public let sourceRef: String
+    public let destinationRef: String
+    public let remoteOld: ObjectID
+    public let new: ObjectID
+}
+
+/// Why a callback stopped an operation; reported instead of libgit2's generic message.
+public enum CallbackFailure: Sendable, Equatable {
+    case credentialsRefused(String)
+    case noCredentials(String)
+    case hostKey(String)
+    case certificate(String)
+    case negotiation(String)
+}
+
+public final class TransferHooks {
+    public var credential: Credential?
+    public var certificateCheck: (HostCertificate) -> CertificateVerdict = { _ in .passthrough }
+    /// Called with a short line whenever bytes or objects move; the supervisor's stall clock.
+    public var progress: (String) -> Void = { _ in }
+    /// Return a message to abort the push before anything is sent.
+    public var pushNegotiation: ([PushUpdate]) -> String? = { _ in nil }
+
+    public internal(set) var credentialRequests = 0
+    public internal(set) var failure: CallbackFailure?
+    /// The server's verdict per pushed ref: nil means accepted.
+    public internal(set) var pushStatuses: [String: String?] = [:]
+    /// What the server printed on the side band ("remote: …"), for error messages.
+    public internal(set) var serverMessages: [String] = []
+    public internal(set) var receivedBytes: Int = 0
+    public internal(set) var pushedBytes: Int = 0
+
+    public init() {}
+
+    func appendServerMessage(_ text: String) {
+        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if !trimmed.isEmpty && serverMessages.count < 200 && serverMessages.last != trimmed {
+                serverMessages.append(trimmed)
+            }
+        }
+    }
+}
+

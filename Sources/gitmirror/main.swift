@@ -1,0 +1,2 @@
+import MirrorCore
+print("hi")
