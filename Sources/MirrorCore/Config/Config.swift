@@ -1,0 +1,70 @@
+import Foundation
+
+/// mirrors.yaml, validated: every path is absolute, every reference resolved.
+public struct Config: Sendable {
+    public var file: URL
+    public var stateDirectory: URL
+    public var maxParallelPushes: Int
+    public var credentials: [String: CredentialSpec]
+    public var repositories: [Mirror]
+
+    public var databaseURL: URL { stateDirectory.appendingPathComponent("gitmirror.sqlite") }
+    public var cacheDirectory: URL { stateDirectory.appendingPathComponent("cache") }
+
+    public func mirror(named name: String) -> Mirror? { repositories.first { $0.name == name } }
+}
+
+/// One repository: a primary and the secondaries it is mirrored to.
+public struct Mirror: Sendable {
+    public var name: String
+    public var primary: RemoteSpec
+    public var secondaries: [RemoteSpec]
+}
+
+public enum Role: String, Sendable, Codable {
+    case primary, secondary
+}
+
+public struct RemoteSpec: Sendable {
+    public var name: String
+    public var role: Role
+    public var url: RemoteURL
+    public var credentialName: String?
+    public var policy: Policy
+}
+
+/// What a sync may do to one secondary.
+public struct Policy: Sendable, Equatable {
+    public var refs: [String] = ["refs/heads/*", "refs/tags/*"]
+    public var force = false
+    public var prune = false
+    public var maxDeletes = 20
+    public var timeout: TimeInterval = 30 * 60
+    public var stallTimeout: TimeInterval = 2 * 60
+
+    public init() {}
+}
+
+public enum SecretSource: Sendable, Equatable, CustomStringConvertible {
+    case environment(String)
+    case file(URL)
+
+    public var description: String {
+        switch self {
+        case .environment(let name): return "environment variable \(name)"
+        case .file(let url): return "file \(url.path)"
+        }
+    }
+}
+
+/// A named credential: only references to secrets, never a secret.
+public struct CredentialSpec: Sendable {
+    public var name: String
+    public var username: String?
+    public var sshKey: URL?
+    public var sshKeyPassphrase: SecretSource?
+    public var knownHosts: URL?
+    /// A token or password (HTTPS basic auth).
+    public var secret: SecretSource?
+    public var caFile: URL?
+}

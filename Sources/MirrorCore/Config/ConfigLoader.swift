@@ -1,0 +1,507 @@
+import Foundation
+import Yams
+
+/// A place in mirrors.yaml.
+public struct SourceLocation: Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// One thing wrong with the configuration, and where.
+public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
+    public var location: SourceLocation
+    public var message: String
+
+    public var description: String { "\(location): error: \(message)" }
+}
+
+/// Every problem found in a configuration file; nothing runs while there is one.
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public var problems: [ConfigProblem]
+
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+/// Reads mirrors.yaml into a `Config`, reporting every problem at once with its line and column.
+public struct ConfigLoader {
+    public init() {}
+
+    public func load(file: URL, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> Config {
+        let displayPath = file.path
+        let text: String
+        do {
+            text = try String(contentsOf: file, encoding: .utf8)
+        } catch {
+            throw ConfigError(problems: [ConfigProblem(
+                location: SourceLocation(file: displayPath, line: 1, column: 1),
+                message: "cannot read the configuration file (\(Self.reason(error))); pass --config FILE or set GITMIRROR_CONFIG")])
+        }
+        return try parse(text, file: file, environment: environment)
+    }
+
+    public func parse(_ text: String, file: URL, environment: [String: String] = [:]) throws(ConfigError) -> Config {
+        var walker = Walker(file: file)
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ConfigError(problems: [walker.yamlProblem(error)])
+        } catch {
+            throw ConfigError(problems: [ConfigProblem(location: SourceLocation(file: file.path, line: 1, column: 1), message: "\(error)")])
+        }
+        guard let root else {
+            throw ConfigError(problems: [ConfigProblem(location: SourceLocation(file: file.path, line: 1, column: 1), message: "the file is empty; it needs at least 'repositories:'")])
+        }
+        let config = walker.config(root)
+        if !walker.problems.isEmpty || config == nil {
+            throw ConfigError(problems: walker.problems.sorted { ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column) })
+        }
+        return config!
+    }
+
+    static func reason(_ error: Error) -> String {
+        let nsError = error as NSError
+        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if nsError.domain == NSCocoaErrorDomain && nsError.code == NSFileReadNoSuchFileError { return "no such file" }
+        return nsError.localizedDescription
+    }
+}
+
+/// Names users choose for repositories, remotes and credentials: safe in
+/// paths, refs, metrics labels and SQL alike.
+func isSafeIdentifier(_ name: String) -> Bool {
+    guard let first = name.unicodeScalars.first, name.count <= 100 else { return false }
+    guard CharacterSet.alphanumerics.contains(first), first.isASCII else { return false }
+    return name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0)) }
+        && !name.hasSuffix(".lock") && !name.contains("..")
+}
+
+/// Namespaces that belong to a hosting service and are never mirrored.
+let privateRefNamespaces = ["refs/pull/", "refs/merge-requests/", "refs/for/", "refs/changes/", "refs/keep-around/",
+                            "refs/environments/", "refs/pipelines/", "refs/remotes/", "refs/gitmirror/"]
+
+private struct Walker {
+    let file: URL
+    var base: URL { file.deletingLastPathComponent() }
+    var problems: [ConfigProblem] = []
+
+    init(file: URL) { self.file = file }
+
+    func location(_ node: Node) -> SourceLocation {
+        SourceLocation(file: file.path, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1)
+    }
+
+    mutating func report(_ node: Node, _ message: String) {
+        problems.append(ConfigProblem(location: location(node), message: message))
+    }
+
+    func yamlProblem(_ error: YamlError) -> ConfigProblem {
+        switch error {
+        case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _), let .composer(context, problem, mark, _):
+            let detail = [context.map { "\($0.text)" }, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
+            return ConfigProblem(location: SourceLocation(file: file.path, line: mark.line, column: mark.column), message: "invalid YAML: \(detail)")
+        case let .duplicatedKeysInMapping(duplicates, context):
+            let line = context.mark.line, column = context.mark.column
+            return ConfigProblem(location: SourceLocation(file: file.path, line: line, column: column),
+                                 message: "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in this mapping")
+        default:
+            return ConfigProblem(location: SourceLocation(file: file.path, line: 1, column: 1), message: "invalid YAML: \(error)")
+        }
+    }
+
+    // MARK: typed accessors
+
+    /// The mapping's pairs, after reporting unknown and duplicate keys.
+    mutating func mapping(_ node: Node, allowed: [String], what: String) -> [(key: String, keyNode: Node, value: Node)]? {
+        guard case .mapping(let mapping) = node else {
+            report(node, "\(what) must be a mapping (key: value)")
+            return nil
+        }
+        var seen: Set<String> = []
+        var result: [(String, Node, Node)] = []
+        for (keyNode, value) in mapping {
+            guard let key = keyNode.scalar?.string else {
+                report(keyNode, "keys in \(what) must be plain strings")
+                continue
+            }
+            if !seen.insert(key).inserted {
+                report(keyNode, "duplicate key '\(key)' in \(what)")
+                continue
+            }
+            if !allowed.contains(key) {
+                let suggestion = allowed.min { editDistance($0, key) < editDistance($1, key) }
+                let hint = suggestion.flatMap { editDistance($0, key) <= 3 ? " (did you mean '\($0)'?)" : nil } ?? ""
+                report(keyNode, "unknown key '\(key)' in \(what)\(hint); allowed: \(allowed.joined(separator: ", "))")
+                continue
+            }
+            result.append((key, keyNode, value))
+        }
+        return result
+    }
+
+    mutating func string(_ node: Node, _ what: String) -> String? {
+        guard case .scalar(let scalar) = node, scalar.tag.description != "tag:yaml.org,2002:null" || scalar.style != .plain || !scalar.string.isEmpty else {
+            report(node, "\(what) must be a string")
+            return nil
+        }
+        if scalar.style == .plain, scalar.string == "~" || scalar.string == "null" || scalar.string.isEmpty {
+            report(node, "\(what) must not be empty")
+            return nil
+        }
+        return scalar.string
+    }
+
+    mutating func bool(_ node: Node, _ what: String) -> Bool? {
+        if case .scalar(let scalar) = node, scalar.style == .plain {
+            switch scalar.string.lowercased() {
+            case "true", "yes", "on": return true
+            case "false", "no", "off": return false
+            default: break
+            }
+        }
+        report(node, "\(what) must be true or false")
+        return nil
+    }
+
+    mutating func integer(_ node: Node, _ what: String, minimum: Int) -> Int? {
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let value = Int(scalar.string) else {
+            report(node, "\(what) must be a whole number")
+            return nil
+        }
+        guard value >= minimum else {
+            report(node, "\(what) must be at least \(minimum)")
+            return nil
+        }
+        return value
+    }
+
+    mutating func duration(_ node: Node, _ what: String) -> TimeInterval? {
+        guard case .scalar(let scalar) = node, let value = parseDuration(scalar.string) else {
+            report(node, "\(what) must be a duration such as 90s, 2m or 1h")
+            return nil
+        }
+        guard value >= 1 else {
+            report(node, "\(what) must be at least 1s")
+            return nil
+        }
+        return value
+    }
+
+    mutating func path(_ node: Node, _ what: String) -> URL? {
+        guard let text = string(node, what) else { return nil }
+        let expanded = (text as NSString).expandingTildeInPath
+        return expanded.hasPrefix("/") ? URL(fileURLWithPath: expanded) : base.appendingPathComponent(expanded).standardizedFileURL
+    }
+
+    /// A file that must exist and, holding a secret, must not be readable by everyone.
+    mutating func secretFile(_ node: Node, _ what: String) -> URL? {
+        guard let url = path(node, what) else { return nil }
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path) else {
+            report(node, "\(what) '\(url.path)' does not exist")
+            return nil
+        }
+        if let mode = attributes[.posixPermissions] as? Int, mode & 0o004 != 0 {
+            report(node, "\(what) '\(url.path)' is readable by every user (mode \(String(mode, radix: 8))); run chmod 600 on it")
+            return nil
+        }
+        return url
+    }
+
+    mutating func existingFile(_ node: Node, _ what: String) -> URL? {
+        guard let url = path(node, what) else { return nil }
+        if !FileManager.default.fileExists(atPath: url.path) {
+            report(node, "\(what) '\(url.path)' does not exist")
+            return nil
+        }
+        return url
+    }
+
+    mutating func name(_ node: Node, _ what: String) -> String? {
+        guard let text = string(node, what) else { return nil }
+        guard isSafeIdentifier(text) else {
+            report(node, "\(what) '\(text)' is not a safe name: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit")
+            return nil
+        }
+        return text
+    }
+
+    mutating func refPatterns(_ node: Node) -> [String]? {
+        guard case .sequence(let sequence) = node else {
+            report(node, "refs must be a list of ref patterns such as [\"refs/heads/*\", \"refs/tags/v*\"]")
+            return nil
+        }
+        var patterns: [String] = []
+        for item in sequence {
+            guard let pattern = string(item, "a ref pattern") else { continue }
+            if !pattern.hasPrefix("refs/") {
+                report(item, "ref pattern '\(pattern)' must start with refs/ (for example refs/heads/\(pattern))")
+            } else if let namespace = privateRefNamespaces.first(where: { pattern.hasPrefix($0) }) {
+                report(item, "ref pattern '\(pattern)' is in \(namespace)*, which belongs to the hosting service or to gitmirror and is never mirrored")
+            } else if pattern.filter({ $0 == "*" }).count > 1 || pattern.contains("..") || pattern.contains(" ") || pattern.hasSuffix("/") {
+                report(item, "ref pattern '\(pattern)' is not valid: use a ref name with at most one '*'")
+            } else {
+                patterns.append(pattern)
+            }
+        }
+        if patterns.isEmpty && problems.isEmpty { report(node, "refs must list at least one pattern") }
+        return patterns
+    }
+
+    mutating func url(_ node: Node, allowInsecure: Bool) -> RemoteURL? {
+        guard let text = string(node, "url") else { return nil }
+        do {
+            let url = try RemoteURL.parse(text, relativeTo: base)
+            if url.scheme == .http && !url.isLoopback && !allowInsecure {
+                report(node, "http:// sends credentials and code in clear text; use https://, or set allow_insecure: true on this remote")
+                return nil
+            }
+            return url
+        } catch {
+            report(node, error.description)
+            return nil
+        }
+    }
+
+    // MARK: the document
+
+    mutating func config(_ root: Node) -> Config? {
+        guard let pairs = mapping(root, allowed: ["state_dir", "defaults", "credentials", "repositories", "max_parallel_pushes"], what: "the top level") else { return nil }
+        var stateDirectory = base.appendingPathComponent(".gitmirror")
+        var defaults = Policy()
+        var credentials: [String: CredentialSpec] = [:]
+        var credentialNodes: [(Node, Node)] = []
+        var repositoriesNode: Node?
+        var maxParallel = 4
+        for (key, _, value) in pairs {
+            switch key {
+            case "state_dir": if let url = path(value, "state_dir") { stateDirectory = url }
+            case "defaults": defaults = policy(value, inheriting: Policy(), what: "defaults")
+            case "max_parallel_pushes": if let number = integer(value, "max_parallel_pushes", minimum: 1) { maxParallel = number }
+            case "credentials":
+                guard case .mapping(let mapping) = value else {
+                    report(value, "credentials must be a mapping of credential names to their settings")
+                    continue
+                }
+                for (nameNode, body) in mapping { credentialNodes.append((nameNode, body)) }
+            case "repositories": repositoriesNode = value
+            default: break
+            }
+        }
+        for (nameNode, body) in credentialNodes {
+            guard let name = name(nameNode, "credential name") else { continue }
+            if credentials[name] != nil { report(nameNode, "duplicate credential '\(name)'"); continue }
+            if let spec = credential(name: name, body) { credentials[name] = spec }
+        }
+        guard let repositoriesNode else {
+            report(root, "missing 'repositories:': list at least one repository with a primary and secondaries")
+            return nil
+        }
+        guard case .sequence(let sequence) = repositoriesNode else {
+            report(repositoriesNode, "repositories must be a list (each item starts with '- name:')")
+            return nil
+        }
+        var mirrors: [Mirror] = []
+        var names: [String: Node] = [:]
+        for item in sequence {
+            guard let mirror = mirror(item, defaults: defaults, credentials: credentials, credentialNames: Set(credentialNodes.compactMap { $0.0.scalar?.string })) else { continue }
+            if let previous = names[mirror.name] {
+                report(item, "duplicate repository name '\(mirror.name)' (first defined at line \(previous.mark?.line ?? 0))")
+                continue
+            }
+            names[mirror.name] = item
+            mirrors.append(mirror)
+        }
+        if sequence.isEmpty { report(repositoriesNode, "repositories is empty: list at least one repository") }
+        return Config(file: file, stateDirectory: stateDirectory, maxParallelPushes: maxParallel, credentials: credentials, repositories: mirrors)
+    }
+
+    mutating func policy(_ node: Node, inheriting parent: Policy, what: String, extraKeys: [String] = []) -> Policy {
+        var policy = parent
+        let keys = ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout"]
+        guard let pairs = mapping(node, allowed: keys + extraKeys, what: what) else { return policy }
+        applyPolicy(pairs, to: &policy)
+        return policy
+    }
+
+    mutating func applyPolicy(_ pairs: [(key: String, keyNode: Node, value: Node)], to policy: inout Policy) {
+        for (key, _, value) in pairs {
+            switch key {
+            case "refs": if let refs = refPatterns(value), !refs.isEmpty { policy.refs = refs }
+            case "force": if let flag = bool(value, "force") { policy.force = flag }
+            case "prune": if let flag = bool(value, "prune") { policy.prune = flag }
+            case "max_deletes": if let number = integer(value, "max_deletes", minimum: 0) { policy.maxDeletes = number }
+            case "timeout": if let seconds = duration(value, "timeout") { policy.timeout = seconds }
+            case "stall_timeout": if let seconds = duration(value, "stall_timeout") { policy.stallTimeout = seconds }
+            default: break
+            }
+        }
+    }
+
+    mutating func credential(name: String, _ node: Node) -> CredentialSpec? {
+        let keys = ["username", "ssh_key", "ssh_key_passphrase_env", "ssh_key_passphrase_file", "known_hosts",
+                    "token_env", "token_file", "password_env", "password_file", "ca_file"]
+        guard let pairs = mapping(node, allowed: keys, what: "credential '\(name)'") else { return nil }
+        var spec = CredentialSpec(name: name)
+        var secretNodes: [Node] = []
+        for (key, keyNode, value) in pairs {
+            switch key {
+            case "username": spec.username = string(value, "username")
+            case "ssh_key": spec.sshKey = secretFile(value, "ssh_key")
+            case "ssh_key_passphrase_env": if let variable = environmentName(value, key) { spec.sshKeyPassphrase = .environment(variable) }
+            case "ssh_key_passphrase_file": if let url = secretFile(value, key) { spec.sshKeyPassphrase = .file(url) }
+            case "known_hosts": spec.knownHosts = existingFile(value, "known_hosts")
+            case "token_env", "password_env":
+                secretNodes.append(keyNode)
+                if let variable = environmentName(value, key) { spec.secret = .environment(variable) }
+            case "token_file", "password_file":
+                secretNodes.append(keyNode)
+                if let url = secretFile(value, key) { spec.secret = .file(url) }
+            case "ca_file": spec.caFile = existingFile(value, "ca_file")
+            default: break
+            }
+        }
+        if secretNodes.count > 1 {
+            report(secretNodes[1], "credential '\(name)' names more than one of token_env, token_file, password_env, password_file; keep one")
+        }
+        return spec
+    }
+
+    mutating func environmentName(_ node: Node, _ what: String) -> String? {
+        guard let text = string(node, what) else { return nil }
+        guard text.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
+            report(node, "\(what) must name an environment variable (letters, digits, '_'), not hold the secret itself")
+            return nil
+        }
+        return text
+    }
+
+    mutating func mirror(_ node: Node, defaults: Policy, credentials: [String: CredentialSpec], credentialNames: Set<String>) -> Mirror? {
+        guard let pairs = mapping(node, allowed: ["name", "primary", "secondaries", "defaults"], what: "a repository") else { return nil }
+        var name: String?
+        var primaryNode: Node?
+        var secondariesNode: Node?
+        var policy = defaults
+        for (key, _, value) in pairs {
+            switch key {
+            case "name": name = self.name(value, "repository name")
+            case "primary": primaryNode = value
+            case "secondaries": secondariesNode = value
+            case "defaults": policy = self.policy(value, inheriting: defaults, what: "repository defaults")
+            default: break
+            }
+        }
+        if pairs.first(where: { $0.key == "name" }) == nil { report(node, "a repository needs a 'name:'") }
+        guard let primaryNode else {
+            report(node, "repository '\(name ?? "?")' needs a 'primary:' URL")
+            return nil
+        }
+        let primary = remote(primaryNode, role: .primary, defaults: policy, credentials: credentials, credentialNames: credentialNames)
+        guard let secondariesNode else {
+            report(node, "repository '\(name ?? "?")' needs 'secondaries:' (a list of remotes to mirror to)")
+            return nil
+        }
+        guard case .sequence(let items) = secondariesNode, !items.isEmpty else {
+            report(secondariesNode, "secondaries must be a non-empty list of remotes, each with a name and a url")
+            return nil
+        }
+        var secondaries: [RemoteSpec] = []
+        var seen: [String: Node] = [:]
+        for item in items {
+            guard let secondary = remote(item, role: .secondary, defaults: policy, credentials: credentials, credentialNames: credentialNames) else { continue }
+            if secondary.name == "primary" {
+                report(item, "'primary' is reserved for the primary remote; choose another secondary name")
+                continue
+            }
+            if let previous = seen[secondary.name] {
+                report(item, "duplicate secondary name '\(secondary.name)' (first defined at line \(previous.mark?.line ?? 0))")
+                continue
+            }
+            if let primary, primary.url.identity == secondary.url.identity {
+                report(item, "secondary '\(secondary.name)' is the primary itself (\(secondary.url)); a repository cannot mirror onto itself")
+                continue
+            }
+            if let clash = secondaries.first(where: { $0.url.identity == secondary.url.identity }) {
+                report(item, "secondary '\(secondary.name)' points at the same repository as '\(clash.name)'")
+                continue
+            }
+            seen[secondary.name] = item
+            secondaries.append(secondary)
+        }
+        guard let name, let primary, secondaries.count == items.count else { return nil }
+        return Mirror(name: name, primary: primary, secondaries: secondaries)
+    }
+
+    mutating func remote(_ node: Node, role: Role, defaults: Policy, credentials: [String: CredentialSpec], credentialNames: Set<String>) -> RemoteSpec? {
+        if role == .primary, case .scalar = node {
+            guard let url = url(node, allowInsecure: false) else { return nil }
+            return RemoteSpec(name: "primary", role: .primary, url: url, credentialName: nil, policy: defaults)
+        }
+        let policyKeys = role == .secondary ? ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout"] : ["timeout", "stall_timeout"]
+        let keys = (role == .secondary ? ["name"] : []) + ["url", "credentials", "allow_insecure"] + policyKeys
+        guard let pairs = mapping(node, allowed: keys, what: role == .primary ? "the primary" : "a secondary") else { return nil }
+        var name: String? = role == .primary ? "primary" : nil
+        var urlNode: Node?
+        var credentialName: String?
+        var allowInsecure = false
+        var credentialOK = true
+        for (key, _, value) in pairs {
+            switch key {
+            case "name": name = self.name(value, "secondary name")
+            case "url": urlNode = value
+            case "allow_insecure": allowInsecure = bool(value, "allow_insecure") ?? false
+            case "credentials":
+                guard let reference = string(value, "credentials") else { credentialOK = false; continue }
+                if !credentialNames.contains(reference) {
+                    let known = credentialNames.sorted()
+                    report(value, "credential '\(reference)' is not defined under credentials:" + (known.isEmpty ? " (there are none)" : " (defined: \(known.joined(separator: ", ")))"))
+                    credentialOK = false
+                }
+                credentialName = reference
+            default: break
+            }
+        }
+        var policy = defaults
+        applyPolicy(pairs.filter { policyKeys.contains($0.key) }, to: &policy)
+        if role == .secondary && pairs.first(where: { $0.key == "name" }) == nil { report(node, "a secondary needs a 'name:'") }
+        guard let urlNode else {
+            report(node, "\(role == .primary ? "the primary" : "secondary '\(name ?? "?")'") needs a 'url:'")
+            return nil
+        }
+        guard let url = url(urlNode, allowInsecure: allowInsecure), let name, credentialOK else { return nil }
+        if let credentialName, let spec = credentials[credentialName] {
+            if spec.sshKey != nil && url.scheme != .ssh {
+                report(urlNode, "credential '\(credentialName)' is an SSH key but this URL is \(url.scheme.rawValue); use an ssh:// or user@host:path URL")
+            } else if spec.secret != nil && spec.sshKey == nil && url.scheme == .ssh {
+                report(urlNode, "credential '\(credentialName)' is a token or password but this URL is SSH; use https:// or an ssh_key credential")
+            }
+        }
+        return RemoteSpec(name: name, role: role, url: url, credentialName: credentialName, policy: policy)
+    }
+}
+
+private extension Node {
+    var scalar: Node.Scalar? {
+        if case .scalar(let scalar) = self { return scalar }
+        return nil
+    }
+}
+
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

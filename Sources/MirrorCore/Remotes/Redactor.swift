@@ -1,0 +1,52 @@
+import Foundation
+
+/// Scrubs secrets from any text before it reaches a log, SQLite, an error or the terminal.
+public final class Redactor: @unchecked Sendable {
+    static let secretQueryKeys: Set<String> = [
+        "token", "access_token", "private_token", "password", "passwd", "secret", "api_key", "apikey",
+        "x-amz-security-token", "x-amz-signature", "sig", "signature", "auth",
+    ]
+    private let lock = NSLock()
+    private var secrets: Set<String> = []
+
+    public init() {}
+
+    /// Remembers a secret value so that it is replaced wherever it appears.
+    public func register(_ secret: String) {
+        let trimmed = secret.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.count >= 4 else { return }
+        lock.lock()
+        secrets.insert(trimmed)
+        lock.unlock()
+    }
+
+    public func redact(_ text: String) -> String {
+        lock.lock()
+        let known = secrets.sorted { $0.count > $1.count }
+        lock.unlock()
+        var result = text
+        for secret in known where result.contains(secret) {
+            result = result.replacingOccurrences(of: secret, with: "***")
+        }
+        result = Self.scrubUserinfo(result)
+        result = Self.scrubQuery(result)
+        return result
+    }
+
+    /// `scheme://user:password@host` → `scheme://user:***@host`.
+    static func scrubUserinfo(_ text: String) -> String {
+        guard text.contains("://") else { return text }
+        let pattern = #"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@"#
+        guard let regex = try? NSRegularExpression(pattern: pattern) else { return text }
+        let range = NSRange(text.startIndex..., in: text)
+        return regex.stringByReplacingMatches(in: text, range: range, withTemplate: "$1:***@")
+    }
+
+    static func scrubQuery(_ text: String) -> String {
+        guard text.contains("=") else { return text }
+        let keys = secretQueryKeys.map(NSRegularExpression.escapedPattern(for:)).joined(separator: "|")
+        guard let regex = try? NSRegularExpression(pattern: "([?&](?:\(keys))=)[^&\\s]*", options: [.caseInsensitive]) else { return text }
+        let range = NSRange(text.startIndex..., in: text)
+        return regex.stringByReplacingMatches(in: text, range: range, withTemplate: "$1***")
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import GRDB
+
+/// One sync (or plan) of one repository.
+public struct SyncRun: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "run"
+    public var id: Int64?
+    public var repository: String
+    public var startedAt: Date
+    public var finishedAt: Date?
+    /// running, ok, failed, interrupted
+    public var result: String
+    public var trigger: String
+    public var pid: Int32
+    public var summary: String?
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// The last known state of one remote of one repository.
+public struct RemoteState: Codable, Sendable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "remote_state"
+    public var repository: String
+    public var remote: String
+    public var role: String
+    public var url: String
+    /// ok, failing, diverged
+    public var state: String
+    public var lastAttempt: Date?
+    public var lastSuccess: Date?
+    public var lastErrorClass: String?
+    public var lastError: String?
+    public var refsFingerprint: String?
+    public var lastRunId: Int64?
+}
+
+/// One ref of one remote in one run: what it was, what it became, and why.
+public struct RefUpdate: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "ref_update"
+    public var id: Int64?
+    public var runId: Int64
+    public var repository: String
+    public var remote: String
+    public var ref: String
+    public var oldOid: String?
+    public var newOid: String?
+    /// create, fast_forward, force, delete, diverged, keep, …
+    public var action: String
+    /// applied, rejected, kept, failed
+    public var outcome: String
+    public var message: String?
+    public var backupRef: String?
+    public var recordedAt: Date
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// Who holds a repository's lock; a lease whose process is gone is taken over.
+public struct Lease: Codable, Sendable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "lease"
+    public var repository: String
+    public var pid: Int32
+    public var host: String
+    public var acquiredAt: Date
+    public var heartbeatAt: Date
+}

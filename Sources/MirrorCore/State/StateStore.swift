@@ -1,0 +1,150 @@
+import Foundation
+import GRDB
+
+/// The only door to gitmirror.sqlite. Opening it runs the migrations.
+public final class StateStore: Sendable {
+    private let pool: DatabasePool
+
+    public init(path: String, readOnly: Bool = false) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.readonly = readOnly
+        if !readOnly {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        if !readOnly {
+            try Self.migrator.migrate(pool)
+            chmod(path, 0o600)
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "run") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("repository", .text).notNull().indexed()
+                t.column("startedAt", .datetime).notNull()
+                t.column("finishedAt", .datetime)
+                t.column("result", .text).notNull()
+                t.column("trigger", .text).notNull()
+                t.column("pid", .integer).notNull()
+                t.column("summary", .text)
+            }
+            try db.create(table: "remote_state") { t in
+                t.column("repository", .text).notNull()
+                t.column("remote", .text).notNull()
+                t.column("role", .text).notNull()
+                t.column("url", .text).notNull()
+                t.column("state", .text).notNull()
+                t.column("lastAttempt", .datetime)
+                t.column("lastSuccess", .datetime)
+                t.column("lastErrorClass", .text)
+                t.column("lastError", .text)
+                t.column("refsFingerprint", .text)
+                t.column("lastRunId", .integer)
+                t.primaryKey(["repository", "remote"])
+            }
+            try db.create(table: "ref_update") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("runId", .integer).notNull().references("run", onDelete: .cascade)
+                t.column("repository", .text).notNull()
+                t.column("remote", .text).notNull()
+                t.column("ref", .text).notNull()
+                t.column("oldOid", .text)
+                t.column("newOid", .text)
+                t.column("action", .text).notNull()
+                t.column("outcome", .text).notNull()
+                t.column("message", .text)
+                t.column("backupRef", .text)
+                t.column("recordedAt", .datetime).notNull()
+            }
+            try db.create(index: "ref_update_by_ref", on: "ref_update", columns: ["repository", "remote", "ref"])
+            try db.create(table: "lease") { t in
+                t.primaryKey("repository", .text)
+                t.column("pid", .integer).notNull()
+                t.column("host", .text).notNull()
+                t.column("acquiredAt", .datetime).notNull()
+                t.column("heartbeatAt", .datetime).notNull()
+            }
+        }
+        return migrator
+    }
+
+    // MARK: runs
+
+    public func recordRunStarted(repository: String, trigger: String) throws -> Int64 {
+        try pool.write { db in
+            var run = SyncRun(id: nil, repository: repository, startedAt: Date(), finishedAt: nil, result: "running",
+                              trigger: trigger, pid: getpid(), summary: nil)
+            try run.insert(db)
+            return run.id!
+        }
+    }
+
+    public func recordRunFinished(id: Int64, result: String, summary: String?) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE run SET finishedAt = ?, result = ?, summary = ? WHERE id = ?",
+                           arguments: [Date(), result, summary, id])
+        }
+    }
+
+    /// One remote's outcome in one run: its state row and every ref row, in one transaction.
+    public func recordRemoteOutcome(_ state: RemoteState, refs: [RefUpdate]) throws {
+        try pool.write { db in
+            var merged = state
+            if let previous = try RemoteState.fetchOne(db, key: ["repository": state.repository, "remote": state.remote]) {
+                if merged.lastSuccess == nil { merged.lastSuccess = previous.lastSuccess }
+                if merged.refsFingerprint == nil { merged.refsFingerprint = previous.refsFingerprint }
+            }
+            try merged.save(db)
+            for var ref in refs { try ref.insert(db) }
+        }
+    }
+
+    public func remoteStates() throws -> [RemoteState] {
+        try pool.read { db in try RemoteState.order(Column("repository"), Column("role"), Column("remote")).fetchAll(db) }
+    }
+
+    public func runs(repository: String? = nil, limit: Int = 50) throws -> [SyncRun] {
+        try pool.read { db in
+            var request = SyncRun.order(Column("id").desc).limit(limit)
+            if let repository { request = request.filter(Column("repository") == repository) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    public func refHistory(repository: String, remote: String? = nil, ref: String? = nil, limit: Int = 200) throws -> [RefUpdate] {
+        try pool.read { db in
+            var request = RefUpdate.filter(Column("repository") == repository)
+            if let remote { request = request.filter(Column("remote") == remote) }
+            if let ref { request = request.filter(Column("ref") == ref) }
+            return try request.order(Column("id").desc).limit(limit).fetchAll(db)
+        }
+    }
+
+    // MARK: leases
+
+    /// Records that this process holds the repository; returns the lease it replaced, if any
+    /// (left by a process that died while holding it).
+    @discardableResult
+    public func takeLease(repository: String) throws -> Lease? {
+        try pool.write { db in
+            let previous = try Lease.fetchOne(db, key: repository)
+            let now = Date()
+            try Lease(repository: repository, pid: getpid(), host: ProcessInfo.processInfo.hostName, acquiredAt: now, heartbeatAt: now).save(db)
+            return previous
+        }
+    }
+
+    public func lease(repository: String) throws -> Lease? {
+        try pool.read { db in try Lease.fetchOne(db, key: repository) }
+    }
+
+    public func releaseLease(repository: String) throws {
+        try pool.write { db in
+            _ = try Lease.filter(Column("repository") == repository && Column("pid") == getpid()).deleteAll(db)
+        }
+    }
+}

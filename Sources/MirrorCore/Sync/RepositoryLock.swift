@@ -1,0 +1,58 @@
+import Foundation
+
+/// One writer per cache: an flock on a file next to the cache (released by the
+/// kernel when the holder dies, so a killed process never leaves it stuck),
+/// mirrored by a lease row in SQLite that `status` can show.
+public final class RepositoryLock {
+    private let descriptor: Int32
+    public let path: String
+
+    private init(descriptor: Int32, path: String) {
+        self.descriptor = descriptor
+        self.path = path
+    }
+
+    deinit { release() }
+
+    public enum Outcome {
+        case acquired(RepositoryLock)
+        /// Still held by another process after waiting; its pid when known.
+        case busy(holder: Int32?)
+    }
+
+    /// Takes the lock, waiting up to `wait` seconds for a holder to finish.
+    public static func acquire(path: String, wait: TimeInterval) throws -> Outcome {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw SyncFailure(.internal, "cannot open the lock file \(path): \(String(cString: strerror(errno)))")
+        }
+        let deadline = Date().addingTimeInterval(wait)
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else {
+                close(descriptor)
+                throw SyncFailure(.internal, "cannot lock \(path): \(String(cString: strerror(errno)))")
+            }
+            if Date() >= deadline {
+                let holder = (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+                close(descriptor)
+                return .busy(holder: holder)
+            }
+            usleep(100_000)
+        }
+        let pid = "\(getpid())\n"
+        ftruncate(descriptor, 0)
+        _ = pid.withCString { pwrite(descriptor, $0, strlen($0), 0) }
+        return .acquired(RepositoryLock(descriptor: descriptor, path: path))
+    }
+
+    private var released = false
+
+    public func release() {
+        guard !released else { return }
+        released = true
+        ftruncate(descriptor, 0)
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
+    }
+}

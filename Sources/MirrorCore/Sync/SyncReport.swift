@@ -1,0 +1,66 @@
+import Foundation
+import Git
+
+/// What happened to one ref of one remote.
+public struct RefOutcome: Codable, Sendable, Equatable {
+    public enum Outcome: String, Codable, Sendable {
+        case applied, rejected, kept, failed, planned
+    }
+
+    public var ref: String
+    public var action: RefAction
+    public var old: ObjectID?
+    public var new: ObjectID?
+    public var outcome: Outcome
+    public var message: String?
+    public var backupRef: String?
+}
+
+/// One remote's part in one run.
+public struct RemoteReport: Codable, Sendable {
+    public enum Result: String, Codable, Sendable {
+        /// In step, and something was pushed.
+        case ok
+        /// In step, nothing needed pushing.
+        case upToDate = "up_to_date"
+        /// Planned only (`gitmirror plan`).
+        case planned
+        /// Some refs kept because they diverged.
+        case diverged
+        case failed
+    }
+
+    public var repository: String
+    public var remote: String
+    public var role: Role
+    public var url: String
+    public var result: Result
+    public var failure: SyncFailure?
+    public var refs: [RefOutcome] = []
+    public var skipped = 0
+    public var upToDate = 0
+    public var duration: TimeInterval = 0
+    public var bytes = 0
+
+    public var created: Int { count(.create) }
+    public var updated: Int { count(.fastForward) + count(.force) }
+    public var deleted: Int { count(.delete) }
+    public var kept: Int { refs.filter { $0.outcome == .kept }.count }
+
+    private func count(_ action: RefAction) -> Int {
+        refs.filter { $0.action == action && ($0.outcome == .applied || $0.outcome == .planned) }.count
+    }
+
+    /// Whether the remote holds exactly what the plan meant it to.
+    public var inStep: Bool { result == .ok || result == .upToDate || result == .planned }
+}
+
+public struct RepositoryReport: Codable, Sendable {
+    public var repository: String
+    public var runId: Int64?
+    public var primary: RemoteReport
+    public var secondaries: [RemoteReport]
+    public var duration: TimeInterval
+
+    public var inStep: Bool { primary.failure == nil && secondaries.allSatisfy(\.inStep) }
+}

@@ -1,0 +1,207 @@
+import Foundation
+import Git
+
+/// The worker side: one libgit2 network operation in a short-lived process, so
+/// that a hung server or a looping libgit2 can be killed without harm.
+/// Reads one `WorkerRequest` from stdin, writes `WorkerEvent` lines to stdout.
+public enum Worker {
+    public static func main() -> Int32 {
+        let input = FileHandle.standardInput.readDataToEndOfFile()
+        let request: WorkerRequest
+        do {
+            request = try JSONDecoder().decode(WorkerRequest.self, from: input)
+        } catch {
+            emit(WorkerEvent(failure: SyncFailure(.internal, "the worker could not read its job: \(error)")))
+            return 1
+        }
+        switch run(request) {
+        case .success(let result):
+            emit(WorkerEvent(result: result))
+            return 0
+        case .failure(let failure):
+            emit(WorkerEvent(failure: failure))
+            return 1
+        }
+    }
+
+    static func emit(_ event: WorkerEvent) {
+        guard var data = try? JSONEncoder().encode(event) else { return }
+        data.append(0x0A)
+        FileHandle.standardOutput.write(data)
+    }
+
+    static func run(_ request: WorkerRequest) -> Result<WorkerResult, SyncFailure> {
+        Libgit2.initialize()
+        let hooks = TransferHooks()
+        hooks.credential = request.credential.map(credential)
+        hooks.certificateCheck = { certificate in verdict(certificate, request) }
+        var lastProgress = Date.distantPast
+        hooks.progress = { line in
+            // The supervisor's stall clock needs a heartbeat, not every callback.
+            let now = Date()
+            if now.timeIntervalSince(lastProgress) >= 0.5 {
+                lastProgress = now
+                emit(WorkerEvent(progress: line))
+            }
+        }
+        var bundle: URL?
+        defer { if let bundle { try? FileManager.default.removeItem(at: bundle) } }
+        do {
+            if let caFile = request.caFile {
+                bundle = try certificateBundle(adding: caFile)
+                try Libgit2.setCertificateFile(bundle!.path)
+            }
+            var result = WorkerResult()
+            switch request.operation {
+            case .list:
+                let remote = try Remote(url: request.url, hooks: hooks)
+                result.heads = try remote.listHeads(.fetch)
+            case .fetch:
+                let repository = try Repository.openOrCreateBare(at: request.cachePath ?? "")
+                let remote = try Remote(url: request.url, in: repository, hooks: hooks)
+                try remote.fetch(refspecs: request.refspecs ?? [])
+                result.bytes = hooks.receivedBytes
+            case .push:
+                result = try push(request, hooks: hooks)
+            }
+            result.serverMessages = hooks.serverMessages
+            return .success(result)
+        } catch let error as GitError {
+            return .failure(classify(error, hooks: hooks, url: request.url))
+        } catch let failure as SyncFailure {
+            return .failure(failure)
+        } catch {
+            return .failure(SyncFailure(.internal, "\(error)"))
+        }
+    }
+
+    /// Push with a lease: refs that moved on the server since planning are left
+    /// alone and reported; the rest are sent; then the server is listed again.
+    static func push(_ request: WorkerRequest, hooks: TransferHooks) throws -> WorkerResult {
+        let repository = try Repository.openBare(at: request.cachePath ?? "")
+        let remote = try Remote(url: request.url, in: repository, hooks: hooks)
+        try remote.connect(.push)
+        let current = Dictionary(try remote.advertisedHeads().map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+        var result = WorkerResult()
+        var sending: [WireUpdate] = []
+        for update in request.updates ?? [] {
+            if current[update.ref] != update.expectedOld {
+                let now = current[update.ref].map { "now \($0.short)" } ?? "now absent"
+                result.outcomes.append(PushOutcome(ref: update.ref, accepted: false,
+                                                   message: "moved on the server since it was planned (\(now)); left alone, the next sync re-plans it"))
+            } else {
+                sending.append(update)
+            }
+        }
+        if !sending.isEmpty {
+            let leases = Dictionary(sending.map { ($0.ref, $0.expectedOld ?? .zero) }, uniquingKeysWith: { a, _ in a })
+            hooks.pushNegotiation = { updates in
+                for update in updates where leases[update.destinationRef] != nil && leases[update.destinationRef] != update.remoteOld {
+                    return "\(update.destinationRef) moved on the server since it was planned; nothing was pushed"
+                }
+                return nil
+            }
+            let refspecs = sending.map { update -> String in
+                guard update.new != nil else { return ":\(update.ref)" }
+                return (update.force ? "+" : "") + "\(update.ref):\(update.ref)"
+            }
+            try remote.upload(refspecs: refspecs)
+            for update in sending {
+                switch hooks.pushStatuses[update.ref] {
+                case .some(.none):
+                    result.outcomes.append(PushOutcome(ref: update.ref, accepted: true, message: nil))
+                case .some(.some(let reason)):
+                    result.outcomes.append(PushOutcome(ref: update.ref, accepted: false, message: reason))
+                case .none:
+                    // No report-status for this ref: the final listing decides.
+                    result.outcomes.append(PushOutcome(ref: update.ref, accepted: true, message: "no status reported by the server"))
+                }
+            }
+            result.bytes = hooks.pushedBytes
+        }
+        remote.disconnect()
+        let verifier = try Remote(url: request.url, hooks: hooks)
+        result.heads = try verifier.listHeads(.fetch)
+        return result
+    }
+
+    static func credential(_ wire: WireCredential) -> Credential {
+        switch wire.kind {
+        case .password:
+            return .userPassword(username: wire.username ?? "git", password: wire.password ?? "")
+        case .sshKey:
+            return .sshKey(username: wire.username, privateKey: wire.privateKey ?? "", passphrase: wire.passphrase)
+        }
+    }
+
+    /// SSH host keys are decided here, against known_hosts, so that a refusal
+    /// can name the host and the key's fingerprint. TLS is libgit2's to judge.
+    static func verdict(_ certificate: HostCertificate, _ request: WorkerRequest) -> CertificateVerdict {
+        guard case let .sshHostKey(host, sha256, rawKey, keyType) = certificate else { return .passthrough }
+        let name = request.knownHostsName ?? host
+        let fingerprint = KnownHosts.fingerprint(sha256: sha256)
+        let file = request.knownHostsFile ?? (NSHomeDirectory() as NSString).appendingPathComponent(".ssh/known_hosts")
+        let type = keyType ?? "unknown type"
+        guard let contents = try? String(contentsOfFile: file, encoding: .utf8) else {
+            return .reject("unknown SSH host key for \(name) (\(type) \(fingerprint)): \(file) cannot be read; add the host's key with ssh-keyscan")
+        }
+        switch KnownHosts(contents: contents).check(host: name, key: rawKey) {
+        case .trusted:
+            return .accept
+        case .unknownHost:
+            return .reject("unknown SSH host key for \(name) (\(type) \(fingerprint)): it is not in \(file); verify the fingerprint, then add it with ssh-keyscan")
+        case .mismatch:
+            return .reject("the SSH host key of \(name) does not match \(file): the server presents \(type) \(fingerprint). It may have been replaced, or someone may be intercepting the connection; do not proceed until the new key is confirmed")
+        case .revoked:
+            return .reject("the SSH host key of \(name) (\(fingerprint)) is marked @revoked in \(file)")
+        }
+    }
+
+    /// libgit2 (mbedTLS) replaces its CA store with the file it is given, so the
+    /// extra CA is appended to the system bundle in a temporary file.
+    static func certificateBundle(adding caFile: String) throws -> URL {
+        var pem = (try? String(contentsOfFile: "/etc/ssl/certs/ca-certificates.crt", encoding: .utf8)) ?? ""
+        guard let extra = try? String(contentsOfFile: caFile, encoding: .utf8) else {
+            throw SyncFailure(.config, "ca_file \(caFile) cannot be read")
+        }
+        pem += "\n" + extra + "\n"
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("gitmirror-ca-\(getpid())-\(UUID().uuidString).pem")
+        try pem.write(to: url, atomically: false, encoding: .utf8)
+        return url
+    }
+
+    static func classify(_ error: GitError, hooks: TransferHooks, url: String) -> SyncFailure {
+        switch hooks.failure {
+        case .credentialsRefused(let message)?: return SyncFailure(.auth, "\(message) (check the token, password or key and its permissions)")
+        case .noCredentials(let message)?: return SyncFailure(.auth, message)
+        case .hostKey(let message)?: return SyncFailure(.hostKey, message)
+        case .certificate(let message)?: return SyncFailure(.tls, message)
+        case .negotiation(let message)?: return SyncFailure(.rejected, message)
+        case nil: break
+        }
+        let text = error.message
+        let lower = text.lowercased()
+        let remoteSaid = hooks.serverMessages.suffix(3).joined(separator: " | ")
+        let detail = remoteSaid.isEmpty ? text : "\(text) (server said: \(remoteSaid))"
+        if error.isAuth || lower.contains("status code: 401") || lower.contains("status code: 403") || lower.contains("authentication") {
+            return SyncFailure(.auth, "authentication failed: \(detail)")
+        }
+        if lower.contains("status code: 404") || lower.contains("not found") || lower.contains("not exported")
+            || lower.contains("does not appear to be a git repository") || lower.contains("no such file") || lower.contains("could not find repository") {
+            return SyncFailure(.notFound, "the repository does not exist or is not visible to these credentials: \(detail)")
+        }
+        if error.isCertificate || lower.contains("certificate") || lower.contains("ssl") || lower.contains("tls") {
+            return SyncFailure(.tls, "TLS verification failed: \(detail)")
+        }
+        if lower.contains("too large") || lower.contains("status code: 413") || lower.contains("exceeds") {
+            return SyncFailure(.tooLarge, "the server refused the size of the push: \(detail)")
+        }
+        if error.isNonFastForward {
+            return SyncFailure(.rejected, "not a fast-forward: \(detail)")
+        }
+        if error.isNetwork || lower.contains("connect") || lower.contains("resolve") || lower.contains("timed out") || lower.contains("eof") {
+            return SyncFailure(.network, "\(detail)")
+        }
+        return SyncFailure(.internal, "\(error.function) failed: \(detail)")
+    }
+}

@@ -1,0 +1,27 @@
+import ArgumentParser
+import Foundation
+import MirrorCore
+
+@main
+struct Gitmirror: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gitmirror",
+        abstract: "Mirror git repositories from one primary to many secondaries, safely.",
+        discussion: """
+            Reads mirrors.yaml (--config, $GITMIRROR_CONFIG, or ./mirrors.yaml). Diverged refs on a \
+            secondary are kept and reported unless the secondary says force: true; deletions need \
+            prune: true and never exceed max_deletes. State is kept in SQLite under state_dir.
+
+            Exit codes: 0 every secondary in step; 1 a remote failed or a ref was left out of step; \
+            2 the configuration is invalid.
+            """,
+        version: "gitmirror 0.1.0",
+        subcommands: [ValidateCommand.self, PlanCommand.self, SyncCommand.self, StatusCommand.self, HistoryCommand.self, WorkerCommand.self]
+    )
+}
+
+/// Exit codes, as the README promises them.
+enum ExitStatus {
+    static let outOfStep = ExitCode(1)
+    static let invalidConfig = ExitCode(2)
+}

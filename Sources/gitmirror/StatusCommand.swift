@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import MirrorCore
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show each remote's last known state, read from SQLite."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    @Flag(help: "Print the status as a JSON array.")
+    var json = false
+
+    struct Row: Encodable {
+        var repository: String
+        var remote: String
+        var role: String
+        var url: String
+        var state: String
+        var lastAttempt: Date?
+        var lastSuccess: Date?
+        var lastErrorClass: String?
+        var lastError: String?
+
+        enum CodingKeys: String, CodingKey {
+            case repository, remote, role, url, state
+            case lastAttempt = "last_attempt", lastSuccess = "last_success"
+            case lastErrorClass = "last_error_class", lastError = "last_error"
+        }
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(repository, forKey: .repository)
+            try container.encode(remote, forKey: .remote)
+            try container.encode(role, forKey: .role)
+            try container.encode(url, forKey: .url)
+            try container.encode(state, forKey: .state)
+            try container.encode(lastAttempt, forKey: .lastAttempt)
+            try container.encode(lastSuccess, forKey: .lastSuccess)
+            try container.encode(lastErrorClass, forKey: .lastErrorClass)
+            try container.encode(lastError, forKey: .lastError)
+        }
+    }
+
+    func run() throws {
+        let config = try options.load()
+        var known: [String: RemoteState] = [:]
+        if FileManager.default.fileExists(atPath: config.databaseURL.path) {
+            do {
+                let store = try StateStore(path: config.databaseURL.path, readOnly: true)
+                for state in try store.remoteStates() { known["\(state.repository)\u{0}\(state.remote)"] = state }
+            } catch {
+                Terminal.error("error: cannot read the state database \(config.databaseURL.path): \(error)")
+                throw ExitStatus.outOfStep
+            }
+        }
+        var rows: [Row] = []
+        for mirror in config.repositories {
+            for remote in [mirror.primary] + mirror.secondaries {
+                let state = known["\(mirror.name)\u{0}\(remote.name)"]
+                rows.append(Row(repository: mirror.name, remote: remote.name, role: remote.role.rawValue, url: remote.url.gitURL,
+                                state: state?.state ?? "never_synced", lastAttempt: state?.lastAttempt, lastSuccess: state?.lastSuccess,
+                                lastErrorClass: state?.lastErrorClass, lastError: state?.lastError))
+            }
+        }
+        if json {
+            try Terminal.printJSON(rows)
+            return
+        }
+        let table = rows.map { row in
+            [row.repository, row.remote, row.role, row.state, Terminal.time(row.lastSuccess), Terminal.time(row.lastAttempt),
+             row.lastErrorClass.map { "\($0): \(row.lastError ?? "")" } ?? ""]
+        }
+        print(Terminal.table(["REPOSITORY", "REMOTE", "ROLE", "STATE", "LAST SUCCESS", "LAST ATTEMPT", "LAST ERROR"], table))
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+import MirrorCore
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Check mirrors.yaml and print every problem with its line and column."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        let config = try options.load()
+        let remotes = config.repositories.reduce(0) { $0 + 1 + $1.secondaries.count }
+        print("\(options.configURL.path): ok (\(config.repositories.count) repositor\(config.repositories.count == 1 ? "y" : "ies"), \(remotes) remotes, state in \(config.stateDirectory.path))")
+    }
+}

@@ -1,2 +1,0 @@
-import MirrorCore
-print("hi")
