@@ -30,8 +30,8 @@ public enum Worker {
         FileHandle.standardOutput.write(data)
     }
 
-    static func run(_ request: WorkerRequest) -> Result<WorkerResult, SyncFailure> {
-        Libgit2.initialize()
+    /// Hooks for one connection: the credential is answered once per connection.
+    static func makeHooks(_ request: WorkerRequest) -> TransferHooks {
         let hooks = TransferHooks()
         hooks.credential = request.credential.map(credential)
         hooks.certificateCheck = { certificate in verdict(certificate, request) }
@@ -44,6 +44,12 @@ public enum Worker {
                 emit(WorkerEvent(progress: line))
             }
         }
+        return hooks
+    }
+
+    static func run(_ request: WorkerRequest) -> Result<WorkerResult, SyncFailure> {
+        Libgit2.initialize()
+        var hooks = makeHooks(request)
         var bundle: URL?
         defer { if let bundle { try? FileManager.default.removeItem(at: bundle) } }
         do {
@@ -63,8 +69,13 @@ public enum Worker {
                 result.bytes = hooks.receivedBytes
             case .push:
                 result = try push(request, hooks: hooks)
+                result.serverMessages = hooks.serverMessages
+                // The final listing is a connection of its own, with hooks of its own.
+                hooks = makeHooks(request)
+                let verifier = try Remote(url: request.url, hooks: hooks)
+                result.heads = try verifier.listHeads(.fetch)
             }
-            result.serverMessages = hooks.serverMessages
+            if result.serverMessages.isEmpty { result.serverMessages = hooks.serverMessages }
             return .success(result)
         } catch let error as GitError {
             return .failure(classify(error, hooks: hooks, url: request.url))
@@ -76,7 +87,7 @@ public enum Worker {
     }
 
     /// Push with a lease: refs that moved on the server since planning are left
-    /// alone and reported; the rest are sent; then the server is listed again.
+    /// alone and reported; the rest are sent.
     static func push(_ request: WorkerRequest, hooks: TransferHooks) throws -> WorkerResult {
         let repository = try Repository.openBare(at: request.cachePath ?? "")
         let remote = try Remote(url: request.url, in: repository, hooks: hooks)
@@ -120,8 +131,6 @@ public enum Worker {
             result.bytes = hooks.pushedBytes
         }
         remote.disconnect()
-        let verifier = try Remote(url: request.url, hooks: hooks)
-        result.heads = try verifier.listHeads(.fetch)
         return result
     }
 

@@ -1,0 +1,51 @@
+import Foundation
+
+/// `git daemon --enable=receive-pack` serving every repository under `root` over git://.
+public final class GitDaemon: Server, @unchecked Sendable {
+    public let root: URL
+    public let port: Int
+    public let log: URL
+    private let process: ChildProcess
+
+    public init(sandbox: Sandbox, root: URL) throws {
+        self.root = root
+        port = try Network.freePort()
+        log = sandbox.path("git-daemon-\(port).log")
+        process = try Shell.start(["/usr/bin/git", "daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=\(port)",
+                                   "--base-path=\(root.path)", "--export-all", "--enable=receive-pack", "--verbose",
+                                   "--informative-errors", root.path], log: log)
+        sandbox.keep(self)
+        try Network.waitForPort(port: port, process: process, log: log)
+    }
+
+    public func url(_ name: String) -> String { "git://127.0.0.1:\(port)/\(name)" }
+
+    public var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    public func stop() { terminate(process) }
+}
+
+/// Accepts TCP connections and never says a word: the server that hangs libgit2.
+public final class SilentServer: Server, @unchecked Sendable {
+    public let port: Int
+    private let descriptor: Int32
+
+    public init(sandbox: Sandbox) throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.descriptor = descriptor
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var yes: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0, listen(descriptor, 64) == 0 else { throw TestError("cannot listen: \(String(cString: strerror(errno)))") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        sandbox.keep(self)
+        // Connections complete in the kernel's backlog; nothing ever reads or writes them.
+    }
+
+    public func stop() { close(descriptor) }
+}

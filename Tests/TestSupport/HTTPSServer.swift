@@ -1,0 +1,114 @@
+import Foundation
+
+/// A certificate authority the tests make, and server certificates it signs.
+public struct CertificateAuthority: Sendable {
+    public let certificate: URL
+    let key: URL
+
+    public init(sandbox: Sandbox, name: String = "ca") throws {
+        let directory = try sandbox.directory(name)
+        key = directory.appendingPathComponent("ca.key")
+        certificate = directory.appendingPathComponent("ca.pem")
+        try Shell.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key.path, "-out", certificate.path,
+                       "-days", "2", "-subj", "/CN=gitmirror test CA \(name)"])
+    }
+
+    /// A certificate for 127.0.0.1 (as an IP and, for mbedTLS, as a DNS name) and localhost.
+    public func issue(in directory: URL) throws -> (certificate: URL, key: URL) {
+        let serverKey = directory.appendingPathComponent("server.key")
+        let request = directory.appendingPathComponent("server.csr")
+        let serverCertificate = directory.appendingPathComponent("server.pem")
+        let extensions = directory.appendingPathComponent("san.ext")
+        try "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost\n".write(to: extensions, atomically: true, encoding: .utf8)
+        try Shell.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", serverKey.path, "-out", request.path, "-subj", "/CN=127.0.0.1"])
+        try Shell.run(["openssl", "x509", "-req", "-in", request.path, "-CA", certificate.path, "-CAkey", key.path, "-CAcreateserial",
+                       "-out", serverCertificate.path, "-days", "2", "-extfile", extensions.path])
+        return (serverCertificate, serverKey)
+    }
+}
+
+/// nginx + fcgiwrap running `git http-backend` over HTTPS with basic auth.
+public final class HTTPSServer: Server, @unchecked Sendable {
+    public let root: URL
+    public let port: Int
+    public let accessLog: URL
+    public let authority: CertificateAuthority
+    private let nginx: ChildProcess
+    private let fcgiwrap: ChildProcess
+
+    public init(sandbox: Sandbox, root: URL, user: String, password: String, authority: CertificateAuthority? = nil) throws {
+        self.root = root
+        port = try Network.freePort()
+        let directory = try sandbox.directory("nginx-\(port)")
+        self.authority = try authority ?? CertificateAuthority(sandbox: sandbox, name: "ca-\(port)")
+        let issued = try self.authority.issue(in: directory)
+        let hash = try Shell.run(["openssl", "passwd", "-apr1", "-stdin"], input: password).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try "\(user):\(hash)\n".write(to: directory.appendingPathComponent("htpasswd"), atomically: true, encoding: .utf8)
+        let socket = directory.appendingPathComponent("fcgiwrap.sock")
+        let fcgiLog = directory.appendingPathComponent("fcgiwrap.log")
+        fcgiwrap = try Shell.start(["/usr/sbin/fcgiwrap", "-c", "4", "-s", "unix:\(socket.path)"], log: fcgiLog)
+        accessLog = directory.appendingPathComponent("access.log")
+        let errorLog = directory.appendingPathComponent("error.log")
+        for temp in ["body", "fastcgi", "proxy", "uwsgi", "scgi"] { try FileManager.default.createDirectory(at: directory.appendingPathComponent(temp), withIntermediateDirectories: true) }
+        let config = directory.appendingPathComponent("nginx.conf")
+        try """
+            daemon off;
+            user root;
+            worker_processes 1;
+            pid \(directory.path)/nginx.pid;
+            error_log \(errorLog.path) info;
+            events { worker_connections 128; }
+            http {
+                access_log \(accessLog.path);
+                client_body_temp_path \(directory.path)/body;
+                fastcgi_temp_path \(directory.path)/fastcgi;
+                proxy_temp_path \(directory.path)/proxy;
+                uwsgi_temp_path \(directory.path)/uwsgi;
+                scgi_temp_path \(directory.path)/scgi;
+                server {
+                    listen 127.0.0.1:\(port) ssl;
+                    ssl_certificate \(issued.certificate.path);
+                    ssl_certificate_key \(issued.key.path);
+                    client_max_body_size 0;
+                    location / {
+                        auth_basic "git";
+                        auth_basic_user_file \(directory.path)/htpasswd;
+                        fastcgi_pass unix:\(socket.path);
+                        fastcgi_buffering off;
+                        fastcgi_request_buffering off;
+                        fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+                        fastcgi_param GIT_PROJECT_ROOT \(root.path);
+                        fastcgi_param GIT_HTTP_EXPORT_ALL "";
+                        fastcgi_param PATH_INFO $uri;
+                        fastcgi_param REMOTE_USER $remote_user;
+                        fastcgi_param QUERY_STRING $query_string;
+                        fastcgi_param REQUEST_METHOD $request_method;
+                        fastcgi_param CONTENT_TYPE $content_type;
+                        fastcgi_param CONTENT_LENGTH $content_length;
+                        fastcgi_param HTTP_CONTENT_ENCODING $http_content_encoding;
+                        fastcgi_param GIT_CONFIG_NOSYSTEM 1;
+                        fastcgi_param HOME \(directory.path);
+                    }
+                }
+            }
+            """.write(to: config, atomically: true, encoding: .utf8)
+        nginx = try Shell.start(["/usr/sbin/nginx", "-p", directory.path, "-c", config.path], log: directory.appendingPathComponent("nginx.out"))
+        sandbox.keep(self)
+        try Network.waitForPort(port: port, process: nginx, log: errorLog)
+    }
+
+    public func url(_ name: String) -> String { "https://127.0.0.1:\(port)/\(name)" }
+
+    /// Lines of the access log with this status code.
+    public func requests(status: Int) -> Int {
+        let text = (try? String(contentsOf: accessLog, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").filter { $0.contains("\" \(status) ") }.count
+    }
+
+    public var accessLogText: String { (try? String(contentsOf: accessLog, encoding: .utf8)) ?? "" }
+
+    public func stop() {
+        terminate(nginx)
+        terminate(fcgiwrap)
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+
+public enum Network {
+    /// A TCP port nobody listens on right now.
+    public static func freePort(host: String = "127.0.0.1") throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr(host)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0 else { throw TestError("cannot bind \(host):0: \(String(cString: strerror(errno)))") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    public static func canConnect(host: String = "127.0.0.1", port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr(host)
+        return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+    }
+
+    /// Waits until something accepts connections on the port, or fails with the server's log.
+    public static func waitForPort(host: String = "127.0.0.1", port: Int, process: ChildProcess?, log: URL, seconds: Double = 15) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if canConnect(host: host, port: port) { return }
+            if let process, !process.isRunning { break }
+            usleep(50_000)
+        }
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        throw TestError("the server on \(host):\(port) did not start:\n\(text)")
+    }
+}
+
+public struct TestError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Stops a process: SIGTERM, then SIGKILL if it lingers.
+func terminate(_ process: ChildProcess) {
+    guard process.isRunning else { return }
+    process.signal(SIGTERM)
+    let deadline = Date().addingTimeInterval(3)
+    while process.isRunning && Date() < deadline { usleep(20_000) }
+    if process.isRunning { process.signal(SIGKILL) }
+    process.wait()
+}
