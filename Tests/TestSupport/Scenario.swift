@@ -1,0 +1,62 @@
+import Foundation
+import MirrorCore
+
+/// The usual stage of a sync test: a primary served by git daemon, secondaries
+/// served by the same daemon, and a mirrors.yaml naming them.
+public final class Scenario: @unchecked Sendable {
+    public let sandbox: Sandbox
+    public let served: URL
+    public let daemon: GitDaemon
+    public let primary: BareRepository
+    public private(set) var config: URL
+
+    public init(_ name: String) throws {
+        sandbox = try Sandbox(name)
+        served = try sandbox.directory("served")
+        primary = try BareRepository.create(at: served.appendingPathComponent("primary.git"))
+        daemon = try GitDaemon(sandbox: sandbox, root: served)
+        config = sandbox.path("mirrors.yaml")
+    }
+
+    /// An empty bare repository served by the daemon.
+    public func secondary(_ name: String) throws -> BareRepository {
+        try BareRepository.create(at: served.appendingPathComponent("\(name).git"))
+    }
+
+    public func url(_ repository: BareRepository) -> String { daemon.url(repository.url.lastPathComponent) }
+
+    /// Writes mirrors.yaml with one repository `app`; `secondaries` is the YAML of the list's items.
+    public func configure(secondaries: String, credentials: String = "", defaults: String = "") throws {
+        var text = "state_dir: state\n"
+        if !defaults.isEmpty { text += "defaults:\n" + indent(defaults, by: 2) + "\n" }
+        if !credentials.isEmpty { text += "credentials:\n" + indent(credentials, by: 2) + "\n" }
+        text += """
+            repositories:
+              - name: app
+                primary: \(url(primary))
+                secondaries:
+
+            """
+        text += indent(secondaries, by: 6) + "\n"
+        config = try sandbox.write("mirrors.yaml", text)
+    }
+
+    func indent(_ text: String, by count: Int) -> String {
+        let pad = String(repeating: " ", count: count)
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : pad + $0 }.joined(separator: "\n")
+    }
+
+    @discardableResult
+    public func gitmirror(_ arguments: String..., environment: [String: String] = [:]) throws -> Shell.Output {
+        try Gitmirror.run(arguments, config: config, environment: environment)
+    }
+
+    public func store() throws -> StateStore { try Gitmirror.store(config) }
+
+    public func state(_ remote: String) throws -> RemoteState? {
+        try store().remoteStates().first { $0.repository == "app" && $0.remote == remote }
+    }
+
+    /// The bare cache gitmirror keeps for `app`.
+    public var cache: BareRepository { BareRepository(url: sandbox.path("state/cache/app.git")) }
+}

@@ -1,0 +1,262 @@
+import Foundation
+import MirrorCore
+import Testing
+import TestSupport
+
+/// What a sync does to refs, against git daemon on loopback.
+@Suite struct SyncBehaviourTests {
+    @Test func newCommitsBranchesAndTagsReachTheSecondary() throws {
+        // Given a secondary that was synced once
+        let scenario = try Scenario("new-work")
+        try scenario.primary.commit("first")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+        #expect(try scenario.gitmirror("sync").status == 0)
+
+        // When the primary gains commits, a branch and a tag
+        try scenario.primary.commit("second")
+        try scenario.primary.commit("topic", on: "topic")
+        try scenario.primary.tag("v2", message: "two")
+        let output = try scenario.gitmirror("sync")
+
+        // Then the secondary has them, main moved by fast-forward, and history says so
+        #expect(output.status == 0, "\(output)")
+        #expect(try backup.refs() == scenario.primary.refs())
+        let history = try scenario.store().refHistory(repository: "app", remote: "backup")
+        #expect(history.contains { $0.ref == "refs/heads/main" && $0.action == "fast_forward" && $0.outcome == "applied" })
+        #expect(history.contains { $0.ref == "refs/heads/topic" && $0.action == "create" })
+        #expect(history.contains { $0.ref == "refs/tags/v2" && $0.action == "create" })
+    }
+
+    @Test func branchDeletedOnThePrimaryIsKeptWithoutPrune() throws {
+        let scenario = try Scenario("keep-deleted")
+        try scenario.primary.commit("first")
+        try scenario.primary.commit("old", on: "old")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+        #expect(try scenario.gitmirror("sync").status == 0)
+
+        // When the branch is deleted on the primary and prune is off
+        try scenario.primary.deleteRef("refs/heads/old")
+        let output = try scenario.gitmirror("sync")
+
+        // Then the secondary keeps it, the sync is in step, and the journal says kept
+        #expect(output.status == 0, "\(output)")
+        #expect(try backup.refs()["refs/heads/old"] != nil)
+        let rows = try scenario.store().refHistory(repository: "app", ref: "refs/heads/old")
+        #expect(rows.first?.action == "keep" && rows.first?.outcome == "kept")
+    }
+
+    @Test func branchDeletedOnThePrimaryIsDeletedWithPruneAndBackedUp() throws {
+        let scenario = try Scenario("prune")
+        try scenario.primary.commit("first")
+        let oldTip = try scenario.primary.commit("old", on: "old")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))\n  prune: true")
+        #expect(try scenario.gitmirror("sync").status == 0)
+
+        try scenario.primary.deleteRef("refs/heads/old")
+        let output = try scenario.gitmirror("sync")
+
+        #expect(output.status == 0, "\(output)")
+        #expect(try backup.refs()["refs/heads/old"] == nil)
+        #expect(try backup.refs()["refs/heads/main"] != nil)
+        let row = try #require(try scenario.store().refHistory(repository: "app", ref: "refs/heads/old").first)
+        #expect(row.action == "delete" && row.outcome == "applied" && row.oldOid == oldTip)
+        let backupRef = try #require(row.backupRef)
+        #expect(try scenario.cache.refs()[backupRef] == oldTip)
+    }
+
+    @Test func deletionsBeyondMaxDeletesDeleteNothing() throws {
+        let scenario = try Scenario("max-deletes")
+        try scenario.primary.commit("first")
+        for name in ["a", "b", "c"] { try scenario.primary.commit(name, on: name) }
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))\n  prune: true\n  max_deletes: 2")
+        #expect(try scenario.gitmirror("sync").status == 0)
+
+        // When three branches go but only two deletions are allowed
+        for name in ["a", "b", "c"] { try scenario.primary.deleteRef("refs/heads/\(name)") }
+        let output = try scenario.gitmirror("sync")
+
+        // Then none is deleted and the remote fails loudly
+        #expect(output.status == 1, "\(output)")
+        #expect(output.stdout.contains("max_deletes"))
+        let refs = try backup.refs()
+        #expect(["a", "b", "c"].allSatisfy { refs["refs/heads/\($0)"] != nil })
+        let state = try #require(try scenario.state("backup"))
+        #expect(state.state == "failing" && state.lastErrorClass == "protected")
+    }
+
+    @Test func emptyPrimaryStopsBeforeAnythingIsFetchedPrunedOrPushed() throws {
+        let scenario = try Scenario("primary-empty")
+        try scenario.primary.commit("first")
+        try scenario.primary.commit("other", on: "other")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))\n  prune: true")
+        #expect(try scenario.gitmirror("sync").status == 0)
+        let before = try backup.refs()
+        let cacheBefore = try scenario.cache.refs()
+
+        // When every ref disappears from the primary
+        for ref in try scenario.primary.refs().keys { try scenario.primary.deleteRef(ref) }
+        let output = try scenario.gitmirror("sync")
+
+        // Then the sync fails with primary_empty and nothing changed anywhere
+        #expect(output.status == 1, "\(output)")
+        #expect(output.stdout.contains("primary_empty"))
+        #expect(try backup.refs() == before)
+        #expect(try scenario.cache.refs() == cacheBefore)
+        let primary = try #require(try scenario.state("primary"))
+        #expect(primary.state == "failing" && primary.lastErrorClass == "primary_empty")
+    }
+
+    @Test func divergedRefIsKeptAndReportedWhileOtherRefsArePushed() throws {
+        let scenario = try Scenario("diverged")
+        try scenario.primary.commit("first")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+        #expect(try scenario.gitmirror("sync").status == 0)
+
+        // Given someone committed on the secondary, and the primary moved on too
+        let theirs = try backup.commit("work only on the secondary")
+        try scenario.primary.commit("second")
+        let topic = try scenario.primary.commit("topic", on: "topic")
+        let output = try scenario.gitmirror("sync")
+
+        // Then their commit is kept, reported as diverged, and the new branch still arrives
+        #expect(output.status == 1, "\(output)")
+        #expect(try backup.refs()["refs/heads/main"] == theirs)
+        #expect(try backup.refs()["refs/heads/topic"] == topic)
+        let state = try #require(try scenario.state("backup"))
+        #expect(state.state == "diverged" && state.lastErrorClass == "diverged")
+        #expect(state.lastError?.contains("refs/heads/main") == true)
+    }
+
+    @Test func forcedDivergedRefIsOverwrittenAfterItsOldTipIsBackedUp() throws {
+        let scenario = try Scenario("force")
+        try scenario.primary.commit("first")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))\n  force: true")
+        #expect(try scenario.gitmirror("sync").status == 0)
+        let theirs = try backup.commit("work only on the secondary")
+        let ours = try scenario.primary.commit("second")
+
+        let output = try scenario.gitmirror("sync")
+
+        #expect(output.status == 0, "\(output)")
+        #expect(try backup.refs()["refs/heads/main"] == ours)
+        // The overwritten tip lives on in the cache, under a backup ref the journal names
+        let row = try #require(try scenario.store().refHistory(repository: "app", ref: "refs/heads/main").first)
+        #expect(row.action == "force" && row.outcome == "applied" && row.oldOid == theirs && row.newOid == ours)
+        let backupRef = try #require(row.backupRef)
+        #expect(backupRef.hasPrefix("refs/gitmirror/backup/backup/refs/heads/main@"))
+        #expect(try scenario.cache.refs()[backupRef] == theirs)
+        let history = try scenario.gitmirror("history", "app", "--ref", "refs/heads/main")
+        #expect(history.status == 0 && history.stdout.contains(backupRef), "\(history)")
+    }
+
+    @Test func movedTagIsDivergedUnlessForced() throws {
+        let scenario = try Scenario("moved-tag")
+        try scenario.primary.commit("first")
+        try scenario.primary.tag("v1")
+        let strict = try scenario.secondary("strict")
+        let forced = try scenario.secondary("forced")
+        try scenario.configure(secondaries: """
+            - name: strict
+              url: \(scenario.url(strict))
+            - name: forced
+              url: \(scenario.url(forced))
+              force: true
+            """)
+        #expect(try scenario.gitmirror("sync").status == 0)
+        let original = try strict.refs()["refs/tags/v1"]
+
+        // When the tag is moved on the primary (to a commit that descends from it)
+        try scenario.primary.commit("second")
+        let moved = try scenario.primary.tag("v1")
+        let output = try scenario.gitmirror("sync")
+
+        // Then the strict secondary keeps the old tag and reports it; the forced one follows
+        #expect(output.status == 1, "\(output)")
+        #expect(try strict.refs()["refs/tags/v1"] == original)
+        #expect(try forced.refs()["refs/tags/v1"] == moved)
+        #expect(try scenario.state("strict")?.lastErrorClass == "diverged")
+        #expect(try scenario.state("forced")?.state == "ok")
+    }
+
+    @Test func refRejectedByAHookFailsThatRemoteButTheOtherRefsLand() throws {
+        let scenario = try Scenario("hook")
+        try scenario.primary.commit("first")
+        let blocked = try scenario.primary.commit("blocked", on: "blocked")
+        let backup = try scenario.secondary("backup")
+        try backup.installHook("update", """
+            #!/bin/sh
+            if [ "$1" = "refs/heads/blocked" ]; then echo "policy: blocked is frozen" >&2; exit 1; fi
+            exit 0
+            """)
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+
+        let output = try scenario.gitmirror("sync")
+
+        #expect(output.status == 1, "\(output)")
+        #expect(try backup.refs()["refs/heads/main"] != nil)
+        #expect(try backup.refs()["refs/heads/blocked"] == nil)
+        let row = try #require(try scenario.store().refHistory(repository: "app", ref: "refs/heads/blocked").first)
+        #expect(row.outcome == "rejected" && row.newOid == blocked)
+        #expect(row.message?.contains("blocked is frozen") == true, "\(row.message ?? "")")
+        #expect(try scenario.state("backup")?.lastErrorClass == "rejected")
+    }
+
+    @Test func syncWithNothingToDoFetchesNothingAndPushesNothing() throws {
+        let scenario = try Scenario("no-op")
+        try scenario.primary.commit("first")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+        #expect(try scenario.gitmirror("sync").status == 0)
+        let logBefore = scenario.daemon.logText
+
+        let output = try scenario.gitmirror("sync")
+
+        #expect(output.status == 0, "\(output)")
+        #expect(output.stdout.contains("up to date"))
+        let newLog = String(scenario.daemon.logText.dropFirst(logBefore.count))
+        #expect(!newLog.contains("receive-pack"), "\(newLog)")
+        // One listing of the primary and one of the secondary: no fetch.
+        let uploads = newLog.split(separator: "\n").filter { $0.contains("Request upload-pack") }
+        #expect(uploads.count == 2, "\(newLog)")
+    }
+
+    @Test func twoConcurrentSyncsTakeTurnsOnTheLock() throws {
+        let scenario = try Scenario("concurrent")
+        for index in 0..<20 { try scenario.primary.commit("commit \(index)", on: "branch-\(index % 5)") }
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+
+        // When two syncs start at once
+        let results = ResultBox()
+        let group = DispatchGroup()
+        for _ in 0..<2 {
+            group.enter()
+            Thread.detachNewThread {
+                results.append(try? scenario.gitmirror("sync"))
+                group.leave()
+            }
+        }
+        group.wait()
+
+        // Then both succeed, the secondary is right, and no lease is left behind
+        #expect(results.values.count == 2)
+        for output in results.values { #expect(output?.status == 0, "\(String(describing: output))") }
+        #expect(try backup.refs() == scenario.primary.refs())
+        #expect(try scenario.store().lease(repository: "app") == nil)
+        #expect(try scenario.store().runs(repository: "app").count == 2)
+    }
+}
+
+final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [Shell.Output?] = []
+    func append(_ value: Shell.Output?) { lock.lock(); storage.append(value); lock.unlock() }
+    var values: [Shell.Output?] { lock.lock(); defer { lock.unlock() }; return storage }
+}
