@@ -132,6 +132,11 @@ public final class StateStore: Sendable {
     public func takeLease(repository: String) throws -> Lease? {
         try pool.write { db in
             let previous = try Lease.fetchOne(db, key: repository)
+            if let previous {
+                // Its holder died mid-run: say so in the journal rather than leave it "running".
+                try db.execute(sql: "UPDATE run SET result = 'interrupted', finishedAt = ?, summary = 'the process stopped before the run finished' WHERE repository = ? AND pid = ? AND result = 'running'",
+                               arguments: [Date(), repository, previous.pid])
+            }
             let now = Date()
             try Lease(repository: repository, pid: getpid(), host: ProcessInfo.processInfo.hostName, acquiredAt: now, heartbeatAt: now).save(db)
             return previous

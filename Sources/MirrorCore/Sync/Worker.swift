@@ -6,6 +6,7 @@ import Git
 /// Reads one `WorkerRequest` from stdin, writes `WorkerEvent` lines to stdout.
 public enum Worker {
     public static func main() -> Int32 {
+        watchParent()
         let input = FileHandle.standardInput.readDataToEndOfFile()
         let request: WorkerRequest
         do {
@@ -21,6 +22,16 @@ public enum Worker {
         case .failure(let failure):
             emit(WorkerEvent(failure: failure))
             return 1
+        }
+    }
+
+    /// A worker whose supervisor died (even by SIGKILL) must not hang on alone:
+    /// it exits as soon as it is re-parented.
+    static func watchParent() {
+        let parent = getppid()
+        Thread.detachNewThread {
+            while getppid() == parent { usleep(250_000) }
+            _exit(3)
         }
     }
 

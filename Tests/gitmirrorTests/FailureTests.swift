@@ -1,0 +1,217 @@
+import Foundation
+import MirrorCore
+import Testing
+import TestSupport
+
+/// Servers that are down, silent, or refuse us: each failure gets its class, and the others carry on.
+@Suite struct FailureTests {
+    @Test func oneSecondaryDownDoesNotStopTheOthers() throws {
+        let scenario = try Scenario("down")
+        try scenario.primary.commit("first")
+        let good = try scenario.secondary("good")
+        let closedPort = try Network.freePort()
+        try scenario.configure(secondaries: """
+            - name: down
+              url: git://127.0.0.1:\(closedPort)/nothing.git
+            - name: good
+              url: \(scenario.url(good))
+            """)
+
+        let output = try scenario.gitmirror("sync")
+
+        #expect(output.status == 1, "\(output)")
+        #expect(try good.refs() == scenario.primary.refs())
+        #expect(try scenario.state("down")?.lastErrorClass == "network")
+        #expect(try scenario.state("down")?.state == "failing")
+        #expect(try scenario.state("good")?.state == "ok")
+    }
+
+    @Test func silentServerTimesOutWithinTheStallLimitAndLeaksNoSecret() throws {
+        // Given a server that accepts connections and never answers, reached with a token
+        let scenario = try Scenario("silent")
+        try scenario.primary.commit("first")
+        let good = try scenario.secondary("good")
+        let silent = try SilentServer(sandbox: scenario.sandbox)
+        let canary = "canary-token-silent-5512"
+        try scenario.configure(secondaries: """
+            - name: silent
+              url: https://127.0.0.1:\(silent.port)/repo.git
+              credentials: token
+              stall_timeout: 2s
+            - name: good
+              url: \(scenario.url(good))
+            """, credentials: "token:\n  token_env: GITMIRROR_TEST_CANARY")
+
+        // When gitmirror syncs, and while its worker hangs we read every process's argv and environment
+        let started = Date()
+        let box = ResultBox()
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            box.append(try? scenario.gitmirror("sync", environment: ["GITMIRROR_TEST_CANARY": canary]))
+            done.signal()
+        }
+        var sawWorker = false
+        var leaks: [String] = []
+        while done.wait(timeout: .now() + 0.2) == .timedOut {
+            for (pid, argv, environment) in ProcessTable.gitmirrorProcesses() {
+                if argv.contains("__worker") { sawWorker = true }
+                if argv.contains(canary) { leaks.append("argv of \(pid)") }
+                if environment.contains(canary) && argv.contains("__worker") { leaks.append("environment of worker \(pid)") }
+            }
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        let output = try #require(box.values.first ?? nil)
+
+        // Then the silent secondary fails with timeout within stall_timeout plus a few seconds
+        #expect(output.status == 1, "\(output)")
+        #expect(elapsed < 15, "took \(elapsed)s")
+        #expect(try scenario.state("silent")?.lastErrorClass == "timeout")
+        #expect(try good.refs() == scenario.primary.refs())
+        // And the token was in no worker's argv or environment, nor in the output
+        #expect(sawWorker)
+        #expect(leaks.isEmpty, "\(leaks)")
+        #expect(!output.combined.contains(canary))
+    }
+
+    @Test func wrongPasswordCostsOneAttempt() throws {
+        let scenario = try Scenario("wrong-password")
+        try scenario.primary.commit("first")
+        let target = try scenario.secondary("target")
+        let https = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: "the-right-one")
+        let wrong = "canary-wrong-password-9931"
+        let secretFile = try scenario.sandbox.write("secrets/password", wrong)
+        try scenario.configure(secondaries: """
+            - name: web
+              url: \(https.url("target.git"))
+              credentials: web
+            """, credentials: "web:\n  username: mirror\n  password_file: \(secretFile.path)\n  ca_file: \(https.authority.certificate.path)")
+
+        let output = try scenario.gitmirror("sync")
+
+        #expect(output.status == 1, "\(output)")
+        #expect(try scenario.state("web")?.lastErrorClass == "auth")
+        #expect(try target.refs().isEmpty)
+        // One anonymous request and one with the (wrong) password: not fifteen.
+        #expect(https.requests(status: 401) == 2, "\(https.accessLogText)")
+        #expect(!output.combined.contains(wrong))
+        #expect(try scenario.state("web")?.lastError?.contains(wrong) == false)
+    }
+
+    @Test func invalidCertificateIsRefused() throws {
+        // Given an HTTPS server whose CA the configuration does not trust
+        let scenario = try Scenario("bad-cert")
+        try scenario.primary.commit("first")
+        let target = try scenario.secondary("target")
+        let https = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: "pw-cert-test")
+        let secretFile = try scenario.sandbox.write("secrets/password", "pw-cert-test")
+        try scenario.configure(secondaries: """
+            - name: web
+              url: \(https.url("target.git"))
+              credentials: web
+            """, credentials: "web:\n  username: mirror\n  password_file: \(secretFile.path)")
+
+        let output = try scenario.gitmirror("sync")
+
+        // Then the connection is refused before any credential is sent
+        #expect(output.status == 1, "\(output)")
+        #expect(try scenario.state("web")?.lastErrorClass == "tls")
+        #expect(try target.refs().isEmpty)
+        #expect(!https.accessLogText.contains("mirror"), "\(https.accessLogText)")
+    }
+
+    @Test func unknownSSHHostKeyIsRefusedWithItsFingerprint() throws {
+        let scenario = try Scenario("unknown-host")
+        try scenario.primary.commit("first")
+        let target = try scenario.secondary("target")
+        let ssh = try SSHServer(sandbox: scenario.sandbox)
+        let emptyKnownHosts = try scenario.sandbox.write("keys/known_hosts", "# nothing trusted yet\n")
+        try scenario.configure(secondaries: """
+            - name: ssh
+              url: \(ssh.url(target.url))
+              credentials: key
+            """, credentials: "key:\n  ssh_key: \(ssh.userKey.path)\n  known_hosts: \(emptyKnownHosts.path)")
+
+        let output = try scenario.gitmirror("sync")
+
+        #expect(output.status == 1, "\(output)")
+        let state = try #require(try scenario.state("ssh"))
+        #expect(state.lastErrorClass == "host_key")
+        #expect(state.lastError?.contains(ssh.hostKeyFingerprint) == true, "\(state.lastError ?? "")")
+        #expect(state.lastError?.contains("[127.0.0.1]:\(ssh.port)") == true)
+        #expect(try target.refs().isEmpty)
+    }
+
+    @Test func changedSSHHostKeyIsRefused() throws {
+        let scenario = try Scenario("changed-host")
+        try scenario.primary.commit("first")
+        let target = try scenario.secondary("target")
+        let ssh = try SSHServer(sandbox: scenario.sandbox)
+        // known_hosts names this host, but with another key
+        let otherKey = scenario.sandbox.path("keys/other")
+        try FileManager.default.createDirectory(at: otherKey.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Shell.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", otherKey.path])
+        let other = try String(contentsOf: otherKey.appendingPathExtension("pub"), encoding: .utf8).split(separator: " ")
+        let knownHosts = try scenario.sandbox.write("keys/known_hosts", "[127.0.0.1]:\(ssh.port) \(other[0]) \(other[1])\n")
+        try scenario.configure(secondaries: """
+            - name: ssh
+              url: \(ssh.url(target.url))
+              credentials: key
+            """, credentials: "key:\n  ssh_key: \(ssh.userKey.path)\n  known_hosts: \(knownHosts.path)")
+
+        let output = try scenario.gitmirror("sync")
+
+        #expect(output.status == 1, "\(output)")
+        let state = try #require(try scenario.state("ssh"))
+        #expect(state.lastErrorClass == "host_key")
+        #expect(state.lastError?.contains("does not match") == true)
+        #expect(state.lastError?.contains(ssh.hostKeyFingerprint) == true)
+    }
+
+    @Test func scpLikeURLReachesAnSSHServer() throws {
+        // scp-like URLs carry no port: the server listens on port 22 of a loopback address of its own
+        let scenario = try Scenario("scp-like")
+        try scenario.primary.commit("first")
+        let target = try scenario.secondary("target")
+        let host = "127.0.\(Int.random(in: 1...250)).\(Int.random(in: 2...250))"
+        let ssh = try SSHServer(sandbox: scenario.sandbox, host: host, port: 22)
+        try scenario.configure(secondaries: """
+            - name: ssh
+              url: \(ssh.scpURL(target.url))
+              credentials: key
+            """, credentials: "key:\n  ssh_key: \(ssh.userKey.path)\n  known_hosts: \(ssh.knownHosts.path)")
+
+        let output = try scenario.gitmirror("sync")
+
+        #expect(output.status == 0, "\(output)")
+        #expect(try target.refs() == scenario.primary.refs())
+    }
+
+    @Test func lockLeftByAKilledSyncIsTakenOver() throws {
+        // Given a sync hanging on a silent server, killed with SIGKILL while it holds the lock
+        let scenario = try Scenario("killed")
+        try scenario.primary.commit("first")
+        let good = try scenario.secondary("good")
+        let silent = try SilentServer(sandbox: scenario.sandbox)
+        try scenario.configure(secondaries: "- name: silent\n  url: git://127.0.0.1:\(silent.port)/repo.git\n  stall_timeout: 5m")
+        let log = scenario.sandbox.path("killed-sync.log")
+        let hung = try Shell.start([Gitmirror.executable.path, "sync", "--config", scenario.config.path], log: log)
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, ProcessTable.gitmirrorProcesses().filter({ $0.argv.contains("__worker") }).isEmpty { usleep(100_000) }
+        #expect(try scenario.store().lease(repository: "app")?.pid == hung.pid)
+        hung.signal(SIGKILL)
+        hung.wait()
+
+        // When the next sync runs (the silent secondary replaced by a working one)
+        try scenario.configure(secondaries: "- name: good\n  url: \(scenario.url(good))")
+        let output = try scenario.gitmirror("sync", "--lock-wait", "5s")
+
+        // Then it takes the lock over, the killed run is marked interrupted, and its worker is gone
+        #expect(output.status == 0, "\(output)")
+        #expect(try good.refs() == scenario.primary.refs())
+        let runs = try scenario.store().runs(repository: "app")
+        #expect(runs.contains { $0.pid == hung.pid && $0.result == "interrupted" })
+        #expect(try scenario.store().lease(repository: "app") == nil)
+        usleep(600_000)
+        #expect(ProcessTable.gitmirrorProcesses().allSatisfy { !$0.argv.contains(scenario.config.path) || !$0.argv.contains("__worker") })
+    }
+}
