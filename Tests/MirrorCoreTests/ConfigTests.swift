@@ -1,0 +1,213 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import MirrorCore
+
+/// Every configuration mistake is reported with its line and column, all at once.
+@Suite struct ConfigTests {
+    let sandbox: Sandbox
+    let file: URL
+
+    init() throws {
+        sandbox = try Sandbox("config")
+        file = sandbox.path("mirrors.yaml")
+        _ = try sandbox.write("secrets/token", "not-a-real-token")
+    }
+
+    func problems(_ yaml: String, environment: [String: String] = [:]) throws -> [ConfigProblem] {
+        do {
+            _ = try ConfigLoader().parse(yaml, file: file, environment: environment)
+            Issue.record("expected the configuration to be rejected")
+            return []
+        } catch {
+            return error.problems
+        }
+    }
+
+    func only(_ yaml: String) throws -> ConfigProblem {
+        let found = try problems(yaml)
+        #expect(found.count == 1, "\(found)")
+        return try #require(found.first)
+    }
+
+    @Test func validConfigurationLoadsWithInheritedDefaults() throws {
+        let config = try ConfigLoader().parse("""
+            state_dir: state
+            defaults:
+              prune: true
+              timeout: 10m
+            credentials:
+              web:
+                token_file: secrets/token
+            repositories:
+              - name: app
+                primary: https://git.example.com/acme/app.git
+                secondaries:
+                  - name: backup
+                    url: git@backup.example.com:srv/app.git
+                  - name: public
+                    url: https://forge.example.org/acme/app.git
+                    credentials: web
+                    force: true
+                    refs: ["refs/heads/main"]
+            """, file: file)
+        let app = try #require(config.mirror(named: "app"))
+        #expect(config.stateDirectory.path == sandbox.path("state").path)
+        #expect(app.secondaries[0].policy.prune && !app.secondaries[0].policy.force && app.secondaries[0].policy.timeout == 600)
+        #expect(app.secondaries[0].url.scheme == .ssh && app.secondaries[0].url.host == "backup.example.com")
+        #expect(app.secondaries[1].policy.force && app.secondaries[1].policy.refs == ["refs/heads/main"])
+        #expect(config.credentials["web"]?.secret == .file(sandbox.path("secrets/token").standardizedFileURL))
+    }
+
+    @Test func passwordInURLIsRejectedAtItsLineAndColumn() throws {
+        let problem = try only("""
+            repositories:
+              - name: app
+                primary: https://user:hunter2@git.example.com/app.git
+                secondaries:
+                  - name: backup
+                    url: /srv/backup.git
+            """)
+        #expect(problem.location.line == 3 && problem.location.column == 14)
+        #expect(problem.message.contains("password"))
+        #expect(!problem.message.contains("hunter2"))
+    }
+
+    @Test func unknownKeyIsRejectedWithASuggestion() throws {
+        let problem = try only("""
+            repositories:
+              - name: app
+                primary: /srv/app.git
+                secondaries:
+                  - name: backup
+                    url: /srv/backup.git
+                    froce: true
+            """)
+        #expect(problem.location.line == 7 && problem.location.column == 9)
+        #expect(problem.message.contains("unknown key 'froce'") && problem.message.contains("did you mean 'force'"))
+    }
+
+    @Test func wrongTypeIsRejected() throws {
+        let problem = try only("""
+            defaults:
+              max_deletes: many
+            repositories:
+              - name: app
+                primary: /srv/app.git
+                secondaries: [{name: backup, url: /srv/backup.git}]
+            """)
+        #expect(problem.location.line == 2 && problem.location.column == 16)
+        #expect(problem.message.contains("max_deletes must be a whole number"))
+    }
+
+    @Test func duplicateRepositoryNameIsRejected() throws {
+        let problem = try only("""
+            repositories:
+              - name: app
+                primary: /srv/app.git
+                secondaries: [{name: backup, url: /srv/backup.git}]
+              - name: app
+                primary: /srv/other.git
+                secondaries: [{name: backup, url: /srv/other-backup.git}]
+            """)
+        #expect(problem.location.line == 5)
+        #expect(problem.message.contains("duplicate repository name 'app'"))
+    }
+
+    @Test func duplicateSecondaryNameIsRejected() throws {
+        let problem = try only("""
+            repositories:
+              - name: app
+                primary: /srv/app.git
+                secondaries:
+                  - name: backup
+                    url: /srv/one.git
+                  - name: backup
+                    url: /srv/two.git
+            """)
+        #expect(problem.location.line == 7 && problem.location.column == 9)
+        #expect(problem.message.contains("duplicate secondary name 'backup'"))
+    }
+
+    @Test func secondaryEqualToItsPrimaryIsRejected() throws {
+        let problem = try only("""
+            repositories:
+              - name: app
+                primary: https://git.example.com/acme/app.git
+                secondaries:
+                  - name: loop
+                    url: ssh://git@git.example.com/acme/app
+            """)
+        #expect(problem.location.line == 5)
+        #expect(problem.message.contains("is the primary itself"))
+    }
+
+    @Test func unsafeNameIsRejected() throws {
+        let problem = try only("""
+            repositories:
+              - name: ../../etc
+                primary: /srv/app.git
+                secondaries: [{name: backup, url: /srv/backup.git}]
+            """)
+        #expect(problem.location.line == 2 && problem.location.column == 11)
+        #expect(problem.message.contains("not a safe name"))
+    }
+
+    @Test func missingCredentialReferenceIsRejected() throws {
+        let problem = try only("""
+            credentials:
+              web: {token_env: FORGE_TOKEN}
+            repositories:
+              - name: app
+                primary: /srv/app.git
+                secondaries:
+                  - name: public
+                    url: https://forge.example.org/app.git
+                    credentials: forge
+            """)
+        #expect(problem.location.line == 9 && problem.location.column == 22)
+        #expect(problem.message.contains("credential 'forge' is not defined") && problem.message.contains("web"))
+    }
+
+    @Test func worldReadableSecretFileIsRejected() throws {
+        _ = try sandbox.write("secrets/open", "token", mode: 0o644)
+        let problem = try only("""
+            credentials:
+              web: {token_file: secrets/open}
+            repositories:
+              - name: app
+                primary: /srv/app.git
+                secondaries: [{name: backup, url: /srv/backup.git}]
+            """)
+        #expect(problem.location.line == 2)
+        #expect(problem.message.contains("readable by every user"))
+    }
+
+    @Test func everyProblemIsReportedAtOnce() throws {
+        let found = try problems("""
+            state_dir: state
+            colour: blue
+            repositories:
+              - name: app
+                primary: http://git.example.com/app.git
+                secondaries:
+                  - name: pulls
+                    url: /srv/pulls.git
+                    refs: ["refs/pull/*"]
+                  - name: bad name
+                    url: /srv/x.git
+                  - name: fine
+                    url: /srv/fine.git
+                    force: sometimes
+            """)
+        let lines = found.map(\.location.line)
+        #expect(lines == [2, 5, 9, 10, 14], "\(found)")
+        #expect(found.allSatisfy { $0.description.hasPrefix("\(file.path):") && $0.description.contains(": error: ") })
+    }
+
+    @Test func invalidYAMLPointsAtTheSyntaxError() throws {
+        let problem = try only("repositories:\n  - name: app\n    primary: [unclosed\n")
+        #expect(problem.location.line >= 3)
+        #expect(problem.message.contains("invalid YAML"))
+    }
+}
