@@ -1,0 +1,153 @@
+import Foundation
+import MirrorCore
+import Testing
+import TestSupport
+
+/// The commands as a person meets them: exit codes, output shapes, help.
+@Suite struct CommandLineTests {
+    @Test func validateReportsEveryProblemAndExitsTwo() throws {
+        let sandbox = try Sandbox("validate")
+        let config = try sandbox.write("mirrors.yaml", """
+            repositories:
+              - name: app
+                primary: https://bot:hunter2@git.example.com/app.git
+                secondaries:
+                  - name: backup
+                    url: /srv/backup.git
+                    credentials: missing
+            """)
+
+        let output = try Gitmirror.run(["validate"], config: config)
+
+        #expect(output.status == 2, "\(output)")
+        #expect(output.stderr.contains("\(config.path):3:14: error: the URL carries a password"))
+        #expect(output.stderr.contains("\(config.path):7:22: error: credential 'missing' is not defined"))
+        #expect(!output.combined.contains("hunter2"))
+        // And sync refuses to run at all
+        #expect(try Gitmirror.run(["sync"], config: config).status == 2)
+    }
+
+    @Test func statusJSONListsEveryRemoteEvenBeforeTheFirstSync() throws {
+        let scenario = try Scenario("status")
+        try scenario.primary.commit("first")
+        let backup = try scenario.secondary("backup")
+        let missing = try Network.freePort()
+        try scenario.configure(secondaries: """
+            - name: backup
+              url: \(scenario.url(backup))
+            - name: gone
+              url: git://127.0.0.1:\(missing)/gone.git
+            """)
+
+        let before = try scenario.gitmirror("status", "--json")
+        #expect(before.status == 0, "\(before)")
+        let rowsBefore = try JSONSerialization.jsonObject(with: Data(before.stdout.utf8)) as? [[String: Any]]
+        #expect(rowsBefore?.map { $0["state"] as? String } == ["never_synced", "never_synced", "never_synced"])
+
+        _ = try scenario.gitmirror("sync")
+        let after = try scenario.gitmirror("status", "--json")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(after.stdout.utf8)) as? [[String: Any]])
+        let byRemote = Dictionary(uniqueKeysWithValues: rows.map { ($0["remote"] as? String ?? "", $0) })
+        #expect(byRemote["primary"]?["role"] as? String == "primary")
+        #expect(byRemote["backup"]?["state"] as? String == "ok")
+        #expect(byRemote["backup"]?["last_success"] is String)
+        #expect(byRemote["gone"]?["state"] as? String == "failing")
+        #expect(byRemote["gone"]?["last_error_class"] as? String == "network")
+        for key in ["repository", "remote", "role", "state", "last_attempt", "last_success", "last_error_class", "last_error"] {
+            #expect(rows.allSatisfy { $0.keys.contains(key) }, "missing \(key)")
+        }
+    }
+
+    @Test func planPrintsEveryRefAndPushesNothing() throws {
+        let scenario = try Scenario("plan")
+        try scenario.primary.commit("first")
+        try scenario.primary.tag("v1")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+
+        let output = try scenario.gitmirror("plan")
+
+        #expect(output.status == 0, "\(output)")
+        #expect(output.stdout.contains("create") && output.stdout.contains("refs/heads/main") && output.stdout.contains("refs/tags/v1"))
+        #expect(try backup.refs().isEmpty)
+        #expect(!scenario.daemon.logText.contains("receive-pack"))
+        // The cache holds the primary's refs: the next sync only pushes
+        #expect(try scenario.cache.refs()["refs/heads/main"] != nil)
+    }
+
+    @Test func syncJSONReportsPerRemoteResults() throws {
+        let scenario = try Scenario("sync-json")
+        try scenario.primary.commit("first")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+
+        let output = try scenario.gitmirror("sync", "--json")
+
+        #expect(output.status == 0, "\(output)")
+        let reports = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        let secondaries = try #require(reports.first?["secondaries"] as? [[String: Any]])
+        #expect(secondaries.first?["result"] as? String == "ok")
+        #expect((secondaries.first?["refs"] as? [[String: Any]])?.first?["action"] as? String == "create")
+    }
+
+    @Test func helpReadsWell() throws {
+        let sandbox = try Sandbox("help")
+        let root = try Shell.run([Gitmirror.executable.path, "--help"], check: false)
+        #expect(root.status == 0)
+        for command in ["validate", "plan", "sync", "status", "history"] {
+            #expect(root.stdout.contains(command), "\(command) missing from --help")
+            let help = try Shell.run([Gitmirror.executable.path, command, "--help"], check: false)
+            #expect(help.status == 0 && help.stdout.contains("--config"), "\(help)")
+        }
+        #expect(!root.stdout.contains("__worker"))
+        _ = sandbox
+    }
+
+    @Test func unknownRepositoryNameIsAClearError() throws {
+        let scenario = try Scenario("unknown-repo")
+        try scenario.primary.commit("first")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+
+        let output = try scenario.gitmirror("sync", "nope")
+
+        #expect(output.status == 2)
+        #expect(output.stderr.contains("no repository named 'nope'") && output.stderr.contains("known: app"))
+    }
+
+    @Test func noSecretReachesAnyFileUnderTheStateDirectory() throws {
+        // Given an HTTPS secondary reached with a canary password from the environment
+        let scenario = try Scenario("canary-files")
+        try scenario.primary.commit("first")
+        let target = try scenario.secondary("target")
+        let canary = "canary-state-dir-secret-4417"
+        let https = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: canary)
+        try scenario.configure(secondaries: """
+            - name: web
+              url: \(https.url("target.git"))
+              credentials: web
+              force: true
+            """, credentials: "web:\n  username: mirror\n  password_env: GITMIRROR_CANARY\n  ca_file: \(https.authority.certificate.path)")
+
+        // When it syncs, diverges, and syncs again with a backup fetch
+        let first = try scenario.gitmirror("sync", environment: ["GITMIRROR_CANARY": canary])
+        try target.commit("secondary only")
+        try scenario.primary.commit("second")
+        let second = try scenario.gitmirror("sync", environment: ["GITMIRROR_CANARY": canary])
+        let status = try scenario.gitmirror("status")
+        let history = try scenario.gitmirror("history", "app")
+
+        // Then the canary is in no output and in no file under state_dir
+        #expect(first.status == 0 && second.status == 0, "\(first)\n\(second)")
+        for output in [first, second, status, history] { #expect(!output.combined.contains(canary)) }
+        let state = scenario.sandbox.path("state")
+        let enumerator = try #require(FileManager.default.enumerator(at: state, includingPropertiesForKeys: nil))
+        var checked = 0
+        for case let file as URL in enumerator {
+            guard let data = FileManager.default.contents(atPath: file.path) else { continue }
+            checked += 1
+            #expect(data.range(of: Data(canary.utf8)) == nil, "\(file.path)")
+        }
+        #expect(checked > 5)
+    }
+}
