@@ -10,6 +10,8 @@ public enum Libgit2 {
             _ = gitmirror_opts_set_search_path(level.rawValue, "")
         }
         _ = gitmirror_opts_set_user_agent("gitmirror")
+        // The cache holds the only copy of every backup ref: make its writes durable.
+        _ = gitmirror_opts_enable_fsync(1)
     }()
 
     public static func initialize() { _ = once }

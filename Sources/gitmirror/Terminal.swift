@@ -13,9 +13,9 @@ enum Terminal {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    /// A transient progress line, shown only on a terminal.
+    /// A transient progress line, shown only when a person is watching (stdout and stderr are terminals).
     static func progress(_ text: String) {
-        guard stderrIsTerminal else { return }
+        guard stderrIsTerminal && stdoutIsTerminal else { return }
         lock.lock()
         defer { lock.unlock() }
         let width = 100
@@ -24,7 +24,7 @@ enum Terminal {
     }
 
     static func clearProgress() {
-        guard stderrIsTerminal else { return }
+        guard stderrIsTerminal && stdoutIsTerminal else { return }
         lock.lock()
         defer { lock.unlock() }
         FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))

@@ -1,4 +1,5 @@
 import Foundation
+import MirrorCore
 
 /// `git daemon --enable=receive-pack` serving every repository under `root` over git://.
 public final class GitDaemon: Server, @unchecked Sendable {

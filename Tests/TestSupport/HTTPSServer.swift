@@ -1,4 +1,5 @@
 import Foundation
+import MirrorCore
 
 /// A certificate authority the tests make, and server certificates it signs.
 public struct CertificateAuthority: Sendable {

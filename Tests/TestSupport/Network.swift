@@ -1,4 +1,5 @@
 import Foundation
+import MirrorCore
 
 public enum Network {
     /// A TCP port nobody listens on right now.

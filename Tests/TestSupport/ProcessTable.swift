@@ -2,16 +2,20 @@ import Foundation
 
 /// Reads /proc to see what a running gitmirror exposes: argv and environment.
 public enum ProcessTable {
-    public static func gitmirrorProcesses() -> [(pid: Int32, argv: String, environment: String)] {
+    public static func gitmirrorProcesses() -> [(pid: Int32, parent: Int32, argv: String, environment: String)] {
         let executable = Gitmirror.executable.path
-        var result: [(Int32, String, String)] = []
+        var result: [(Int32, Int32, String, String)] = []
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         for entry in entries {
             guard let pid = Int32(entry) else { continue }
             guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe"), exe == executable else { continue }
             let argv = (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")).map { String(decoding: $0.map { $0 == 0 ? 32 : $0 }, as: UTF8.self) } ?? ""
             let environment = (FileManager.default.contents(atPath: "/proc/\(pid)/environ")).map { String(decoding: $0.map { $0 == 0 ? 10 : $0 }, as: UTF8.self) } ?? ""
-            result.append((pid, argv, environment))
+            // /proc/PID/stat: "pid (comm) state ppid …"; comm may hold spaces, so read after the last ')'.
+            let stat = (FileManager.default.contents(atPath: "/proc/\(pid)/stat")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let afterName = stat.split(separator: ")").last.map(String.init) ?? ""
+            let parent = Int32(afterName.split(separator: " ").dropFirst().first ?? "") ?? 0
+            result.append((pid, parent, argv, environment))
         }
         return result
     }

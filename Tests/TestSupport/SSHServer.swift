@@ -1,4 +1,5 @@
 import Foundation
+import MirrorCore
 
 /// A real OpenSSH server on loopback with an ed25519 host key, accepting one
 /// ed25519 user key for the current user, serving repositories by absolute path.

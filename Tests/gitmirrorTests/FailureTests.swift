@@ -51,9 +51,11 @@ import TestSupport
             done.signal()
         }
         var sawWorker = false
+        var statusWhileSyncing: Shell.Output?
         var leaks: [String] = []
         while done.wait(timeout: .now() + 0.2) == .timedOut {
-            for (pid, argv, environment) in ProcessTable.gitmirrorProcesses() {
+            if sawWorker && statusWhileSyncing == nil { statusWhileSyncing = try scenario.gitmirror("status") }
+            for (pid, _, argv, environment) in ProcessTable.gitmirrorProcesses() {
                 if argv.contains("__worker") { sawWorker = true }
                 if argv.contains(canary) { leaks.append("argv of \(pid)") }
                 if environment.contains(canary) && argv.contains("__worker") { leaks.append("environment of worker \(pid)") }
@@ -70,6 +72,8 @@ import TestSupport
         // And the token was in no worker's argv or environment, nor in the output
         #expect(sawWorker)
         #expect(leaks.isEmpty, "\(leaks)")
+        // And status answered while the sync was running
+        #expect(statusWhileSyncing?.status == 0, "\(String(describing: statusWhileSyncing))")
         #expect(!output.combined.contains(canary))
     }
 
@@ -196,8 +200,11 @@ import TestSupport
         let log = scenario.sandbox.path("killed-sync.log")
         let hung = try Shell.start([Gitmirror.executable.path, "sync", "--config", scenario.config.path], log: log)
         let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, ProcessTable.gitmirrorProcesses().filter({ $0.argv.contains("__worker") }).isEmpty { usleep(100_000) }
+        while Date() < deadline, !ProcessTable.gitmirrorProcesses().contains(where: { $0.parent == hung.pid && $0.argv.contains("__worker") }) {
+            usleep(100_000)
+        }
         #expect(try scenario.store().lease(repository: "app")?.pid == hung.pid)
+        let worker = try #require(ProcessTable.gitmirrorProcesses().first { $0.parent == hung.pid }?.pid)
         hung.signal(SIGKILL)
         hung.wait()
 
@@ -211,7 +218,8 @@ import TestSupport
         let runs = try scenario.store().runs(repository: "app")
         #expect(runs.contains { $0.pid == hung.pid && $0.result == "interrupted" })
         #expect(try scenario.store().lease(repository: "app") == nil)
-        usleep(600_000)
-        #expect(ProcessTable.gitmirrorProcesses().allSatisfy { !$0.argv.contains(scenario.config.path) || !$0.argv.contains("__worker") })
+        // Its worker noticed and exited (it polls for its parent every quarter second)
+        usleep(800_000)
+        #expect(!ProcessTable.gitmirrorProcesses().contains { $0.pid == worker })
     }
 }

@@ -12,6 +12,16 @@ public final class StateStore: Sendable {
         if !readOnly {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         }
+        // Two processes opening a new database at once race on switching it to WAL
+        // (SQLITE_BUSY without a busy handler): opening and migrating take turns.
+        let opening = open(path + ".open-lock", readOnly ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if opening >= 0 { flock(opening, LOCK_EX) }
+        defer {
+            if opening >= 0 {
+                flock(opening, LOCK_UN)
+                close(opening)
+            }
+        }
         pool = try DatabasePool(path: path, configuration: configuration)
         if !readOnly {
             try Self.migrator.migrate(pool)

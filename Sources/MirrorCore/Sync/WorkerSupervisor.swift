@@ -30,34 +30,49 @@ public struct WorkerSupervisor: Sendable {
         return environment
     }
 
+    /// A worker that dies before reading its job must not kill the supervisor with SIGPIPE.
+    private static let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN) }()
+
     public func run(_ request: WorkerRequest, limits: Limits, progress: @escaping @Sendable (String) -> Void = { _ in }) -> Result<WorkerResult, SyncFailure> {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.environment = Self.workerEnvironment()
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        let state = WorkerOutput()
+        _ = Self.ignoreBrokenPipes
+        let job: Data
         do {
-            try process.run()
+            job = try JSONEncoder().encode(request)
+        } catch {
+            return .failure(SyncFailure(.internal, "cannot encode the worker's job: \(error)"))
+        }
+        let child: ChildProcess
+        let input: Int32, output: Int32, errors: Int32
+        do {
+            (child, input, output, errors) = try ChildProcess.withSpawnLock {
+                let stdin = try ChildProcess.makePipe(), stdout = try ChildProcess.makePipe(), stderr = try ChildProcess.makePipe()
+                defer {
+                    close(stdin.read)
+                    close(stdout.write)
+                    close(stderr.write)
+                }
+                let child = try ChildProcess([executable.path] + arguments, environment: Self.workerEnvironment(),
+                                             stdin: stdin.read, stdout: stdout.write, stderr: stderr.write)
+                return (child, stdin.write, stdout.read, stderr.read)
+            }
         } catch {
             return .failure(SyncFailure(.internal, "cannot start the worker \(executable.path): \(error)"))
         }
         let started = Date()
+        let state = WorkerOutput()
         state.touch()
-        let outputReader = Thread { state.readEvents(from: output.fileHandleForReading, progress: progress) }
-        let errorReader = Thread { state.readErrors(from: errors.fileHandleForReading) }
-        outputReader.start()
-        errorReader.start()
-        do {
-            let job = try JSONEncoder().encode(request)
-            try input.fileHandleForWriting.write(contentsOf: job)
-        } catch {
-            // The worker died before reading its job; its exit tells why.
+        Thread.detachNewThread { state.readEvents(from: output, progress: progress) }
+        Thread.detachNewThread { state.readErrors(from: errors) }
+        job.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(input, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { break }   // the worker died before reading its job; its exit tells why
+                offset += written
+            }
         }
-        try? input.fileHandleForWriting.close()
+        close(input)
 
         var killedFor: SyncFailure?
         while !state.finished(wait: 0.1) {
@@ -68,17 +83,17 @@ public struct WorkerSupervisor: Sendable {
                 killedFor = SyncFailure(.timeout, "the server sent nothing for \(formatDuration(limits.stall)) (stall_timeout); the connection was abandoned")
             }
             if killedFor != nil {
-                kill(process.processIdentifier, SIGKILL)
+                child.signal(SIGKILL)
                 break
             }
         }
-        process.waitUntilExit()
+        let status = child.wait()
         _ = state.finished(wait: 2)
         if let killedFor { return .failure(killedFor) }
         if let failure = state.failure { return .failure(failure) }
         if let result = state.result { return .success(result) }
         let stderr = state.errorText.trimmingCharacters(in: .whitespacesAndNewlines)
-        let how = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)" : "exited with status \(process.terminationStatus)"
+        let how = status > 128 ? "was killed by signal \(status - 128)" : "exited with status \(status)"
         return .failure(SyncFailure(.internal, "the worker \(how) without a result" + (stderr.isEmpty ? "" : ": \(stderr.suffix(500))")))
     }
 }
@@ -110,19 +125,17 @@ private final class WorkerOutput: @unchecked Sendable {
         return openStreams == 0
     }
 
-    private func close() {
+    private func streamClosed() {
         lock.lock()
         openStreams -= 1
         lock.broadcast()
         lock.unlock()
     }
 
-    func readEvents(from handle: FileHandle, progress: (String) -> Void) {
+    func readEvents(from descriptor: Int32, progress: (String) -> Void) {
         var buffer = Data()
         let decoder = JSONDecoder()
-        while true {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
+        _ = ChildProcess.readAll(descriptor) { chunk in
             touch()
             buffer.append(chunk)
             while let newline = buffer.firstIndex(of: 0x0A) {
@@ -136,17 +149,17 @@ private final class WorkerOutput: @unchecked Sendable {
                 lock.unlock()
             }
         }
-        close()
+        Glibc.close(descriptor)
+        streamClosed()
     }
 
-    func readErrors(from handle: FileHandle) {
-        while true {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
+    func readErrors(from descriptor: Int32) {
+        _ = ChildProcess.readAll(descriptor) { chunk in
             lock.lock()
             if errorBuffer.count < 64 * 1024 { errorBuffer.append(chunk) }
             lock.unlock()
         }
-        close()
+        Glibc.close(descriptor)
+        streamClosed()
     }
 }
