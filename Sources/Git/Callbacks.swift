@@ -23,7 +23,7 @@ private let credentialCallback: git_credential_acquire_cb = { out, url, username
         setError(GIT_ERROR_NET, "the server refused the configured credentials")
         return GIT_EUSER.rawValue
     }
-    guard let credential = hooks.credential else {
+    guard let credential = hooks.credentialProvider?() ?? hooks.credential else {
         hooks.failure = .noCredentials("the server asks for authentication but no credentials are configured for \(urlText)")
         setError(GIT_ERROR_NET, "authentication required but no credentials configured")
         return GIT_EUSER.rawValue

@@ -44,6 +44,9 @@ public enum CallbackFailure: Sendable, Equatable {
 
 public final class TransferHooks {
     public var credential: Credential?
+    /// When set, asked for the credential at the moment the server wants it
+    /// (for signatures that must be fresh, such as CodeCommit's SigV4).
+    public var credentialProvider: (() -> Credential?)?
     public var certificateCheck: (HostCertificate) -> CertificateVerdict = { _ in .passthrough }
     /// Called with a short line whenever bytes or objects move; the supervisor's stall clock.
     public var progress: (String) -> Void = { _ in }

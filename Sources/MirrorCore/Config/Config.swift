@@ -31,6 +31,8 @@ public struct RemoteSpec: Sendable {
     public var url: RemoteURL
     public var credentialName: String?
     public var policy: Policy
+    /// Create the repository when it is missing (CodeCommit secondaries only).
+    public var create = false
 }
 
 /// What a sync may do to one secondary.
@@ -67,4 +69,6 @@ public struct CredentialSpec: Sendable {
     /// A token or password (HTTPS basic auth).
     public var secret: SecretSource?
     public var caFile: URL?
+    /// AWS credentials from the SDKs' chain, a profile or a role: CodeCommit's SigV4 signing.
+    public var aws: AWSCredentialSpec?
 }

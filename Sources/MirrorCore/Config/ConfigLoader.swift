@@ -43,7 +43,7 @@ public struct ConfigLoader {
     }
 
     public func parse(_ text: String, file: URL, environment: [String: String] = [:]) throws(ConfigError) -> Config {
-        var walker = Walker(file: file)
+        var walker = Walker(file: file, environment: environment)
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -87,10 +87,14 @@ let privateRefNamespaces = ["refs/pull/", "refs/merge-requests/", "refs/for/", "
 
 private struct Walker {
     let file: URL
+    let environment: [String: String]
     var base: URL { file.deletingLastPathComponent() }
     var problems: [ConfigProblem] = []
 
-    init(file: URL) { self.file = file }
+    init(file: URL, environment: [String: String]) {
+        self.file = file
+        self.environment = environment
+    }
 
     func location(_ node: Node) -> SourceLocation {
         SourceLocation(file: file.path, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1)
@@ -252,10 +256,19 @@ private struct Walker {
         return patterns
     }
 
-    mutating func url(_ node: Node, allowInsecure: Bool) -> RemoteURL? {
+    mutating func url(_ node: Node, allowInsecure: Bool, endpoint: String? = nil) -> RemoteURL? {
         guard let text = string(node, "url") else { return nil }
         do {
-            let url = try RemoteURL.parse(text, relativeTo: base)
+            let chain = AWSCredentialChain(environment: environment)
+            let endpoint = endpoint ?? environment["CODE_COMMIT_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 }
+            var url = try RemoteURL.parse(text, relativeTo: base, defaultRegion: chain.region(profile: nil), codeCommitEndpoint: endpoint)
+            if let target = url.codeCommit {
+                if !CodeCommitTarget.isValidName(target.repository) {
+                    report(node, "'\(target.repository)' is not a valid CodeCommit repository name: 1-100 letters, digits, '.', '_' or '-', not ending in .git")
+                    return nil
+                }
+                if let endpoint, url.scheme == .https { url = RemoteURL.codeCommit(target, endpoint: endpoint) }
+            }
             if url.scheme == .http && !url.isLoopback && !allowInsecure {
                 report(node, "http:// sends credentials and code in clear text; use https://, or set allow_insecure: true on this remote")
                 return nil
@@ -344,7 +357,7 @@ private struct Walker {
 
     mutating func credential(name: String, _ node: Node) -> CredentialSpec? {
         let keys = ["username", "ssh_key", "ssh_key_passphrase_env", "ssh_key_passphrase_file", "known_hosts",
-                    "token_env", "token_file", "password_env", "password_file", "ca_file"]
+                    "token_env", "token_file", "password_env", "password_file", "ca_file", "aws"]
         guard let pairs = mapping(node, allowed: keys, what: "credential '\(name)'") else { return nil }
         var spec = CredentialSpec(name: name)
         var secretNodes: [Node] = []
@@ -362,11 +375,35 @@ private struct Walker {
                 secretNodes.append(keyNode)
                 if let url = secretFile(value, key) { spec.secret = .file(url) }
             case "ca_file": spec.caFile = existingFile(value, "ca_file")
+            case "aws":
+                secretNodes.append(keyNode)
+                spec.aws = aws(value, credential: name)
             default: break
             }
         }
         if secretNodes.count > 1 {
-            report(secretNodes[1], "credential '\(name)' names more than one of token_env, token_file, password_env, password_file; keep one")
+            report(secretNodes[1], "credential '\(name)' names more than one of token_env, token_file, password_env, password_file, aws; keep one")
+        }
+        return spec
+    }
+
+    mutating func aws(_ node: Node, credential: String) -> AWSCredentialSpec? {
+        guard let pairs = mapping(node, allowed: ["profile", "role_arn", "external_id", "role_session_name"], what: "aws settings of credential '\(credential)'") else { return nil }
+        var spec = AWSCredentialSpec()
+        for (key, _, value) in pairs {
+            switch key {
+            case "profile": spec.profile = string(value, "profile")
+            case "role_arn":
+                guard let arn = string(value, "role_arn") else { continue }
+                if !arn.hasPrefix("arn:aws") || !arn.contains(":role/") {
+                    report(value, "role_arn must be an IAM role ARN such as arn:aws:iam::123456789012:role/mirror")
+                } else {
+                    spec.roleArn = arn
+                }
+            case "external_id": spec.externalId = string(value, "external_id")
+            case "role_session_name": spec.roleSessionName = string(value, "role_session_name")
+            default: break
+            }
         }
         return spec
     }
@@ -442,17 +479,26 @@ private struct Walker {
             return RemoteSpec(name: "primary", role: .primary, url: url, credentialName: nil, policy: defaults)
         }
         let policyKeys = role == .secondary ? ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout"] : ["timeout", "stall_timeout"]
-        let keys = (role == .secondary ? ["name"] : []) + ["url", "credentials", "allow_insecure"] + policyKeys
+        let keys = (role == .secondary ? ["name", "create"] : []) + ["url", "codecommit", "endpoint", "credentials", "allow_insecure"] + policyKeys
         guard let pairs = mapping(node, allowed: keys, what: role == .primary ? "the primary" : "a secondary") else { return nil }
         var name: String? = role == .primary ? "primary" : nil
         var urlNode: Node?
         var credentialName: String?
         var allowInsecure = false
         var credentialOK = true
+        var codeCommitNode: Node?
+        var endpoint: String?
+        var create = false
+        var createNode: Node?
         for (key, _, value) in pairs {
             switch key {
             case "name": name = self.name(value, "secondary name")
             case "url": urlNode = value
+            case "codecommit": codeCommitNode = value
+            case "endpoint": endpoint = string(value, "endpoint")
+            case "create":
+                createNode = value
+                create = bool(value, "create") ?? false
             case "allow_insecure": allowInsecure = bool(value, "allow_insecure") ?? false
             case "credentials":
                 guard let reference = string(value, "credentials") else { credentialOK = false; continue }
@@ -468,19 +514,56 @@ private struct Walker {
         var policy = defaults
         applyPolicy(pairs.filter { policyKeys.contains($0.key) }, to: &policy)
         if role == .secondary && pairs.first(where: { $0.key == "name" }) == nil { report(node, "a secondary needs a 'name:'") }
-        guard let urlNode else {
-            report(node, "\(role == .primary ? "the primary" : "secondary '\(name ?? "?")'") needs a 'url:'")
+        var parsed: RemoteURL?
+        if let codeCommitNode {
+            if urlNode != nil { report(codeCommitNode, "give either url: or codecommit:, not both") }
+            parsed = codeCommit(codeCommitNode, endpoint: endpoint)
+        } else if let urlNode {
+            parsed = url(urlNode, allowInsecure: allowInsecure, endpoint: endpoint)
+        } else {
+            report(node, "\(role == .primary ? "the primary" : "secondary '\(name ?? "?")'") needs a 'url:' (or 'codecommit: {region:, repository:}')")
             return nil
         }
-        guard let url = url(urlNode, allowInsecure: allowInsecure), let name, credentialOK else { return nil }
+        guard let url = parsed, let name, credentialOK else { return nil }
+        let addressNode = urlNode ?? codeCommitNode!
+        if create && url.codeCommit == nil, let createNode {
+            report(createNode, "create: true works for CodeCommit repositories only; create the repository on this server by hand")
+        }
         if let credentialName, let spec = credentials[credentialName] {
-            if spec.sshKey != nil && url.scheme != .ssh {
-                report(urlNode, "credential '\(credentialName)' is an SSH key but this URL is \(url.scheme.rawValue); use an ssh:// or user@host:path URL")
+            if spec.aws != nil && (url.codeCommit == nil || url.scheme != .https) {
+                report(addressNode, "credential '\(credentialName)' signs with AWS credentials, which only CodeCommit over HTTPS accepts; this URL is not a CodeCommit HTTPS address")
+            } else if spec.sshKey != nil && url.scheme != .ssh {
+                report(addressNode, "credential '\(credentialName)' is an SSH key but this URL is \(url.scheme.rawValue); use an ssh:// or user@host:path URL")
             } else if spec.secret != nil && spec.sshKey == nil && url.scheme == .ssh {
-                report(urlNode, "credential '\(credentialName)' is a token or password but this URL is SSH; use https:// or an ssh_key credential")
+                report(addressNode, "credential '\(credentialName)' is a token or password but this URL is SSH; use https:// or an ssh_key credential")
             }
         }
-        return RemoteSpec(name: name, role: role, url: url, credentialName: credentialName, policy: policy)
+        return RemoteSpec(name: name, role: role, url: url, credentialName: credentialName, policy: policy, create: create)
+    }
+
+    /// `codecommit: {region: eu-west-1, repository: payments}`
+    mutating func codeCommit(_ node: Node, endpoint: String?) -> RemoteURL? {
+        guard let pairs = mapping(node, allowed: ["region", "repository", "fips"], what: "codecommit") else { return nil }
+        var region = AWSCredentialChain(environment: environment).region(profile: nil)
+        var repository: String?
+        var fips = false
+        for (key, _, value) in pairs {
+            switch key {
+            case "region": region = string(value, "region")
+            case "repository":
+                repository = string(value, "repository")
+                if let name = repository, !CodeCommitTarget.isValidName(name) {
+                    report(value, "'\(name)' is not a valid CodeCommit repository name: 1-100 letters, digits, '.', '_' or '-', not ending in .git")
+                    return nil
+                }
+            case "fips": fips = bool(value, "fips") ?? false
+            default: break
+            }
+        }
+        guard let repository else { report(node, "codecommit needs a repository:"); return nil }
+        guard let region else { report(node, "codecommit needs a region: (or set AWS_REGION)"); return nil }
+        let endpoint = endpoint ?? environment["CODE_COMMIT_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 }
+        return RemoteURL.codeCommit(CodeCommitTarget(region: region, repository: repository, profile: nil, fips: fips), endpoint: endpoint)
     }
 }
 

@@ -14,6 +14,18 @@ public struct RemoteURL: Sendable, Equatable, CustomStringConvertible {
     public var path: String
     /// The exact string handed to libgit2.
     public var gitURL: String
+    /// Set when the address is an AWS CodeCommit repository.
+    public var codeCommit: CodeCommitTarget?
+
+    public init(scheme: Scheme, user: String?, host: String?, port: Int?, path: String, gitURL: String, codeCommit: CodeCommitTarget? = nil) {
+        self.scheme = scheme
+        self.user = user
+        self.host = host
+        self.port = port
+        self.path = path
+        self.gitURL = gitURL
+        self.codeCommit = codeCommit ?? host.flatMap { CodeCommitTarget.recognize(host: $0, path: path.hasPrefix("/") ? path : "/" + path) }
+    }
 
     public var description: String { gitURL }
 
@@ -45,6 +57,7 @@ public struct RemoteURL: Sendable, Equatable, CustomStringConvertible {
         case unsupportedScheme(String)
         case missingHost
         case badPort(String)
+        case codeCommit(String)
 
         public var description: String {
             switch self {
@@ -54,14 +67,18 @@ public struct RemoteURL: Sendable, Equatable, CustomStringConvertible {
             case .unsupportedScheme(let scheme): return "unsupported URL scheme '\(scheme)' (use https, http, ssh, git, file, user@host:path or a local path)"
             case .missingHost: return "the URL has no host"
             case .badPort(let port): return "'\(port)' is not a valid port"
+            case .codeCommit(let detail): return "not a CodeCommit address: \(detail)"
             }
         }
     }
 
     /// Parses `text`; a relative local path resolves against `base`.
-    public static func parse(_ text: String, relativeTo base: URL) throws(ParseError) -> RemoteURL {
+    public static func parse(_ text: String, relativeTo base: URL, defaultRegion: String? = nil, codeCommitEndpoint: String? = nil) throws(ParseError) -> RemoteURL {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { throw .empty }
+        if trimmed.hasPrefix("codecommit:") {
+            return try parseCodeCommit(trimmed, defaultRegion: defaultRegion, endpoint: codeCommitEndpoint)
+        }
         if let range = trimmed.range(of: "://") {
             let schemeText = trimmed[..<range.lowerBound].lowercased()
             guard let scheme = Scheme(rawValue: schemeText) else { throw .unsupportedScheme(schemeText) }

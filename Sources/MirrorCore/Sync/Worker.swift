@@ -44,7 +44,16 @@ public enum Worker {
     /// Hooks for one connection: the credential is answered once per connection.
     static func makeHooks(_ request: WorkerRequest) -> TransferHooks {
         let hooks = TransferHooks()
-        hooks.credential = request.credential.map(credential)
+        if let wire = request.credential, wire.kind == .aws, let keys = wire.aws {
+            // Signed at the moment the server asks, never ahead of time.
+            hooks.credentialProvider = {
+                let signed = SigV4.codeCommitCredentials(host: wire.signingHost ?? "", path: wire.signingPath ?? "",
+                                                         region: wire.region ?? "", credentials: keys)
+                return .userPassword(username: signed.username, password: signed.password)
+            }
+        } else {
+            hooks.credential = request.credential.map(credential)
+        }
         hooks.certificateCheck = { certificate in verdict(certificate, request) }
         var lastProgress = Date.distantPast
         hooks.progress = { line in
@@ -151,6 +160,8 @@ public enum Worker {
             return .userPassword(username: wire.username ?? "git", password: wire.password ?? "")
         case .sshKey:
             return .sshKey(username: wire.username, privateKey: wire.privateKey ?? "", passphrase: wire.passphrase)
+        case .aws:
+            return .userPassword(username: "", password: "")
         }
     }
 

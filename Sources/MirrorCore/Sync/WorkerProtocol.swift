@@ -25,12 +25,22 @@ public struct WorkerRequest: Codable, Sendable {
 }
 
 public struct WireCredential: Codable, Sendable {
-    public enum Kind: String, Codable, Sendable { case password, sshKey = "ssh_key" }
+    public enum Kind: String, Codable, Sendable {
+        case password
+        case sshKey = "ssh_key"
+        /// AWS keys: the worker signs a CodeCommit password when the server asks.
+        case aws
+    }
     public var kind: Kind
     public var username: String?
     public var password: String?
     public var privateKey: String?
     public var passphrase: String?
+    public var aws: AWSCredentials?
+    public var region: String?
+    /// The host and path CodeCommit checks the signature against.
+    public var signingHost: String?
+    public var signingPath: String?
 }
 
 /// One ref to push: `expectedOld` is what the plan saw (the lease); nil `new` deletes.

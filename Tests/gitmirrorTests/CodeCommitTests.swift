@@ -1,0 +1,94 @@
+import Foundation
+import MirrorCore
+import Testing
+import TestSupport
+
+/// CodeCommit over HTTPS with SigV4 passwords, against an endpoint that checks them with botocore.
+@Suite struct CodeCommitTests {
+    static let accessKey = "AKIACANARYKEY0000001"
+    static let secret = "canary-aws-secret-key/7f3a+9"
+
+    /// Environment for gitmirror: static keys, the test CA, and no instance metadata lookups off this machine.
+    func environment(_ endpoint: CodeCommitEndpoint, secret: String = CodeCommitTests.secret) -> [String: String] {
+        ["AWS_ACCESS_KEY_ID": Self.accessKey, "AWS_SECRET_ACCESS_KEY": secret, "AWS_CA_BUNDLE": endpoint.authority.certificate.path,
+         "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"]
+    }
+
+    @Test func pushWithTheRightKeysLandsOnEveryURLForm() throws {
+        // Given a CodeCommit-like endpoint holding three empty repositories
+        let scenario = try Scenario("codecommit")
+        try scenario.primary.commit("first")
+        try scenario.primary.tag("v1", message: "one")
+        let endpoint = try CodeCommitEndpoint(sandbox: scenario.sandbox, region: "eu-west-1", accessKey: Self.accessKey, secretKey: Self.secret)
+        let viaHTTPS = try endpoint.repository("payments")
+        let viaHelperURL = try endpoint.repository("payments-grc")
+        let viaMapping = try endpoint.repository("payments-map")
+        try scenario.configure(secondaries: """
+            - name: console-url
+              url: https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/payments
+              credentials: aws
+              endpoint: \(endpoint.endpoint)
+            - name: grc-url
+              url: codecommit::eu-west-1://payments-grc
+              endpoint: \(endpoint.endpoint)
+            - name: mapping
+              codecommit: {region: eu-west-1, repository: payments-map}
+              credentials: aws
+              endpoint: \(endpoint.endpoint)
+            """, credentials: "aws:\n  aws: {}")
+
+        // When gitmirror syncs with keys from the environment
+        let output = try scenario.gitmirror("sync", environment: environment(endpoint))
+
+        // Then every repository holds the primary's refs, and the secret was never printed
+        #expect(output.status == 0, "\(output)\n\(endpoint.attempts)")
+        for repository in [viaHTTPS, viaHelperURL, viaMapping] {
+            #expect(try repository.refs() == scenario.primary.refs(), "\(repository.path)")
+        }
+        #expect(!output.combined.contains(Self.secret))
+        #expect(endpoint.attempts.contains { $0.hasPrefix("AUTH 200") })
+        #expect(!endpoint.attempts.contains { $0.hasPrefix("AUTH 403") })
+    }
+
+    @Test func wrongSecretFailsWithAuthAfterAtMostTwoAttempts() throws {
+        let scenario = try Scenario("codecommit-wrong")
+        try scenario.primary.commit("first")
+        let endpoint = try CodeCommitEndpoint(sandbox: scenario.sandbox, region: "eu-west-1", accessKey: Self.accessKey, secretKey: Self.secret)
+        let target = try endpoint.repository("payments")
+        try scenario.configure(secondaries: """
+            - name: cc
+              url: codecommit::eu-west-1://payments
+              endpoint: \(endpoint.endpoint)
+            """)
+
+        let output = try scenario.gitmirror("sync", environment: environment(endpoint, secret: "canary-wrong-secret-value"))
+
+        #expect(output.status == 1, "\(output)")
+        #expect(try scenario.state("cc")?.lastErrorClass == "auth")
+        #expect(try target.refs().isEmpty)
+        #expect(endpoint.attempts.count <= 2, "\(endpoint.attempts)")
+        #expect(endpoint.attempts.contains { $0.contains("signature does not match") })
+        #expect(!output.combined.contains("canary-wrong-secret-value"))
+    }
+
+    @Test func expiredSignatureFailsWithAuth() throws {
+        // Given an endpoint whose clock runs an hour ahead: every signature we make looks stale to it
+        let scenario = try Scenario("codecommit-expired")
+        try scenario.primary.commit("first")
+        let endpoint = try CodeCommitEndpoint(sandbox: scenario.sandbox, region: "eu-west-1", accessKey: Self.accessKey, secretKey: Self.secret, skew: 3600)
+        let target = try endpoint.repository("payments")
+        try scenario.configure(secondaries: """
+            - name: cc
+              url: codecommit::eu-west-1://payments
+              endpoint: \(endpoint.endpoint)
+            """)
+
+        let output = try scenario.gitmirror("sync", environment: environment(endpoint))
+
+        #expect(output.status == 1, "\(output)")
+        #expect(try scenario.state("cc")?.lastErrorClass == "auth")
+        #expect(try target.refs().isEmpty)
+        #expect(endpoint.attempts.count <= 2, "\(endpoint.attempts)")
+        #expect(endpoint.attempts.contains { $0.contains("signature expired") })
+    }
+}
