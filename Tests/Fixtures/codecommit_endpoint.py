@@ -31,6 +31,7 @@ parser.add_argument("--secret-key", required=True)
 parser.add_argument("--session-token")
 parser.add_argument("--skew", type=int, default=0, help="seconds added to this server's clock")
 parser.add_argument("--log", required=True)
+parser.add_argument("--moto", help="a moto server URL: repositories created there appear here")
 args = parser.parse_args()
 log_lock = threading.Lock()
 
@@ -49,6 +50,21 @@ def expected_password(timestamp, host, path):
     request.context["timestamp"] = timestamp
     canonical = "GIT\n%s\n\nhost:%s\n\nhost\n" % (path, host)
     return "%sZ%s" % (timestamp, signer.signature(signer.string_to_sign(request, canonical), request))
+
+
+def ensure_repository(name):
+    """The control plane (moto) decides which repositories exist; the data plane follows."""
+    folder = os.path.join(args.root, name)
+    if not args.moto or os.path.isdir(folder):
+        return
+    import boto3
+    client = boto3.client("codecommit", region_name=args.region, endpoint_url=args.moto,
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    try:
+        client.get_repository(repositoryName=name)
+    except client.exceptions.RepositoryDoesNotExistException:
+        return
+    subprocess.run(["git", "init", "--quiet", "--bare", folder], check=True)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -88,6 +104,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if len(parts) < 4 or parts[1] != "v1" or parts[2] != "repos":
             return self.deny(404, "not a CodeCommit path")
         repo_path = "/v1/repos/" + parts[3]
+        ensure_repository(parts[3])
         request_body = self.body()
         header = self.headers.get("Authorization", "")
         if not header.startswith("Basic "):

@@ -10,7 +10,8 @@ public final class CodeCommitEndpoint: Server, @unchecked Sendable {
     public let log: URL
     private let process: ChildProcess
 
-    public init(sandbox: Sandbox, region: String, accessKey: String, secretKey: String, sessionToken: String? = nil, skew: Int = 0) throws {
+    public init(sandbox: Sandbox, region: String, accessKey: String, secretKey: String, sessionToken: String? = nil, skew: Int = 0,
+                moto: MotoServer? = nil) throws {
         port = try Network.freePort()
         root = try sandbox.directory("codecommit-\(port)")
         let directory = try sandbox.directory("codecommit-server-\(port)")
@@ -23,6 +24,7 @@ public final class CodeCommitEndpoint: Server, @unchecked Sendable {
                        "--key", issued.key.path, "--region", region, "--access-key", accessKey, "--secret-key", secretKey,
                        "--skew", "\(skew)", "--log", log.path]
         if let sessionToken { command += ["--session-token", sessionToken] }
+        if let moto { command += ["--moto", moto.url] }
         process = try Shell.start(command, log: directory.appendingPathComponent("server.out"))
         sandbox.keep(self)
         try Network.waitForPort(port: port, process: process, log: directory.appendingPathComponent("server.out"))
@@ -38,6 +40,36 @@ public final class CodeCommitEndpoint: Server, @unchecked Sendable {
     /// The authentication attempts the endpoint saw, one line each ("AUTH 200 …", "AUTH 403 …").
     public var attempts: [String] {
         ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    public func stop() { terminate(process) }
+}
+
+/// moto in server mode: CodeCommit's and STS's APIs on loopback.
+public final class MotoServer: Server, @unchecked Sendable {
+    public let port: Int
+    private let process: ChildProcess
+
+    public init(sandbox: Sandbox) throws {
+        port = try Network.freePort()
+        let log = sandbox.path("moto-\(port).log")
+        process = try Shell.start(["/usr/bin/env", "moto_server", "-H", "127.0.0.1", "-p", "\(port)"], log: log)
+        sandbox.keep(self)
+        try Network.waitForPort(port: port, process: process, log: log, seconds: 30)
+    }
+
+    public var url: String { "http://127.0.0.1:\(port)" }
+
+    /// Runs boto3 against this server and returns what the snippet prints; `client` is a CodeCommit client, `sts` an STS one.
+    public func python(_ snippet: String) throws -> String {
+        let script = """
+            import boto3, json
+            client = boto3.client("codecommit", region_name="eu-west-1", endpoint_url="\(url)", aws_access_key_id="testing", aws_secret_access_key="testing")
+            sts = boto3.client("sts", region_name="eu-west-1", endpoint_url="\(url)", aws_access_key_id="testing", aws_secret_access_key="testing")
+            iam = boto3.client("iam", region_name="us-east-1", endpoint_url="\(url)", aws_access_key_id="testing", aws_secret_access_key="testing")
+
+            """ + snippet
+        return try Shell.run(["python3", "-c", script]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     public func stop() { terminate(process) }

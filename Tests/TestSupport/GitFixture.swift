@@ -5,6 +5,9 @@ public struct BareRepository: Sendable {
     public let url: URL
     public var path: String { url.path }
 
+    /// An existing repository.
+    public init(url: URL) { self.url = url }
+
     /// Creates an empty bare repository.
     @discardableResult
     public static func create(at url: URL) throws -> BareRepository {

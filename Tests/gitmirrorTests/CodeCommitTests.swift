@@ -92,3 +92,56 @@ import TestSupport
         #expect(endpoint.attempts.contains { $0.contains("signature expired") })
     }
 }
+
+/// `create: true` against moto's CodeCommit API, with the endpoint serving what moto says exists.
+@Suite struct CodeCommitCreateTests {
+    @Test func missingRepositoryIsCreatedThenMirrored() throws {
+        // Given a CodeCommit secondary that does not exist yet, and create: true
+        let scenario = try Scenario("codecommit-create")
+        try scenario.primary.commit("first")
+        let moto = try MotoServer(sandbox: scenario.sandbox)
+        let endpoint = try CodeCommitEndpoint(sandbox: scenario.sandbox, region: "eu-west-1", accessKey: CodeCommitTests.accessKey,
+                                              secretKey: CodeCommitTests.secret, moto: moto)
+        try scenario.configure(secondaries: """
+            - name: cc
+              url: codecommit::eu-west-1://brand-new
+              endpoint: \(endpoint.endpoint)
+              create: true
+            """)
+        var environment = CodeCommitTests().environment(endpoint)
+        environment["AWS_ENDPOINT_URL"] = moto.url
+
+        // When gitmirror syncs
+        let output = try scenario.gitmirror("sync", environment: environment)
+
+        // Then the repository exists in CodeCommit's API and holds the primary's refs
+        #expect(output.status == 0, "\(output)")
+        #expect(try moto.python("print(client.get_repository(repositoryName='brand-new')['repositoryMetadata']['repositoryName'])") == "brand-new")
+        let created = BareRepository(url: endpoint.root.appendingPathComponent("brand-new"))
+        #expect(try created.refs() == scenario.primary.refs())
+    }
+
+    @Test func withoutCreateAMissingRepositoryIsNotFound() throws {
+        let scenario = try Scenario("codecommit-missing")
+        try scenario.primary.commit("first")
+        let moto = try MotoServer(sandbox: scenario.sandbox)
+        let endpoint = try CodeCommitEndpoint(sandbox: scenario.sandbox, region: "eu-west-1", accessKey: CodeCommitTests.accessKey,
+                                              secretKey: CodeCommitTests.secret, moto: moto)
+        try scenario.configure(secondaries: "- name: cc\n  url: codecommit::eu-west-1://absent\n  endpoint: \(endpoint.endpoint)")
+        var environment = CodeCommitTests().environment(endpoint)
+        environment["AWS_ENDPOINT_URL"] = moto.url
+
+        let output = try scenario.gitmirror("sync", environment: environment)
+
+        #expect(output.status == 1, "\(output)")
+        #expect(try scenario.state("cc")?.lastErrorClass == "not_found")
+        let probe = """
+            try:
+                client.get_repository(repositoryName="absent")
+                print("exists")
+            except client.exceptions.RepositoryDoesNotExistException:
+                print("missing")
+            """
+        #expect(try moto.python(probe) == "missing")
+    }
+}

@@ -191,7 +191,13 @@ public struct RepositorySync: Sendable {
         var listing = WorkerRequest(operation: .list, url: "")
         try credentials.prepare(&listing, for: secondary, config: config)
         progress(mirror.name, secondary.name, "listing refs")
-        let heads = try worker(listing, limits: limits, remote: secondary, repository: mirror.name).heads
+        let heads: [RemoteHead]
+        do {
+            heads = try worker(listing, limits: limits, remote: secondary, repository: mirror.name).heads
+        } catch let failure as SyncFailure where failure.errorClass == .notFound && secondary.create && !options.planOnly {
+            try createRepository(secondary, repository: mirror.name)
+            heads = try worker(listing, limits: limits, remote: secondary, repository: mirror.name).heads
+        }
         let target = Dictionary(heads.filter { $0.name.hasPrefix("refs/") }.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
 
         let cachePath = self.cachePath(mirror)
@@ -286,6 +292,23 @@ public struct RepositorySync: Sendable {
             report.result = .diverged
         } else {
             report.result = changes.isEmpty ? .upToDate : .ok
+        }
+    }
+
+    /// `create: true`: a missing CodeCommit repository is created through the API, then listed again.
+    func createRepository(_ secondary: RemoteSpec, repository: String) throws {
+        guard let target = secondary.url.codeCommit else { return }
+        var spec = secondary.credentialName.flatMap { config.credentials[$0]?.aws } ?? AWSCredentialSpec()
+        if spec.profile == nil { spec.profile = target.profile }
+        let keys = try credentials.awsCredentials(spec, name: secondary.credentialName ?? "aws-default-chain", region: target.region)
+        let api = CodeCommitAPI(region: target.region, credentials: keys, environment: credentials.environment)
+        do {
+            if try !api.repositoryExists(target.repository) {
+                progress(repository, secondary.name, "creating CodeCommit repository \(target.repository) in \(target.region)")
+                try api.createRepository(target.repository)
+            }
+        } catch {
+            throw redacted(SyncFailure(error.errorClass, "secondary '\(secondary.name)': \(error.message)"))
         }
     }
 
