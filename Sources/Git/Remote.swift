@@ -75,6 +75,17 @@ public final class Remote {
         return result
     }
 
+    /// The branch the server's HEAD points at, on the current connection (nil when it has none).
+    public func defaultBranch() throws(GitError) -> String? {
+        var buffer = git_buf()
+        defer { git_buf_dispose(&buffer) }
+        let code = git_remote_default_branch(&buffer, pointer)
+        if code == GIT_ENOTFOUND.rawValue { return nil }
+        try check("git_remote_default_branch", code)
+        guard let text = buffer.ptr else { return nil }
+        return String(cString: text)
+    }
+
     /// Connects, lists and disconnects.
     public func listHeads(_ direction: Direction = .fetch) throws(GitError) -> [RemoteHead] {
         try connect(direction)

@@ -94,7 +94,7 @@ import TestSupport
         let sandbox = try Sandbox("help")
         let root = try Shell.run([Gitmirror.executable.path, "--help"], check: false)
         #expect(root.status == 0)
-        for command in ["validate", "plan", "sync", "status", "history"] {
+        for command in ["validate", "doctor", "plan", "sync", "status", "history"] {
             #expect(root.stdout.contains(command), "\(command) missing from --help")
             let help = try Shell.run([Gitmirror.executable.path, command, "--help"], check: false)
             #expect(help.status == 0 && help.stdout.contains("--config"), "\(help)")

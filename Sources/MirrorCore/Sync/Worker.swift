@@ -81,7 +81,10 @@ public enum Worker {
             switch request.operation {
             case .list:
                 let remote = try Remote(url: request.url, hooks: hooks)
-                result.heads = try remote.listHeads(.fetch)
+                try remote.connect(.fetch)
+                result.heads = try remote.advertisedHeads()
+                result.defaultBranch = try? remote.defaultBranch()
+                remote.disconnect()
             case .fetch:
                 let repository = try Repository.openOrCreateBare(at: request.cachePath ?? "")
                 let remote = try Remote(url: request.url, in: repository, hooks: hooks)

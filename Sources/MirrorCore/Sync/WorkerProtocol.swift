@@ -60,6 +60,8 @@ public struct PushOutcome: Codable, Sendable, Equatable {
 
 public struct WorkerResult: Codable, Sendable {
     public var heads: [RemoteHead] = []
+    /// What the server's HEAD points at (listings only).
+    public var defaultBranch: String?
     public var outcomes: [PushOutcome] = []
     public var bytes: Int = 0
     public var serverMessages: [String] = []

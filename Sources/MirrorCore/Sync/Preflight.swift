@@ -1,0 +1,184 @@
+import Foundation
+
+/// `gitmirror doctor`: what a first sync would meet at every remote, checked without changing anything.
+public struct Preflight: Sendable {
+    public struct Finding: Codable, Sendable {
+        public var repository: String
+        public var remote: String
+        public var role: Role
+        public var url: String
+        /// Where the credential comes from ("ssh key …", "token from $FORGE_TOKEN", "AWS: profile mirror", "none").
+        public var credentials: String
+        /// "ok", "refused", "n/a" (local paths), or the failure.
+        public var connect: String
+        /// "ok (12 refs, default branch main)", "missing; create: true will create it", or the failure.
+        public var access: String
+        public var details: [String] = []
+        public var failure: SyncFailure?
+        public var advice: String?
+
+        public var wouldFail: Bool { failure != nil }
+    }
+
+    public let config: Config
+    public let supervisor: WorkerSupervisor
+    public let credentials: CredentialResolver
+
+    public init(config: Config, supervisor: WorkerSupervisor, credentials: CredentialResolver) {
+        self.config = config
+        self.supervisor = supervisor
+        self.credentials = credentials
+    }
+
+    public func check(_ mirrors: [Mirror]) -> [Finding] {
+        let jobs = mirrors.flatMap { mirror in ([mirror.primary] + mirror.secondaries).map { (mirror.name, $0) } }
+        let results = LockedArray<Finding>(count: jobs.count)
+        let group = DispatchGroup()
+        let limit = DispatchSemaphore(value: max(config.maxParallelPushes, 2))
+        for (index, job) in jobs.enumerated() {
+            limit.wait()
+            group.enter()
+            Thread.detachNewThread {
+                results.set(index, self.check(repository: job.0, remote: job.1))
+                limit.signal()
+                group.leave()
+            }
+        }
+        group.wait()
+        return results.values.compactMap { $0 }
+    }
+
+    func check(repository: String, remote: RemoteSpec) -> Finding {
+        var finding = Finding(repository: repository, remote: remote.name, role: remote.role, url: remote.url.gitURL,
+                              credentials: describeCredentials(remote), connect: "n/a", access: "")
+        if let target = remote.url.codeCommit {
+            finding.details.append("CodeCommit \(target.repository) in \(target.region)\(target.fips ? " (FIPS)" : "")")
+        }
+        // DNS and TCP first: the cheapest question, and the clearest answer when it fails.
+        if let host = remote.url.host, remote.url.scheme != .file {
+            let port = remote.url.port ?? defaultPort(remote.url.scheme)
+            switch Self.connect(host: host, port: port, timeout: 5) {
+            case .success(let address): finding.connect = "ok (\(address):\(port))"
+            case .failure(let failure):
+                finding.connect = failure.message
+                finding.failure = failure
+                finding.access = "not tried"
+                finding.advice = advice(for: failure, remote: remote)
+                return finding
+            }
+        }
+        var request = WorkerRequest(operation: .list, url: "")
+        do {
+            try credentials.prepare(&request, for: remote, config: config)
+            if let keys = request.credential?.aws {
+                finding.credentials = "AWS: \(keys.source)"
+            }
+        } catch {
+            finding.failure = error
+            finding.access = "not tried"
+            finding.advice = advice(for: error, remote: remote)
+            return finding
+        }
+        let limits = WorkerSupervisor.Limits(timeout: min(remote.policy.timeout, 60), stall: min(remote.policy.stallTimeout, 20))
+        switch supervisor.run(request, limits: limits) {
+        case .success(let result):
+            let refs = result.heads.filter { $0.name.hasPrefix("refs/") }.count
+            finding.access = "ok (\(refs) ref\(refs == 1 ? "" : "s")\(result.defaultBranch.map { ", default branch \($0.replacingOccurrences(of: "refs/heads/", with: ""))" } ?? ""))"
+            if remote.role == .primary && refs == 0 {
+                finding.failure = SyncFailure(.primaryEmpty, "the primary advertises no refs; a sync would stop here")
+                finding.advice = "push the repository's branches to the primary first"
+            }
+        case .failure(let failure):
+            if failure.errorClass == .notFound && remote.create && remote.url.codeCommit != nil {
+                finding.access = "missing; create: true will create it"
+            } else {
+                finding.failure = SyncFailure(failure.errorClass, credentials.redactor.redact(failure.message))
+                finding.access = "\(failure.errorClass.rawValue)"
+                finding.advice = advice(for: failure, remote: remote)
+            }
+        }
+        return finding
+    }
+
+    func describeCredentials(_ remote: RemoteSpec) -> String {
+        guard let name = remote.credentialName, let spec = config.credentials[name] else {
+            return remote.url.codeCommit != nil && remote.url.scheme == .https ? "AWS default chain" : "none"
+        }
+        if let key = spec.sshKey { return "\(name): ssh key \(key.path)" }
+        if let secret = spec.secret { return "\(name): \(secret)" }
+        if let aws = spec.aws {
+            if let role = aws.roleArn { return "\(name): AWS role \(role)" }
+            return "\(name): AWS \(aws.profile.map { "profile \($0)" } ?? "default chain")"
+        }
+        return name
+    }
+
+    func defaultPort(_ scheme: RemoteURL.Scheme) -> Int {
+        switch scheme {
+        case .https: return 443
+        case .http: return 80
+        case .ssh: return 22
+        case .git: return 9418
+        case .file: return 0
+        }
+    }
+
+    func advice(for failure: SyncFailure, remote: RemoteSpec) -> String {
+        let credential = remote.credentialName.map { "credential '\($0)'" } ?? "a credential"
+        switch failure.errorClass {
+        case .auth: return "check that \(credential) is current and may \(remote.role == .primary ? "read" : "push to") this repository"
+        case .hostKey: return "confirm the fingerprint with the server's owner, then add the key to known_hosts (ssh-keyscan)"
+        case .tls: return "add the server's CA with ca_file (AWS_CA_BUNDLE for CodeCommit), or fix the server's certificate"
+        case .notFound: return remote.url.codeCommit != nil ? "create the repository, or set create: true on this secondary" : "create the repository on the server, or correct the URL"
+        case .network: return "check the host name, DNS, firewalls and proxies between this machine and the server"
+        case .timeout: return "the server accepted the connection but did not answer; check it is a git server and is healthy"
+        case .config: return "fix mirrors.yaml or the environment as the message says"
+        default: return "see the message"
+        }
+    }
+
+    /// Resolves and connects with a deadline; the address it reached.
+    static func connect(host: String, port: Int, timeout: TimeInterval) -> Result<String, SyncFailure> {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let trimmedHost = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        let status = getaddrinfo(trimmedHost, String(port), &hints, &list)
+        guard status == 0, let first = list else {
+            return .failure(SyncFailure(.network, "cannot resolve \(host): \(String(cString: gai_strerror(status)))"))
+        }
+        defer { freeaddrinfo(list) }
+        var lastError = "no address"
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let current = entry {
+            defer { entry = current.pointee.ai_next }
+            let fd = socket(current.pointee.ai_family, current.pointee.ai_socktype, current.pointee.ai_protocol)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            var result = Glibc.connect(fd, current.pointee.ai_addr, current.pointee.ai_addrlen)
+            if result != 0 && errno == EINPROGRESS {
+                var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                if poll(&poller, 1, Int32(timeout * 1000)) == 1 {
+                    var error: Int32 = 0
+                    var length = socklen_t(MemoryLayout<Int32>.size)
+                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+                    result = error == 0 ? 0 : -1
+                    if error != 0 { lastError = String(cString: strerror(error)) }
+                } else {
+                    lastError = "no answer within \(formatDuration(timeout))"
+                    result = -1
+                }
+            } else if result != 0 {
+                lastError = String(cString: strerror(errno))
+            }
+            if result == 0 {
+                var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+                getnameinfo(current.pointee.ai_addr, current.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST)
+                let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+                return .success(String(decoding: bytes, as: UTF8.self))
+            }
+        }
+        return .failure(SyncFailure(.network, "cannot connect to \(host):\(port): \(lastError)"))
+    }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import MirrorCore
+
+struct DoctorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract: "Check every remote before a first sync: credentials, connection, host key or TLS, access.",
+        discussion: "Changes nothing. Exits 1 when any remote would fail, with what to do about it."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    @Argument(help: "Repositories to check (default: all).")
+    var repositories: [String] = []
+
+    @Flag(help: "Print the findings as JSON.")
+    var json = false
+
+    func run() throws {
+        let config = try options.load()
+        let mirrors = try options.select(repositories, from: config)
+        let preflight = Preflight(config: config, supervisor: WorkerSupervisor(executable: Engine.selfExecutable()),
+                                  credentials: CredentialResolver(redactor: Redactor()))
+        let findings = preflight.check(mirrors)
+        if json {
+            try Terminal.printJSON(findings)
+        } else {
+            let rows = findings.map { finding in
+                [finding.repository, finding.remote, finding.credentials, finding.connect, finding.access, finding.details.joined(separator: "; ")]
+            }
+            print(Terminal.table(["REPOSITORY", "REMOTE", "CREDENTIALS", "CONNECT", "ACCESS", "DETAILS"], rows))
+            let problems = findings.filter(\.wouldFail)
+            if problems.isEmpty {
+                print("\nEvery remote is ready.")
+            } else {
+                print("")
+                for finding in problems {
+                    guard let failure = finding.failure else { continue }
+                    print("\(finding.repository)/\(finding.remote): \(failure.errorClass.rawValue): \(failure.message)")
+                    if let advice = finding.advice { print("  → \(advice)") }
+                }
+            }
+        }
+        if findings.contains(where: \.wouldFail) { throw ExitStatus.outOfStep }
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import MirrorCore
+import Testing
+import TestSupport
+
+/// `gitmirror doctor` against real servers: what it finds, and what it tells a user to do.
+@Suite struct DoctorTests {
+    func findings(_ output: Shell.Output) throws -> [String: [String: Any]] {
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        return Dictionary(uniqueKeysWithValues: rows.map { ($0["remote"] as? String ?? "", $0) })
+    }
+
+    @Test func reportsEveryRemoteAndFailsWhenOneWouldFail() throws {
+        // Given a healthy git daemon secondary, an SSH server whose key is unknown,
+        // a CodeCommit endpoint with keys in the environment, a missing CodeCommit repository
+        // with create: true, and a port nobody listens on
+        let scenario = try Scenario("doctor")
+        try scenario.primary.commit("first")
+        let good = try scenario.secondary("good")
+        let ssh = try SSHServer(sandbox: scenario.sandbox)
+        let unknownHosts = try scenario.sandbox.write("keys/known_hosts", "")
+        let moto = try MotoServer(sandbox: scenario.sandbox)
+        let endpoint = try CodeCommitEndpoint(sandbox: scenario.sandbox, region: "eu-west-1", accessKey: CodeCommitTests.accessKey,
+                                              secretKey: CodeCommitTests.secret, moto: moto)
+        _ = try endpoint.repository("payments")
+        let closed = try Network.freePort()
+        try scenario.configure(secondaries: """
+            - name: good
+              url: \(scenario.url(good))
+            - name: ssh
+              url: \(ssh.url(good.url))
+              credentials: key
+            - name: codecommit
+              url: codecommit::eu-west-1://payments
+              endpoint: \(endpoint.endpoint)
+            - name: to-create
+              url: codecommit::eu-west-1://not-yet
+              endpoint: \(endpoint.endpoint)
+              create: true
+            - name: down
+              url: git://127.0.0.1:\(closed)/down.git
+            """, credentials: "key:\n  ssh_key: \(ssh.userKey.path)\n  known_hosts: \(unknownHosts.path)")
+        var environment = CodeCommitTests().environment(endpoint)
+        environment["AWS_ENDPOINT_URL"] = moto.url
+
+        // When the user runs doctor
+        let output = try scenario.gitmirror("doctor", "--json", environment: environment)
+        let human = try scenario.gitmirror("doctor", environment: environment)
+
+        // Then it exits 1 and says, remote by remote, what it found
+        #expect(output.status == 1, "\(output)")
+        let byRemote = try findings(output)
+        #expect((byRemote["primary"]?["access"] as? String)?.hasPrefix("ok (1 ref") == true)
+        #expect((byRemote["good"]?["access"] as? String)?.hasPrefix("ok") == true)
+        let sshFailure = byRemote["ssh"]?["failure"] as? [String: Any]
+        #expect(sshFailure?["errorClass"] as? String == "host_key")
+        #expect((sshFailure?["message"] as? String)?.contains(ssh.hostKeyFingerprint) == true)
+        #expect(byRemote["codecommit"]?["credentials"] as? String == "AWS: environment variables")
+        #expect((byRemote["codecommit"]?["details"] as? [String])?.contains("CodeCommit payments in eu-west-1") == true)
+        #expect(byRemote["codecommit"]?["failure"] == nil)
+        #expect(byRemote["to-create"]?["access"] as? String == "missing; create: true will create it")
+        #expect((byRemote["down"]?["connect"] as? String)?.contains("Connection refused") == true)
+        #expect(human.stdout.contains("→ confirm the fingerprint"))
+        #expect(!human.combined.contains(CodeCommitTests.secret) && !output.combined.contains(CodeCommitTests.secret))
+        // And it changed nothing
+        #expect(try good.refs().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: endpoint.root.appendingPathComponent("not-yet").path))
+    }
+}
