@@ -65,3 +65,42 @@ import Testing
         #expect(digest == "a9993e364706816aba3e25717850c26c9cd0d89d")
     }
 }
+
+@Suite struct ForgeUnitTests {
+    let base = URL(fileURLWithPath: "/")
+
+    @Test func tokenUsernamesFollowEachHostsConvention() throws {
+        #expect(Forge.of(try RemoteURL.parse("https://github.com/acme/app.git", relativeTo: base)).tokenUsername == "x-access-token")
+        #expect(Forge.of(try RemoteURL.parse("https://gitlab.com/acme/app.git", relativeTo: base)).tokenUsername == "oauth2")
+        #expect(Forge.of(try RemoteURL.parse("https://codeberg.org/acme/app.git", relativeTo: base)) == .gitea)
+        #expect(Forge.of(try RemoteURL.parse("https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/app", relativeTo: base)) == .codeCommit)
+    }
+
+    @Test func knownRejectionsBecomeClasses() {
+        #expect(Forge.classify(rejection: "GH006: Protected branch update failed").0 == .protected)
+        #expect(Forge.classify(rejection: "GH013: Repository rule violations found").0 == .protected)
+        #expect(Forge.classify(rejection: "refusing to allow an OAuth App to create or update workflow `.github/workflows/ci.yml` without `workflow` scope").0 == .auth)
+        #expect(Forge.classify(rejection: "GH001: Large files detected. this exceeds GitHub's file size limit of 100.00 MB").0 == .tooLarge)
+        #expect(Forge.classify(rejection: "pack exceeds maximum allowed size").0 == .tooLarge)
+        #expect(Forge.classify(rejection: "You are not allowed to push code to protected branches on this project.").0 == .protected)
+        #expect(Forge.classify(rejection: "pre-receive hook declined").0 == .rejected)
+    }
+
+    @Test func codeCommitURLFormsAllNameTheSameRepository() throws {
+        let console = try RemoteURL.parse("https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/payments", relativeTo: base)
+        let grc = try RemoteURL.parse("codecommit::eu-west-1://mirror@payments", relativeTo: base)
+        let implicit = try RemoteURL.parse("codecommit://payments", relativeTo: base, defaultRegion: "eu-west-1")
+        let ssh = try RemoteURL.parse("ssh://APKAEIBAERJR2EXAMPLE@git-codecommit.eu-west-1.amazonaws.com/v1/repos/payments", relativeTo: base)
+        for url in [console, grc, implicit, ssh] {
+            #expect(url.codeCommit?.region == "eu-west-1" && url.codeCommit?.repository == "payments", "\(url)")
+        }
+        #expect(grc.codeCommit?.profile == "mirror" && grc.gitURL == console.gitURL)
+        #expect(ssh.user == "APKAEIBAERJR2EXAMPLE")
+        #expect(try RemoteURL.parse("https://git-codecommit-fips.us-gov-west-1.amazonaws.com/v1/repos/x", relativeTo: base).codeCommit?.fips == true)
+        #expect(try RemoteURL.parse("https://git-codecommit.cn-north-1.amazonaws.com.cn/v1/repos/x", relativeTo: base).codeCommit?.region == "cn-north-1")
+        #expect(try RemoteURL.parse("https://vpce-0123-abcd.git-codecommit.eu-west-1.vpce.amazonaws.com/v1/repos/x", relativeTo: base).codeCommit?.region == "eu-west-1")
+        #expect(try RemoteURL.parse("codecommit::cn-north-1://x", relativeTo: base).gitURL == "https://git-codecommit.cn-north-1.amazonaws.com.cn/v1/repos/x")
+        #expect(throws: RemoteURL.ParseError.self) { try RemoteURL.parse("codecommit://payments", relativeTo: base) }
+        #expect(CodeCommitTarget.isValidName("my.repo_1-x") && !CodeCommitTarget.isValidName("repo.git") && !CodeCommitTarget.isValidName("has space"))
+    }
+}

@@ -85,7 +85,7 @@ public struct CredentialResolver: Sendable {
                                                 privateKey: privateKey, passphrase: passphrase)
         } else if let source = spec.secret {
             let secret = try read(source, for: name, key: "token/password")
-            request.credential = WireCredential(kind: .password, username: spec.username ?? remote.url.user ?? "git",
+            request.credential = WireCredential(kind: .password, username: spec.username ?? remote.url.user ?? Forge.of(remote.url).tokenUsername,
                                                 password: secret, privateKey: nil, passphrase: nil)
         }
     }

@@ -243,19 +243,34 @@ public struct RepositorySync: Sendable {
             }
         }
 
+        // Refs the host is known to refuse are reported now, not sent.
+        let forge = Forge.of(secondary.url)
+        for index in report.refs.indices where report.refs[index].outcome == .planned {
+            if let refusal = forge.refusal(of: report.refs[index].ref) {
+                report.refs[index].outcome = .rejected
+                report.refs[index].message = refusal
+            }
+        }
         let changes = report.refs.filter { $0.outcome == .planned }
         if !changes.isEmpty {
-            var request = listing
-            request.operation = .push
-            request.cachePath = cachePath
-            request.updates = changes.map { WireUpdate(ref: $0.ref, expectedOld: $0.old, new: $0.action == .delete ? nil : $0.new, force: $0.action == .force) }
-            progress(mirror.name, secondary.name, "pushing \(changes.count) ref\(changes.count == 1 ? "" : "s")")
-            let result = try worker(request, limits: limits, remote: secondary, repository: mirror.name)
-            report.bytes = result.bytes
-            finalHeads = result.heads
-            let final = Dictionary(result.heads.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
-            let verdicts = Dictionary(result.outcomes.map { ($0.ref, $0) }, uniquingKeysWith: { a, _ in a })
-            let serverSaid = result.serverMessages.suffix(5).joined(separator: " | ")
+            var final: [String: ObjectID] = [:]
+            var verdicts: [String: PushOutcome] = [:]
+            var serverMessages: [String] = []
+            // Hosts with a cap on ref updates per push (CodeCommit: 4,000) get the plan in batches.
+            for batch in Self.batches(changes, size: forge.maxRefUpdatesPerPush) {
+                var request = listing
+                request.operation = .push
+                request.cachePath = cachePath
+                request.updates = batch.map { WireUpdate(ref: $0.ref, expectedOld: $0.old, new: $0.action == .delete ? nil : $0.new, force: $0.action == .force) }
+                progress(mirror.name, secondary.name, "pushing \(batch.count) ref\(batch.count == 1 ? "" : "s")")
+                let result = try worker(request, limits: limits, remote: secondary, repository: mirror.name)
+                report.bytes += result.bytes
+                finalHeads = result.heads
+                final = Dictionary(result.heads.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+                for outcome in result.outcomes { verdicts[outcome.ref] = outcome }
+                serverMessages += result.serverMessages
+            }
+            let serverSaid = serverMessages.suffix(5).joined(separator: " | ")
             for index in report.refs.indices where report.refs[index].outcome == .planned {
                 let ref = report.refs[index]
                 let expected = ref.action == .delete ? nil : ref.new
@@ -279,9 +294,11 @@ public struct RepositorySync: Sendable {
         let diverged = report.refs.filter { $0.action == .diverged }
         if !rejected.isEmpty {
             let list = rejected.prefix(5).map { "\($0.ref) (\($0.message ?? "rejected"))" }.joined(separator: "; ")
-            let protected = rejected.contains { ($0.message ?? "").lowercased().contains("protected") }
-            report.failure = SyncFailure(protected ? .protected : .rejected,
-                                         "\(rejected.count) ref\(rejected.count == 1 ? "" : "s") not updated: \(list)\(rejected.count > 5 ? "; …" : "")")
+            // The most telling rejection decides the class, and its advice goes first.
+            let verdicts = rejected.map { Forge.classify(rejection: $0.message ?? "") }
+            let chosen = verdicts.first { $0.0 != .rejected } ?? (.rejected, nil)
+            report.failure = SyncFailure(chosen.0, (chosen.1.map { "\($0). " } ?? "")
+                                         + "\(rejected.count) ref\(rejected.count == 1 ? "" : "s") not updated: \(list)\(rejected.count > 5 ? "; …" : "")")
             report.result = .failed
         } else if plan.deletionsOverCap > 0 {
             report.failure = SyncFailure(.protected, "\(plan.deletionsOverCap) refs were deleted on the primary, more than max_deletes (\(secondary.policy.maxDeletes)) allows; none was deleted. If that is intended, raise max_deletes for '\(secondary.name)' and sync again")
@@ -293,6 +310,12 @@ public struct RepositorySync: Sendable {
         } else {
             report.result = changes.isEmpty ? .upToDate : .ok
         }
+    }
+
+    /// Splits a plan's changes into pushes of at most `size` ref updates.
+    static func batches(_ changes: [RefOutcome], size: Int?) -> [[RefOutcome]] {
+        guard let size, size > 0, changes.count > size else { return [changes] }
+        return stride(from: 0, to: changes.count, by: size).map { Array(changes[$0..<min($0 + size, changes.count)]) }
     }
 
     /// `create: true`: a missing CodeCommit repository is created through the API, then listed again.

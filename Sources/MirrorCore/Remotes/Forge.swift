@@ -1,0 +1,60 @@
+import Foundation
+
+/// What the hosting services do differently: usernames for tokens, their limits,
+/// and the rejections they send, turned into classes and advice.
+public enum Forge: String, Sendable {
+    case github, gitlab, gitea, codeCommit = "codecommit", other
+
+    public static func of(_ url: RemoteURL) -> Forge {
+        if url.codeCommit != nil { return .codeCommit }
+        let host = url.host?.lowercased() ?? ""
+        if host == "github.com" || host.hasSuffix(".github.com") || host.hasSuffix(".ghe.com") { return .github }
+        if host == "gitlab.com" || host.hasPrefix("gitlab.") { return .gitlab }
+        if host == "codeberg.org" || host.hasPrefix("gitea.") || host.hasPrefix("forgejo.") { return .gitea }
+        return .other
+    }
+
+    /// The username a token goes with when the configuration names none.
+    public var tokenUsername: String {
+        switch self {
+        case .github: return "x-access-token"
+        case .gitlab: return "oauth2"
+        default: return "git"
+        }
+    }
+
+    /// CodeCommit accepts at most this many ref updates in one push.
+    public var maxRefUpdatesPerPush: Int? { self == .codeCommit ? 4000 : nil }
+
+    /// A ref this host refuses before anything is sent, and why.
+    public func refusal(of ref: String) -> String? {
+        if self == .codeCommit, ref.hasPrefix("refs/heads/") {
+            let branch = ref.dropFirst("refs/heads/".count)
+            if branch.count == 40, branch.allSatisfy(\.isHexDigit) {
+                return "CodeCommit refuses branch names of exactly 40 hexadecimal digits; rename the branch on the primary or leave it out with refs:"
+            }
+        }
+        return nil
+    }
+
+    /// Classifies a server's rejection of a ref (its status and what it printed).
+    public static func classify(rejection: String) -> (ErrorClass, String?) {
+        let text = rejection.lowercased()
+        if text.contains("gh006") || text.contains("protected branch") || text.contains("protected branches") {
+            return (.protected, "the branch is protected on the server; allow the mirror's account to push to it, or leave it out with refs:")
+        }
+        if text.contains("gh013") || text.contains("repository rule violations") || text.contains("rule violation") {
+            return (.protected, "a repository ruleset refuses this update; add the mirror's account to the ruleset's bypass list")
+        }
+        if text.contains("workflow") && text.contains("scope") {
+            return (.auth, "the token lacks the workflow scope needed to push .github/workflows files; add it to the token")
+        }
+        if text.contains("gh001") || text.contains("file size limit") || text.contains("large files detected") {
+            return (.tooLarge, "a file exceeds the host's file size limit (GitHub: 100 MB); move it to Git LFS on the primary")
+        }
+        if text.contains("pack exceeds") || text.contains("maximum allowed size") || text.contains("too large") {
+            return (.tooLarge, "the push exceeds the host's size limit (GitHub: 2 GiB per push); push the history in smaller steps")
+        }
+        return (.rejected, nil)
+    }
+}
