@@ -199,12 +199,19 @@ import TestSupport
         try scenario.configure(secondaries: "- name: silent\n  url: git://127.0.0.1:\(silent.port)/repo.git\n  stall_timeout: 5m")
         let log = scenario.sandbox.path("killed-sync.log")
         let hung = try Shell.start([Gitmirror.executable.path, "sync", "--config", scenario.config.path], log: log)
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, !ProcessTable.gitmirrorProcesses().contains(where: { $0.parent == hung.pid && $0.argv.contains("__worker") }) {
-            usleep(100_000)
+        // Wait for the silent secondary's worker: the primary has been fetched into the cache
+        // (so its short-lived workers are done) and a worker of the hung sync is running.
+        // Generous: the whole suite runs in parallel on two cores.
+        let deadline = Date().addingTimeInterval(90)
+        var worker: Int32?
+        while Date() < deadline, worker == nil {
+            if (try? scenario.cache.refs()["refs/heads/main"]) ?? nil != nil {
+                worker = ProcessTable.gitmirrorProcesses().first { $0.parent == hung.pid }?.pid
+            }
+            if worker == nil { usleep(100_000) }
         }
         #expect(try scenario.store().lease(repository: "app")?.pid == hung.pid)
-        let worker = try #require(ProcessTable.gitmirrorProcesses().first { $0.parent == hung.pid }?.pid)
+        let silentWorker = try #require(worker, "no worker; running: \(hung.isRunning); log: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
         hung.signal(SIGKILL)
         hung.wait()
 
@@ -220,6 +227,6 @@ import TestSupport
         #expect(try scenario.store().lease(repository: "app") == nil)
         // Its worker noticed and exited (it polls for its parent every quarter second)
         usleep(800_000)
-        #expect(!ProcessTable.gitmirrorProcesses().contains { $0.pid == worker })
+        #expect(!ProcessTable.gitmirrorProcesses().contains { $0.pid == silentWorker })
     }
 }
