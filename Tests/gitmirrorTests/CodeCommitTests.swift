@@ -46,8 +46,41 @@ import TestSupport
             #expect(try repository.refs() == scenario.primary.refs(), "\(repository.path)")
         }
         #expect(!output.combined.contains(Self.secret))
+        // And neither the secret key nor anything derived from it is in SQLite or the cache
+        let files = FileManager.default.enumerator(at: scenario.sandbox.path("state"), includingPropertiesForKeys: nil)
+        while let file = files?.nextObject() as? URL {
+            guard let data = FileManager.default.contents(atPath: file.path) else { continue }
+            #expect(data.range(of: Data(Self.secret.utf8)) == nil, "\(file.path)")
+        }
         #expect(endpoint.attempts.contains { $0.hasPrefix("AUTH 200") })
         #expect(!endpoint.attempts.contains { $0.hasPrefix("AUTH 403") })
+    }
+
+    @Test func sessionTokenRidesOnTheUsernameAndIsNeverWrittenDown() throws {
+        let scenario = try Scenario("codecommit-token")
+        try scenario.primary.commit("first")
+        let token = "canary-session-token-FwoGZXIvYXdzE"
+        let endpoint = try CodeCommitEndpoint(sandbox: scenario.sandbox, region: "eu-central-1", accessKey: "ASIACANARY0000000001",
+                                              secretKey: Self.secret, sessionToken: token)
+        let target = try endpoint.repository("payments")
+        try scenario.configure(secondaries: "- name: cc\n  url: codecommit::eu-central-1://payments\n  endpoint: \(endpoint.endpoint)")
+        var environment = environment(endpoint)
+        environment["AWS_ACCESS_KEY_ID"] = "ASIACANARY0000000001"
+        environment["AWS_SESSION_TOKEN"] = token
+
+        let output = try scenario.gitmirror("sync", environment: environment)
+        let status = try scenario.gitmirror("status", environment: environment)
+
+        #expect(output.status == 0, "\(output)\n\(endpoint.attempts)")
+        #expect(try target.refs() == scenario.primary.refs())
+        for text in [output.combined, status.combined] {
+            #expect(!text.contains(token) && !text.contains(Self.secret))
+        }
+        let files = FileManager.default.enumerator(at: scenario.sandbox.path("state"), includingPropertiesForKeys: nil)
+        while let file = files?.nextObject() as? URL {
+            guard let data = FileManager.default.contents(atPath: file.path) else { continue }
+            #expect(data.range(of: Data(token.utf8)) == nil && data.range(of: Data(Self.secret.utf8)) == nil, "\(file.path)")
+        }
     }
 
     @Test func wrongSecretFailsWithAuthAfterAtMostTwoAttempts() throws {

@@ -26,16 +26,41 @@ public struct CodeCommitAPI: Sendable {
     }
 
     func call(_ action: String, _ payload: [String: String]) throws(SyncFailure) -> Result<[String: Any], APIError> {
+        try callRecordingDate(action, payload).0
+    }
+
+    func callRecordingDate(_ action: String, _ payload: [String: String]) throws(SyncFailure) -> (Result<[String: Any], APIError>, Date?) {
         let body = (try? JSONSerialization.data(withJSONObject: payload)) ?? Data()
         var headers = ["Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "CodeCommit_20150413.\(action)"]
         headers.merge(SigV4.sign(method: "POST", url: endpoint, headers: headers, body: body, service: "codecommit",
                                  region: region, credentials: credentials)) { _, signed in signed }
         let response = try http.send("POST", endpoint, headers: headers, body: body)
+        let date = response.headers["date"].flatMap(Self.httpDate)
         let object = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
-        if response.status == 200 { return .success(object) }
+        if response.status == 200 { return (.success(object), date) }
         let type = (object["__type"] as? String ?? "HTTP \(response.status)").split(separator: "#").last.map(String.init) ?? ""
         let message = object["message"] as? String ?? object["Message"] as? String ?? response.text.prefix(200).description
-        return .failure(APIError(type: type, message: message))
+        return (.failure(APIError(type: type, message: message)), date)
+    }
+
+    static func httpDate(_ text: String) -> Date? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return formatter.date(from: text)
+    }
+
+    /// Whether the repository exists, and how far this machine's clock is from AWS's (seconds, positive: ours is ahead).
+    public func probe(_ name: String) throws(SyncFailure) -> (exists: Bool, skew: TimeInterval?) {
+        let sent = Date()
+        let (result, date) = try callRecordingDate("GetRepository", ["repositoryName": name])
+        let skew = date.map { sent.timeIntervalSince($0) }
+        switch result {
+        case .success: return (true, skew)
+        case .failure(let error) where error.type == "RepositoryDoesNotExistException": return (false, skew)
+        case .failure(let error): throw classify(error, doing: "GetRepository \(name)")
+        }
     }
 
     /// Whether the repository exists.

@@ -70,8 +70,19 @@ public struct Preflight: Sendable {
         var request = WorkerRequest(operation: .list, url: "")
         do {
             try credentials.prepare(&request, for: remote, config: config)
-            if let keys = request.credential?.aws {
+            if let keys = request.credential?.aws, let target = remote.url.codeCommit {
                 finding.credentials = "AWS: \(keys.source)"
+                // SigV4 signatures expire after 15 minutes: a skewed clock fails every push.
+                let api = CodeCommitAPI(region: target.region, credentials: keys, environment: credentials.environment)
+                if let probe = try? api.probe(target.repository), let skew = probe.skew {
+                    finding.details.append(String(format: "clock skew %+.0fs", skew))
+                    if abs(skew) > 300 {
+                        finding.failure = SyncFailure(.auth, String(format: "this machine's clock is %.0f seconds off AWS's; SigV4 signatures will be refused", skew))
+                        finding.advice = "synchronize the clock (chrony, systemd-timesyncd)"
+                    }
+                } else {
+                    finding.details.append("clock skew unknown (the CodeCommit API did not answer)")
+                }
             }
         } catch {
             finding.failure = error
