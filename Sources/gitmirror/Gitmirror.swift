@@ -3,7 +3,7 @@ import Foundation
 import MirrorCore
 
 @main
-struct Gitmirror: ParsableCommand {
+struct Gitmirror: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gitmirror",
         abstract: "Mirror git repositories from one primary to many secondaries, safely.",
@@ -16,7 +16,7 @@ struct Gitmirror: ParsableCommand {
             2 the configuration is invalid.
             """,
         version: "gitmirror 0.1.0",
-        subcommands: [ValidateCommand.self, DoctorCommand.self, PlanCommand.self, SyncCommand.self, StatusCommand.self, HistoryCommand.self, WorkerCommand.self]
+        subcommands: [ValidateCommand.self, DoctorCommand.self, DaemonCommand.self, PlanCommand.self, SyncCommand.self, StatusCommand.self, HistoryCommand.self, WorkerCommand.self]
     )
 }
 

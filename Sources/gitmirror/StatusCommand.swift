@@ -23,11 +23,15 @@ struct StatusCommand: ParsableCommand {
         var lastSuccess: Date?
         var lastErrorClass: String?
         var lastError: String?
+        /// From a running daemon: when it syncs the repository next, and why then.
+        var nextRun: Date?
+        var schedule: String?
 
         enum CodingKeys: String, CodingKey {
             case repository, remote, role, url, state
             case lastAttempt = "last_attempt", lastSuccess = "last_success"
             case lastErrorClass = "last_error_class", lastError = "last_error"
+            case nextRun = "next_run", schedule
         }
 
         func encode(to encoder: Encoder) throws {
@@ -41,16 +45,21 @@ struct StatusCommand: ParsableCommand {
             try container.encode(lastSuccess, forKey: .lastSuccess)
             try container.encode(lastErrorClass, forKey: .lastErrorClass)
             try container.encode(lastError, forKey: .lastError)
+            try container.encode(nextRun, forKey: .nextRun)
+            try container.encode(schedule, forKey: .schedule)
         }
     }
 
     func run() throws {
         let config = try options.load()
         var known: [String: RemoteState] = [:]
+        var schedule: [String: ScheduleEntry] = [:]
         if FileManager.default.fileExists(atPath: config.databaseURL.path) {
             do {
                 let store = try StateStore(path: config.databaseURL.path, readOnly: true)
                 for state in try store.remoteStates() { known["\(state.repository)\u{0}\(state.remote)"] = state }
+                // Only a daemon that is still running speaks for the schedule.
+                for entry in (try? store.schedule()) ?? [] where kill(entry.pid, 0) == 0 { schedule[entry.repository] = entry }
             } catch {
                 Terminal.error("error: cannot read the state database \(config.databaseURL.path): \(error)")
                 throw ExitStatus.outOfStep
@@ -62,17 +71,24 @@ struct StatusCommand: ParsableCommand {
                 let state = known["\(mirror.name)\u{0}\(remote.name)"]
                 rows.append(Row(repository: mirror.name, remote: remote.name, role: remote.role.rawValue, url: remote.url.gitURL,
                                 state: state?.state ?? "never_synced", lastAttempt: state?.lastAttempt, lastSuccess: state?.lastSuccess,
-                                lastErrorClass: state?.lastErrorClass, lastError: state?.lastError))
+                                lastErrorClass: state?.lastErrorClass, lastError: state?.lastError,
+                                nextRun: schedule[mirror.name]?.nextRun,
+                                schedule: schedule[mirror.name].map { [$0.state, $0.note].compactMap { $0 }.joined(separator: "; ") }))
             }
         }
         if json {
             try Terminal.printJSON(rows)
             return
         }
+        let daemonRunning = !schedule.isEmpty
         let table = rows.map { row in
-            [row.repository, row.remote, row.role, row.state, Terminal.time(row.lastSuccess), Terminal.time(row.lastAttempt),
-             row.lastErrorClass.map { "\($0): \(row.lastError ?? "")" } ?? ""]
+            [row.repository, row.remote, row.role, row.state, Terminal.time(row.lastSuccess), Terminal.time(row.lastAttempt)]
+                + (daemonRunning ? [row.role == "primary" ? (row.nextRun.map(Terminal.time) ?? row.schedule ?? "-") : ""] : [])
+                + [row.lastErrorClass.map { "\($0): \(row.lastError ?? "")" } ?? ""]
         }
-        print(Terminal.table(["REPOSITORY", "REMOTE", "ROLE", "STATE", "LAST SUCCESS", "LAST ATTEMPT", "LAST ERROR"], table))
+        let header = ["REPOSITORY", "REMOTE", "ROLE", "STATE", "LAST SUCCESS", "LAST ATTEMPT"] + (daemonRunning ? ["NEXT RUN"] : []) + ["LAST ERROR"]
+        print(Terminal.table(header, table))
+        let notes = rows.filter { $0.role == "primary" }.compactMap { row in row.schedule.flatMap { $0.contains(";") ? "\(row.repository): \($0)" : nil } }
+        if !notes.isEmpty { print("\n" + notes.joined(separator: "\n")) }
     }
 }

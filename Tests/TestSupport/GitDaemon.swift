@@ -8,15 +8,15 @@ public final class GitDaemon: Server, @unchecked Sendable {
     public let log: URL
     private let process: ChildProcess
 
-    public init(sandbox: Sandbox, root: URL) throws {
+    public init(sandbox: Sandbox, root: URL, port: Int? = nil) throws {
         self.root = root
-        port = try Network.freePort()
-        log = sandbox.path("git-daemon-\(port).log")
-        process = try Shell.start(["/usr/bin/git", "daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=\(port)",
+        self.port = try port ?? Network.freePort()
+        log = sandbox.path("git-daemon-\(self.port).log")
+        process = try Shell.start(["/usr/bin/git", "daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=\(self.port)",
                                    "--base-path=\(root.path)", "--export-all", "--enable=receive-pack", "--verbose",
                                    "--informative-errors", root.path], log: log)
         sandbox.keep(self)
-        try Network.waitForPort(port: port, process: process, log: log)
+        try Network.waitForPort(port: self.port, process: process, log: log)
     }
 
     public func url(_ name: String) -> String { "git://127.0.0.1:\(port)/\(name)" }

@@ -25,3 +25,34 @@ public final class MetadataServer: Server, @unchecked Sendable {
 
     public func stop() { terminate(process) }
 }
+
+/// Collects the daemon's alert POSTs (Tests/Fixtures/notify_receiver.py).
+public final class NotifyReceiver: Server, @unchecked Sendable {
+    public let port: Int
+    public let log: URL
+    private let process: ChildProcess
+
+    public init(sandbox: Sandbox) throws {
+        port = try Network.freePort()
+        log = sandbox.path("notify-\(port).log")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/notify_receiver.py")
+        process = try Shell.start(["/usr/bin/env", "python3", script.path, "--port", "\(port)", "--log", log.path],
+                                  log: sandbox.path("notify-\(port).out"))
+        sandbox.keep(self)
+        try Network.waitForPort(port: port, process: process, log: sandbox.path("notify-\(port).out"))
+    }
+
+    public var url: String { "http://127.0.0.1:\(port)/events" }
+
+    /// Each event: its signature header and its JSON body.
+    public var events: [(signature: String, body: [String: Any])] {
+        ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, let body = try? JSONSerialization.jsonObject(with: Data(parts[1].utf8)) as? [String: Any] else { return nil }
+            return (String(parts[0]), body)
+        }
+    }
+
+    public func stop() { terminate(process) }
+}

@@ -26,8 +26,9 @@ public final class Scenario: @unchecked Sendable {
     public func url(_ repository: BareRepository) -> String { daemon.url(repository.url.lastPathComponent) }
 
     /// Writes mirrors.yaml with one repository `app`; `secondaries` is the YAML of the list's items.
-    public func configure(secondaries: String, credentials: String = "", defaults: String = "") throws {
+    public func configure(secondaries: String, credentials: String = "", defaults: String = "", daemon: String = "") throws {
         var text = "state_dir: state\n"
+        if !daemon.isEmpty { text += "daemon:\n" + indent(daemon, by: 2) + "\n" }
         if !defaults.isEmpty { text += "defaults:\n" + indent(defaults, by: 2) + "\n" }
         if !credentials.isEmpty { text += "credentials:\n" + indent(credentials, by: 2) + "\n" }
         text += """

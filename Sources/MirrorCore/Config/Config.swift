@@ -7,6 +7,7 @@ public struct Config: Sendable {
     public var maxParallelPushes: Int
     public var credentials: [String: CredentialSpec]
     public var repositories: [Mirror]
+    public var daemon = DaemonSettings()
 
     public var databaseURL: URL { stateDirectory.appendingPathComponent("gitmirror.sqlite") }
     public var cacheDirectory: URL { stateDirectory.appendingPathComponent("cache") }
@@ -19,6 +20,33 @@ public struct Mirror: Sendable {
     public var name: String
     public var primary: RemoteSpec
     public var secondaries: [RemoteSpec]
+    /// How often the daemon syncs it (nil: the daemon's default interval).
+    public var interval: TimeInterval?
+}
+
+/// The `daemon:` section: how `gitmirror daemon` schedules, listens and alerts.
+public struct DaemonSettings: Sendable {
+    public var listen = "127.0.0.1:9150"
+    public var interval: TimeInterval = 5 * 60
+    public var maxParallelRepositories = 4
+    public var maxConnectionsPerHost = 8
+    public var shutdownGrace: TimeInterval = 60
+    /// First retry after a failure; doubles per failure up to `retryCap`.
+    public var retryBase: TimeInterval = 15
+    public var retryCap: TimeInterval = 60 * 60
+    public var githubSecret: SecretSource?
+    public var gitlabToken: SecretSource?
+    public var giteaSecret: SecretSource?
+    public var syncToken: SecretSource?
+    public var notify: [NotifyTarget] = []
+
+    public init() {}
+}
+
+/// Where state-transition alerts are POSTed, HMAC-signed with the secret.
+public struct NotifyTarget: Sendable {
+    public var url: URL
+    public var secret: SecretSource?
 }
 
 public enum Role: String, Sendable, Codable {

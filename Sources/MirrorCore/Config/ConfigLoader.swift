@@ -283,7 +283,8 @@ private struct Walker {
     // MARK: the document
 
     mutating func config(_ root: Node) -> Config? {
-        guard let pairs = mapping(root, allowed: ["state_dir", "defaults", "credentials", "repositories", "max_parallel_pushes"], what: "the top level") else { return nil }
+        guard let pairs = mapping(root, allowed: ["state_dir", "defaults", "credentials", "repositories", "max_parallel_pushes", "daemon"], what: "the top level") else { return nil }
+        var daemonSettings = DaemonSettings()
         var stateDirectory = base.appendingPathComponent(".gitmirror")
         var defaults = Policy()
         var credentials: [String: CredentialSpec] = [:]
@@ -302,6 +303,7 @@ private struct Walker {
                 }
                 for (nameNode, body) in mapping { credentialNodes.append((nameNode, body)) }
             case "repositories": repositoriesNode = value
+            case "daemon": daemonSettings = daemon(value)
             default: break
             }
         }
@@ -330,7 +332,74 @@ private struct Walker {
             mirrors.append(mirror)
         }
         if sequence.isEmpty { report(repositoriesNode, "repositories is empty: list at least one repository") }
-        return Config(file: file, stateDirectory: stateDirectory, maxParallelPushes: maxParallel, credentials: credentials, repositories: mirrors)
+        return Config(file: file, stateDirectory: stateDirectory, maxParallelPushes: maxParallel, credentials: credentials,
+                      repositories: mirrors, daemon: daemonSettings)
+    }
+
+    mutating func minimumDuration(_ node: Node, _ what: String, at minimum: TimeInterval) -> TimeInterval? {
+        guard let seconds = duration(node, what) else { return nil }
+        guard seconds >= minimum else {
+            report(node, "\(what) must be at least \(formatDuration(minimum))")
+            return nil
+        }
+        return seconds
+    }
+
+    mutating func secretReference(_ pairs: [(key: String, keyNode: Node, value: Node)], prefix: String) -> SecretSource? {
+        var source: SecretSource?
+        for (key, _, value) in pairs {
+            if key == "\(prefix)_env", let name = environmentName(value, key) { source = .environment(name) }
+            if key == "\(prefix)_file", let url = secretFile(value, key) { source = .file(url) }
+        }
+        return source
+    }
+
+    mutating func daemon(_ node: Node) -> DaemonSettings {
+        var settings = DaemonSettings()
+        let keys = ["listen", "interval", "max_parallel_repositories", "max_connections_per_host", "shutdown_grace",
+                    "retry_base", "retry_cap", "hooks", "notify"]
+        guard let pairs = mapping(node, allowed: keys, what: "daemon") else { return settings }
+        for (key, _, value) in pairs {
+            switch key {
+            case "listen":
+                guard let text = string(value, "listen") else { continue }
+                if text.split(separator: ":").last.flatMap({ Int($0) }) == nil {
+                    report(value, "listen must be ADDRESS:PORT, for example 127.0.0.1:9150")
+                } else {
+                    settings.listen = text
+                }
+            case "interval": if let seconds = minimumDuration(value, "interval", at: 10) { settings.interval = seconds }
+            case "max_parallel_repositories": if let number = integer(value, key, minimum: 1) { settings.maxParallelRepositories = number }
+            case "max_connections_per_host": if let number = integer(value, key, minimum: 1) { settings.maxConnectionsPerHost = number }
+            case "shutdown_grace": if let seconds = duration(value, key) { settings.shutdownGrace = seconds }
+            case "retry_base": if let seconds = duration(value, key) { settings.retryBase = seconds }
+            case "retry_cap": if let seconds = duration(value, key) { settings.retryCap = seconds }
+            case "hooks":
+                let hookKeys = ["github_secret_env", "github_secret_file", "gitlab_token_env", "gitlab_token_file",
+                                "gitea_secret_env", "gitea_secret_file", "sync_token_env", "sync_token_file"]
+                guard let hooks = mapping(value, allowed: hookKeys, what: "daemon.hooks") else { continue }
+                settings.githubSecret = secretReference(hooks, prefix: "github_secret")
+                settings.gitlabToken = secretReference(hooks, prefix: "gitlab_token")
+                settings.giteaSecret = secretReference(hooks, prefix: "gitea_secret")
+                settings.syncToken = secretReference(hooks, prefix: "sync_token")
+            case "notify":
+                guard case .sequence(let items) = value else {
+                    report(value, "notify must be a list of {url:, secret_env:}")
+                    continue
+                }
+                for item in items {
+                    guard let target = mapping(item, allowed: ["url", "secret_env", "secret_file"], what: "a notify target") else { continue }
+                    guard let urlNode = target.first(where: { $0.key == "url" })?.value, let text = string(urlNode, "url"),
+                          let url = URL(string: text), url.scheme == "https" || url.scheme == "http" else {
+                        report(item, "a notify target needs an http(s) url:")
+                        continue
+                    }
+                    settings.notify.append(NotifyTarget(url: url, secret: secretReference(target, prefix: "secret")))
+                }
+            default: break
+            }
+        }
+        return settings
     }
 
     mutating func policy(_ node: Node, inheriting parent: Policy, what: String, extraKeys: [String] = []) -> Policy {
@@ -418,8 +487,9 @@ private struct Walker {
     }
 
     mutating func mirror(_ node: Node, defaults: Policy, credentials: [String: CredentialSpec], credentialNames: Set<String>) -> Mirror? {
-        guard let pairs = mapping(node, allowed: ["name", "primary", "secondaries", "defaults"], what: "a repository") else { return nil }
+        guard let pairs = mapping(node, allowed: ["name", "primary", "secondaries", "defaults", "interval"], what: "a repository") else { return nil }
         var name: String?
+        var interval: TimeInterval?
         var primaryNode: Node?
         var secondariesNode: Node?
         var policy = defaults
@@ -429,6 +499,7 @@ private struct Walker {
             case "primary": primaryNode = value
             case "secondaries": secondariesNode = value
             case "defaults": policy = self.policy(value, inheriting: defaults, what: "repository defaults")
+            case "interval": interval = minimumDuration(value, "interval", at: 10)
             default: break
             }
         }
@@ -470,7 +541,7 @@ private struct Walker {
             secondaries.append(secondary)
         }
         guard let name, let primary, secondaries.count == items.count else { return nil }
-        return Mirror(name: name, primary: primary, secondaries: secondaries)
+        return Mirror(name: name, primary: primary, secondaries: secondaries, interval: interval)
     }
 
     mutating func remote(_ node: Node, role: Role, defaults: Policy, credentials: [String: CredentialSpec], credentialNames: Set<String>) -> RemoteSpec? {

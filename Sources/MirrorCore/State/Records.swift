@@ -64,3 +64,25 @@ public struct Lease: Codable, Sendable, FetchableRecord, PersistableRecord {
     public var acquiredAt: Date
     public var heartbeatAt: Date
 }
+
+/// When the daemon will next sync a repository, and what it is doing now.
+public struct ScheduleEntry: Codable, Sendable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "schedule"
+    public var repository: String
+    public var nextRun: Date?
+    /// idle, running, queued
+    public var state: String
+    /// Why the next run is when it is ("backing off after 3 failures (network)", …).
+    public var note: String?
+    public var pid: Int32
+    public var updatedAt: Date
+
+    public init(repository: String, nextRun: Date?, state: String, note: String?, pid: Int32 = getpid(), updatedAt: Date = Date()) {
+        self.repository = repository
+        self.nextRun = nextRun
+        self.state = state
+        self.note = note
+        self.pid = pid
+        self.updatedAt = updatedAt
+    }
+}

@@ -79,7 +79,32 @@ public final class StateStore: Sendable {
                 t.column("heartbeatAt", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v2") { db in
+            // The daemon's live schedule, for `status`.
+            try db.create(table: "schedule") { t in
+                t.primaryKey("repository", .text)
+                t.column("nextRun", .datetime)
+                t.column("state", .text).notNull()
+                t.column("note", .text)
+                t.column("pid", .integer).notNull()
+                t.column("updatedAt", .datetime).notNull()
+            }
+        }
         return migrator
+    }
+
+    // MARK: the daemon's schedule
+
+    public func recordSchedule(_ entry: ScheduleEntry) throws {
+        try pool.write { db in try entry.save(db) }
+    }
+
+    public func forgetSchedule(repository: String) throws {
+        try pool.write { db in _ = try ScheduleEntry.deleteOne(db, key: repository) }
+    }
+
+    public func schedule() throws -> [ScheduleEntry] {
+        try pool.read { db in try ScheduleEntry.fetchAll(db) }
     }
 
     // MARK: runs

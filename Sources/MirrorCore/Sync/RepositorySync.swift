@@ -19,16 +19,19 @@ public struct RepositorySync: Sendable {
     public let supervisor: WorkerSupervisor
     public let credentials: CredentialResolver
     public let options: Options
+    /// Bounds connections per host across every sync of the process (the daemon's).
+    public let hostLimiter: HostLimiter?
     public let progress: @Sendable (_ repository: String, _ remote: String, _ message: String) -> Void
 
     public init(config: Config, store: StateStore?, supervisor: WorkerSupervisor, credentials: CredentialResolver,
-                options: Options = Options(),
+                options: Options = Options(), hostLimiter: HostLimiter? = nil,
                 progress: @escaping @Sendable (String, String, String) -> Void = { _, _, _ in }) {
         self.config = config
         self.store = store
         self.supervisor = supervisor
         self.credentials = credentials
         self.options = options
+        self.hostLimiter = hostLimiter
         self.progress = progress
     }
 
@@ -90,7 +93,8 @@ public struct RepositorySync: Sendable {
                                       duration: Date().timeIntervalSince(started))
         if let runId, let store {
             record(primary, runId: runId, remote: mirror.primary, fingerprint: nil)
-            let result = report.primary.failure != nil ? "failed" : (report.inStep ? "ok" : "failed")
+            let result = supervisor.registry?.isStopping == true && !report.inStep ? "interrupted"
+                : report.primary.failure != nil ? "failed" : (report.inStep ? "ok" : "failed")
             let summary = report.primary.failure?.description ?? secondaries.compactMap { $0.failure.map { "\($0.errorClass.rawValue)" } }.joined(separator: ", ")
             try? store.recordRunFinished(id: runId, result: result, summary: summary.isEmpty ? nil : redactor.redact(summary))
         }
@@ -338,9 +342,12 @@ public struct RepositorySync: Sendable {
     // MARK: helpers
 
     func worker(_ request: WorkerRequest, limits: WorkerSupervisor.Limits, remote: RemoteSpec, repository: String) throws -> WorkerResult {
-        let result = supervisor.run(request, limits: limits) { line in
-            progress(repository, remote.name, line)
+        let run = {
+            supervisor.run(request, limits: limits) { line in
+                progress(repository, remote.name, line)
+            }
         }
+        let result = hostLimiter.map { $0.withSlot(remote.url.host ?? "local", run) } ?? run()
         switch result {
         case .success(let value): return value
         case .failure(let failure):

@@ -5,11 +5,16 @@ import Foundation
 public struct WorkerSupervisor: Sendable {
     public let executable: URL
     public let arguments: [String]
+    /// Set by the daemon, so that a shutdown can stop running workers.
+    public let registry: WorkerRegistry?
 
-    public init(executable: URL, arguments: [String] = ["__worker"]) {
+    public init(executable: URL, arguments: [String] = ["__worker"], registry: WorkerRegistry? = nil) {
         self.executable = executable
         self.arguments = arguments
+        self.registry = registry
     }
+
+    static let interrupted = SyncFailure(.timeout, "interrupted: gitmirror is shutting down and stopped this operation")
 
     public struct Limits: Sendable {
         public var timeout: TimeInterval
@@ -35,6 +40,7 @@ public struct WorkerSupervisor: Sendable {
 
     public func run(_ request: WorkerRequest, limits: Limits, progress: @escaping @Sendable (String) -> Void = { _ in }) -> Result<WorkerResult, SyncFailure> {
         _ = Self.ignoreBrokenPipes
+        if registry?.isStopping == true { return .failure(Self.interrupted) }
         let job: Data
         do {
             job = try JSONEncoder().encode(request)
@@ -58,6 +64,8 @@ public struct WorkerSupervisor: Sendable {
         } catch {
             return .failure(SyncFailure(.internal, "cannot start the worker \(executable.path): \(error)"))
         }
+        if let registry, !registry.register(child) { child.signal(SIGKILL) }
+        defer { registry?.unregister(child) }
         let started = Date()
         let state = WorkerOutput()
         state.touch()
@@ -90,6 +98,7 @@ public struct WorkerSupervisor: Sendable {
         let status = child.wait()
         _ = state.finished(wait: 2)
         if let killedFor { return .failure(killedFor) }
+        if registry?.isStopping == true && state.result == nil { return .failure(Self.interrupted) }
         if let failure = state.failure { return .failure(failure) }
         if let result = state.result { return .success(result) }
         let stderr = state.errorText.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -1,0 +1,306 @@
+import Foundation
+import Git
+import HTTPTypes
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// Which repositories one instance of a sharded fleet owns: a stable hash of the name.
+public struct Shard: Sendable, Equatable {
+    public var index: Int
+    public var count: Int
+
+    public init(index: Int, count: Int) {
+        self.index = index
+        self.count = count
+    }
+
+    public func owns(_ repository: String) -> Bool {
+        guard count > 1 else { return true }
+        var hash: UInt64 = 0xcbf29ce484222325
+        for byte in repository.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
+        return Int(hash % UInt64(count)) == index
+    }
+}
+
+/// What the daemon's services share: the current configuration and the secrets it references.
+public actor DaemonState {
+    public private(set) var config: Config
+    public private(set) var hookSecrets: HookSecrets
+    let configFile: URL
+    let shard: Shard
+    let environment: [String: String]
+
+    public struct HookSecrets: Sendable {
+        var github: String?
+        var gitlab: String?
+        var gitea: String?
+        var sync: String?
+    }
+
+    init(config: Config, configFile: URL, shard: Shard, environment: [String: String], redactor: Redactor) throws {
+        self.config = config
+        self.configFile = configFile
+        self.shard = shard
+        self.environment = environment
+        self.hookSecrets = try Self.secrets(config, environment: environment, redactor: redactor)
+    }
+
+    static func owned(_ config: Config, shard: Shard) -> Config {
+        var owned = config
+        owned.repositories = config.repositories.filter { shard.owns($0.name) }
+        return owned
+    }
+
+    static func secrets(_ config: Config, environment: [String: String], redactor: Redactor) throws -> HookSecrets {
+        let resolver = CredentialResolver(environment: environment, redactor: redactor)
+        func read(_ source: SecretSource?, _ key: String) throws -> String? {
+            guard let source else { return nil }
+            return try resolver.read(source, for: "daemon.hooks", key: key)
+        }
+        return HookSecrets(github: try read(config.daemon.githubSecret, "github_secret"), gitlab: try read(config.daemon.gitlabToken, "gitlab_token"),
+                           gitea: try read(config.daemon.giteaSecret, "gitea_secret"), sync: try read(config.daemon.syncToken, "sync_token"))
+    }
+
+    /// Loads the file again; an invalid one is refused and the running configuration stays.
+    func reload(redactor: Redactor) throws -> Config {
+        let loaded = Self.owned(try ConfigLoader().load(file: configFile, environment: environment), shard: shard)
+        let secrets = try Self.secrets(loaded, environment: environment, redactor: redactor)
+        config = loaded
+        hookSecrets = secrets
+        return loaded
+    }
+}
+
+/// Builds the daemon: a ServiceGroup of the HTTP server, the SIGHUP reloader and the scheduler.
+public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executable: URL, version: String,
+                       environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) throws -> ServiceGroup {
+    Libgit2.initialize()
+    let loaded = DaemonState.owned(try ConfigLoader().load(file: configFile, environment: environment), shard: shard)
+    let redactor = Redactor()
+    let state = try DaemonState(config: loaded, configFile: configFile, shard: shard, environment: environment, redactor: redactor)
+    let store = try StateStore(path: loaded.databaseURL.path)
+    let registry = WorkerRegistry()
+    let metrics = DaemonMetrics(version: version)
+    let notifier = Notifier(known: (try? store.remoteStates()) ?? [], logger: logger)
+    notifier.setTargets(try notifyTargets(loaded, environment: environment, redactor: redactor))
+    let credentials = CredentialResolver(environment: environment, redactor: redactor)
+    let hostLimiter = HostLimiter(limit: loaded.daemon.maxConnectionsPerHost)
+    let supervisor = WorkerSupervisor(executable: executable, registry: registry)
+
+    let scheduler = Scheduler(
+        config: loaded, logger: logger,
+        runner: { mirror, trigger in
+            let config = await state.config
+            var options = RepositorySync.Options()
+            options.trigger = trigger
+            let sync = RepositorySync(config: config, store: store, supervisor: supervisor, credentials: credentials,
+                                      options: options, hostLimiter: hostLimiter)
+            var runLogger = logger
+            runLogger[metadataKey: "repository"] = "\(mirror.name)"
+            runLogger.info("sync started", metadata: ["trigger": "\(trigger)"])
+            return await withCheckedContinuation { continuation in
+                Thread.detachNewThread { continuation.resume(returning: sync.run(mirror)) }
+            }
+        },
+        onFinished: { report in
+            metrics.record(report)
+            notifier.observe(report)
+            for remote in [report.primary] + report.secondaries {
+                var metadata: Logger.Metadata = ["repository": "\(report.repository)", "remote": "\(remote.remote)",
+                                                 "result": "\(remote.result.rawValue)", "run_id": "\(report.runId.map(String.init) ?? "-")"]
+                if let failure = remote.failure {
+                    metadata["error_class"] = "\(failure.errorClass.rawValue)"
+                    logger.warning("\(redactor.redact(failure.message))", metadata: metadata)
+                } else {
+                    logger.info("in step", metadata: metadata)
+                }
+            }
+            for remote in report.secondaries {
+                let behind = remote.failure == nil ? 0 : ((try? store.remoteStates())?.first { $0.repository == report.repository && $0.remote == remote.remote }?
+                    .lastSuccess.map { Date().timeIntervalSince($0) } ?? 0)
+                metrics.recordBehind(repository: report.repository, remote: remote.remote, seconds: behind)
+            }
+        },
+        onSchedule: { entry in try? store.recordSchedule(entry) })
+
+    let reload: @Sendable () async -> Result<Config, Error> = {
+        SystemdNotify.send("RELOADING=1")
+        defer { SystemdNotify.send("READY=1") }
+        do {
+            let config = try await state.reload(redactor: redactor)
+            await scheduler.update(config)
+            notifier.setTargets(try notifyTargets(config, environment: environment, redactor: redactor))
+            metrics.recordReload(success: true)
+            logger.info("configuration reloaded", metadata: ["repositories": "\(config.repositories.count)"])
+            return .success(config)
+        } catch {
+            metrics.recordReload(success: false)
+            logger.error("the new configuration is invalid and was not applied; the previous one keeps running\n\(error)")
+            return .failure(error)
+        }
+    }
+
+    let router = makeRouter(state: state, scheduler: scheduler, metrics: metrics, store: store, reload: reload, logger: logger)
+    let address = try bindAddress(listen ?? loaded.daemon.listen)
+    let application = Application(router: router, configuration: .init(address: address, serverName: "gitmirror"), logger: logger)
+    let schedulerService = SchedulerService(scheduler: scheduler, registry: registry, grace: loaded.daemon.shutdownGrace, logger: logger)
+    return ServiceGroup(configuration: .init(
+        services: [.init(service: application), .init(service: ReloadService(reload: reload)), .init(service: schedulerService)],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger))
+}
+
+func notifyTargets(_ config: Config, environment: [String: String], redactor: Redactor) throws -> [(url: URL, secret: String?)] {
+    let resolver = CredentialResolver(environment: environment, redactor: redactor)
+    return try config.daemon.notify.map { target in
+        (target.url, try target.secret.map { try resolver.read($0, for: "daemon.notify", key: "secret") })
+    }
+}
+
+func bindAddress(_ text: String) throws -> BindAddress {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else {
+        throw SyncFailure(.config, "--listen must be ADDRESS:PORT, for example 127.0.0.1:9150 (got '\(text)')")
+    }
+    var host = String(text[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return .hostname(host.isEmpty ? "0.0.0.0" : host, port: port)
+}
+
+func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics, store: StateStore,
+                reload: @escaping @Sendable () async -> Result<Config, Error>, logger: Logger) -> Router<BasicRequestContext> {
+    let router = Router()
+    router.get("healthz") { _, _ in "ok\n" }
+    router.get("readyz") { _, _ -> Response in
+        let ready = await scheduler.isReady
+        return text(ready ? .ok : .serviceUnavailable, ready ? "ready\n" : "starting: the first scheduling pass is not done\n")
+    }
+    router.get("metrics") { _, _ -> Response in
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
+    }
+
+    /// Triggers every repository the payload names; 404 when none matches.
+    @Sendable func triggerFromPayload(_ body: [UInt8], query: String?) async -> Response {
+        var names: [String] = []
+        if let query, let requested = query.split(separator: "&").first(where: { $0.hasPrefix("repository=") })?.dropFirst("repository=".count) {
+            names = [String(requested)]
+        } else {
+            names = await scheduler.repositories(matching: Webhooks.repositoryURLs(in: body))
+        }
+        var triggered: [String] = []
+        for name in names where await scheduler.trigger(name) { triggered.append(name) }
+        guard !triggered.isEmpty else { return text(.notFound, "no configured repository matches this event\n") }
+        logger.info("sync triggered by webhook", metadata: ["repositories": "\(triggered.joined(separator: ","))"])
+        return text(.accepted, "sync queued: \(triggered.joined(separator: ", "))\n")
+    }
+
+    router.post("hooks/github") { request, _ -> Response in
+        var request = request
+        let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
+        guard let secret = await state.hookSecrets.github else { return text(.notFound, "GitHub hooks are not configured (daemon.hooks.github_secret_env)\n") }
+        guard Webhooks.verifyHMAC(body: body, signature: request.headers[HTTPField.Name("X-Hub-Signature-256")!], secret: secret) else {
+            return text(.unauthorized, "bad signature\n")
+        }
+        if request.headers[HTTPField.Name("X-GitHub-Event")!] == "ping" { return text(.ok, "pong\n") }
+        return await triggerFromPayload(body, query: request.uri.query)
+    }
+    router.post("hooks/gitlab") { request, _ -> Response in
+        var request = request
+        let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
+        guard let secret = await state.hookSecrets.gitlab else { return text(.notFound, "GitLab hooks are not configured (daemon.hooks.gitlab_token_env)\n") }
+        guard Webhooks.verifyToken(request.headers[HTTPField.Name("X-Gitlab-Token")!], secret: secret) else { return text(.unauthorized, "bad token\n") }
+        return await triggerFromPayload(body, query: request.uri.query)
+    }
+    router.post("hooks/gitea") { request, _ -> Response in
+        var request = request
+        let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
+        guard let secret = await state.hookSecrets.gitea else { return text(.notFound, "Gitea hooks are not configured (daemon.hooks.gitea_secret_env)\n") }
+        let signature = request.headers[HTTPField.Name("X-Gitea-Signature")!] ?? request.headers[HTTPField.Name("X-Forgejo-Signature")!]
+        guard Webhooks.verifyHMAC(body: body, signature: signature, secret: secret) else { return text(.unauthorized, "bad signature\n") }
+        return await triggerFromPayload(body, query: request.uri.query)
+    }
+    router.post("hooks/sync/:repository") { request, context -> Response in
+        guard let secret = await state.hookSecrets.sync else { return text(.notFound, "the sync API is not configured (daemon.hooks.sync_token_env)\n") }
+        guard Webhooks.verifyToken(request.headers[.authorization], secret: secret) else { return text(.unauthorized, "bad token\n") }
+        let name = context.parameters.get("repository") ?? ""
+        guard await scheduler.trigger(name) else { return text(.notFound, "no repository named '\(name)'\n") }
+        return text(.accepted, "sync queued: \(name)\n")
+    }
+    router.post("reload") { request, _ -> Response in
+        guard let secret = await state.hookSecrets.sync else { return text(.notFound, "reload over HTTP needs daemon.hooks.sync_token_env\n") }
+        guard Webhooks.verifyToken(request.headers[.authorization], secret: secret) else { return text(.unauthorized, "bad token\n") }
+        switch await reload() {
+        case .success(let config): return text(.ok, "reloaded: \(config.repositories.count) repositories\n")
+        case .failure(let error): return text(.unprocessableContent, "the new configuration was refused; the previous one keeps running:\n\(error)\n")
+        }
+    }
+    return router
+}
+
+func text(_ status: HTTPResponse.Status, _ body: String) -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = "text/plain; charset=utf-8"
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+}
+
+/// Reloads the configuration on SIGHUP.
+struct ReloadService: Service {
+    let reload: @Sendable () async -> Result<Config, Error>
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals { _ = await reload() }
+        }
+    }
+}
+
+/// Runs the scheduler; on shutdown starts nothing new, lets running syncs finish
+/// within the grace period, then stops their workers.
+struct SchedulerService: Service {
+    let scheduler: Scheduler
+    let registry: WorkerRegistry
+    let grace: TimeInterval
+    let logger: Logger
+
+    func run() async throws {
+        let readiness = Task {
+            while !(await scheduler.isReady) { try? await Task.sleep(nanoseconds: 50_000_000) }
+            SystemdNotify.send("READY=1")
+            let count = await scheduler.repositoryNames.count
+            logger.info("daemon ready", metadata: ["repositories": "\(count)"])
+        }
+        await withGracefulShutdownHandler {
+            await scheduler.run()
+        } onGracefulShutdown: {
+            Task { await scheduler.stop() }
+        }
+        readiness.cancel()
+        SystemdNotify.send("STOPPING=1")
+        let deadline = Date().addingTimeInterval(grace)
+        var running = await scheduler.runningCount
+        if running > 0 { logger.info("waiting for running syncs to finish", metadata: ["running": "\(running)", "grace": "\(formatDuration(grace))"]) }
+        while running > 0 && Date() < deadline {
+            try? await Task.sleep(nanoseconds: 100_000_000)
+            running = await scheduler.runningCount
+        }
+        if running > 0 {
+            logger.warning("grace period over; stopping the remaining syncs' workers", metadata: ["running": "\(running)"])
+            registry.stopAll()
+            let hardDeadline = Date().addingTimeInterval(15)
+            while await scheduler.runningCount > 0 && Date() < hardDeadline { try? await Task.sleep(nanoseconds: 100_000_000) }
+        }
+    }
+}
+
+/// Lets the executable run the group without importing ServiceLifecycle.
+public struct ServiceGroupRunner: Sendable {
+    let group: ServiceGroup
+
+    public init(_ group: ServiceGroup) { self.group = group }
+
+    public func run() async throws { try await group.run() }
+}

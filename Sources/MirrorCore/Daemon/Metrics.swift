@@ -1,0 +1,66 @@
+import Foundation
+import Git
+import Prometheus
+
+/// The daemon's Prometheus metrics. Labels come from the configuration's names
+/// (repository, remote), never from URLs, so their number stays bounded.
+public final class DaemonMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    static let durationBuckets: [Double] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800]
+
+    public init(version: String) {
+        registry.makeGauge(descriptor: Self.name("build", "info", "Build information; always 1."),
+                           labels: [("version", version), ("libgit2", Libgit2.version)]).set(to: 1.0)
+    }
+
+    static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "gitmirror", metricName: metric, unitName: unit, helpText: help)
+    }
+
+    /// One finished sync of one repository.
+    public func record(_ report: RepositoryReport, now: Date = Date()) {
+        let repository = report.repository
+        let result = !report.inStep ? "error" : (report.secondaries.allSatisfy { $0.result == .upToDate } ? "noop" : "success")
+        registry.makeCounter(descriptor: Self.name("sync_runs", "total", "Repository syncs by result (success, error, noop)."),
+                             labels: [("repository", repository), ("result", result)]).increment()
+        registry.makeValueHistogram(descriptor: Self.name("sync_duration", "seconds", "Duration of one repository sync."),
+                                    labels: [("repository", repository)], buckets: Self.durationBuckets).record(report.duration)
+        for remote in [report.primary] + report.secondaries {
+            let labels = [("repository", repository), ("remote", remote.remote)]
+            registry.makeGauge(descriptor: Self.name("last_attempt", "timestamp_seconds", "When the remote was last synced."),
+                               labels: labels).set(to: now.timeIntervalSince1970)
+            if remote.failure == nil {
+                registry.makeGauge(descriptor: Self.name("last_success", "timestamp_seconds", "When the remote last synced without error."),
+                                   labels: labels).set(to: now.timeIntervalSince1970)
+            }
+            guard remote.role == .secondary else { continue }
+            registry.makeValueHistogram(descriptor: Self.name("push_duration", "seconds", "Duration of one secondary's sync."),
+                                        labels: labels, buckets: Self.durationBuckets).record(remote.duration)
+            for (action, count) in [("created", remote.created), ("updated", remote.updated), ("deleted", remote.deleted), ("kept", remote.kept)] where count > 0 {
+                registry.makeCounter(descriptor: Self.name("refs", "total", "Refs created, updated, deleted or kept on secondaries."),
+                                     labels: labels + [("action", action)]).increment(by: Int64(count))
+            }
+            if remote.bytes > 0 {
+                registry.makeCounter(descriptor: Self.name("pushed", "bytes_total", "Bytes pushed to secondaries."),
+                                     labels: labels).increment(by: Int64(remote.bytes))
+            }
+            if let failure = remote.failure {
+                registry.makeCounter(descriptor: Self.name("rejections", "total", "Failed secondary syncs by error class."),
+                                     labels: labels + [("class", failure.errorClass.rawValue)]).increment()
+            }
+        }
+    }
+
+    /// Seconds each secondary has been out of step with its primary (0 when in step).
+    public func recordBehind(repository: String, remote: String, seconds: Double) {
+        registry.makeGauge(descriptor: Self.name("secondary_behind", "seconds", "Seconds since the secondary was last in step with its primary."),
+                           labels: [("repository", repository), ("remote", remote)]).set(to: seconds)
+    }
+
+    public func recordReload(success: Bool) {
+        registry.makeCounter(descriptor: Self.name("config_reloads", "total", "Configuration reloads by result."),
+                             labels: [("result", success ? "success" : "error")]).increment()
+    }
+
+    public func render() -> [UInt8] { registry.emitToBuffer() }
+}

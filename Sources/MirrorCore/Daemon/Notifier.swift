@@ -1,0 +1,120 @@
+import Foundation
+import Logging
+
+/// Alerts on state transitions only: a remote going from ok to failing or diverged,
+/// and back. One failure streak gives one alert, however many retries it takes.
+public final class Notifier: @unchecked Sendable {
+    private let lock = NSLock()
+    private var states: [String: String]
+    private var targets: [(url: URL, secret: String?)]
+    private let http = HTTPClient(timeout: 10)
+    private let logger: Logger
+
+    /// `known`: the states SQLite remembers, so a restart does not re-announce them.
+    public init(known: [RemoteState], logger: Logger) {
+        states = Dictionary(known.map { ("\($0.repository)/\($0.remote)", $0.state) }, uniquingKeysWith: { a, _ in a })
+        targets = []
+        self.logger = logger
+    }
+
+    public func setTargets(_ targets: [(url: URL, secret: String?)]) {
+        lock.lock()
+        self.targets = targets
+        lock.unlock()
+    }
+
+    /// The events this report causes (already sent when targets exist).
+    @discardableResult
+    public func observe(_ report: RepositoryReport) -> [[String: String]] {
+        var events: [[String: String]] = []
+        lock.lock()
+        for remote in [report.primary] + report.secondaries {
+            let key = "\(report.repository)/\(remote.remote)"
+            let state: String
+            switch remote.result {
+            case .failed: state = "failing"
+            case .diverged: state = "diverged"
+            default: state = "ok"
+            }
+            let previous = states[key]
+            states[key] = state
+            // A remote seen for the first time is news only when it is not ok.
+            guard previous != state, previous != nil || state != "ok" else { continue }
+            var event = ["event": state == "ok" ? "recovered" : state, "repository": report.repository, "remote": remote.remote,
+                         "previous_state": previous ?? "never_synced", "state": state, "at": ISO8601DateFormatter().string(from: Date())]
+            if let failure = remote.failure {
+                event["error_class"] = failure.errorClass.rawValue
+                event["error"] = failure.message
+            }
+            events.append(event)
+        }
+        let targets = self.targets
+        lock.unlock()
+        for event in events {
+            guard let body = try? JSONSerialization.data(withJSONObject: event, options: [.sortedKeys]) else { continue }
+            for target in targets {
+                var headers = ["Content-Type": "application/json", "User-Agent": "gitmirror"]
+                if let secret = target.secret { headers["X-Gitmirror-Signature-256"] = Webhooks.sign(Array(body), secret: secret) }
+                let http = self.http, logger = self.logger, signed = headers
+                Thread.detachNewThread {
+                    do {
+                        let response = try http.send("POST", target.url, headers: signed, body: body)
+                        if !(200..<300).contains(response.status) {
+                            logger.warning("notification refused", metadata: ["url": "\(target.url.host ?? "")", "status": "\(response.status)"])
+                        }
+                    } catch {
+                        logger.warning("notification failed", metadata: ["url": "\(target.url.host ?? "")", "error": "\(error)"])
+                    }
+                }
+            }
+        }
+        return events
+    }
+}
+
+/// systemd's readiness protocol: a datagram to $NOTIFY_SOCKET.
+public enum SystemdNotify {
+    public static func send(_ state: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        guard var path = environment["NOTIFY_SOCKET"], !path.isEmpty else { return }
+        if path.hasPrefix("@") { path = "\0" + path.dropFirst() }   // abstract namespace
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return }
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (index, byte) in bytes.enumerated() { buffer[index] = byte }
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
+        _ = state.withCString { message in
+            withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, message, strlen(message), 0, $0, length) }
+            }
+        }
+    }
+}
+
+/// One JSON object per line on stderr, for log collectors.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    let label: String
+
+    public init(label: String) { self.label = label }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var object: [String: String] = ["time": ISO8601DateFormatter().string(from: Date()), "level": event.level.rawValue,
+                                        "message": event.message.description, "logger": label]
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, new in new }) { object[key] = "\(value)" }
+        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        data.append(0x0A)
+        FileHandle.standardError.write(data)
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+
+/// Checks that a webhook came from who it says: GitHub's and Gitea's HMAC-SHA256
+/// signatures, GitLab's shared token, and a bearer token for the sync API.
+public enum Webhooks {
+    /// `X-Hub-Signature-256: sha256=<hex>` (GitHub) or `X-Gitea-Signature: <hex>` (Gitea).
+    public static func verifyHMAC(body: [UInt8], signature: String?, secret: String) -> Bool {
+        guard var given = signature?.trimmingCharacters(in: .whitespaces).lowercased(), !secret.isEmpty else { return false }
+        if given.hasPrefix("sha256=") { given.removeFirst("sha256=".count) }
+        let expected = SHA256.hmac(key: Array(secret.utf8), message: body).hex
+        return constantTimeEqual(Array(given.utf8), Array(expected.utf8))
+    }
+
+    /// A shared token (GitLab's `X-Gitlab-Token`, or `Authorization: Bearer …`).
+    public static func verifyToken(_ given: String?, secret: String) -> Bool {
+        guard var given, !secret.isEmpty else { return false }
+        if given.lowercased().hasPrefix("bearer ") { given.removeFirst("bearer ".count) }
+        return constantTimeEqual(Array(given.utf8), Array(secret.utf8))
+    }
+
+    /// The signature the daemon puts on its own notifications (`X-Gitmirror-Signature-256`).
+    public static func sign(_ body: [UInt8], secret: String) -> String {
+        "sha256=" + SHA256.hmac(key: Array(secret.utf8), message: body).hex
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+
+    /// The repository URLs a push event names (GitHub, GitLab and Gitea payloads).
+    public static func repositoryURLs(in body: [UInt8]) -> [String] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return [] }
+        var urls: [String] = []
+        for key in ["repository", "project"] {
+            guard let repository = object[key] as? [String: Any] else { continue }
+            for field in ["clone_url", "ssh_url", "git_url", "html_url", "url", "git_http_url", "git_ssh_url", "http_url", "web_url"] {
+                if let url = repository[field] as? String { urls.append(url) }
+            }
+        }
+        return urls
+    }
+}

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MirrorCore
+
+struct DaemonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Keep the repositories mirrored on a schedule and on webhooks, serving health and metrics.",
+        discussion: """
+            Serves GET /healthz, /readyz and /metrics, and POST /hooks/github, /hooks/gitlab, /hooks/gitea, \
+            /hooks/sync/{repository} and /reload. SIGHUP reloads mirrors.yaml (an invalid file is refused and \
+            the running configuration stays); SIGTERM lets running pushes finish within daemon.shutdown_grace.
+            """
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(help: ArgumentHelp("Serve HTTP here (default: daemon.listen, then 127.0.0.1:9150).", valueName: "address:port"))
+    var listen: String?
+
+    @Option(help: ArgumentHelp("Own only the repositories whose name hashes to shard I of N.", valueName: "I/N"))
+    var shard: String = "0/1"
+
+    @Option(help: ArgumentHelp("Log format.", valueName: "text|json"))
+    var logFormat: String = "text"
+
+    func validate() throws {
+        guard parsedShard != nil else { throw ValidationError("--shard must be I/N with 0 <= I < N, for example 2/5") }
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
+    }
+
+    var parsedShard: Shard? {
+        let parts = shard.split(separator: "/")
+        guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]), count >= 1, (0..<count).contains(index) else { return nil }
+        return Shard(index: index, count: count)
+    }
+
+    func run() async throws {
+        let json = logFormat == "json"
+        LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label) }
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let logger = Logger(label: "gitmirror")
+        _ = try options.load()   // every problem, with line and column, and exit 2
+        let group: ServiceGroupRunner
+        do {
+            group = ServiceGroupRunner(try makeDaemon(configFile: options.configURL, listen: listen, shard: parsedShard!,
+                                                      executable: Engine.selfExecutable(), version: Gitmirror.configuration.version,
+                                                      logger: logger))
+        } catch {
+            Terminal.error("error: \(error)")
+            throw ExitStatus.invalidConfig
+        }
+        try await group.run()
+    }
+}

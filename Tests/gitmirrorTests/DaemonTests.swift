@@ -1,0 +1,219 @@
+import Foundation
+import MirrorCore
+import Testing
+import TestSupport
+
+/// `gitmirror daemon` as a process against real git servers on loopback.
+@Suite struct DaemonTests {
+    static let hookSecret = "canary-github-hook-secret-55"
+    static let syncToken = "canary-sync-token-77"
+
+    func githubSignature(_ body: String, secret: String = DaemonTests.hookSecret) -> String {
+        Webhooks.sign(Array(body.utf8), secret: secret)
+    }
+
+    func runs(_ scenario: Scenario) throws -> [SyncRun] { try scenario.store().runs(repository: "app") }
+
+    @Test func webhookAfterAPushReachesEverySecondaryWithinTwoSeconds() throws {
+        // Given a daemon with a long interval, already ready
+        let scenario = try Scenario("daemon-webhook")
+        try scenario.primary.commit("first")
+        let one = try scenario.secondary("one"), two = try scenario.secondary("two")
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))\n- name: two\n  url: \(scenario.url(two))",
+                               daemon: "interval: 1h\nhooks:\n  github_secret_env: HOOK_SECRET")
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["HOOK_SECRET": Self.hookSecret])
+        try daemon.waitUntilReady()
+        #expect(eventually(within: 40) { try one.refs() == scenario.primary.refs() })
+
+        // When the primary gets a commit and GitHub sends its push event
+        let head = try scenario.primary.commit("second")
+        let payload = #"{"ref": "refs/heads/main", "repository": {"full_name": "acme/app", "clone_url": "\#(scenario.url(scenario.primary))"}}"#
+        let started = Date()
+        let response = try daemon.post("/hooks/github", body: payload,
+                                       headers: ["X-Hub-Signature-256": githubSignature(payload), "X-GitHub-Event": "push"])
+
+        // Then both secondaries have it within two seconds
+        #expect(response.status == 202, "\(response.text)")
+        #expect(eventually(within: 2) { try one.refs()["refs/heads/main"] == head && two.refs()["refs/heads/main"] == head },
+                "\(daemon.logText)")
+        #expect(Date().timeIntervalSince(started) < 3)
+        #expect(try runs(scenario).contains { $0.trigger == "trigger" })
+        #expect(!daemon.logText.contains(Self.hookSecret))
+    }
+
+    @Test func badSignatureIsRefusedAndNothingRuns() throws {
+        let scenario = try Scenario("daemon-bad-hmac")
+        try scenario.primary.commit("first")
+        let one = try scenario.secondary("one")
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
+                               daemon: "interval: 1h\nhooks:\n  github_secret_env: HOOK_SECRET\n  sync_token_env: SYNC_TOKEN")
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config,
+                                       environment: ["HOOK_SECRET": Self.hookSecret, "SYNC_TOKEN": Self.syncToken])
+        try daemon.waitUntilReady()
+        let payload = #"{"repository": {"clone_url": "\#(scenario.url(scenario.primary))"}}"#
+
+        let forged = try daemon.post("/hooks/github", body: payload, headers: ["X-Hub-Signature-256": githubSignature(payload, secret: "guess")])
+        let unsigned = try daemon.post("/hooks/github", body: payload)
+        let wrongToken = try daemon.post("/hooks/sync/app", headers: ["Authorization": "Bearer nope"])
+        let unknown = try daemon.post("/hooks/sync/nope", headers: ["Authorization": "Bearer \(Self.syncToken)"])
+        usleep(1_500_000)
+
+        #expect(forged.status == 401 && unsigned.status == 401 && wrongToken.status == 401)
+        #expect(unknown.status == 404)
+        #expect(try !runs(scenario).contains { $0.trigger == "trigger" })
+    }
+
+    @Test func intervalScheduleFiresAgain() throws {
+        let scenario = try Scenario("daemon-interval")
+        try scenario.primary.commit("first")
+        let one = try scenario.secondary("one")
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))", daemon: "interval: 10s")
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config)
+        try daemon.waitUntilReady()
+
+        // The first run comes within a tenth of the interval, the next one about an interval later
+        #expect(eventually(within: 30, every: 0.5) { try runs(scenario).filter { $0.trigger == "schedule" && $0.result == "ok" }.count >= 2 },
+                "\(daemon.logText)")
+        let starts = try runs(scenario).map(\.startedAt).sorted()
+        #expect(starts.count >= 2 && starts[1].timeIntervalSince(starts[0]) >= 8.5)
+        // And a push on the primary arrives with the next scheduled run
+        let head = try scenario.primary.commit("second")
+        #expect(eventually(within: 15, every: 0.5) { try one.refs()["refs/heads/main"] == head })
+    }
+
+    @Test func backoffGrowsWhileFailingAndResetsOnSuccess() throws {
+        // Given a secondary whose server is down, a 1s retry base and a long interval
+        let scenario = try Scenario("daemon-backoff")
+        try scenario.primary.commit("first")
+        let later = try scenario.sandbox.directory("later")
+        let target = try BareRepository.create(at: later.appendingPathComponent("target.git"))
+        let port = try Network.freePort()
+        try scenario.configure(secondaries: "- name: down\n  url: git://127.0.0.1:\(port)/target.git",
+                               daemon: "interval: 1h\nretry_base: 1s\nretry_cap: 1h")
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config)
+        try daemon.waitUntilReady()
+
+        // Then the retries come after about 1s, 2s, 4s, …
+        #expect(eventually(within: 60, every: 0.2) { try runs(scenario).filter { $0.result == "failed" }.count >= 4 }, "\(daemon.logText)")
+        let starts = try runs(scenario).filter { $0.result == "failed" }.map(\.startedAt).sorted()
+        let gaps = zip(starts.dropFirst(), starts).map { $0.timeIntervalSince($1) }
+        #expect(gaps.count >= 3 && gaps[1] > gaps[0] * 1.5 && gaps[2] > gaps[1] * 1.5, "\(gaps)")
+        let status = try scenario.gitmirror("status", "--json")
+        #expect(status.stdout.contains("backing off after"), "\(status.stdout)")
+
+        // When the server comes up, the next retry succeeds and the backoff resets to the interval
+        _ = try GitDaemon(sandbox: scenario.sandbox, root: later, port: port)
+        #expect(eventually(within: 30, every: 0.2) { try target.refs() == scenario.primary.refs() }, "\(daemon.logText)")
+        #expect(eventually(within: 5) {
+            let rows = try JSONSerialization.jsonObject(with: Data(try scenario.gitmirror("status", "--json").stdout.utf8)) as? [[String: Any]] ?? []
+            let primary = rows.first { $0["role"] as? String == "primary" }
+            guard let next = primary?["next_run"] as? String, let date = ISO8601DateFormatter().date(from: next) else { return false }
+            return date.timeIntervalSinceNow > 50 * 60
+        })
+    }
+
+    @Test func sighupWithABrokenFileKeepsTheOldConfiguration() throws {
+        let scenario = try Scenario("daemon-sighup")
+        try scenario.primary.commit("first")
+        let one = try scenario.secondary("one")
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
+                               daemon: "interval: 1h\nhooks:\n  sync_token_env: SYNC_TOKEN")
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["SYNC_TOKEN": Self.syncToken])
+        try daemon.waitUntilReady()
+
+        // When mirrors.yaml is broken and the daemon gets SIGHUP
+        let good = try String(contentsOf: scenario.config, encoding: .utf8)
+        try (good + "\nnonsense: [\n").write(to: scenario.config, atomically: true, encoding: .utf8)
+        daemon.process.signal(SIGHUP)
+
+        // Then it logs the errors, counts a failed reload, and keeps serving the old configuration
+        #expect(eventually(within: 5) { try daemon.get("/metrics").text.contains(#"gitmirror_config_reloads_total{result="error"} 1"#) })
+        #expect(daemon.process.isRunning)
+        #expect(daemon.logText.contains("the new configuration is invalid"))
+        let head = try scenario.primary.commit("second")
+        #expect(try daemon.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(Self.syncToken)"]).status == 202)
+        #expect(eventually(within: 5) { try one.refs()["refs/heads/main"] == head })
+
+        // And a fixed file is applied on the next SIGHUP
+        try good.write(to: scenario.config, atomically: true, encoding: .utf8)
+        daemon.process.signal(SIGHUP)
+        #expect(eventually(within: 5) { try daemon.get("/metrics").text.contains(#"gitmirror_config_reloads_total{result="success"} 1"#) })
+    }
+
+    @Test func sigtermDuringASlowPushExitsCleanlyWithinTheGracePeriod() throws {
+        // Given a sync hanging on a silent secondary
+        let scenario = try Scenario("daemon-sigterm")
+        try scenario.primary.commit("first")
+        let silent = try SilentServer(sandbox: scenario.sandbox)
+        try scenario.configure(secondaries: "- name: silent\n  url: git://127.0.0.1:\(silent.port)/repo.git\n  stall_timeout: 5m",
+                               daemon: "interval: 10s\nshutdown_grace: 2s")
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config)
+        try daemon.waitUntilReady()
+        #expect(eventually(within: 20) { try runs(scenario).contains { $0.result == "running" } })
+        usleep(500_000)
+
+        // When it gets SIGTERM
+        let started = Date()
+        daemon.process.signal(SIGTERM)
+        let status = daemon.process.wait()
+
+        // Then it exits 0 within the grace period plus a little, the run is recorded as interrupted, no lease is left
+        #expect(status == 0, "\(daemon.logText)")
+        #expect(Date().timeIntervalSince(started) < 8)
+        let results = try runs(scenario).map(\.result)
+        #expect(results.first == "interrupted", "\(results)")
+        #expect(try scenario.store().lease(repository: "app") == nil)
+    }
+
+    @Test func metricsPassPromtoolCheck() throws {
+        let scenario = try Scenario("daemon-metrics")
+        try scenario.primary.commit("first")
+        let one = try scenario.secondary("one")
+        let closed = try Network.freePort()
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))\n- name: down\n  url: git://127.0.0.1:\(closed)/x.git",
+                               daemon: "interval: 1h")
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config)
+        try daemon.waitUntilReady()
+        #expect(eventually(within: 40) { try daemon.get("/metrics").text.contains("gitmirror_sync_runs_total") })
+
+        let metrics = try daemon.get("/metrics").text
+        let check = try Shell.run(["promtool", "check", "metrics"], input: metrics, check: false)
+
+        #expect(check.status == 0, "\(check)\n\(metrics)")
+        for name in ["gitmirror_build_info", "gitmirror_sync_runs_total", "gitmirror_sync_duration_seconds_bucket",
+                     "gitmirror_push_duration_seconds_bucket", "gitmirror_refs_total", "gitmirror_rejections_total",
+                     "gitmirror_last_success_timestamp_seconds", "gitmirror_last_attempt_timestamp_seconds",
+                     "gitmirror_secondary_behind_seconds"] {
+            #expect(metrics.contains(name), "\(name) missing")
+        }
+        #expect(!metrics.contains("127.0.0.1"), "a URL leaked into a label")
+        #expect(try daemon.get("/healthz").status == 200)
+    }
+
+    @Test func notifyReceivesExactlyOneEventPerTransition() throws {
+        // Given a secondary that is down for several retries, then comes back
+        let scenario = try Scenario("daemon-notify")
+        try scenario.primary.commit("first")
+        let receiver = try NotifyReceiver(sandbox: scenario.sandbox)
+        let later = try scenario.sandbox.directory("later")
+        let target = try BareRepository.create(at: later.appendingPathComponent("target.git"))
+        let port = try Network.freePort()
+        try scenario.configure(secondaries: "- name: flaky\n  url: git://127.0.0.1:\(port)/target.git",
+                               daemon: "interval: 1h\nretry_base: 1s\nnotify:\n  - url: \(receiver.url)\n    secret_env: NOTIFY_SECRET")
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["NOTIFY_SECRET": "canary-notify-secret"])
+        try daemon.waitUntilReady()
+        #expect(eventually(within: 60, every: 0.2) { try runs(scenario).filter { $0.result == "failed" }.count >= 3 }, "\(daemon.logText)")
+
+        _ = try GitDaemon(sandbox: scenario.sandbox, root: later, port: port)
+        #expect(eventually(within: 30, every: 0.2) { try target.refs() == scenario.primary.refs() })
+        usleep(1_000_000)
+
+        // Then: one "failing" event for the whole streak, one "recovered" event, each signed
+        let events = receiver.events.filter { $0.body["remote"] as? String == "flaky" }
+        #expect(events.map { $0.body["event"] as? String } == ["failing", "recovered"], "\(receiver.events.map(\.body))")
+        for event in receiver.events {
+            let body = try JSONSerialization.data(withJSONObject: event.body, options: [.sortedKeys])
+            #expect(event.signature == Webhooks.sign(Array(body), secret: "canary-notify-secret"))
+        }
+    }
+}
