@@ -19,21 +19,23 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Serve HTTP here (default: daemon.listen, then 127.0.0.1:9150).", valueName: "address:port"))
     var listen: String?
 
-    @Option(help: ArgumentHelp("Own only the repositories whose name hashes to shard I of N.", valueName: "I/N"))
+    @Option(help: ArgumentHelp("Own only the repositories whose name hashes to shard I of N.",
+                               discussion: "auto/N takes I from the host name's trailing number, as a StatefulSet's pod-2 gives 2.",
+                               valueName: "I/N"))
     var shard: String = "0/1"
 
     @Option(help: ArgumentHelp("Log format.", valueName: "text|json"))
     var logFormat: String = "text"
 
     func validate() throws {
-        guard parsedShard != nil else { throw ValidationError("--shard must be I/N with 0 <= I < N, for example 2/5") }
+        guard parsedShard != nil else {
+            throw ValidationError("--shard must be I/N with 0 <= I < N (for example 2/5), or auto/N on a host whose name ends in -I")
+        }
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
     }
 
     var parsedShard: Shard? {
-        let parts = shard.split(separator: "/")
-        guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]), count >= 1, (0..<count).contains(index) else { return nil }
-        return Shard(index: index, count: count)
+        Shard.parse(shard, hostName: ProcessInfo.processInfo.environment["HOSTNAME"] ?? ProcessInfo.processInfo.hostName)
     }
 
     func run() async throws {

@@ -16,6 +16,20 @@ public struct Shard: Sendable, Equatable {
         self.count = count
     }
 
+    /// "I/N", or "auto/N" with I from the host name's trailing "-I" (a StatefulSet's ordinal).
+    public static func parse(_ text: String, hostName: String) -> Shard? {
+        let parts = text.split(separator: "/")
+        guard parts.count == 2, let count = Int(parts[1]), count >= 1 else { return nil }
+        let index: Int?
+        if parts[0] == "auto" {
+            index = hostName.split(separator: "-").last.flatMap { Int($0) }
+        } else {
+            index = Int(parts[0])
+        }
+        guard let index, (0..<count).contains(index) else { return nil }
+        return Shard(index: index, count: count)
+    }
+
     public func owns(_ repository: String) -> Bool {
         guard count > 1 else { return true }
         var hash: UInt64 = 0xcbf29ce484222325

@@ -1,0 +1,61 @@
+import Foundation
+import MirrorCore
+import Testing
+import TestSupport
+
+/// Deploy/ checked with the real tools: systemd-analyze, promtool, a Kubernetes schema validator.
+@Suite struct DeployTests {
+    static let deploy = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Deploy")
+
+    @Test func systemdUnitPassesVerify() throws {
+        // The unit names /usr/local/bin/gitmirror; verify it with the binary this build made.
+        let sandbox = try Sandbox("deploy-systemd")
+        let unit = try String(contentsOf: Self.deploy.appendingPathComponent("systemd/gitmirror.service"), encoding: .utf8)
+            .replacingOccurrences(of: "/usr/local/bin/gitmirror", with: Gitmirror.executable.path)
+        let copy = try sandbox.write("gitmirror.service", unit, mode: 0o644)
+        let output = try Shell.run(["systemd-analyze", "verify", copy.path], check: false)
+        #expect(output.status == 0, "\(output)")
+        #expect(!output.stderr.contains("gitmirror.service:"), "\(output.stderr)")
+        #expect(unit.contains("Type=notify") && unit.contains("DynamicUser=yes") && unit.contains("LoadCredential="))
+    }
+
+    @Test func alertRulesPassPromtool() throws {
+        let output = try Shell.run(["promtool", "check", "rules", Self.deploy.appendingPathComponent("kubernetes/alert-rules.yml").path], check: false)
+        #expect(output.status == 0, "\(output)")
+        #expect(output.stdout.contains("SUCCESS: 3 rules found"))
+    }
+
+    @Test func kubernetesManifestsPassTheSchemaValidator() throws {
+        let output = try Shell.run(["kubernetes-validate", "--strict", Self.deploy.appendingPathComponent("kubernetes/gitmirror.yaml").path], check: false)
+        #expect(output.status == 0, "\(output)")
+        for kind in ["statefulset/gitmirror", "configmap/gitmirror-config", "secret/gitmirror-secrets", "service/gitmirror", "serviceaccount/gitmirror"] {
+            #expect(output.combined.contains("passed for resource \(kind)"), "\(kind)")
+        }
+    }
+
+    @Test func theManifestsConfigurationIsValid() throws {
+        // The mirrors.yaml inside the ConfigMap must load (its secret files are mounted in the pod; here they are not).
+        let manifest = try String(contentsOf: Self.deploy.appendingPathComponent("kubernetes/gitmirror.yaml"), encoding: .utf8)
+        let start = try #require(manifest.range(of: "  mirrors.yaml: |\n"))
+        let block = manifest[start.upperBound...].prefix { _ in true }.split(separator: "\n", omittingEmptySubsequences: false)
+            .prefix { $0.hasPrefix("    ") || $0.isEmpty }.map { String($0.dropFirst(4)) }.joined(separator: "\n")
+        do {
+            _ = try ConfigLoader().parse(block, file: URL(fileURLWithPath: "/etc/gitmirror/mirrors.yaml"), environment: ["AWS_REGION": "eu-west-1"])
+            Issue.record("expected only the missing secret files to be reported")
+        } catch {
+            #expect(error.problems.allSatisfy { $0.message.contains("does not exist") }, "\(error)")
+        }
+    }
+
+    @Test func shardAutoTakesTheStatefulSetOrdinal() {
+        #expect(Shard.parse("auto/3", hostName: "gitmirror-2") == Shard(index: 2, count: 3))
+        #expect(Shard.parse("auto/3", hostName: "gitmirror-7") == nil)
+        #expect(Shard.parse("1/4", hostName: "x") == Shard(index: 1, count: 4))
+        // Every repository belongs to exactly one shard
+        let names = (0..<200).map { "repo-\($0)" }
+        let shards = (0..<3).map { Shard(index: $0, count: 3) }
+        #expect(names.allSatisfy { name in shards.filter { $0.owns(name) }.count == 1 })
+        #expect(shards.allSatisfy { shard in names.contains { shard.owns($0) } })
+    }
+}
