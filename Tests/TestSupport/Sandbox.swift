@@ -21,6 +21,19 @@ public final class Sandbox: @unchecked Sendable {
 
     public func path(_ relative: String) -> URL { root.appendingPathComponent(relative) }
 
+    /// The files under `relative` that contain any of `needles` (canary secrets), and how many files were read.
+    public func files(under relative: String, containing needles: [String]) -> (hits: [String], read: Int) {
+        var hits: [String] = []
+        var read = 0
+        let enumerator = FileManager.default.enumerator(at: path(relative), includingPropertiesForKeys: nil)
+        while let file = enumerator?.nextObject() as? URL {
+            guard let data = FileManager.default.contents(atPath: file.path) else { continue }
+            read += 1
+            if needles.contains(where: { data.range(of: Data($0.utf8)) != nil }) { hits.append(file.path) }
+        }
+        return (hits, read)
+    }
+
     public func directory(_ relative: String) throws -> URL {
         let url = path(relative)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

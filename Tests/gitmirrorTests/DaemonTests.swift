@@ -217,3 +217,75 @@ import TestSupport
         }
     }
 }
+
+/// The daemon's lifecycle details: systemd readiness, coalescing, reloads that remove repositories.
+@Suite struct DaemonLifecycleTests {
+    @Test func systemdHearsReadyReloadingAndStopping() throws {
+        // Given a NOTIFY_SOCKET, as systemd sets for Type=notify services
+        let scenario = try Scenario("daemon-sdnotify")
+        try scenario.primary.commit("first")
+        let one = try scenario.secondary("one")
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))", daemon: "interval: 1h")
+        let socketPath = scenario.sandbox.path("notify.sock").path
+        let listener = try DatagramListener(path: socketPath)
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["NOTIFY_SOCKET": socketPath])
+        try daemon.waitUntilReady()
+
+        #expect(listener.receive(within: 5) == "READY=1")
+        daemon.process.signal(SIGHUP)
+        #expect(listener.receive(within: 5) == "RELOADING=1")
+        #expect(listener.receive(within: 5) == "READY=1")
+        daemon.process.signal(SIGTERM)
+        #expect(listener.receive(within: 10) == "STOPPING=1")
+        #expect(daemon.process.wait() == 0)
+    }
+
+    @Test func aFloodOfHooksGivesOneRunningSyncAndOneQueued() throws {
+        let scenario = try Scenario("daemon-flood")
+        for index in 0..<30 { try scenario.primary.commit("commit \(index)", on: "branch-\(index)") }
+        let one = try scenario.secondary("one")
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
+                               daemon: "interval: 1h\nhooks:\n  sync_token_env: SYNC_TOKEN")
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["SYNC_TOKEN": DaemonTests.syncToken])
+        try daemon.waitUntilReady()
+        #expect(eventually(within: 40) { try one.refs() == scenario.primary.refs() })
+        let before = try scenario.store().runs(repository: "app").count
+
+        // When twenty hooks arrive at once
+        for _ in 0..<20 {
+            #expect(try daemon.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(DaemonTests.syncToken)"]).status == 202)
+        }
+        #expect(eventually(within: 20) { try scenario.store().runs(repository: "app").allSatisfy { $0.result != "running" } })
+        usleep(1_500_000)
+
+        // Then they became one sync, plus at most one follow-up for the hooks that came during it
+        let added = try scenario.store().runs(repository: "app").count - before
+        #expect((1...2).contains(added), "\(added) runs")
+    }
+
+    @Test func reloadThatRemovesARepositoryStopsSchedulingItAndKeepsItsHistory() throws {
+        let scenario = try Scenario("daemon-remove")
+        try scenario.primary.commit("first")
+        let one = try scenario.secondary("one")
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
+                               daemon: "interval: 10s\nhooks:\n  sync_token_env: SYNC_TOKEN")
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["SYNC_TOKEN": DaemonTests.syncToken])
+        try daemon.waitUntilReady()
+        #expect(eventually(within: 30) { try scenario.store().runs(repository: "app").contains { $0.result == "ok" } })
+
+        // When mirrors.yaml now lists another repository only, and the daemon reloads
+        let other = try scenario.secondary("other-target")
+        let text = try String(contentsOf: scenario.config, encoding: .utf8).replacingOccurrences(of: "- name: app", with: "- name: renamed")
+            .replacingOccurrences(of: scenario.url(one), with: scenario.url(other))
+        try text.write(to: scenario.config, atomically: true, encoding: .utf8)
+        let reload = try daemon.post("/reload", headers: ["Authorization": "Bearer \(DaemonTests.syncToken)"])
+
+        // Then the old one is no longer known to the scheduler, the new one syncs, and the history stays
+        #expect(reload.status == 200, "\(reload.text)")
+        #expect(try daemon.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(DaemonTests.syncToken)"]).status == 404)
+        #expect(eventually(within: 30) { try other.refs() == scenario.primary.refs() })
+        let history = try StateStore(path: scenario.sandbox.path("state/gitmirror.sqlite").path, readOnly: true).runs(repository: "app")
+        #expect(!history.isEmpty)
+        #expect(FileManager.default.fileExists(atPath: scenario.sandbox.path("state/cache/app.git").path))
+    }
+}

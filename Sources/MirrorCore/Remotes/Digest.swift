@@ -2,16 +2,22 @@ import Foundation
 
 /// Message digests gitmirror needs without a crypto dependency.
 
+/// The padding SHA-1 and SHA-256 share: 0x80, zeros, then the bit length, to a multiple of 64 bytes.
+private func merkleDamgardPadding(_ message: [UInt8]) -> [UInt8] {
+    var data = message
+    let bitLength = UInt64(message.count) * 8
+    data.append(0x80)
+    while data.count % 64 != 56 { data.append(0) }
+    for shift in stride(from: 56, through: 0, by: -8) { data.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+    return data
+}
+
 /// SHA-1 and HMAC-SHA-1, only to match OpenSSH's hashed known_hosts entries
 /// (`|1|salt|hash`), where the hash is HMAC-SHA-1 of the host name.
 enum SHA1 {
     static func hash(_ message: [UInt8]) -> [UInt8] {
         var h: [UInt32] = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0]
-        var data = message
-        let bitLength = UInt64(message.count) * 8
-        data.append(0x80)
-        while data.count % 64 != 56 { data.append(0) }
-        for shift in stride(from: 56, through: 0, by: -8) { data.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+        let data = merkleDamgardPadding(message)
         var w = [UInt32](repeating: 0, count: 80)
         for chunk in stride(from: 0, to: data.count, by: 64) {
             for i in 0..<16 {
@@ -63,11 +69,7 @@ enum SHA256 {
 
     static func hash(_ message: [UInt8]) -> [UInt8] {
         var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-        var data = message
-        let bitLength = UInt64(message.count) * 8
-        data.append(0x80)
-        while data.count % 64 != 56 { data.append(0) }
-        for shift in stride(from: 56, through: 0, by: -8) { data.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+        let data = merkleDamgardPadding(message)
         var w = [UInt32](repeating: 0, count: 64)
         func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
         for chunk in stride(from: 0, to: data.count, by: 64) {
