@@ -289,3 +289,63 @@ import TestSupport
         #expect(FileManager.default.fileExists(atPath: scenario.sandbox.path("state/cache/app.git").path))
     }
 }
+
+/// GitLab's and Gitea's hooks, and JSON logs.
+@Suite struct DaemonHookFormatTests {
+    @Test func gitlabTokenAndGiteaSignatureTriggerTheMatchingRepository() throws {
+        let scenario = try Scenario("daemon-forges")
+        try scenario.primary.commit("first")
+        let one = try scenario.secondary("one")
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
+                               daemon: "interval: 1h\nhooks:\n  gitlab_token_env: GITLAB_TOKEN\n  gitea_secret_env: GITEA_SECRET")
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: [
+            "GITLAB_TOKEN": "canary-gitlab-hook-token", "GITEA_SECRET": "canary-gitea-hook-secret"])
+        try daemon.waitUntilReady()
+        #expect(eventually(within: 40) { try one.refs() == scenario.primary.refs() })
+
+        // GitLab names the project by git_http_url and authenticates with X-Gitlab-Token
+        var head = try scenario.primary.commit("for gitlab")
+        let gitlab = #"{"object_kind": "push", "project": {"git_http_url": "\#(scenario.url(scenario.primary))"}}"#
+        #expect(try daemon.post("/hooks/gitlab", body: gitlab, headers: ["X-Gitlab-Token": "wrong"]).status == 401)
+        #expect(try daemon.post("/hooks/gitlab", body: gitlab, headers: ["X-Gitlab-Token": "canary-gitlab-hook-token"]).status == 202)
+        #expect(eventually(within: 3) { try one.refs()["refs/heads/main"] == head })
+
+        // Gitea signs the body with HMAC-SHA256 in X-Gitea-Signature (hex, no prefix)
+        head = try scenario.primary.commit("for gitea")
+        let gitea = #"{"ref": "refs/heads/main", "repository": {"clone_url": "\#(scenario.url(scenario.primary))"}}"#
+        let signature = String(Webhooks.sign(Array(gitea.utf8), secret: "canary-gitea-hook-secret").dropFirst("sha256=".count))
+        #expect(try daemon.post("/hooks/gitea", body: gitea, headers: ["X-Gitea-Signature": String(repeating: "0", count: 64)]).status == 401)
+        #expect(try daemon.post("/hooks/gitea", body: gitea, headers: ["X-Gitea-Signature": signature]).status == 202)
+        #expect(eventually(within: 3) { try one.refs()["refs/heads/main"] == head })
+
+        // An event for a repository nobody mirrors is a 404
+        let stranger = #"{"project": {"git_http_url": "https://git.example.com/someone/else.git"}}"#
+        #expect(try daemon.post("/hooks/gitlab", body: stranger, headers: ["X-Gitlab-Token": "canary-gitlab-hook-token"]).status == 404)
+        #expect(!daemon.logText.contains("canary-gitlab-hook-token") && !daemon.logText.contains("canary-gitea-hook-secret"))
+    }
+
+    @Test func jsonLogsCarryRepositoryRemoteRunIdAndErrorClass() throws {
+        let scenario = try Scenario("daemon-json-logs")
+        try scenario.primary.commit("first")
+        let one = try scenario.secondary("one")
+        let closed = try Network.freePort()
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))\n- name: down\n  url: git://127.0.0.1:\(closed)/x.git",
+                               daemon: "interval: 1h")
+        let port = try Network.freePort()
+        let log = scenario.sandbox.path("json.log")
+        let process = try Shell.start([Gitmirror.executable.path, "daemon", "--config", scenario.config.path, "--listen", "127.0.0.1:\(port)",
+                                       "--log-format", "json"], log: log)
+        defer {
+            process.signal(SIGKILL)
+            process.wait()
+        }
+        #expect(eventually(within: 40) { (try String(contentsOf: log, encoding: .utf8)).contains("\"error_class\"") })
+
+        let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+        let objects = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
+        #expect(objects.count == lines.count, "every line is one JSON object")
+        let failure = try #require(objects.first { $0["error_class"] != nil })
+        #expect(failure["repository"] == "app" && failure["remote"] == "down" && failure["error_class"] == "network")
+        #expect(failure["run_id"] != nil && failure["level"] == "warning")
+    }
+}
