@@ -21,14 +21,14 @@ struct SyncCommand: ParsableCommand {
     var lockWait: String = "15m"
 
     func validate() throws {
-        guard DurationText.seconds(lockWait) != nil else { throw ValidationError("--lock-wait must be a duration such as 30s or 15m") }
+        guard parseDuration(lockWait) != nil else { throw ValidationError("--lock-wait must be a duration such as 30s or 15m") }
     }
 
     func run() throws {
         let config = try options.load()
         let mirrors = try options.select(repositories, from: config)
         var syncOptions = RepositorySync.Options()
-        syncOptions.lockWait = DurationText.seconds(lockWait) ?? 900
+        syncOptions.lockWait = parseDuration(lockWait) ?? 900
         let reports = try Engine.run(config: config, mirrors: mirrors, options: syncOptions)
         if json {
             try Terminal.printJSON(reports)
@@ -67,17 +67,6 @@ struct PlanCommand: ParsableCommand {
         if reports.contains(where: { $0.primary.failure != nil || $0.secondaries.contains { $0.failure != nil } }) {
             throw ExitStatus.outOfStep
         }
-    }
-}
-
-enum DurationText {
-    static func seconds(_ text: String) -> TimeInterval? {
-        if let number = Double(text) { return number }
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            if let number = Double(text.dropLast(suffix.count)) { return number * factor }
-        }
-        return nil
     }
 }
 

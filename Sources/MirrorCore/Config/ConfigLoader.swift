@@ -149,10 +149,11 @@ private struct Walker {
     }
 
     mutating func string(_ node: Node, _ what: String) -> String? {
-        guard case .scalar(let scalar) = node, scalar.tag.description != "tag:yaml.org,2002:null" || scalar.style != .plain || !scalar.string.isEmpty else {
+        guard case .scalar(let scalar) = node else {
             report(node, "\(what) must be a string")
             return nil
         }
+        // A plain empty, ~ or null scalar is YAML's null, not a string.
         if scalar.style == .plain, scalar.string == "~" || scalar.string == "null" || scalar.string.isEmpty {
             report(node, "\(what) must not be empty")
             return nil

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Parses "30m", "2m30s", "10s", "1h", "500ms" or a bare number of seconds.
-func parseDuration(_ text: String) -> TimeInterval? {
+public func parseDuration(_ text: String) -> TimeInterval? {
     let trimmed = text.trimmingCharacters(in: .whitespaces)
     if let seconds = Double(trimmed) { return seconds }
     var total: TimeInterval = 0

@@ -44,7 +44,8 @@ public enum Worker {
     /// Hooks for one connection: the credential is answered once per connection.
     static func makeHooks(_ request: WorkerRequest) -> TransferHooks {
         let hooks = TransferHooks()
-        if let wire = request.credential, wire.kind == .aws, let keys = wire.aws {
+        if let wire = request.credential, wire.kind == .aws {
+            guard let keys = wire.aws else { return hooks }
             // Signed at the moment the server asks, never ahead of time.
             hooks.credentialProvider = {
                 let signed = SigV4.codeCommitCredentials(host: wire.signingHost ?? "", path: wire.signingPath ?? "",
@@ -52,7 +53,7 @@ public enum Worker {
                 return .userPassword(username: signed.username, password: signed.password)
             }
         } else {
-            hooks.credential = request.credential.map(credential)
+            hooks.credential = request.credential.flatMap(credential)
         }
         hooks.certificateCheck = { certificate in verdict(certificate, request) }
         var lastProgress = Date.distantPast
@@ -157,14 +158,15 @@ public enum Worker {
         return result
     }
 
-    static func credential(_ wire: WireCredential) -> Credential {
+    /// The static credentials (AWS keys are signed by a provider instead).
+    static func credential(_ wire: WireCredential) -> Credential? {
         switch wire.kind {
         case .password:
             return .userPassword(username: wire.username ?? "git", password: wire.password ?? "")
         case .sshKey:
             return .sshKey(username: wire.username, privateKey: wire.privateKey ?? "", passphrase: wire.passphrase)
         case .aws:
-            return .userPassword(username: "", password: "")
+            return nil
         }
     }
 
