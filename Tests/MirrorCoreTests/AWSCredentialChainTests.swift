@@ -140,3 +140,35 @@ import TestSupport
         }
     }
 }
+
+/// The HTTP client AWS API calls go through: a custom CA bundle (AWS_CA_BUNDLE) is trusted, nothing else is.
+@Suite struct HTTPClientTests {
+    @Test func trustsTheGivenCABundleAndRefusesUnknownCertificates() throws {
+        let sandbox = try Sandbox("http-client")
+        let endpoint = try CodeCommitEndpoint(sandbox: sandbox, region: "eu-west-1", accessKey: "AKIA", secretKey: "s")
+        let url = try #require(URL(string: "https://127.0.0.1:\(endpoint.port)/not-codecommit"))
+
+        let trusted = try HTTPClient(caBundle: endpoint.authority.certificate.path).send("GET", url)
+        #expect(trusted.status == 404 && trusted.text == "not a CodeCommit path")
+
+        do {
+            _ = try HTTPClient().send("GET", url)
+            Issue.record("an unknown CA must be refused")
+        } catch {
+            #expect(error.errorClass == .tls && error.message.contains("AWS_CA_BUNDLE"))
+        }
+    }
+
+    @Test func aSilentServerTimesOut() throws {
+        let sandbox = try Sandbox("http-client-silent")
+        let silent = try SilentServer(sandbox: sandbox)
+        let started = Date()
+        do {
+            _ = try HTTPClient(timeout: 1).send("GET", URL(string: "http://127.0.0.1:\(silent.port)/")!)
+            Issue.record("expected a timeout")
+        } catch {
+            #expect(error.errorClass == .timeout)
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+    }
+}

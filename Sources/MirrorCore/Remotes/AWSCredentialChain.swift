@@ -72,9 +72,9 @@ public struct AWSCredentialChain: Sendable {
     public var http: HTTPClient
     public var now: @Sendable () -> Date
 
-    public init(environment: [String: String], http: HTTPClient = HTTPClient(), now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(environment: [String: String], http: HTTPClient? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
         self.environment = environment
-        self.http = http
+        self.http = http ?? HTTPClient(caBundle: environment["AWS_CA_BUNDLE"].flatMap { $0.isEmpty ? nil : $0 })
         self.now = now
     }
 

@@ -5,12 +5,13 @@ public struct CodeCommitAPI: Sendable {
     public var region: String
     public var credentials: AWSCredentials
     public var environment: [String: String]
-    public var http = HTTPClient(timeout: 30)
+    public var http: HTTPClient
 
     public init(region: String, credentials: AWSCredentials, environment: [String: String]) {
         self.region = region
         self.credentials = credentials
         self.environment = environment
+        self.http = HTTPClient(timeout: 30, caBundle: environment["AWS_CA_BUNDLE"].flatMap { $0.isEmpty ? nil : $0 })
     }
 
     /// The SDKs' endpoint settings first, then the regional endpoint.

@@ -1,10 +1,9 @@
+import CCurl
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
-/// A small synchronous HTTP client for AWS APIs and credential endpoints, with a
-/// hard deadline: a credential source that hangs must not hang a sync.
+/// A small synchronous HTTP client (libcurl) for AWS APIs and credential endpoints,
+/// with a hard deadline — a credential source that hangs must not hang a sync —
+/// and an optional CA bundle (AWS_CA_BUNDLE), which FoundationNetworking cannot take on Linux.
 public struct HTTPClient: Sendable {
     public struct Response: Sendable {
         public var status: Int
@@ -14,62 +13,93 @@ public struct HTTPClient: Sendable {
     }
 
     public var timeout: TimeInterval
+    /// A PEM file of CAs to trust besides the system's.
+    public var caBundle: String?
 
-    public init(timeout: TimeInterval = 10) {
+    public init(timeout: TimeInterval = 10, caBundle: String? = nil) {
         self.timeout = timeout
+        self.caBundle = caBundle
     }
 
+    private static let global: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
     public func send(_ method: String, _ url: URL, headers: [String: String] = [:], body: Data? = nil) throws(SyncFailure) -> Response {
-        var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
-        request.httpMethod = method
-        for (name, value) in headers where name.lowercased() != "host" { request.setValue(value, forHTTPHeaderField: name) }
-        request.httpBody = body
-        let box = ResponseBox()
-        let done = DispatchSemaphore(value: 0)
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
-        configuration.timeoutIntervalForResource = timeout
-        let session = URLSession(configuration: configuration)
-        defer { session.invalidateAndCancel() }
-        let task = session.dataTask(with: request) { data, response, error in
-            box.set(data: data, response: response as? HTTPURLResponse, error: error)
-            done.signal()
+        _ = Self.global
+        guard let handle = curl_easy_init() else { throw SyncFailure(.internal, "libcurl could not start a request") }
+        defer { curl_easy_cleanup(handle) }
+        let sink = ResponseSink()
+        var list: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(list) }
+        for (name, value) in headers where name.lowercased() != "host" {
+            list = curl_slist_append(list, "\(name): \(value)")
         }
-        task.resume()
-        if done.wait(timeout: .now() + timeout + 1) == .timedOut {
-            task.cancel()
-            throw SyncFailure(.timeout, "\(method) \(url.absoluteString) did not answer within \(formatDuration(timeout))")
+        // Without a body libcurl would still send "Expect:" on large POSTs; AWS does not need it.
+        list = curl_slist_append(list, "Expect:")
+        let payload = body ?? Data()
+        let code: CURLcode = payload.withUnsafeBytes { bytes in
+            url.absoluteString.withCString { address in
+                gitmirror_curl_setopt_string(handle, CURLOPT_URL, address)
+                gitmirror_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+                gitmirror_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout * 1000))
+                gitmirror_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(timeout, 10) * 1000))
+                gitmirror_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+                gitmirror_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
+                gitmirror_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
+                if let caBundle {
+                    // The bundle is trusted in addition to the system's CAs (the hashed directory), as for git traffic.
+                    _ = caBundle.withCString { gitmirror_curl_setopt_string(handle, CURLOPT_CAINFO, $0) }
+                    gitmirror_curl_setopt_string(handle, CURLOPT_CAPATH, "/etc/ssl/certs")
+                }
+                _ = method.withCString { gitmirror_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, $0) }
+                if method == "POST" || method == "PUT" || !payload.isEmpty {
+                    gitmirror_curl_setopt_long(handle, CURLOPT_POST, 1)
+                    gitmirror_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+                    gitmirror_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, payload.count)
+                }
+                let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
+                gitmirror_curl_setopt_write(handle, CURLOPT_WRITEFUNCTION, bodyCallback)
+                gitmirror_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, sinkPointer)
+                gitmirror_curl_setopt_write(handle, CURLOPT_HEADERFUNCTION, headerCallback)
+                gitmirror_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, sinkPointer)
+                return withExtendedLifetime(sink) { curl_easy_perform(handle) }
+            }
         }
-        let (data, response, error) = box.get()
-        if let error {
-            throw SyncFailure(.network, "\(method) \(url.absoluteString) failed: \(error.localizedDescription)")
+        guard code == CURLE_OK else {
+            let reason = String(cString: curl_easy_strerror(code))
+            switch code {
+            case CURLE_OPERATION_TIMEDOUT:
+                throw SyncFailure(.timeout, "\(method) \(url.absoluteString) did not answer within \(formatDuration(timeout))")
+            case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CACERT_BADFILE:
+                throw SyncFailure(.tls, "\(method) \(url.absoluteString): \(reason); set AWS_CA_BUNDLE to the CA that signs this endpoint")
+            default:
+                throw SyncFailure(.network, "\(method) \(url.absoluteString) failed: \(reason)")
+            }
         }
-        guard let response else { throw SyncFailure(.network, "\(method) \(url.absoluteString) gave no HTTP response") }
-        var headerFields: [String: String] = [:]
-        for (key, value) in response.allHeaderFields {
-            if let key = key as? String, let value = value as? String { headerFields[key.lowercased()] = value }
-        }
-        return Response(status: response.statusCode, headers: headerFields, body: data ?? Data())
+        var status = 0
+        gitmirror_curl_response_code(handle, &status)
+        return Response(status: status, headers: sink.headers, body: sink.body)
     }
 }
 
-private final class ResponseBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data: Data?
-    private var response: HTTPURLResponse?
-    private var error: Error?
+private final class ResponseSink {
+    var body = Data()
+    var headers: [String: String] = [:]
+}
 
-    func set(data: Data?, response: HTTPURLResponse?, error: Error?) {
-        lock.lock()
-        self.data = data
-        self.response = response
-        self.error = error
-        lock.unlock()
-    }
+private let bodyCallback: gitmirror_curl_write_callback = { data, size, count, userdata in
+    guard let data, let userdata else { return 0 }
+    let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
+    sink.body.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: size * count)
+    return size * count
+}
 
-    func get() -> (Data?, HTTPURLResponse?, Error?) {
-        lock.lock()
-        defer { lock.unlock() }
-        return (data, response, error)
+private let headerCallback: gitmirror_curl_write_callback = { data, size, count, userdata in
+    guard let data, let userdata else { return 0 }
+    let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
+    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
+    if line.hasPrefix("HTTP/") { sink.headers = [:] }   // a new response (after a redirect or 100 Continue)
+    if let colon = line.firstIndex(of: ":") {
+        sink.headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
     }
+    return size * count
 }
