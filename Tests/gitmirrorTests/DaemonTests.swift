@@ -349,3 +349,44 @@ import TestSupport
         #expect(failure["run_id"] != nil && failure["level"] == "warning")
     }
 }
+
+/// max_connections_per_host bounds the daemon's concurrent operations against one server.
+@Suite struct DaemonHostLimitTests {
+    @Test func oneConnectionPerHostMeansOneWorkerAtATime() throws {
+        // Given two repositories whose secondaries hang on the same silent host, and a limit of one connection per host
+        let scenario = try Scenario("daemon-host-limit")
+        try scenario.primary.commit("first")
+        let silent = try SilentServer(sandbox: scenario.sandbox)
+        let primaryURL = scenario.url(scenario.primary)
+        let config = try scenario.sandbox.write("mirrors.yaml", """
+            state_dir: state
+            daemon:
+              interval: 10s
+              max_parallel_repositories: 4
+              max_connections_per_host: 1
+            repositories:
+              - name: first
+                primary: \(primaryURL)
+                secondaries:
+                  - {name: hang, url: "git://127.0.0.1:\(silent.port)/a.git", stall_timeout: 5m}
+              - name: second
+                primary: \(primaryURL)
+                secondaries:
+                  - {name: hang, url: "git://127.0.0.1:\(silent.port)/b.git", stall_timeout: 5m}
+            """)
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: config)
+        try daemon.waitUntilReady()
+
+        // When both are due (the first runs start within a second)
+        #expect(eventually(within: 20) { try Gitmirror.store(config).runs().filter { $0.result == "running" }.count == 2 })
+        var most = 0
+        let deadline = Date().addingTimeInterval(3)
+        while Date() < deadline {
+            most = max(most, ProcessTable.gitmirrorProcesses().filter { $0.parent == daemon.process.pid }.count)
+            usleep(50_000)
+        }
+
+        // Then only one worker talks to 127.0.0.1 at a time: the other repository waits for the slot
+        #expect(most == 1)
+    }
+}
