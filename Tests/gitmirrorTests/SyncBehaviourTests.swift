@@ -45,6 +45,10 @@ import TestSupport
         #expect(try backup.refs()["refs/heads/old"] != nil)
         let rows = try scenario.store().refHistory(repository: "app", ref: "refs/heads/old")
         #expect(rows.first?.action == "keep" && rows.first?.outcome == "kept")
+
+        // And syncing again does not repeat the same entry in the journal
+        #expect(try scenario.gitmirror("sync").status == 0)
+        #expect(try scenario.store().refHistory(repository: "app", ref: "refs/heads/old").filter { $0.action == "keep" }.count == 1)
     }
 
     @Test func branchDeletedOnThePrimaryIsDeletedWithPruneAndBackedUp() throws {

@@ -134,7 +134,17 @@ public final class StateStore: Sendable {
                 if merged.refsFingerprint == nil { merged.refsFingerprint = previous.refsFingerprint }
             }
             try merged.save(db)
-            for var ref in refs { try ref.insert(db) }
+            for var ref in refs {
+                // A ref left alone again (kept, diverged) is news only when something about it changed:
+                // a daemon syncing every few minutes for a year must not bury the journal in repeats.
+                if ref.outcome == "kept", let last = try RefUpdate
+                    .filter(Column("repository") == ref.repository && Column("remote") == ref.remote && Column("ref") == ref.ref)
+                    .order(Column("id").desc).fetchOne(db),
+                    last.outcome == ref.outcome, last.action == ref.action, last.oldOid == ref.oldOid, last.newOid == ref.newOid {
+                    continue
+                }
+                try ref.insert(db)
+            }
         }
     }
 
