@@ -123,22 +123,27 @@ import TestSupport
         #expect(!https.accessLogText.contains("mirror"), "\(https.accessLogText)")
     }
 
+    /// Syncs to the SSH server trusting only `knownHosts`; expects exit 1 and returns the remote's state.
+    func syncRefused(_ scenario: Scenario, target: BareRepository, ssh: SSHServer, knownHosts: URL) throws -> RemoteState {
+        try scenario.configure(secondaries: """
+            - name: ssh
+              url: \(ssh.url(target.url))
+              credentials: key
+            """, credentials: "key:\n  ssh_key: \(ssh.userKey.path)\n  known_hosts: \(knownHosts.path)")
+        let output = try scenario.gitmirror("sync")
+        #expect(output.status == 1, "\(output)")
+        return try #require(try scenario.state("ssh"))
+    }
+
     @Test func unknownSSHHostKeyIsRefusedWithItsFingerprint() throws {
         let scenario = try Scenario("unknown-host")
         try scenario.primary.commit("first")
         let target = try scenario.secondary("target")
         let ssh = try SSHServer(sandbox: scenario.sandbox)
         let emptyKnownHosts = try scenario.sandbox.write("keys/known_hosts", "# nothing trusted yet\n")
-        try scenario.configure(secondaries: """
-            - name: ssh
-              url: \(ssh.url(target.url))
-              credentials: key
-            """, credentials: "key:\n  ssh_key: \(ssh.userKey.path)\n  known_hosts: \(emptyKnownHosts.path)")
 
-        let output = try scenario.gitmirror("sync")
+        let state = try syncRefused(scenario, target: target, ssh: ssh, knownHosts: emptyKnownHosts)
 
-        #expect(output.status == 1, "\(output)")
-        let state = try #require(try scenario.state("ssh"))
         #expect(state.lastErrorClass == "host_key")
         #expect(state.lastError?.contains(ssh.hostKeyFingerprint) == true, "\(state.lastError ?? "")")
         #expect(state.lastError?.contains("[127.0.0.1]:\(ssh.port)") == true)
@@ -156,16 +161,9 @@ import TestSupport
         try Shell.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", otherKey.path])
         let other = try String(contentsOf: otherKey.appendingPathExtension("pub"), encoding: .utf8).split(separator: " ")
         let knownHosts = try scenario.sandbox.write("keys/known_hosts", "[127.0.0.1]:\(ssh.port) \(other[0]) \(other[1])\n")
-        try scenario.configure(secondaries: """
-            - name: ssh
-              url: \(ssh.url(target.url))
-              credentials: key
-            """, credentials: "key:\n  ssh_key: \(ssh.userKey.path)\n  known_hosts: \(knownHosts.path)")
 
-        let output = try scenario.gitmirror("sync")
+        let state = try syncRefused(scenario, target: target, ssh: ssh, knownHosts: knownHosts)
 
-        #expect(output.status == 1, "\(output)")
-        let state = try #require(try scenario.state("ssh"))
         #expect(state.lastErrorClass == "host_key")
         #expect(state.lastError?.contains("does not match") == true)
         #expect(state.lastError?.contains(ssh.hostKeyFingerprint) == true)
