@@ -10,8 +10,11 @@ struct WorkerCommand: ParsableCommand {
         shouldDisplay: false
     )
 
+    @Option(help: "The pid of the process that started this worker; the worker exits when it is gone.")
+    var supervisor: Int32?
+
     func run() throws {
-        let status = Worker.main()
+        let status = Worker.main(supervisor: supervisor)
         if status != 0 { throw ExitCode(status) }
     }
 }

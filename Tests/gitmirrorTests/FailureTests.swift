@@ -188,6 +188,16 @@ import TestSupport
         #expect(try target.refs() == scenario.primary.refs())
     }
 
+    @Test func aWorkerWhoseSupervisorIsAlreadyGoneExitsAtOnce() throws {
+        // Given a worker started for a supervisor that is not (or no longer) its parent
+        let started = Date()
+        let output = try Shell.run([Gitmirror.executable.path, "__worker", "--supervisor", "1"], input: "", check: false)
+
+        // Then it exits with status 3 without waiting for a job
+        #expect(output.status == 3, "\(output)")
+        #expect(Date().timeIntervalSince(started) < 5)
+    }
+
     @Test func lockLeftByAKilledSyncIsTakenOver() throws {
         // Given a sync hanging on a silent server, killed with SIGKILL while it holds the lock
         let scenario = try Scenario("killed")
@@ -204,7 +214,7 @@ import TestSupport
         var worker: Int32?
         while Date() < deadline, worker == nil {
             if (try? scenario.cache.refs()["refs/heads/main"]) ?? nil != nil {
-                worker = ProcessTable.gitmirrorProcesses().first { $0.parent == hung.pid }?.pid
+                worker = ProcessTable.gitmirrorProcesses().first { $0.parent == hung.pid && $0.argv.contains("__worker") }?.pid
             }
             if worker == nil { usleep(100_000) }
         }
@@ -224,7 +234,6 @@ import TestSupport
         #expect(runs.contains { $0.pid == hung.pid && $0.result == "interrupted" })
         #expect(try scenario.store().lease(repository: "app") == nil)
         // Its worker noticed and exited (it polls for its parent every quarter second)
-        usleep(800_000)
-        #expect(!ProcessTable.gitmirrorProcesses().contains { $0.pid == silentWorker })
+        #expect(eventually(within: 5) { !ProcessTable.gitmirrorProcesses().contains { $0.pid == silentWorker && $0.argv.contains("__worker") } })
     }
 }

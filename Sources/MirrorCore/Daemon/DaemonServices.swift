@@ -119,7 +119,13 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
             }
         },
         onFinished: { report in
-            metrics.record(report)
+            let states = report.secondaries.contains { $0.failure != nil } ? ((try? store.remoteStates()) ?? []) : []
+            var behind: [String: Double] = [:]
+            for remote in report.secondaries where remote.failure != nil {
+                behind[remote.remote] = states.first { $0.repository == report.repository && $0.remote == remote.remote }?
+                    .lastSuccess.map { Date().timeIntervalSince($0) } ?? 0
+            }
+            metrics.record(report, behindSeconds: behind)
             notifier.observe(report)
             for remote in [report.primary] + report.secondaries {
                 var metadata: Logger.Metadata = ["repository": "\(report.repository)", "remote": "\(remote.remote)",
@@ -130,11 +136,6 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
                 } else {
                     logger.info("in step", metadata: metadata)
                 }
-            }
-            for remote in report.secondaries {
-                let behind = remote.failure == nil ? 0 : ((try? store.remoteStates())?.first { $0.repository == report.repository && $0.remote == remote.remote }?
-                    .lastSuccess.map { Date().timeIntervalSince($0) } ?? 0)
-                metrics.recordBehind(repository: report.repository, remote: remote.remote, seconds: behind)
             }
         },
         onSchedule: { entry in try? store.recordSchedule(entry) })

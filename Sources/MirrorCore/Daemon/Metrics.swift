@@ -17,12 +17,12 @@ public final class DaemonMetrics: Sendable {
         MetricNameDescriptor(namespace: "gitmirror", metricName: metric, unitName: unit, helpText: help)
     }
 
-    /// One finished sync of one repository.
-    public func record(_ report: RepositoryReport, now: Date = Date()) {
+    /// One finished sync of one repository. `behindSeconds` gives, per secondary,
+    /// how long it has been out of step (0 when in step). The run counter is
+    /// bumped last, so a scrape that sees a run also sees everything it changed.
+    public func record(_ report: RepositoryReport, behindSeconds: [String: Double] = [:], now: Date = Date()) {
         let repository = report.repository
         let result = !report.inStep ? "error" : (report.secondaries.allSatisfy { $0.result == .upToDate } ? "noop" : "success")
-        registry.makeCounter(descriptor: Self.name("sync_runs", "total", "Repository syncs by result (success, error, noop)."),
-                             labels: [("repository", repository), ("result", result)]).increment()
         registry.makeValueHistogram(descriptor: Self.name("sync_duration", "seconds", "Duration of one repository sync."),
                                     labels: [("repository", repository)], buckets: Self.durationBuckets).record(report.duration)
         for remote in [report.primary] + report.secondaries {
@@ -48,7 +48,10 @@ public final class DaemonMetrics: Sendable {
                 registry.makeCounter(descriptor: Self.name("rejections", "total", "Failed secondary syncs by error class."),
                                      labels: labels + [("class", failure.errorClass.rawValue)]).increment()
             }
+            recordBehind(repository: repository, remote: remote.remote, seconds: behindSeconds[remote.remote] ?? 0)
         }
+        registry.makeCounter(descriptor: Self.name("sync_runs", "total", "Repository syncs by result (success, error, noop)."),
+                             labels: [("repository", repository), ("result", result)]).increment()
     }
 
     /// Seconds each secondary has been out of step with its primary (0 when in step).

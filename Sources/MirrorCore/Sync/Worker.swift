@@ -5,8 +5,8 @@ import Git
 /// that a hung server or a looping libgit2 can be killed without harm.
 /// Reads one `WorkerRequest` from stdin, writes `WorkerEvent` lines to stdout.
 public enum Worker {
-    public static func main() -> Int32 {
-        watchParent()
+    public static func main(supervisor: Int32? = nil) -> Int32 {
+        watchParent(supervisor ?? getppid())
         let input = FileHandle.standardInput.readDataToEndOfFile()
         let request: WorkerRequest
         do {
@@ -26,9 +26,10 @@ public enum Worker {
     }
 
     /// A worker whose supervisor died (even by SIGKILL) must not hang on alone:
-    /// it exits as soon as it is re-parented.
-    static func watchParent() {
-        let parent = getppid()
+    /// it exits as soon as it is re-parented — or at once, when the supervisor
+    /// was already gone by the time the worker started.
+    static func watchParent(_ parent: Int32) {
+        if getppid() != parent { _exit(3) }
         Thread.detachNewThread {
             while getppid() == parent { usleep(250_000) }
             _exit(3)

@@ -57,7 +57,9 @@ public struct WorkerSupervisor: Sendable {
                     close(stdout.write)
                     close(stderr.write)
                 }
-                let child = try ChildProcess([executable.path] + arguments, environment: Self.workerEnvironment(),
+                // The worker watches that it is still this process's child; passing the pid
+                // closes the race where the supervisor dies between spawn and the worker's first look.
+                let child = try ChildProcess([executable.path] + arguments + ["--supervisor", String(getpid())], environment: Self.workerEnvironment(),
                                              stdin: stdin.read, stdout: stdout.write, stderr: stderr.write)
                 return (child, stdin.write, stdout.read, stderr.read)
             }
