@@ -93,6 +93,11 @@ enum Engine {
             reports.append(sync.run(mirror))
         }
         Terminal.clearProgress()
+        do {
+            try store.prune(config.retention)
+        } catch {
+            Terminal.error("warning: could not prune old runs from the state database (retention): \(error)")
+        }
         return reports
     }
 

@@ -211,3 +211,51 @@ import TestSupport
         #expect(problem.message.contains("invalid YAML"))
     }
 }
+
+/// `retention:` bounds the state database; bad values are refused where they stand.
+@Suite struct RetentionConfigTests {
+    let file = URL(fileURLWithPath: "/tmp/gitmirror-retention/mirrors.yaml")
+    let repositories = """
+        repositories:
+          - name: app
+            primary: /srv/app.git
+            secondaries: [{name: backup, url: /srv/backup.git}]
+        """
+
+    @Test func defaultsKeepQuietRunsNinetyDaysAndTheJournalForever() throws {
+        let config = try ConfigLoader().parse(repositories, file: file)
+        #expect(config.retention.runs == TimeInterval(90 * 86400))
+        #expect(config.retention.journal == nil)
+    }
+
+    @Test func badValuesAreReportedAtTheirLineAndColumn() throws {
+        let yaml = "retention:\n  runs: soon\n  journal: 2y\n  keep: all\n" + repositories
+        do {
+            _ = try ConfigLoader().parse(yaml, file: file)
+            Issue.record("expected the configuration to be rejected")
+        } catch {
+            let found = error.problems.map { "\($0.location.line):\($0.location.column) \($0.message)" }
+            #expect(found.contains { $0.hasPrefix("2:9 ") && $0.contains("retention.runs must be a duration") }, "\(found)")
+            #expect(found.contains { $0.hasPrefix("3:12 ") && $0.contains("retention.journal must be a duration such as 365d, or forever") }, "\(found)")
+            #expect(found.contains { $0.hasPrefix("4:3 ") && $0.contains("unknown key 'keep'") }, "\(found)")
+        }
+    }
+
+    @Test func aJournalShorterThanTheRunsIsRefused() throws {
+        do {
+            _ = try ConfigLoader().parse("retention:\n  runs: 30d\n  journal: 7d\n" + repositories, file: file)
+            Issue.record("expected the configuration to be rejected")
+        } catch {
+            #expect(error.problems.count == 1)
+            #expect(error.problems.first?.message.contains("retention.journal (7d) is shorter than retention.runs (30d)") == true, "\(error)")
+        }
+    }
+
+    @Test func validRetentionIsApplied() throws {
+        let config = try ConfigLoader().parse("retention:\n  runs: 14d\n  journal: 365d\n" + repositories, file: file)
+        #expect(config.retention.runs == TimeInterval(14 * 86400))
+        #expect(config.retention.journal == TimeInterval(365 * 86400))
+        let forever = try ConfigLoader().parse("retention:\n  journal: forever\n" + repositories, file: file)
+        #expect(forever.retention.journal == nil)
+    }
+}

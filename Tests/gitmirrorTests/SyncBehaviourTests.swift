@@ -231,6 +231,36 @@ import TestSupport
         #expect(uploads.count == 2, "\(newLog)")
     }
 
+    @Test func syncForgetsOldQuietRunsAndKeepsTheJournal() throws {
+        // Given a first sync that created refs and a second with nothing to do, both long ago
+        let scenario = try Scenario("retention")
+        try scenario.primary.commit("first")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+        let yaml = try String(contentsOf: scenario.config, encoding: .utf8)
+        try ("retention:\n  runs: 7d\n" + yaml).write(to: scenario.config, atomically: true, encoding: .utf8)
+        #expect(try scenario.gitmirror("sync").status == 0)
+        #expect(try scenario.gitmirror("sync").status == 0)
+        let before = try scenario.store().runs(repository: "app").compactMap(\.id)
+        #expect(before.count == 2)
+        let database = scenario.sandbox.path("state/gitmirror.sqlite").path
+        try Shell.run(["python3", "-c", """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            db.execute("UPDATE run SET startedAt = '2020-01-01 00:00:00.000', finishedAt = '2020-01-01 00:00:01.000'")
+            db.commit()
+            """, database])
+
+        // When the next sync runs
+        let output = try scenario.gitmirror("sync")
+
+        // Then the old no-op run is gone; the run that created refs and the new one remain, with the journal
+        #expect(output.status == 0, "\(output)")
+        let after = try scenario.store().runs(repository: "app").compactMap(\.id)
+        #expect(after.count == 2 && after.last == before.last && !after.contains(before.first!), "before \(before), after \(after)")
+        #expect(try scenario.store().refHistory(repository: "app", remote: "backup").contains { $0.action == "create" })
+    }
+
     @Test func twoConcurrentSyncsTakeTurnsOnTheLock() throws {
         let scenario = try Scenario("concurrent")
         for index in 0..<20 { try scenario.primary.commit("commit \(index)", on: "branch-\(index % 5)") }

@@ -8,6 +8,7 @@ public struct Config: Sendable {
     public var credentials: [String: CredentialSpec]
     public var repositories: [Mirror]
     public var daemon = DaemonSettings()
+    public var retention = Retention()
 
     public var databaseURL: URL { stateDirectory.appendingPathComponent("gitmirror.sqlite") }
     public var cacheDirectory: URL { stateDirectory.appendingPathComponent("cache") }
@@ -39,6 +40,18 @@ public struct DaemonSettings: Sendable {
     public var giteaSecret: SecretSource?
     public var syncToken: SecretSource?
     public var notify: [NotifyTarget] = []
+
+    public init() {}
+}
+
+/// The `retention:` section: how long gitmirror.sqlite keeps old runs, so that a
+/// daemon left running for a year keeps a database of bounded size.
+public struct Retention: Sendable, Equatable {
+    /// Runs that moved no ref (no-op and failed syncs) are forgotten after this.
+    public var runs: TimeInterval = 90 * 86400
+    /// Runs that moved refs, with their journal rows; nil keeps them forever.
+    /// Runs that recorded a backup ref (a forced overwrite or a deletion) are always kept.
+    public var journal: TimeInterval?
 
     public init() {}
 }

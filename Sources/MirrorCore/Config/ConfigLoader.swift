@@ -284,8 +284,9 @@ private struct Walker {
     // MARK: the document
 
     mutating func config(_ root: Node) -> Config? {
-        guard let pairs = mapping(root, allowed: ["state_dir", "defaults", "credentials", "repositories", "max_parallel_pushes", "daemon"], what: "the top level") else { return nil }
+        guard let pairs = mapping(root, allowed: ["state_dir", "defaults", "credentials", "repositories", "max_parallel_pushes", "daemon", "retention"], what: "the top level") else { return nil }
         var daemonSettings = DaemonSettings()
+        var retention = Retention()
         var stateDirectory = base.appendingPathComponent(".gitmirror")
         var defaults = Policy()
         var credentials: [String: CredentialSpec] = [:]
@@ -305,6 +306,7 @@ private struct Walker {
                 for (nameNode, body) in mapping { credentialNodes.append((nameNode, body)) }
             case "repositories": repositoriesNode = value
             case "daemon": daemonSettings = daemon(value)
+            case "retention": retention = self.retention(value)
             default: break
             }
         }
@@ -334,7 +336,29 @@ private struct Walker {
         }
         if sequence.isEmpty { report(repositoriesNode, "repositories is empty: list at least one repository") }
         return Config(file: file, stateDirectory: stateDirectory, maxParallelPushes: maxParallel, credentials: credentials,
-                      repositories: mirrors, daemon: daemonSettings)
+                      repositories: mirrors, daemon: daemonSettings, retention: retention)
+    }
+
+    mutating func retention(_ node: Node) -> Retention {
+        var retention = Retention()
+        guard let pairs = mapping(node, allowed: ["runs", "journal"], what: "retention") else { return retention }
+        for (key, _, value) in pairs {
+            switch key {
+            case "runs": if let seconds = minimumDuration(value, "retention.runs", at: 3600) { retention.runs = seconds }
+            case "journal":
+                if value.scalar?.string == "forever" { retention.journal = nil; continue }
+                guard case .scalar(let scalar) = value, parseDuration(scalar.string) != nil else {
+                    report(value, "retention.journal must be a duration such as 365d, or forever")
+                    continue
+                }
+                if let seconds = minimumDuration(value, "retention.journal", at: 86400) { retention.journal = seconds }
+            default: break
+            }
+        }
+        if let journal = retention.journal, journal < retention.runs {
+            report(node, "retention.journal (\(formatDuration(journal))) is shorter than retention.runs (\(formatDuration(retention.runs))): runs that moved refs would go before those that did not")
+        }
+        return retention
     }
 
     mutating func minimumDuration(_ node: Node, _ what: String, at minimum: TimeInterval) -> TimeInterval? {

@@ -46,5 +46,6 @@ public func formatDuration(_ seconds: TimeInterval) -> String {
     if seconds < 60 { return String(format: seconds < 10 ? "%.1fs" : "%.0fs", seconds) }
     let whole = Int(seconds.rounded())
     if whole < 3600 { return whole % 60 == 0 ? "\(whole / 60)m" : "\(whole / 60)m\(whole % 60)s" }
+    if whole >= 86400, whole % 86400 == 0 { return "\(whole / 86400)d" }
     return whole % 3600 == 0 ? "\(whole / 3600)h" : "\(whole / 3600)h\((whole % 3600) / 60)m"
 }

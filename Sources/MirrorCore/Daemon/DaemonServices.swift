@@ -162,7 +162,8 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
     let application = Application(router: router, configuration: .init(address: address, serverName: "gitmirror"), logger: logger)
     let schedulerService = SchedulerService(scheduler: scheduler, registry: registry, grace: loaded.daemon.shutdownGrace, logger: logger)
     return ServiceGroup(configuration: .init(
-        services: [.init(service: application), .init(service: ReloadService(reload: reload)), .init(service: schedulerService)],
+        services: [.init(service: application), .init(service: ReloadService(reload: reload)), .init(service: schedulerService),
+                   .init(service: RetentionService(state: state, store: store, logger: logger))],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))
 }
@@ -269,6 +270,32 @@ struct ReloadService: Service {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         await cancelWhenGracefulShutdown {
             for await _ in signals { _ = await reload() }
+        }
+    }
+}
+
+/// Applies the configured retention to the state database: once at start, then hourly.
+struct RetentionService: Service {
+    let state: DaemonState
+    let store: StateStore
+    let logger: Logger
+    var every: TimeInterval = 3600
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let retention = await state.config.retention
+                do {
+                    let pruned = try store.prune(retention)
+                    if pruned.runs > 0 {
+                        logger.info("old runs pruned from the state database",
+                                    metadata: ["runs": "\(pruned.runs)", "ref_updates": "\(pruned.refUpdates)"])
+                    }
+                } catch {
+                    logger.warning("could not prune old runs from the state database: \(error)")
+                }
+                try? await Task.sleep(nanoseconds: UInt64(every * 1_000_000_000))
+            }
         }
     }
 }

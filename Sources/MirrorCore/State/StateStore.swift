@@ -90,7 +90,56 @@ public final class StateStore: Sendable {
                 t.column("updatedAt", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v3") { db in
+            // Retention deletes runs by age and keeps those the journal's backups or a remote's state point to.
+            try db.create(index: "run_by_finish", on: "run", columns: ["finishedAt"])
+            try db.create(index: "ref_update_by_run", on: "ref_update", columns: ["runId"])
+        }
         return migrator
+    }
+
+    // MARK: retention
+
+    public struct Pruned: Sendable, Equatable {
+        public var runs = 0
+        public var refUpdates = 0
+
+        public init(runs: Int = 0, refUpdates: Int = 0) {
+            self.runs = runs
+            self.refUpdates = refUpdates
+        }
+    }
+
+    /// Forgets finished runs past the retention: those that moved no ref after
+    /// `retention.runs`, those that did (with their journal rows) after
+    /// `retention.journal`. Never deleted: running runs, the run each remote's
+    /// state names, and runs whose journal names a backup ref (the record of a
+    /// forced overwrite or a deletion). Works in small transactions, so that a
+    /// sync or `status` running meanwhile never waits long.
+    @discardableResult
+    public func prune(_ retention: Retention, now: Date = Date(), batch: Int = 2000) throws -> Pruned {
+        let quietBefore = now.addingTimeInterval(-retention.runs)
+        let journalBefore = retention.journal.map { now.addingTimeInterval(-$0) } ?? Date.distantPast
+        var total = Pruned()
+        while true {
+            let step = try pool.write { db -> Pruned in
+                let ids = try Int64.fetchAll(db, sql: """
+                    SELECT id FROM run
+                    WHERE result != 'running' AND finishedAt IS NOT NULL AND finishedAt < :quietBefore
+                      AND id NOT IN (SELECT lastRunId FROM remote_state WHERE lastRunId IS NOT NULL)
+                      AND NOT EXISTS (SELECT 1 FROM ref_update u WHERE u.runId = run.id AND u.backupRef IS NOT NULL)
+                      AND (finishedAt < :journalBefore OR NOT EXISTS (SELECT 1 FROM ref_update u WHERE u.runId = run.id))
+                    ORDER BY id LIMIT :batch
+                    """, arguments: ["quietBefore": quietBefore, "journalBefore": journalBefore, "batch": batch])
+                guard !ids.isEmpty else { return Pruned() }
+                let refUpdates = try RefUpdate.filter(ids.contains(Column("runId"))).deleteAll(db)
+                let runs = try SyncRun.filter(ids.contains(Column("id"))).deleteAll(db)
+                return Pruned(runs: runs, refUpdates: refUpdates)
+            }
+            total.runs += step.runs
+            total.refUpdates += step.refUpdates
+            if step.runs < batch { return total }
+        }
     }
 
     // MARK: the daemon's schedule
