@@ -183,9 +183,18 @@ import TestSupport
         for name in ["gitmirror_build_info", "gitmirror_sync_runs_total", "gitmirror_sync_duration_seconds_bucket",
                      "gitmirror_push_duration_seconds_bucket", "gitmirror_refs_total", "gitmirror_rejections_total",
                      "gitmirror_last_success_timestamp_seconds", "gitmirror_last_attempt_timestamp_seconds",
-                     "gitmirror_secondary_behind_seconds"] {
+                     "gitmirror_secondary_behind_seconds", "gitmirror_remote_failing"] {
             #expect(metrics.contains(name), "\(name) missing")
         }
+        // The secondary that is down has never been in step: it is failing and behind since the first run
+        let lines = metrics.split(separator: "\n")
+        func value(_ series: String) -> Double? {
+            lines.first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        #expect(value(#"gitmirror_remote_failing{repository="app",remote="down"}"#) == 1)
+        #expect(value(#"gitmirror_remote_failing{repository="app",remote="one"}"#) == 0)
+        #expect((value(#"gitmirror_secondary_behind_seconds{repository="app",remote="down"}"#) ?? 0) > 0)
+        #expect(value(#"gitmirror_secondary_behind_seconds{repository="app",remote="one"}"#) == 0)
         #expect(!metrics.contains("127.0.0.1"), "a URL leaked into a label")
         #expect(try daemon.get("/healthz").status == 200)
     }

@@ -26,6 +26,16 @@ import TestSupport
         #expect(output.stdout.contains("SUCCESS: 3 rules found"))
     }
 
+    /// The rules fire when they should — including for a secondary that has never once been in step —
+    /// and stay quiet after a recovery: promtool's own rule unit tests.
+    @Test func alertRulesFireAsTheirUnitTestsExpect() throws {
+        let tests = Self.deploy.appendingPathComponent("kubernetes/alert-rules.test.yml")
+        let output = try Shell.run(["promtool", "test", "rules", tests.path], check: false)
+        #expect(output.status == 0, "\(output)")
+        #expect(output.stdout.contains("SUCCESS"))
+        #expect(try String(contentsOf: tests, encoding: .utf8).contains("remote=\"codecommit\""))
+    }
+
     @Test func kubernetesManifestsPassTheSchemaValidator() throws {
         let output = try Shell.run(["kubernetes-validate", "--strict", Self.deploy.appendingPathComponent("kubernetes/gitmirror.yaml").path], check: false)
         #expect(output.status == 0, "\(output)")

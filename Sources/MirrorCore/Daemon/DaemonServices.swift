@@ -119,11 +119,15 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
             }
         },
         onFinished: { report in
-            let states = report.secondaries.contains { $0.failure != nil } ? ((try? store.remoteStates()) ?? []) : []
+            // Behind: since the secondary was last in step; one never in step is behind since the repository's first run.
             var behind: [String: Double] = [:]
-            for remote in report.secondaries where remote.failure != nil {
-                behind[remote.remote] = states.first { $0.repository == report.repository && $0.remote == remote.remote }?
-                    .lastSuccess.map { Date().timeIntervalSince($0) } ?? 0
+            if report.secondaries.contains(where: { $0.failure != nil }) {
+                let states = (try? store.remoteStates()) ?? []
+                let firstRun = try? store.firstRunStart(repository: report.repository)
+                for remote in report.secondaries where remote.failure != nil {
+                    let since = states.first { $0.repository == report.repository && $0.remote == remote.remote }?.lastSuccess ?? firstRun
+                    behind[remote.remote] = since.map { max(0, Date().timeIntervalSince($0)) } ?? 0
+                }
             }
             metrics.record(report, behindSeconds: behind)
             notifier.observe(report)

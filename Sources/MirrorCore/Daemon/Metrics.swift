@@ -29,6 +29,8 @@ public final class DaemonMetrics: Sendable {
             let labels = [("repository", repository), ("remote", remote.remote)]
             registry.makeGauge(descriptor: Self.name("last_attempt", "timestamp_seconds", "When the remote was last synced."),
                                labels: labels).set(to: now.timeIntervalSince1970)
+            registry.makeGauge(descriptor: Self.name("remote_failing", "", "1 while the remote's last sync failed or left a ref out of step, else 0."),
+                               labels: labels).set(to: remote.failure == nil ? 0 : 1)
             if remote.failure == nil {
                 registry.makeGauge(descriptor: Self.name("last_success", "timestamp_seconds", "When the remote last synced without error."),
                                    labels: labels).set(to: now.timeIntervalSince1970)

@@ -209,6 +209,13 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// When the oldest run of a repository that the database still holds started.
+    public func firstRunStart(repository: String) throws -> Date? {
+        try pool.read { db in
+            try Date.fetchOne(db, sql: "SELECT MIN(startedAt) FROM run WHERE repository = ?", arguments: [repository])
+        }
+    }
+
     public func refHistory(repository: String, remote: String? = nil, ref: String? = nil, limit: Int = 200) throws -> [RefUpdate] {
         try pool.read { db in
             var request = RefUpdate.filter(Column("repository") == repository)
