@@ -20,6 +20,40 @@ import TestSupport
         #expect(unit.contains("Type=notify") && unit.contains("DynamicUser=yes") && unit.contains("LoadCredential="))
     }
 
+    /// The image's runtime stage must install the Debian package of every system library the
+    /// binary links (Swift's own libraries are linked in with --static-swift-stdlib).
+    @Test func containerRuntimeInstallsEveryLinkedSystemLibrary() throws {
+        let containerfile = try String(contentsOf: Self.deploy.appendingPathComponent("container/Containerfile"), encoding: .utf8)
+        let runtime = try #require(containerfile.components(separatedBy: "FROM debian:bookworm-slim").last)
+        let installed = Set(runtime.split(whereSeparator: { " \n\\".contains($0) }).map(String.init))
+        // In bookworm-slim already: the C library, libgcc and libstdc++ (apt needs them).
+        let base: Set<String> = ["libc6", "libgcc-s1", "libstdc++6"]
+
+        let dynamic = try Shell.run(["readelf", "--dynamic", Gitmirror.executable.path])
+        let needed = dynamic.stdout.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+            .compactMap { $0.split(separator: "[").last?.split(separator: "]").first.map(String.init) }
+        let resolved = try Shell.run(["ldd", Gitmirror.executable.path]).stdout.split(separator: "\n")
+        var packages: [String: String] = [:]
+        for library in needed {
+            guard let line = resolved.first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(library + " ") }),
+                  let path = line.split(separator: " ").first(where: { $0.hasPrefix("/") }) else { continue }
+            // dpkg knows a file by the path its package installed (/lib/… or /usr/lib/… on a merged /usr).
+            let real = URL(fileURLWithPath: String(path)).resolvingSymlinksInPath().path
+            let candidates = [String(path), real, real.hasPrefix("/usr/") ? String(real.dropFirst(4)) : "/usr" + real]
+            let owners = try candidates.map { try Shell.run(["dpkg-query", "--search", $0], check: false) }
+            // Not from a Debian package: a library of the Swift toolchain, linked statically in the image.
+            guard let owner = owners.first(where: { $0.status == 0 }),
+                  let package = owner.stdout.split(separator: ":").first.map(String.init) else { continue }
+            packages[library] = package
+        }
+
+        #expect(packages.values.contains("libgit2-1.5") && packages.values.contains("libsqlite3-0"), "\(packages)")
+        for (library, package) in packages where !base.contains(package) {
+            let listed = installed.contains(package)
+            #expect(listed, "gitmirror links \(library) from \(package), which the runtime stage does not install")
+        }
+    }
+
     @Test func alertRulesPassPromtool() throws {
         let output = try Shell.run(["promtool", "check", "rules", Self.deploy.appendingPathComponent("kubernetes/alert-rules.yml").path], check: false)
         #expect(output.status == 0, "\(output)")
