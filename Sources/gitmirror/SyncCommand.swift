@@ -20,6 +20,8 @@ struct SyncCommand: ParsableCommand {
     @Option(help: ArgumentHelp("How long to wait for another gitmirror's lock on a repository.", valueName: "duration"))
     var lockWait: String = "15m"
 
+    @OptionGroup var parallel: ParallelOptions
+
     func validate() throws {
         guard parseDuration(lockWait) != nil else { throw ValidationError("--lock-wait must be a duration such as 30s or 15m") }
     }
@@ -29,7 +31,7 @@ struct SyncCommand: ParsableCommand {
         let mirrors = try options.select(repositories, from: config)
         var syncOptions = RepositorySync.Options()
         syncOptions.lockWait = parseDuration(lockWait) ?? 900
-        let reports = try Engine.run(config: config, mirrors: mirrors, options: syncOptions)
+        let reports = try Engine.run(config: config, mirrors: mirrors, options: syncOptions, jobs: parallel.jobs(config))
         if json {
             try Terminal.printJSON(reports)
         } else {
@@ -53,12 +55,14 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "Print the plan as JSON.")
     var json = false
 
+    @OptionGroup var parallel: ParallelOptions
+
     func run() throws {
         let config = try options.load()
         let mirrors = try options.select(repositories, from: config)
         var syncOptions = RepositorySync.Options()
         syncOptions.planOnly = true
-        let reports = try Engine.run(config: config, mirrors: mirrors, options: syncOptions)
+        let reports = try Engine.run(config: config, mirrors: mirrors, options: syncOptions, jobs: parallel.jobs(config))
         if json {
             try Terminal.printJSON(reports)
         } else {
@@ -70,9 +74,25 @@ struct PlanCommand: ParsableCommand {
     }
 }
 
-/// Builds the supervisor's parts from a configuration and runs repositories one by one.
+/// How many repositories one `sync` or `plan` works on at once.
+struct ParallelOptions: ParsableArguments {
+    @Option(name: [.short, .long], help: ArgumentHelp(
+        "How many repositories to work on at once.",
+        discussion: "Defaults to daemon.max_parallel_repositories (4). Connections to one host stay within daemon.max_connections_per_host.",
+        valueName: "n"))
+    var jobs: Int?
+
+    func validate() throws {
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+    }
+
+    func jobs(_ config: Config) -> Int { jobs ?? config.daemon.maxParallelRepositories }
+}
+
+/// Builds the supervisor's parts from a configuration and runs the repositories,
+/// `jobs` at a time; the reports come back in the order the repositories were given.
 enum Engine {
-    static func run(config: Config, mirrors: [Mirror], options: RepositorySync.Options) throws -> [RepositoryReport] {
+    static func run(config: Config, mirrors: [Mirror], options: RepositorySync.Options, jobs: Int = 1) throws -> [RepositoryReport] {
         let store: StateStore
         do {
             store = try StateStore(path: config.databaseURL.path)
@@ -85,20 +105,39 @@ enum Engine {
         let sync = RepositorySync(
             config: config, store: store, supervisor: WorkerSupervisor(executable: selfExecutable()),
             credentials: CredentialResolver(redactor: redactor), options: options,
+            hostLimiter: HostLimiter(limit: config.daemon.maxConnectionsPerHost),
             progress: { repository, remote, message in
                 Terminal.progress("\(repository)/\(remote): \(redactor.redact(message))")
             })
-        var reports: [RepositoryReport] = []
-        for mirror in mirrors {
-            reports.append(sync.run(mirror))
-        }
+        let reports = Self.inParallel(mirrors, jobs: jobs) { sync.run($0) }
         Terminal.clearProgress()
-        do {
-            try store.prune(config.retention)
-        } catch {
-            Terminal.error("warning: could not prune old runs from the state database (retention): \(error)")
+        if !options.planOnly {
+            do {
+                try store.prune(config.retention)
+            } catch {
+                Terminal.error("warning: could not prune old runs from the state database (retention): \(error)")
+            }
         }
         return reports
+    }
+
+    /// Runs `body` on every item, at most `jobs` at once, each on a thread of its own
+    /// (the work is network-bound and blocking); results keep the items' order.
+    static func inParallel<Item: Sendable, Result: Sendable>(_ items: [Item], jobs: Int, _ body: @escaping @Sendable (Item) -> Result) -> [Result] {
+        let results = ResultSlots<Result>(count: items.count)
+        let slots = DispatchSemaphore(value: max(1, jobs))
+        let group = DispatchGroup()
+        for (index, item) in items.enumerated() {
+            slots.wait()
+            group.enter()
+            Thread.detachNewThread {
+                results.set(index, body(item))
+                slots.signal()
+                group.leave()
+            }
+        }
+        group.wait()
+        return results.values
     }
 
     static func selfExecutable() -> URL {
@@ -108,4 +147,16 @@ enum Engine {
         }
         return Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
     }
+}
+
+/// Results filled in by parallel threads, read once all are done.
+final class ResultSlots<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [Value?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ value: Value) { lock.withLock { slots[index] = value } }
+
+    var values: [Value] { lock.withLock { slots.compactMap { $0 } } }
 }

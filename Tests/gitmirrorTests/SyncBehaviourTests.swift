@@ -261,6 +261,52 @@ import TestSupport
         #expect(try scenario.store().refHistory(repository: "app", remote: "backup").contains { $0.action == "create" })
     }
 
+    @Test func repositoriesSyncInParallelSoAHungOneHoldsUpNoOther() throws {
+        // Given two repositories: `hung` (listed first) whose secondary never answers, and `quick`
+        let scenario = try Scenario("parallel-repositories")
+        try scenario.primary.commit("first")
+        let other = try scenario.secondary("other-primary")
+        try other.commit("other")
+        let quickBackup = try scenario.secondary("quick-backup")
+        let silent = try SilentServer(sandbox: scenario.sandbox)
+        func configure(_ quickSecondary: String) throws {
+            _ = try scenario.sandbox.write("mirrors.yaml", """
+                state_dir: state
+                repositories:
+                  - name: hung
+                    primary: \(scenario.url(scenario.primary))
+                    secondaries:
+                      - {name: silent, url: "git://127.0.0.1:\(silent.port)/repo.git", stall_timeout: 3s}
+                  - name: quick
+                    primary: \(scenario.url(other))
+                    secondaries:
+                      - {name: backup, url: "\(quickSecondary)"}
+                """)
+        }
+        try configure(scenario.url(quickBackup))
+
+        // When both are synced with two jobs
+        let output = try scenario.gitmirror("sync", "--jobs", "2")
+
+        // Then `quick` is in step and its run finished while `hung` was still waiting on its silent secondary
+        #expect(output.status == 1, "\(output)")
+        #expect(try quickBackup.refs() == other.refs())
+        let hung = try #require(try scenario.store().runs(repository: "hung").first)
+        let quick = try #require(try scenario.store().runs(repository: "quick").first)
+        #expect(try #require(quick.finishedAt) < hung.finishedAt!, "quick \(quick), hung \(hung)")
+        // and the table lists the repositories in the order of the file
+        let rows = output.stdout.split(separator: "\n").filter { ["hung", "quick"].contains($0.split(separator: " ").first.map(String.init) ?? "") }
+        #expect(rows.first?.hasPrefix("hung") == true && rows.last?.hasPrefix("quick") == true, "\(output.stdout)")
+
+        // When they are synced one at a time (--jobs 1), `quick` waits for `hung`
+        let secondBackup = try scenario.secondary("quick-backup-2")
+        try configure(scenario.url(secondBackup))
+        #expect(try scenario.gitmirror("sync", "--jobs", "1").status == 1)
+        let hungAgain = try #require(try scenario.store().runs(repository: "hung").first)
+        let quickAgain = try #require(try scenario.store().runs(repository: "quick").first)
+        #expect(quickAgain.startedAt >= hungAgain.finishedAt!, "quick \(quickAgain), hung \(hungAgain)")
+    }
+
     @Test func twoConcurrentSyncsTakeTurnsOnTheLock() throws {
         let scenario = try Scenario("concurrent")
         for index in 0..<20 { try scenario.primary.commit("commit \(index)", on: "branch-\(index % 5)") }
