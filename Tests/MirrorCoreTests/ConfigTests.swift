@@ -212,6 +212,41 @@ import TestSupport
     }
 }
 
+/// A file that cannot be a configuration says why, where.
+@Suite struct ConfigFileTests {
+    func problem(loading file: URL) throws -> ConfigProblem {
+        var problems: [ConfigProblem] = []
+        do {
+            _ = try ConfigLoader().load(file: file)
+        } catch {
+            problems = error.problems
+        }
+        #expect(problems.count == 1, "\(problems)")
+        return try #require(problems.first, "expected \(file.path) to be rejected")
+    }
+
+    @Test func aDirectoryIsNotAConfigurationFile() throws {
+        let sandbox = try Sandbox("config-directory")
+        let found = try problem(loading: sandbox.root)
+        #expect(found.message.contains("this is a directory"), "\(found)")
+    }
+
+    @Test func invalidUTF8IsShownAtItsByte() throws {
+        let sandbox = try Sandbox("config-utf8")
+        let file = sandbox.path("mirrors.yaml")
+        try Data("repositories:\n  - name: caf".utf8 + [0xE9] + Data("\n".utf8)).write(to: file)
+        let found = try problem(loading: file)
+        #expect(found.location.line == 2 && found.location.column == 14, "\(found)")
+        #expect(found.message.contains("not UTF-8"))
+    }
+
+    @Test func aMissingFileSaysHowToNameAnother() throws {
+        let sandbox = try Sandbox("config-missing")
+        let found = try problem(loading: sandbox.path("nope.yaml"))
+        #expect(found.message.contains("no such file") && found.message.contains("--config FILE"), "\(found)")
+    }
+}
+
 /// `retention:` bounds the state database; bad values are refused where they stand.
 @Suite struct RetentionConfigTests {
     let file = URL(fileURLWithPath: "/tmp/gitmirror-retention/mirrors.yaml")

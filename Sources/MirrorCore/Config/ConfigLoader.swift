@@ -30,16 +30,40 @@ public struct ConfigLoader {
     public init() {}
 
     public func load(file: URL, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> Config {
-        let displayPath = file.path
-        let text: String
+        func problem(_ message: String, line: Int = 1, column: Int = 1) -> ConfigError {
+            ConfigError(problems: [ConfigProblem(location: SourceLocation(file: file.path, line: line, column: column), message: message)])
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw problem("this is a directory, not a configuration file; pass --config FILE (for example \(file.appendingPathComponent("mirrors.yaml").path))")
+        }
+        let data: Data
         do {
-            text = try String(contentsOf: file, encoding: .utf8)
+            data = try Data(contentsOf: file)
         } catch {
-            throw ConfigError(problems: [ConfigProblem(
-                location: SourceLocation(file: displayPath, line: 1, column: 1),
-                message: "cannot read the configuration file (\(Self.reason(error))); pass --config FILE or set GITMIRROR_CONFIG")])
+            throw problem("cannot read the configuration file (\(Self.reason(error))); pass --config FILE or set GITMIRROR_CONFIG")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            let (line, column) = Self.firstInvalidUTF8(in: data)
+            throw problem("the file is not UTF-8 text (an invalid byte here); save it as UTF-8", line: line, column: column)
         }
         return try parse(text, file: file, environment: environment)
+    }
+
+    /// Line and column (in characters) of the first byte that is not valid UTF-8.
+    static func firstInvalidUTF8(in data: Data) -> (line: Int, column: Int) {
+        let lines = data.split(separator: 0x0A, omittingEmptySubsequences: false)
+        for (index, line) in lines.enumerated() where String(data: Data(line), encoding: .utf8) == nil {
+            var valid = 0
+            for length in stride(from: line.count, through: 0, by: -1) {
+                if let prefix = String(data: Data(line.prefix(length)), encoding: .utf8) {
+                    valid = prefix.count
+                    break
+                }
+            }
+            return (index + 1, valid + 1)
+        }
+        return (1, 1)
     }
 
     public func parse(_ text: String, file: URL, environment: [String: String] = [:]) throws(ConfigError) -> Config {
@@ -68,6 +92,10 @@ public struct ConfigLoader {
             return String(cString: strerror(Int32(underlying.code)))
         }
         if nsError.domain == NSCocoaErrorDomain && nsError.code == NSFileReadNoSuchFileError { return "no such file" }
+        if nsError.domain == NSCocoaErrorDomain && nsError.code == NSFileReadNoPermissionError {
+            let user = getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? "uid \(geteuid())"
+            return "permission denied for user \(user)"
+        }
         return nsError.localizedDescription
     }
 }
