@@ -24,4 +24,6 @@ struct Gitmirror: AsyncParsableCommand {
 enum ExitStatus {
     static let outOfStep = ExitCode(1)
     static let invalidConfig = ExitCode(2)
+    /// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report Ctrl-C).
+    static let interrupted = ExitCode(130)
 }

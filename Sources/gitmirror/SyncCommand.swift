@@ -37,6 +37,7 @@ struct SyncCommand: ParsableCommand {
         } else {
             print(ReportTable.render(reports))
         }
+        if Interruption.interrupted { throw ExitStatus.interrupted }
         if !reports.allSatisfy(\.inStep) { throw ExitStatus.outOfStep }
     }
 }
@@ -68,6 +69,7 @@ struct PlanCommand: ParsableCommand {
         } else {
             print(ReportTable.renderPlan(reports))
         }
+        if Interruption.interrupted { throw ExitStatus.interrupted }
         if reports.contains(where: { $0.primary.failure != nil || $0.secondaries.contains { $0.failure != nil } }) {
             throw ExitStatus.outOfStep
         }
@@ -102,8 +104,10 @@ enum Engine {
         }
         try? FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: config.stateDirectory.path)
         let redactor = Redactor()
+        let registry = WorkerRegistry()
+        Interruption.stopWorkers(of: registry)
         let sync = RepositorySync(
-            config: config, store: store, supervisor: WorkerSupervisor(executable: selfExecutable()),
+            config: config, store: store, supervisor: WorkerSupervisor(executable: selfExecutable(), registry: registry),
             credentials: CredentialResolver(redactor: redactor), options: options,
             hostLimiter: HostLimiter(limit: config.daemon.maxConnectionsPerHost),
             progress: { repository, remote, message in
@@ -111,13 +115,14 @@ enum Engine {
             })
         let reports = Self.inParallel(mirrors, jobs: jobs) { sync.run($0) }
         Terminal.clearProgress()
-        if !options.planOnly {
+        if !options.planOnly && !registry.isStopping {
             do {
                 try store.prune(config.retention)
             } catch {
                 Terminal.error("warning: could not prune old runs from the state database (retention): \(error)")
             }
         }
+        Interruption.interrupted = registry.isStopping
         return reports
     }
 
@@ -146,6 +151,29 @@ enum Engine {
             return URL(fileURLWithPath: resolved)
         }
         return Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
+    }
+}
+
+/// Ctrl-C or SIGTERM during `sync` or `plan`: the running workers are stopped, every
+/// repository still to start is skipped, the runs are recorded as interrupted and the
+/// locks released; the command prints what it has and exits 130. A second signal quits at once.
+enum Interruption {
+    nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
+    nonisolated(unsafe) static var interrupted = false
+
+    static func stopWorkers(of registry: WorkerRegistry) {
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                if registry.isStopping { _exit(130) }
+                Terminal.clearProgress()
+                Terminal.error("interrupted: stopping the running network operations and recording the runs as interrupted (again to quit at once)")
+                registry.stopAll()
+            }
+            source.resume()
+            sources.append(source)
+        }
     }
 }
 

@@ -188,6 +188,56 @@ import TestSupport
         #expect(try target.refs() == scenario.primary.refs())
     }
 
+    @Test func ctrlCStopsTheSyncRecordsTheRunInterruptedAndExits130() throws {
+        // Given a sync of two repositories, one at a time, the first hanging on a silent secondary
+        let scenario = try Scenario("interrupted")
+        try scenario.primary.commit("first")
+        let laterBackup = try scenario.secondary("later-backup")
+        let silent = try SilentServer(sandbox: scenario.sandbox)
+        _ = try scenario.sandbox.write("mirrors.yaml", """
+            state_dir: state
+            repositories:
+              - name: app
+                primary: \(scenario.url(scenario.primary))
+                secondaries:
+                  - {name: silent, url: "git://127.0.0.1:\(silent.port)/repo.git", stall_timeout: 5m}
+              - name: later
+                primary: \(scenario.url(scenario.primary))
+                secondaries:
+                  - {name: backup, url: "\(scenario.url(laterBackup))"}
+            """)
+        let log = scenario.sandbox.path("interrupted-sync.log")
+        let sync = try Shell.start([Gitmirror.executable.path, "sync", "--jobs", "1", "--config", scenario.config.path], log: log)
+        let deadline = Date().addingTimeInterval(90)
+        var worker: Int32?
+        while Date() < deadline, worker == nil {
+            if (try? scenario.cache.refs()["refs/heads/main"]) ?? nil != nil {
+                worker = ProcessTable.gitmirrorProcesses().first { $0.parent == sync.pid && $0.argv.contains("__worker") }?.pid
+            }
+            if worker == nil { usleep(100_000) }
+        }
+        let hungWorker = try #require(worker, "no worker; log: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+
+        // When Ctrl-C reaches the process group: the worker leaves it to its supervisor
+        kill(hungWorker, SIGINT)
+        usleep(300_000)
+        #expect(ProcessTable.gitmirrorProcesses().contains { $0.pid == hungWorker })
+        sync.signal(SIGINT)
+        let status = sync.wait()
+
+        // Then gitmirror exits 130, the run is recorded as interrupted, no lease is left,
+        // the second repository was never started, and the worker is gone
+        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(status == 130, "\(output)")
+        #expect(output.contains("interrupted"), "\(output)")
+        let runs = try scenario.store().runs(repository: "app")
+        #expect(runs.first?.result == "interrupted", "\(runs)")
+        #expect(try scenario.store().lease(repository: "app") == nil)
+        #expect(try scenario.store().runs(repository: "later").isEmpty)
+        #expect(try laterBackup.refs().isEmpty)
+        #expect(eventually(within: 5) { !ProcessTable.gitmirrorProcesses().contains { $0.pid == hungWorker && $0.argv.contains("__worker") } })
+    }
+
     @Test func aWorkerWhoseSupervisorIsAlreadyGoneExitsAtOnce() throws {
         // Given a worker started for a supervisor that is not (or no longer) its parent
         let started = Date()

@@ -21,7 +21,8 @@ public final class RepositoryLock {
     }
 
     /// Takes the lock, waiting up to `wait` seconds for a holder to finish.
-    public static func acquire(path: String, wait: TimeInterval) throws -> Outcome {
+    /// Waits up to `wait` for the lock; `giveUp` ends the wait early (a shutdown) with `.busy`.
+    public static func acquire(path: String, wait: TimeInterval, giveUp: () -> Bool = { false }) throws -> Outcome {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
@@ -33,7 +34,7 @@ public final class RepositoryLock {
                 close(descriptor)
                 throw SyncFailure(.internal, "cannot lock \(path): \(String(cString: strerror(errno)))")
             }
-            if Date() >= deadline {
+            if Date() >= deadline || giveUp() {
                 let holder = (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
                 close(descriptor)
                 return .busy(holder: holder)

@@ -42,14 +42,24 @@ public struct RepositorySync: Sendable {
     public func run(_ mirror: Mirror) -> RepositoryReport {
         let started = Date()
         var primary = RemoteReport(repository: mirror.name, remote: "primary", role: .primary, url: mirror.primary.url.gitURL, result: .ok)
+        let stopping = { supervisor.registry?.isStopping == true }
+        if stopping() {
+            primary.result = .failed
+            primary.failure = SyncFailure(.timeout, "interrupted: gitmirror is shutting down; this repository was not started")
+            return RepositoryReport(repository: mirror.name, runId: nil, primary: primary, secondaries: [], duration: 0)
+        }
 
         // 1. The lock: one writer per cache.
         let lock: RepositoryLock
         do {
             let lockPath = config.cacheDirectory.appendingPathComponent("\(mirror.name).lock").path
-            switch try RepositoryLock.acquire(path: lockPath, wait: options.lockWait) {
+            switch try RepositoryLock.acquire(path: lockPath, wait: options.lockWait, giveUp: stopping) {
             case .acquired(let acquired):
                 lock = acquired
+            case .busy where stopping():
+                primary.result = .failed
+                primary.failure = SyncFailure(.timeout, "interrupted while waiting for another gitmirror's lock on '\(mirror.name)'; nothing was done")
+                return RepositoryReport(repository: mirror.name, runId: nil, primary: primary, secondaries: [], duration: Date().timeIntervalSince(started))
             case .busy(let holder):
                 primary.result = .failed
                 primary.failure = SyncFailure(.timeout, "another gitmirror process\(holder.map { " (pid \($0))" } ?? "") is syncing '\(mirror.name)' and still held its lock after \(formatDuration(options.lockWait)); nothing was done")

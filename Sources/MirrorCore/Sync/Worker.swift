@@ -6,6 +6,11 @@ import Git
 /// Reads one `WorkerRequest` from stdin, writes `WorkerEvent` lines to stdout.
 public enum Worker {
     public static func main(supervisor: Int32? = nil) -> Int32 {
+        // Ctrl-C reaches the whole process group; the supervisor decides what stops
+        // (and records it), so a worker leaves SIGINT to it.
+        signal(SIGINT, SIG_IGN)
+        // A server that hangs up mid-push must be an error from send(), not a dead worker.
+        signal(SIGPIPE, SIG_IGN)
         watchParent(supervisor ?? getppid())
         let input = FileHandle.standardInput.readDataToEndOfFile()
         let request: WorkerRequest
