@@ -46,11 +46,15 @@ public struct TestError: Error, CustomStringConvertible {
 }
 
 /// Stops a process: SIGTERM, then SIGKILL if it lingers.
+/// Stops a server started by `Shell.start` and everything it forked (its process group).
 func terminate(_ process: ChildProcess) {
-    guard process.isRunning else { return }
-    process.signal(SIGTERM)
-    let deadline = Date().addingTimeInterval(3)
-    while process.isRunning && Date() < deadline { usleep(20_000) }
-    if process.isRunning { process.signal(SIGKILL) }
-    process.wait()
+    if process.isRunning {
+        process.signalGroup(SIGTERM)
+        let deadline = Date().addingTimeInterval(3)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { process.signalGroup(SIGKILL) }
+        process.wait()
+    }
+    // Children left behind by the group's leader (git daemon's git-daemon, fcgiwrap's preforks).
+    process.signalGroup(SIGKILL)
 }

@@ -73,7 +73,10 @@ public enum Shell {
             let logDescriptor = open(log.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
             let nullDescriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
             defer { close(logDescriptor); close(nullDescriptor) }
-            return try ChildProcess(command, environment: environment ?? gitEnvironment, stdin: nullDescriptor, stdout: logDescriptor, stderr: logDescriptor)
+            // Its own process group: servers that fork (git daemon runs git-daemon, fcgiwrap -c 4
+            // preforks) are stopped whole, and a test can send Ctrl-C as a terminal would.
+            return try ChildProcess(command, environment: environment ?? gitEnvironment, stdin: nullDescriptor, stdout: logDescriptor,
+                                    stderr: logDescriptor, newProcessGroup: true)
         }
     }
 }

@@ -27,8 +27,11 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     /// Starts `command[0]` (looked up in PATH) with these descriptors as its stdin, stdout and stderr.
-    /// Call under `withSpawnLock`.
-    public init(_ command: [String], environment: [String: String], stdin: Int32, stdout: Int32, stderr: Int32) throws {
+    /// Call under `withSpawnLock`. `resetSignals` start with their default action (an ignored
+    /// signal is otherwise inherited); `newProcessGroup` makes the child lead a group of its own,
+    /// so that `signalGroup` reaches whatever it forks.
+    public init(_ command: [String], environment: [String: String], stdin: Int32, stdout: Int32, stderr: Int32,
+                resetSignals: [Int32] = [SIGINT, SIGTERM], newProcessGroup: Bool = false) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -41,16 +44,19 @@ public final class ChildProcess: @unchecked Sendable {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
-        // A child starts with the default action for the signals gitmirror itself may
-        // ignore while it handles them (SIGINT, SIGTERM): ignoring is inherited.
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
         var defaults = sigset_t()
         sigemptyset(&defaults)
-        for number in [SIGINT, SIGTERM] { sigaddset(&defaults, number) }
+        for number in resetSignals { sigaddset(&defaults, number) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
+        var flags = Int32(POSIX_SPAWN_SETSIGDEF)
+        if newProcessGroup {
+            posix_spawnattr_setpgroup(&attributes, 0)
+            flags |= Int32(POSIX_SPAWN_SETPGROUP)
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
         var pid: pid_t = 0
         let result = posix_spawnp(&pid, command[0], &actions, &attributes, argv, envp)
         guard result == 0 else { throw SyncFailure(.internal, "cannot start \(command[0]): \(String(cString: strerror(result)))") }
@@ -82,6 +88,9 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     public func signal(_ signal: Int32) { kill(pid, signal) }
+
+    /// Signals the child's whole process group (it must have been started with `newProcessGroup`).
+    public func signalGroup(_ signal: Int32) { kill(-pid, signal) }
 
     static func decode(_ status: Int32) -> Int32 {
         if status & 0x7f == 0 { return (status >> 8) & 0xff }

@@ -60,7 +60,10 @@ public struct WorkerSupervisor: Sendable {
                 // The worker watches that it is still this process's child; passing the pid
                 // closes the race where the supervisor dies between spawn and the worker's first look.
                 let child = try ChildProcess([executable.path] + arguments + ["--supervisor", String(getpid())], environment: Self.workerEnvironment(),
-                                             stdin: stdin.read, stdout: stdout.write, stderr: stderr.write)
+                                             stdin: stdin.read, stdout: stdout.write, stderr: stderr.write,
+                                             // SIGINT stays as the supervisor has it (ignored while it handles Ctrl-C):
+                                             // a worker between exec and its own handler must not die of it.
+                                             resetSignals: [SIGTERM])
                 return (child, stdin.write, stdout.read, stderr.read)
             }
         } catch {
