@@ -13,8 +13,11 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "The pid of the process that started this worker; the worker exits when it is gone.")
     var supervisor: Int32?
 
+    @Option(help: "Exit after this many seconds without a job.")
+    var idleExit: Double?
+
     func run() throws {
-        let status = Worker.main(supervisor: supervisor)
+        let status = Worker.main(supervisor: supervisor, idleExit: idleExit)
         if status != 0 { throw ExitCode(status) }
     }
 }

@@ -58,3 +58,15 @@ func terminate(_ process: ChildProcess) {
     // Children left behind by the group's leader (git daemon's git-daemon, fcgiwrap's preforks).
     process.signalGroup(SIGKILL)
 }
+
+extension Network {
+    /// Client-side TCP connections to a loopback port that are established right now (from /proc/net/tcp).
+    public static func establishedConnections(toPort port: Int) -> Int {
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return 0 }
+        let remote = String(format: ":%04X", port)
+        return table.split(separator: "\n").dropFirst().filter { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            return fields.count > 3 && fields[2].hasSuffix(remote) && fields[3] == "01"
+        }.count
+    }
+}

@@ -388,14 +388,17 @@ import TestSupport
 
         // When both are due (the first runs start within a second)
         #expect(eventually(within: 20) { try Gitmirror.store(config).runs().filter { $0.result == "running" }.count == 2 })
-        var most = 0
+        #expect(eventually(within: 30) { Network.establishedConnections(toPort: silent.port) >= 1 })
+        var most = 0, mostConnections = 0
         let deadline = Date().addingTimeInterval(3)
         while Date() < deadline {
             most = max(most, ProcessTable.gitmirrorProcesses().filter { $0.parent == daemon.process.pid }.count)
+            mostConnections = max(mostConnections, Network.establishedConnections(toPort: silent.port))
             usleep(50_000)
         }
 
         // Then only one worker talks to 127.0.0.1 at a time: the other repository waits for the slot
         #expect(most == 1)
+        #expect(mostConnections == 1)
     }
 }

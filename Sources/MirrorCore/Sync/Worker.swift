@@ -5,28 +5,42 @@ import Git
 /// that a hung server or a looping libgit2 can be killed without harm.
 /// Reads one `WorkerRequest` from stdin, writes `WorkerEvent` lines to stdout.
 public enum Worker {
-    public static func main(supervisor: Int32? = nil) -> Int32 {
+    /// Serves jobs, one JSON line each on stdin, until stdin ends or no job came for
+    /// `idleExit` seconds; answers each with progress lines and one result or failure line.
+    public static func main(supervisor: Int32? = nil, idleExit: TimeInterval? = nil) -> Int32 {
         // Ctrl-C reaches the whole process group; the supervisor decides what stops
         // (and records it), so a worker leaves SIGINT to it.
         signal(SIGINT, SIG_IGN)
         // A server that hangs up mid-push must be an error from send(), not a dead worker.
         signal(SIGPIPE, SIG_IGN)
         watchParent(supervisor ?? getppid())
-        let input = FileHandle.standardInput.readDataToEndOfFile()
-        let request: WorkerRequest
-        do {
-            request = try JSONDecoder().decode(WorkerRequest.self, from: input)
-        } catch {
-            emit(WorkerEvent(failure: SyncFailure(.internal, "the worker could not read its job: \(error)")))
-            return 1
+        let decoder = JSONDecoder()
+        while true {
+            if let idleExit, !inputArrives(within: idleExit) { return 0 }
+            guard let line = readLine(strippingNewline: true) else { return 0 }
+            if line.isEmpty { continue }
+            let request: WorkerRequest
+            do {
+                request = try decoder.decode(WorkerRequest.self, from: Data(line.utf8))
+            } catch {
+                emit(WorkerEvent(failure: SyncFailure(.internal, "the worker could not read its job: \(error)")))
+                return 1
+            }
+            switch run(request) {
+            case .success(let result): emit(WorkerEvent(result: result))
+            case .failure(let failure): emit(WorkerEvent(failure: failure))
+            }
         }
-        switch run(request) {
-        case .success(let result):
-            emit(WorkerEvent(result: result))
-            return 0
-        case .failure(let failure):
-            emit(WorkerEvent(failure: failure))
-            return 1
+    }
+
+    /// Whether stdin has something to read (a job, or its end) within `seconds`. The
+    /// supervisor sends a job only after the previous answer, so stdio's buffer is empty here.
+    static func inputArrives(within seconds: TimeInterval) -> Bool {
+        var descriptor = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ready = poll(&descriptor, 1, Int32(seconds * 1000))
+            if ready < 0 && errno == EINTR { continue }
+            return ready != 0
         }
     }
 

@@ -1,12 +1,18 @@
 import Foundation
 
-/// Runs one worker process per network operation and kills it (SIGKILL) when it
-/// passes its wall-clock limit or stays silent past its stall limit.
+/// Runs every network operation in a worker process and kills the worker (SIGKILL)
+/// when the operation passes its wall-clock limit or stays silent past its stall limit.
+/// A worker that finished its operation is kept for the next one (starting a process
+/// costs more than a listing on a fast network); it never serves a different trust
+/// store (`ca_file`), and it exits by itself after a short idle time.
 public struct WorkerSupervisor: Sendable {
     public let executable: URL
     public let arguments: [String]
-    /// Set by the daemon, so that a shutdown can stop running workers.
+    /// Set by the daemon and the CLI, so that a shutdown can stop running workers.
     public let registry: WorkerRegistry?
+    let pool = WorkerPool()
+    /// How long an idle worker waits for its next operation before it exits.
+    public static let idleExit: TimeInterval = 20
 
     public init(executable: URL, arguments: [String] = ["__worker"], registry: WorkerRegistry? = nil) {
         self.executable = executable
@@ -41,139 +47,306 @@ public struct WorkerSupervisor: Sendable {
     public func run(_ request: WorkerRequest, limits: Limits, progress: @escaping @Sendable (String) -> Void = { _ in }) -> Result<WorkerResult, SyncFailure> {
         _ = Self.ignoreBrokenPipes
         if registry?.isStopping == true { return .failure(Self.interrupted) }
-        let job: Data
+        var job: Data
         do {
             job = try JSONEncoder().encode(request)
         } catch {
             return .failure(SyncFailure(.internal, "cannot encode the worker's job: \(error)"))
         }
-        let child: ChildProcess
-        let input: Int32, output: Int32, errors: Int32
-        do {
-            (child, input, output, errors) = try ChildProcess.withSpawnLock {
-                let stdin = try ChildProcess.makePipe(), stdout = try ChildProcess.makePipe(), stderr = try ChildProcess.makePipe()
-                defer {
-                    close(stdin.read)
-                    close(stdout.write)
-                    close(stderr.write)
+        job.append(0x0A)
+        let trust = request.caFile ?? ""
+        // An idle worker may have exited (idle time, killed) just as it was taken: then a new one.
+        for _ in 0..<3 {
+            let worker: PooledWorker
+            let reused: Bool
+            if let idle = pool.take(trust: trust) {
+                worker = idle
+                reused = true
+            } else {
+                do {
+                    worker = try spawn(trust: trust)
+                } catch {
+                    return .failure(SyncFailure(.internal, "cannot start the worker \(executable.path): \(error)"))
                 }
-                // The worker watches that it is still this process's child; passing the pid
-                // closes the race where the supervisor dies between spawn and the worker's first look.
-                let child = try ChildProcess([executable.path] + arguments + ["--supervisor", String(getpid())], environment: Self.workerEnvironment(),
-                                             stdin: stdin.read, stdout: stdout.write, stderr: stderr.write,
-                                             // SIGINT stays as the supervisor has it (ignored while it handles Ctrl-C):
-                                             // a worker between exec and its own handler must not die of it.
-                                             resetSignals: [SIGTERM])
-                return (child, stdin.write, stdout.read, stderr.read)
+                reused = false
             }
-        } catch {
-            return .failure(SyncFailure(.internal, "cannot start the worker \(executable.path): \(error)"))
+            switch operate(worker, job: job, limits: limits, progress: progress) {
+            case .finished(let outcome):
+                if registry?.isStopping == true { worker.close() } else { pool.put(worker) }
+                return outcome
+            case .lostBeforeStart where reused:
+                worker.reap()
+                continue
+            case .lostBeforeStart, .died:
+                let status = worker.reap()
+                if registry?.isStopping == true { return .failure(Self.interrupted) }
+                let stderr = worker.channel.errorText.trimmingCharacters(in: .whitespacesAndNewlines)
+                let how = status > 128 ? "was killed by signal \(status - 128)" : "exited with status \(status)"
+                return .failure(SyncFailure(.internal, "the worker \(how) without a result" + (stderr.isEmpty ? "" : ": \(stderr.suffix(500))")))
+            case .killed(let failure):
+                worker.reap()
+                return .failure(failure)
+            }
         }
+        return .failure(SyncFailure(.internal, "workers kept exiting before they could take the job"))
+    }
+
+    enum Operation {
+        case finished(Result<WorkerResult, SyncFailure>)
+        /// The worker was gone before it said anything about this job.
+        case lostBeforeStart
+        case died
+        case killed(SyncFailure)
+    }
+
+    private func spawn(trust: String) throws -> PooledWorker {
+        let (child, input, output, errors) = try ChildProcess.withSpawnLock {
+            let stdin = try ChildProcess.makePipe(), stdout = try ChildProcess.makePipe(), stderr = try ChildProcess.makePipe()
+            defer {
+                close(stdin.read)
+                close(stdout.write)
+                close(stderr.write)
+            }
+            // The worker watches that it is still this process's child; passing the pid
+            // closes the race where the supervisor dies between spawn and the worker's first look.
+            let child = try ChildProcess([executable.path] + arguments + ["--supervisor", String(getpid()), "--idle-exit", String(Int(Self.idleExit))],
+                                         environment: Self.workerEnvironment(),
+                                         stdin: stdin.read, stdout: stdout.write, stderr: stderr.write,
+                                         // SIGINT stays as the supervisor has it (ignored while it handles Ctrl-C):
+                                         // a worker between exec and its own handler must not die of it.
+                                         resetSignals: [SIGTERM])
+            return (child, stdin.write, stdout.read, stderr.read)
+        }
+        let worker = PooledWorker(child: child, input: input, trust: trust, registry: registry)
         if let registry, !registry.register(child) { child.signal(SIGKILL) }
-        defer { registry?.unregister(child) }
+        Thread.detachNewThread { worker.channel.readEvents(from: output) }
+        Thread.detachNewThread { worker.channel.readErrors(from: errors) }
+        return worker
+    }
+
+    /// Sends one job to the worker and waits for its answer within the limits.
+    private func operate(_ worker: PooledWorker, job: Data, limits: Limits, progress: @escaping @Sendable (String) -> Void) -> Operation {
         let started = Date()
-        let state = WorkerOutput()
-        state.touch()
-        Thread.detachNewThread { state.readEvents(from: output, progress: progress) }
-        Thread.detachNewThread { state.readErrors(from: errors) }
+        worker.channel.begin(progress: progress)
+        guard worker.send(job) else { return worker.channel.heardFromJob ? .died : .lostBeforeStart }
+        while true {
+            switch worker.channel.wait(0.1) {
+            case .answered(let outcome):
+                return .finished(outcome)
+            case .closed:
+                return worker.channel.heardFromJob ? .died : .lostBeforeStart
+            case .pending:
+                let now = Date()
+                var killedFor: SyncFailure?
+                if now.timeIntervalSince(started) > limits.timeout {
+                    killedFor = SyncFailure(.timeout, "gave up after \(formatDuration(limits.timeout)) (timeout); the operation was still running and was stopped")
+                } else if now.timeIntervalSince(worker.channel.lastActivity) > limits.stall {
+                    killedFor = SyncFailure(.timeout, "the server sent nothing for \(formatDuration(limits.stall)) (stall_timeout); the connection was abandoned")
+                }
+                if let killedFor {
+                    worker.child.signal(SIGKILL)
+                    return .killed(killedFor)
+                }
+            }
+        }
+    }
+}
+
+/// Workers that finished an operation and wait for the next, by trust store.
+final class WorkerPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var idle: [PooledWorker] = []
+
+    /// An idle worker for this trust store that is still running; workers that exited are reaped.
+    func take(trust: String) -> PooledWorker? {
+        lock.lock()
+        var gone: [PooledWorker] = []
+        idle.removeAll { worker in
+            let expired = !worker.child.isRunning || worker.channel.isClosed
+                || Date().timeIntervalSince(worker.idleSince) > WorkerSupervisor.idleExit - 2
+            if expired { gone.append(worker) }
+            return expired
+        }
+        let index = idle.lastIndex { $0.trust == trust }
+        let worker = index.map { idle.remove(at: $0) }
+        lock.unlock()
+        for worker in gone { worker.close() }
+        return worker
+    }
+
+    func put(_ worker: PooledWorker) {
+        worker.idleSince = Date()
+        lock.lock()
+        idle.append(worker)
+        lock.unlock()
+    }
+}
+
+/// One worker process and the pipes to it.
+final class PooledWorker: @unchecked Sendable {
+    let child: ChildProcess
+    let trust: String
+    let channel = WorkerChannel()
+    var idleSince = Date()
+    private let input: Int32
+    private let registry: WorkerRegistry?
+    private let lock = NSLock()
+    private var inputOpen = true
+
+    init(child: ChildProcess, input: Int32, trust: String, registry: WorkerRegistry?) {
+        self.child = child
+        self.input = input
+        self.trust = trust
+        self.registry = registry
+    }
+
+    /// Writes the job; false when the worker is gone.
+    func send(_ job: Data) -> Bool {
         job.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
                 let written = write(input, buffer.baseAddress! + offset, buffer.count - offset)
                 if written < 0 && errno == EINTR { continue }
-                if written <= 0 { break }   // the worker died before reading its job; its exit tells why
+                if written <= 0 { return false }
                 offset += written
             }
+            return true
         }
-        close(input)
+    }
 
-        var killedFor: SyncFailure?
-        while !state.finished(wait: 0.1) {
-            let now = Date()
-            if now.timeIntervalSince(started) > limits.timeout {
-                killedFor = SyncFailure(.timeout, "gave up after \(formatDuration(limits.timeout)) (timeout); the operation was still running and was stopped")
-            } else if now.timeIntervalSince(state.lastActivity) > limits.stall {
-                killedFor = SyncFailure(.timeout, "the server sent nothing for \(formatDuration(limits.stall)) (stall_timeout); the connection was abandoned")
-            }
-            if killedFor != nil {
-                child.signal(SIGKILL)
-                break
-            }
+    private func closeInput() {
+        lock.lock()
+        defer { lock.unlock() }
+        if inputOpen {
+            inputOpen = false
+            Glibc.close(input)
         }
+    }
+
+    /// Lets an idle worker go: end of input makes it exit; reaped in the background.
+    func close() {
+        closeInput()
+        registry?.unregister(child)
+        let child = self.child
+        Thread.detachNewThread { _ = child.wait() }
+    }
+
+    /// Waits for a worker that died or was killed; returns its exit status.
+    @discardableResult
+    func reap() -> Int32 {
+        closeInput()
         let status = child.wait()
-        _ = state.finished(wait: 2)
-        if let killedFor { return .failure(killedFor) }
-        if registry?.isStopping == true && state.result == nil { return .failure(Self.interrupted) }
-        if let failure = state.failure { return .failure(failure) }
-        if let result = state.result { return .success(result) }
-        let stderr = state.errorText.trimmingCharacters(in: .whitespacesAndNewlines)
-        let how = status > 128 ? "was killed by signal \(status - 128)" : "exited with status \(status)"
-        return .failure(SyncFailure(.internal, "the worker \(how) without a result" + (stderr.isEmpty ? "" : ": \(stderr.suffix(500))")))
+        registry?.unregister(child)
+        _ = channel.waitClosed(2)
+        return status
     }
 }
 
-/// What the reader threads learn from a worker, shared with the waiting thread.
-private final class WorkerOutput: @unchecked Sendable {
-    private let lock = NSCondition()
-    private var _lastActivity = Date()
-    private var openStreams = 2
-    private(set) var result: WorkerResult?
-    private(set) var failure: SyncFailure?
-    private var errorBuffer = Data()
-
-    var lastActivity: Date { lock.lock(); defer { lock.unlock() }; return _lastActivity }
-    var errorText: String { lock.lock(); defer { lock.unlock() }; return String(decoding: errorBuffer, as: UTF8.self) }
-
-    func touch() {
-        lock.lock()
-        _lastActivity = Date()
-        lock.unlock()
+/// What the reader threads learn from one worker, job by job, shared with the waiting thread.
+final class WorkerChannel: @unchecked Sendable {
+    enum State {
+        case pending
+        case answered(Result<WorkerResult, SyncFailure>)
+        case closed
     }
 
-    /// Waits up to `seconds` for both streams to close; true once they have.
-    func finished(wait seconds: TimeInterval) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if openStreams == 0 { return true }
-        _ = lock.wait(until: Date().addingTimeInterval(seconds))
+    private let condition = NSCondition()
+    private var _lastActivity = Date()
+    private var answer: Result<WorkerResult, SyncFailure>?
+    private var heard = false
+    private var openStreams = 2
+    private var eventsClosed = false
+    private var progress: (@Sendable (String) -> Void)?
+    private var errorBuffer = Data()
+
+    var lastActivity: Date { condition.lock(); defer { condition.unlock() }; return _lastActivity }
+    var errorText: String { condition.lock(); defer { condition.unlock() }; return String(decoding: errorBuffer, as: UTF8.self) }
+    var isClosed: Bool { condition.lock(); defer { condition.unlock() }; return eventsClosed }
+    /// Whether the worker said anything (progress or answer) since the current job was sent.
+    var heardFromJob: Bool { condition.lock(); defer { condition.unlock() }; return heard }
+
+    func begin(progress: @escaping @Sendable (String) -> Void) {
+        condition.lock()
+        answer = nil
+        heard = false
+        _lastActivity = Date()
+        self.progress = progress
+        condition.unlock()
+    }
+
+    /// Waits up to `seconds` for the current job's answer or the worker's end.
+    func wait(_ seconds: TimeInterval) -> State {
+        condition.lock()
+        defer { condition.unlock() }
+        if answer == nil && !eventsClosed { _ = condition.wait(until: Date().addingTimeInterval(seconds)) }
+        if let answer { return .answered(answer) }
+        return eventsClosed ? .closed : .pending
+    }
+
+    func waitClosed(_ seconds: TimeInterval) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let deadline = Date().addingTimeInterval(seconds)
+        while openStreams > 0 && condition.wait(until: deadline) {}
         return openStreams == 0
     }
 
     private func streamClosed() {
-        lock.lock()
+        condition.lock()
         openStreams -= 1
-        lock.broadcast()
-        lock.unlock()
+        condition.broadcast()
+        condition.unlock()
     }
 
-    func readEvents(from descriptor: Int32, progress: (String) -> Void) {
+    func readEvents(from descriptor: Int32) {
         var buffer = Data()
         let decoder = JSONDecoder()
-        _ = ChildProcess.readAll(descriptor) { chunk in
-            touch()
-            buffer.append(chunk)
+        Self.read(descriptor) { chunk in
+            condition.lock()
+            _lastActivity = Date()
+            heard = true
+            condition.unlock()
+            buffer.append(contentsOf: chunk)
             while let newline = buffer.firstIndex(of: 0x0A) {
                 let line = buffer[buffer.startIndex..<newline]
                 buffer.removeSubrange(buffer.startIndex...newline)
                 guard let event = try? decoder.decode(WorkerEvent.self, from: line) else { continue }
-                if let text = event.progress { progress(text) }
-                lock.lock()
-                if let result = event.result { self.result = result }
-                if let failure = event.failure { self.failure = failure }
-                lock.unlock()
+                condition.lock()
+                let report = progress
+                condition.unlock()
+                if let text = event.progress { report?(text) }
+                condition.lock()
+                if let result = event.result { answer = .success(result) }
+                if let failure = event.failure { answer = .failure(failure) }
+                if answer != nil { condition.broadcast() }
+                condition.unlock()
             }
         }
-        Glibc.close(descriptor)
+        condition.lock()
+        eventsClosed = true
+        condition.unlock()
         streamClosed()
     }
 
     func readErrors(from descriptor: Int32) {
-        _ = ChildProcess.readAll(descriptor) { chunk in
-            lock.lock()
-            if errorBuffer.count < 64 * 1024 { errorBuffer.append(chunk) }
-            lock.unlock()
+        Self.read(descriptor) { chunk in
+            condition.lock()
+            errorBuffer.append(contentsOf: chunk)
+            if errorBuffer.count > 64 * 1024 { errorBuffer.removeFirst(errorBuffer.count - 64 * 1024) }
+            condition.unlock()
+        }
+        streamClosed()
+    }
+
+    /// Reads until end of file, chunk by chunk, then closes the descriptor.
+    private static func read(_ descriptor: Int32, _ body: (ArraySlice<UInt8>) -> Void) {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = Glibc.read(descriptor, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            body(chunk[0..<count])
         }
         Glibc.close(descriptor)
-        streamClosed()
     }
 }

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import MirrorCore
+
+/// A worker that finished an operation serves the next one; never one with another trust store.
+/// Serialized: the tests count the worker processes of this process.
+@Suite(.serialized) struct WorkerPoolTests {
+    func workers(of supervisor: Int32 = getpid()) -> Set<Int32> {
+        Set(ProcessTable.gitmirrorProcesses().filter { $0.parent == supervisor && $0.argv.contains("__worker") }.map(\.pid))
+    }
+
+    let limits = WorkerSupervisor.Limits(timeout: 60, stall: 30)
+
+    /// A served repository with one commit, a supervisor of our own and a listing job.
+    func stage(_ name: String) throws -> (scenario: Scenario, head: String, supervisor: WorkerSupervisor, listing: WorkerRequest) {
+        let scenario = try Scenario(name)
+        let head = try scenario.primary.commit("first")
+        return (scenario, head, WorkerSupervisor(executable: Gitmirror.executable), WorkerRequest(operation: .list, url: scenario.url(scenario.primary)))
+    }
+
+    @Test func aFinishedWorkerServesTheNextOperationButNotAnotherTrustStore() throws {
+        // Given a served repository and a supervisor of our own
+        let (scenario, head, supervisor, listing) = try stage("worker-pool")
+        let before = workers()
+
+        // When it lists the repository twice
+        let first = try supervisor.run(listing, limits: limits).get()
+        let afterFirst = workers().subtracting(before)
+        let second = try supervisor.run(listing, limits: limits).get()
+        let afterSecond = workers().subtracting(before)
+
+        // Then both answers are right and one worker process served both
+        #expect(first.heads.first { $0.name == "refs/heads/main" }?.id.description == head)
+        #expect(second.heads.first { $0.name == "refs/heads/main" }?.id.description == head)
+        #expect(afterFirst.count == 1 && afterSecond == afterFirst, "\(afterFirst) then \(afterSecond)")
+
+        // When an operation trusts an extra CA file
+        let ca = try scenario.sandbox.write("extra-ca.pem", try String(contentsOfFile: "/etc/ssl/certs/ca-certificates.crt", encoding: .utf8))
+        var trusting = listing
+        trusting.caFile = ca.path
+        _ = try supervisor.run(trusting, limits: limits).get()
+
+        // Then it got a worker of its own, and the plain worker is still there for plain operations
+        let afterTrusting = workers().subtracting(before)
+        #expect(afterTrusting.count == 2 && afterTrusting.isSuperset(of: afterFirst), "\(afterTrusting)")
+        _ = try supervisor.run(listing, limits: limits).get()
+        #expect(workers().subtracting(before) == afterTrusting)
+    }
+
+    @Test func aWorkerKilledWhileIdleIsReplacedWithoutAnError() throws {
+        // Given a worker waiting in the pool
+        let (scenario, head, supervisor, listing) = try stage("worker-pool-killed")
+        defer { withExtendedLifetime(scenario) {} }   // its git daemon serves until the end
+        let before = workers()
+        _ = try supervisor.run(listing, limits: limits).get()
+        let idle = try #require(workers().subtracting(before).first)
+
+        // When it dies (OOM killer, an admin) before the next operation
+        kill(idle, SIGKILL)
+        usleep(200_000)
+
+        // Then the next operation still succeeds, on a new worker
+        let result = supervisor.run(listing, limits: limits)
+        #expect((try? result.get())?.heads.first { $0.name == "refs/heads/main" }?.id.description == head, "\(result)")
+        #expect(!workers().contains(idle))
+    }
+}
