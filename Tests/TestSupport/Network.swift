@@ -62,7 +62,10 @@ func terminate(_ process: ChildProcess) {
 extension Network {
     /// Client-side TCP connections to a loopback port that are established right now (from /proc/net/tcp).
     public static func establishedConnections(toPort port: Int) -> Int {
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return 0 }
+        // /proc files report size 0: read to the end, not by the size (which gets one page at most).
+        guard let file = FileHandle(forReadingAtPath: "/proc/net/tcp") else { return 0 }
+        defer { try? file.close() }
+        let table = String(decoding: file.readDataToEndOfFile(), as: UTF8.self)
         let remote = String(format: ":%04X", port)
         return table.split(separator: "\n").dropFirst().filter { line in
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)

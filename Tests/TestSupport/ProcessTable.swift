@@ -9,14 +9,21 @@ public enum ProcessTable {
         for entry in entries {
             guard let pid = Int32(entry) else { continue }
             guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe"), exe == executable else { continue }
-            let argv = (FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")).map { String(decoding: $0.map { $0 == 0 ? 32 : $0 }, as: UTF8.self) } ?? ""
-            let environment = (FileManager.default.contents(atPath: "/proc/\(pid)/environ")).map { String(decoding: $0.map { $0 == 0 ? 10 : $0 }, as: UTF8.self) } ?? ""
+            let argv = readProc("/proc/\(pid)/cmdline").map { String(decoding: $0.map { $0 == 0 ? 32 : $0 }, as: UTF8.self) } ?? ""
+            let environment = readProc("/proc/\(pid)/environ").map { String(decoding: $0.map { $0 == 0 ? 10 : $0 }, as: UTF8.self) } ?? ""
             // /proc/PID/stat: "pid (comm) state ppid …"; comm may hold spaces, so read after the last ')'.
-            let stat = (FileManager.default.contents(atPath: "/proc/\(pid)/stat")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let stat = readProc("/proc/\(pid)/stat").map { String(decoding: $0, as: UTF8.self) } ?? ""
             let afterName = stat.split(separator: ")").last.map(String.init) ?? ""
             let parent = Int32(afterName.split(separator: " ").dropFirst().first ?? "") ?? 0
             result.append((pid, parent, argv, environment))
         }
         return result
+    }
+
+    /// /proc files report size 0: read them to the end (a read by size gets one page at most).
+    static func readProc(_ path: String) -> Data? {
+        guard let file = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? file.close() }
+        return file.readDataToEndOfFile()
     }
 }

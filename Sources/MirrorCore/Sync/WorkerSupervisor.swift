@@ -174,8 +174,17 @@ final class WorkerPool: @unchecked Sendable {
         return worker
     }
 
+    /// Jobs one worker serves before it is retired: a daemon that is never idle still
+    /// starts fresh processes now and then, so nothing libgit2 keeps can grow for a year.
+    static let jobsPerWorker = 200
+
     func put(_ worker: PooledWorker) {
         worker.idleSince = Date()
+        worker.jobs += 1
+        if worker.jobs >= Self.jobsPerWorker {
+            worker.close()
+            return
+        }
         lock.lock()
         idle.append(worker)
         lock.unlock()
@@ -188,6 +197,7 @@ final class PooledWorker: @unchecked Sendable {
     let trust: String
     let channel = WorkerChannel()
     var idleSince = Date()
+    var jobs = 0
     private let input: Int32
     private let registry: WorkerRegistry?
     private let lock = NSLock()
