@@ -31,13 +31,13 @@ struct SyncCommand: ParsableCommand {
         let mirrors = try options.select(repositories, from: config)
         var syncOptions = RepositorySync.Options()
         syncOptions.lockWait = parseDuration(lockWait) ?? 900
-        let reports = try Engine.run(config: config, mirrors: mirrors, options: syncOptions, jobs: parallel.jobs(config))
+        let (reports, interrupted) = try Engine.run(config: config, mirrors: mirrors, options: syncOptions, jobs: parallel.jobs(config))
         if json {
             try Terminal.printJSON(reports)
         } else {
             print(ReportTable.render(reports))
         }
-        if Interruption.interrupted { throw ExitStatus.interrupted }
+        if interrupted { throw ExitStatus.interrupted }
         if !reports.allSatisfy(\.inStep) { throw ExitStatus.outOfStep }
     }
 }
@@ -63,13 +63,13 @@ struct PlanCommand: ParsableCommand {
         let mirrors = try options.select(repositories, from: config)
         var syncOptions = RepositorySync.Options()
         syncOptions.planOnly = true
-        let reports = try Engine.run(config: config, mirrors: mirrors, options: syncOptions, jobs: parallel.jobs(config))
+        let (reports, interrupted) = try Engine.run(config: config, mirrors: mirrors, options: syncOptions, jobs: parallel.jobs(config))
         if json {
             try Terminal.printJSON(reports)
         } else {
             print(ReportTable.renderPlan(reports))
         }
-        if Interruption.interrupted { throw ExitStatus.interrupted }
+        if interrupted { throw ExitStatus.interrupted }
         if reports.contains(where: { $0.primary.failure != nil || $0.secondaries.contains { $0.failure != nil } }) {
             throw ExitStatus.outOfStep
         }
@@ -94,7 +94,9 @@ struct ParallelOptions: ParsableArguments {
 /// Builds the supervisor's parts from a configuration and runs the repositories,
 /// `jobs` at a time; the reports come back in the order the repositories were given.
 enum Engine {
-    static func run(config: Config, mirrors: [Mirror], options: RepositorySync.Options, jobs: Int = 1) throws -> [RepositoryReport] {
+    /// `interrupted`: a Ctrl-C or SIGTERM stopped the work (see `Interruption`).
+    static func run(config: Config, mirrors: [Mirror], options: RepositorySync.Options, jobs: Int = 1) throws
+        -> (reports: [RepositoryReport], interrupted: Bool) {
         let store: StateStore
         do {
             store = try StateStore(path: config.databaseURL.path)
@@ -122,8 +124,7 @@ enum Engine {
                 Terminal.error("warning: could not prune old runs from the state database (retention): \(error)")
             }
         }
-        Interruption.interrupted = registry.isStopping
-        return reports
+        return (reports, registry.isStopping)
     }
 
     /// Runs `body` on every item, at most `jobs` at once, each on a thread of its own
@@ -158,8 +159,8 @@ enum Engine {
 /// repository still to start is skipped, the runs are recorded as interrupted and the
 /// locks released; the command prints what it has and exits 130. A second signal quits at once.
 enum Interruption {
+    /// Kept for the life of the process: a released source stops handling its signal.
     nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
-    nonisolated(unsafe) static var interrupted = false
 
     static func stopWorkers(of registry: WorkerRegistry) {
         for number in [SIGINT, SIGTERM] {

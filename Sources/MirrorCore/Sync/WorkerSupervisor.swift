@@ -74,7 +74,7 @@ public struct WorkerSupervisor: Sendable {
             case .finished(let outcome):
                 if registry?.isStopping == true { worker.close() } else { pool.put(worker) }
                 return outcome
-            case .lostBeforeStart where reused:
+            case .lostBeforeStart where reused && registry?.isStopping != true:
                 worker.reap()
                 continue
             case .lostBeforeStart, .died:
