@@ -262,7 +262,8 @@ import TestSupport
     }
 
     @Test func repositoriesSyncInParallelSoAHungOneHoldsUpNoOther() throws {
-        // Given two repositories: `hung` (listed first) whose secondary never answers, and `quick`
+        // Given two repositories: `hung` (listed first) whose secondary never answers for 10 s
+        // (long enough for `quick` to finish on a loaded CI machine), and `quick`
         let scenario = try Scenario("parallel-repositories")
         try scenario.primary.commit("first")
         let other = try scenario.secondary("other-primary")
@@ -276,7 +277,7 @@ import TestSupport
                   - name: hung
                     primary: \(scenario.url(scenario.primary))
                     secondaries:
-                      - {name: silent, url: "git://127.0.0.1:\(silent.port)/repo.git", stall_timeout: 3s}
+                      - {name: silent, url: "git://127.0.0.1:\(silent.port)/repo.git", stall_timeout: 10s}
                   - name: quick
                     primary: \(scenario.url(other))
                     secondaries:
