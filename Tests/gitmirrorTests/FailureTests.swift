@@ -5,6 +5,20 @@ import TestSupport
 
 /// Servers that are down, silent, or refuse us: each failure gets its class, and the others carry on.
 @Suite struct FailureTests {
+    /// The worker of a running `gitmirror sync` once the primary is in the cache, that is, once
+    /// the sync is on its secondaries. Generous: the whole suite runs in parallel on two cores.
+    func workerOnTheSecondaries(of sync: ChildProcess, _ scenario: Scenario, log: URL) throws -> Int32 {
+        let deadline = Date().addingTimeInterval(90)
+        while Date() < deadline {
+            if (try? scenario.cache.refs()["refs/heads/main"]) ?? nil != nil,
+               let worker = ProcessTable.gitmirrorProcesses().first(where: { $0.parent == sync.pid && $0.argv.contains("__worker") }) {
+                return worker.pid
+            }
+            usleep(100_000)
+        }
+        throw TestError("no worker; running: \(sync.isRunning); log: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+    }
+
     @Test func oneSecondaryDownDoesNotStopTheOthers() throws {
         let scenario = try Scenario("down")
         try scenario.primary.commit("first")
@@ -208,15 +222,7 @@ import TestSupport
             """)
         let log = scenario.sandbox.path("interrupted-sync.log")
         let sync = try Shell.start([Gitmirror.executable.path, "sync", "--jobs", "1", "--config", scenario.config.path], log: log)
-        let deadline = Date().addingTimeInterval(90)
-        var worker: Int32?
-        while Date() < deadline, worker == nil {
-            if (try? scenario.cache.refs()["refs/heads/main"]) ?? nil != nil {
-                worker = ProcessTable.gitmirrorProcesses().first { $0.parent == sync.pid && $0.argv.contains("__worker") }?.pid
-            }
-            if worker == nil { usleep(100_000) }
-        }
-        let hungWorker = try #require(worker, "no worker; log: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        let hungWorker = try workerOnTheSecondaries(of: sync, scenario, log: log)
 
         // When Ctrl-C reaches the process group, as from a terminal
         sync.signalGroup(SIGINT)
@@ -256,19 +262,8 @@ import TestSupport
         try scenario.configure(secondaries: "- name: silent\n  url: git://127.0.0.1:\(silent.port)/repo.git\n  stall_timeout: 5m")
         let log = scenario.sandbox.path("killed-sync.log")
         let hung = try Shell.start([Gitmirror.executable.path, "sync", "--config", scenario.config.path], log: log)
-        // Wait for the silent secondary's worker: the primary has been fetched into the cache
-        // (so its short-lived workers are done) and a worker of the hung sync is running.
-        // Generous: the whole suite runs in parallel on two cores.
-        let deadline = Date().addingTimeInterval(90)
-        var worker: Int32?
-        while Date() < deadline, worker == nil {
-            if (try? scenario.cache.refs()["refs/heads/main"]) ?? nil != nil {
-                worker = ProcessTable.gitmirrorProcesses().first { $0.parent == hung.pid && $0.argv.contains("__worker") }?.pid
-            }
-            if worker == nil { usleep(100_000) }
-        }
+        let silentWorker = try workerOnTheSecondaries(of: hung, scenario, log: log)
         #expect(try scenario.store().lease(repository: "app")?.pid == hung.pid)
-        let silentWorker = try #require(worker, "no worker; running: \(hung.isRunning); log: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
         hung.signal(SIGKILL)
         hung.wait()
 
