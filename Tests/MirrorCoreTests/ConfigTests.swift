@@ -59,6 +59,108 @@ import TestSupport
         #expect(config.credentials["web"]?.secret == .file(sandbox.path("secrets/token").standardizedFileURL))
     }
 
+    @Test func twoRepositoriesCannotShareASecondary() throws {
+        let problem = try only("""
+            repositories:
+              - name: app
+                primary: https://git.example.com/acme/app.git
+                secondaries:
+                  - name: backup
+                    url: https://Backup.example.com:443/mirror/shared.git/
+              - name: lib
+                primary: https://git.example.com/acme/lib.git
+                secondaries:
+                  - name: backup
+                    url: ssh://git@backup.example.com/mirror/shared
+            """)
+        #expect(problem.location.line == 10, "\(problem)")
+        #expect(problem.message.contains("'app'") && problem.message.contains(":5:"), "\(problem)")
+    }
+
+    @Test func aLocalSecondaryReachedThroughASymlinkIsTheSameRepository() throws {
+        let real = try sandbox.directory("repos/shared.git")
+        try FileManager.default.createSymbolicLink(atPath: sandbox.path("link.git").path, withDestinationPath: real.path)
+        let problem = try only("""
+            repositories:
+              - name: app
+                primary: https://git.example.com/acme/app.git
+                secondaries:
+                  - name: local
+                    url: repos/shared.git
+              - name: lib
+                primary: https://git.example.com/acme/lib.git
+                secondaries:
+                  - name: local
+                    url: link.git
+            """)
+        #expect(problem.message.contains("same repository"), "\(problem)")
+    }
+
+    @Test func repositoriesThatMirrorInACycleAreRefused() throws {
+        let problem = try only("""
+            repositories:
+              - name: a
+                primary: https://one.example.com/x.git
+                secondaries:
+                  - name: two
+                    url: https://two.example.com/x.git
+              - name: b
+                primary: https://two.example.com/x.git
+                secondaries:
+                  - name: one
+                    url: https://one.example.com/x.git
+            """)
+        #expect(problem.message.contains("cycle"), "\(problem)")
+    }
+
+    @Test func repositoryNamesThatDifferOnlyInCaseAreRefused() throws {
+        let problem = try only("""
+            repositories:
+              - name: App
+                primary: https://git.example.com/acme/app.git
+                secondaries:
+                  - name: backup
+                    url: /srv/a.git
+              - name: app
+                primary: https://git.example.com/acme/app2.git
+                secondaries:
+                  - name: backup
+                    url: /srv/b.git
+            """)
+        #expect(problem.location.line == 7 && problem.message.contains("only in case"), "\(problem)")
+    }
+
+    @Test func rsaSSHKeyIsRefusedWithTheFix() throws {
+        let key = sandbox.path("keys/id_rsa")
+        try FileManager.default.createDirectory(at: key.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Shell.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", key.path])
+        let problem = try only("""
+            credentials:
+              backup:
+                ssh_key: keys/id_rsa
+            repositories:
+              - name: app
+                primary: https://git.example.com/acme/app.git
+                secondaries:
+                  - name: backup
+                    url: ssh://git@backup.example.com/srv/app.git
+                    credentials: backup
+            """)
+        #expect(problem.location.line == 3 && problem.message.contains("RSA") && problem.message.contains("ed25519"), "\(problem)")
+    }
+
+    @Test func tokenAsTheURLUserIsRejectedWithWhereToPutIt() throws {
+        let problem = try only("""
+            repositories:
+              - name: app
+                primary: https://ghp_Example0123456789abcdefABCDEF0123@github.com/acme/app.git
+                secondaries:
+                  - name: backup
+                    url: /srv/backup.git
+            """)
+        #expect(problem.message.contains("credentials:") && !problem.message.contains("ghp_Example"), "\(problem)")
+    }
+
     @Test func passwordInURLIsRejectedAtItsLineAndColumn() throws {
         let problem = try only("""
             repositories:

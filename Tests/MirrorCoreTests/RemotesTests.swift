@@ -22,6 +22,47 @@ import Testing
         #expect(throws: RemoteURL.ParseError.tokenInQuery("private_token")) { try RemoteURL.parse("https://example.com/a.git?private_token=x", relativeTo: base) }
     }
 
+    @Test func refusesEveryQueryStringDecodedFirst() {
+        for url in ["https://example.com/a.git?key=abc", "https://example.com/a.git?oauth_token=abc", "https://example.com/a.git?api-key=abc",
+                    "https://example.com/a.git?private-token=abc", "https://example.com/a.git?access%5Ftoken=abc"] {
+            #expect(throws: RemoteURL.ParseError.self, "\(url)") { try RemoteURL.parse(url, relativeTo: base) }
+        }
+        #expect(throws: RemoteURL.ParseError.tokenInQuery("access_token")) { try RemoteURL.parse("https://example.com/a.git?access%5Ftoken=abc", relativeTo: base) }
+        #expect(throws: RemoteURL.ParseError.queryString) { try RemoteURL.parse("https://example.com/a.git?ref=main", relativeTo: base) }
+    }
+
+    @Test func refusesATokenAsTheUserName() {
+        for user in ["ghp_Example0123456789abcdefABCDEF0123", "github_pat_11ABCDEFG0123456789", "glpat-Abcdefghij0123456789", "a94a8fe5ccb19ba61c4c0873d391e987982fbbd3",
+                     "Zx81Qw93Lm47Tn62Rb05Kd"] {
+            #expect(throws: RemoteURL.ParseError.tokenAsUser, "\(user)") { try RemoteURL.parse("https://\(user)@example.com/a.git", relativeTo: base) }
+        }
+        // People's and bots' names are not tokens.
+        #expect(throws: Never.self) { try RemoteURL.parse("https://mirror-bot-payments-team@example.com/a.git", relativeTo: base) }
+        #expect(throws: Never.self) { try RemoteURL.parse("ssh://git@example.com/a.git", relativeTo: base) }
+    }
+
+    @Test func printedFormDropsUserinfoButAPlainSSHUser() throws {
+        #expect(try RemoteURL.parse("https://mirror-bot@example.com/a.git", relativeTo: base).display == "https://example.com/a.git")
+        #expect(try RemoteURL.parse("https://mirror-bot@example.com/a.git", relativeTo: base).description == "https://example.com/a.git")
+        #expect(try RemoteURL.parse("ssh://git@example.com/a.git", relativeTo: base).display == "ssh://git@example.com/a.git")
+        #expect(try RemoteURL.parse("git@example.com:a.git", relativeTo: base).display == "git@example.com:a.git")
+    }
+
+    @Test func refusesHelperTransports() {
+        for url in ["ext::sh -c touch% /tmp/pwned", "fd::17", "fd::3,4/x"] {
+            #expect(throws: RemoteURL.ParseError.self, "\(url)") { try RemoteURL.parse(url, relativeTo: base) }
+        }
+        #expect(throws: RemoteURL.ParseError.helperTransport("ext")) { try RemoteURL.parse("ext::ssh -i key host %S repo", relativeTo: base) }
+    }
+
+    @Test func identityFoldsDefaultPortsHostCaseAndSlashesButKeepsOtherPorts() throws {
+        let a = try RemoteURL.parse("https://Git.Example.com:443/acme/app.git/", relativeTo: base)
+        let b = try RemoteURL.parse("https://git.example.com/acme/app", relativeTo: base)
+        let c = try RemoteURL.parse("https://git.example.com:8443/acme/app", relativeTo: base)
+        #expect(a.identity == b.identity)
+        #expect(b.identity != c.identity)
+    }
+
     @Test func identityIgnoresSchemeUserAndGitSuffix() throws {
         let a = try RemoteURL.parse("https://git.example.com/acme/app.git", relativeTo: base)
         let b = try RemoteURL.parse("git@git.example.com:/acme/app", relativeTo: base)

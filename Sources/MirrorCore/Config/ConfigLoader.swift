@@ -118,6 +118,8 @@ private struct Walker {
     let environment: [String: String]
     var base: URL { file.deletingLastPathComponent() }
     var problems: [ConfigProblem] = []
+    /// Where each repository's remotes are written (`repository/remote`), for problems that span repositories.
+    var remoteNodes: [String: Node] = [:]
 
     init(file: URL, environment: [String: String]) {
         self.file = file
@@ -352,19 +354,77 @@ private struct Walker {
             return nil
         }
         var mirrors: [Mirror] = []
-        var names: [String: Node] = [:]
+        var names: [String: (name: String, node: Node)] = [:]
         for item in sequence {
             guard let mirror = mirror(item, defaults: defaults, credentials: credentials, credentialNames: Set(credentialNodes.compactMap { $0.0.scalar?.string })) else { continue }
-            if let previous = names[mirror.name] {
-                report(item, "duplicate repository name '\(mirror.name)' (first defined at line \(previous.mark?.line ?? 0))")
+            // Each repository has a cache folder named after it: names that differ only in case
+            // would share one on a case-insensitive volume.
+            if let previous = names[mirror.name.lowercased()] {
+                let how = previous.name == mirror.name ? "duplicate repository name '\(mirror.name)'"
+                    : "repository name '\(mirror.name)' differs from '\(previous.name)' only in case, and they would share one cache on a case-insensitive volume"
+                report(item, "\(how) (first defined at line \(previous.node.mark?.line ?? 0))")
                 continue
             }
-            names[mirror.name] = item
+            names[mirror.name.lowercased()] = (mirror.name, item)
             mirrors.append(mirror)
         }
         if sequence.isEmpty { report(repositoriesNode, "repositories is empty: list at least one repository") }
+        checkSharedSecondaries(mirrors)
+        checkCycles(mirrors)
         return Config(file: file, stateDirectory: stateDirectory, maxParallelPushes: maxParallel, credentials: credentials,
                       repositories: mirrors, daemon: daemonSettings, retention: retention)
+    }
+
+    /// Two repositories pushing to one secondary overwrite each other's refs on every sync.
+    mutating func checkSharedSecondaries(_ mirrors: [Mirror]) {
+        var owners: [String: (mirror: String, remote: String)] = [:]
+        for mirror in mirrors {
+            for secondary in mirror.secondaries {
+                let identity = secondary.url.identity
+                guard let owner = owners[identity] else {
+                    owners[identity] = (mirror.name, secondary.name)
+                    continue
+                }
+                guard owner.mirror != mirror.name, let node = remoteNodes["\(mirror.name)/\(secondary.name)"] else { continue }
+                let first = remoteNodes["\(owner.mirror)/\(owner.remote)"].map { location($0).description } ?? "?"
+                report(node, "secondary '\(secondary.name)' of '\(mirror.name)' is the same repository as secondary '\(owner.remote)' of '\(owner.mirror)' (\(first)): two primaries would overwrite each other's refs on it at every sync; give each repository its own secondary")
+            }
+        }
+    }
+
+    /// A secondary that is, through other repositories, mirrored back onto its own primary.
+    mutating func checkCycles(_ mirrors: [Mirror]) {
+        var edges: [String: [(to: String, mirror: String, remote: String)]] = [:]
+        for mirror in mirrors {
+            for secondary in mirror.secondaries {
+                edges[mirror.primary.url.identity, default: []].append((secondary.url.identity, mirror.name, secondary.name))
+            }
+        }
+        var reported: Set<String> = []
+        for mirror in mirrors {
+            let start = mirror.primary.url.identity
+            // Depth-first from each secondary: reaching `start` again closes a cycle.
+            for secondary in mirror.secondaries {
+                var path = ["'\(mirror.name)' → \(secondary.name)"]
+                var seen: Set<String> = [start]
+                guard let cycle = Self.walk(from: secondary.url.identity, to: start, edges: edges, seen: &seen, path: &path) else { continue }
+                let key = cycle.sorted().joined(separator: "|")
+                guard reported.insert(key).inserted, let node = remoteNodes["\(mirror.name)/\(secondary.name)"] else { continue }
+                report(node, "the repositories mirror in a cycle (\(cycle.joined(separator: ", then "))), back onto the primary of '\(mirror.name)': each sync would push the others' refs round and round; remove one of these secondaries")
+            }
+        }
+    }
+
+    static func walk(from node: String, to target: String, edges: [String: [(to: String, mirror: String, remote: String)]],
+                     seen: inout Set<String>, path: inout [String]) -> [String]? {
+        if node == target { return path }
+        guard seen.insert(node).inserted else { return nil }
+        for edge in edges[node] ?? [] {
+            path.append("'\(edge.mirror)' → \(edge.remote)")
+            if let found = walk(from: edge.to, to: target, edges: edges, seen: &seen, path: &path) { return found }
+            path.removeLast()
+        }
+        return nil
     }
 
     mutating func retention(_ node: Node) -> Retention {
@@ -486,7 +546,9 @@ private struct Walker {
         for (key, keyNode, value) in pairs {
             switch key {
             case "username": spec.username = string(value, "username")
-            case "ssh_key": spec.sshKey = secretFile(value, "ssh_key")
+            case "ssh_key":
+                spec.sshKey = secretFile(value, "ssh_key")
+                if let key = spec.sshKey, let refusal = SSHKeyFile.refusal(at: key) { report(value, refusal) }
             case "ssh_key_passphrase_env": if let variable = environmentName(value, key) { spec.sshKeyPassphrase = .environment(variable) }
             case "ssh_key_passphrase_file": if let url = secretFile(value, key) { spec.sshKeyPassphrase = .file(url) }
             case "known_hosts": spec.knownHosts = existingFile(value, "known_hosts")
@@ -591,6 +653,7 @@ private struct Walker {
                 continue
             }
             seen[secondary.name] = item
+            if let name { remoteNodes["\(name)/\(secondary.name)"] = item }
             secondaries.append(secondary)
         }
         guard let name, let primary, secondaries.count == items.count else { return nil }
