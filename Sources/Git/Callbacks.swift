@@ -152,6 +152,12 @@ private let pushNegotiationCallback: git_push_negotiation = { updates, count, pa
     return 0
 }
 
+let objectIDCallback: git_odb_foreach_cb = { id, payload in
+    guard let id, let payload else { return 0 }
+    Unmanaged<ObjectIDCollector>.fromOpaque(payload).takeUnretainedValue().ids.append(ObjectID(id.pointee))
+    return 0
+}
+
 /// The callback table for one operation; `payload` must outlive the operation.
 func makeCallbacks(_ payload: UnsafeMutableRawPointer) -> git_remote_callbacks {
     var callbacks = git_remote_callbacks()

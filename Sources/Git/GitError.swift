@@ -25,6 +25,10 @@ public struct GitError: Error, CustomStringConvertible, Sendable {
             || errorClass == Int32(GIT_ERROR_SSH.rawValue) || errorClass == Int32(GIT_ERROR_HTTP.rawValue)
     }
     public var isSSH: Bool { errorClass == Int32(GIT_ERROR_SSH.rawValue) }
+    /// Reading or inflating an object failed: on the local side, a damaged object database.
+    public var isObjectDatabase: Bool {
+        errorClass == Int32(GIT_ERROR_ODB.rawValue) || errorClass == Int32(GIT_ERROR_ZLIB.rawValue)
+    }
     public var isUserAbort: Bool { code == GIT_EUSER.rawValue }
     public var isNonFastForward: Bool { code == GIT_ENONFASTFORWARD.rawValue }
 }

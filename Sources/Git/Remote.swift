@@ -51,9 +51,16 @@ public final class Remote {
         git_remote_free(pointer)
     }
 
+    /// Redirects to another host are never followed: credentials go only where the
+    /// configuration sends them (libgit2's default follows one on the first request).
+    static let redirects = GIT_REMOTE_REDIRECT_NONE
+
     public func connect(_ direction: Direction) throws(GitError) {
-        var callbacks = makeCallbacks(payload)
-        try check("git_remote_connect", git_remote_connect(pointer, direction.raw, &callbacks, nil, nil))
+        var options = git_remote_connect_options()
+        git_remote_connect_options_init(&options, UInt32(GIT_REMOTE_CONNECT_OPTIONS_VERSION))
+        options.callbacks = makeCallbacks(payload)
+        options.follow_redirects = Self.redirects
+        try check("git_remote_connect_ext", git_remote_connect_ext(pointer, direction.raw, &options))
     }
 
     public func disconnect() {
@@ -101,6 +108,7 @@ public final class Remote {
         options.prune = GIT_FETCH_NO_PRUNE
         options.update_fetchhead = 0
         options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
+        options.follow_redirects = Self.redirects
         try withStrarray(refspecs) { (array) throws(GitError) in
             try check("git_remote_fetch", git_remote_fetch(pointer, &array, &options, "gitmirror fetch"))
         }
@@ -113,6 +121,7 @@ public final class Remote {
         git_push_options_init(&options, UInt32(GIT_PUSH_OPTIONS_VERSION))
         options.callbacks = makeCallbacks(payload)
         options.pb_parallelism = 0
+        options.follow_redirects = Self.redirects
         try withStrarray(refspecs) { (array) throws(GitError) in
             try check("git_remote_upload", git_remote_upload(pointer, &array, &options))
         }

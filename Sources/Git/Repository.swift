@@ -98,4 +98,31 @@ public final class Repository {
         try check("git_odb_read_header", git_odb_read_header(&size, &type, odb, &oid))
         return type == GIT_OBJECT_COMMIT
     }
+
+    /// Every object id in the object database (loose and packed), without reading the objects.
+    public func objectIDs() throws(GitError) -> [ObjectID] {
+        var odb: OpaquePointer?
+        try check("git_repository_odb", git_repository_odb(&odb, pointer))
+        defer { git_odb_free(odb) }
+        let collector = ObjectIDCollector()
+        let payload = Unmanaged.passUnretained(collector).toOpaque()
+        try check("git_odb_foreach", git_odb_foreach(odb, objectIDCallback, payload))
+        return collector.ids
+    }
+
+    /// Reads (inflates, resolves deltas and checks the hash of) one object; throws when it is damaged.
+    public func readObject(_ id: ObjectID) throws(GitError) {
+        var odb: OpaquePointer?
+        try check("git_repository_odb", git_repository_odb(&odb, pointer))
+        defer { git_odb_free(odb) }
+        var oid = id.raw
+        var object: OpaquePointer?
+        try check("git_odb_read", git_odb_read(&object, odb, &oid))
+        git_odb_object_free(object)
+    }
+}
+
+/// Collects ids for `objectIDs()`; lent to the C callback for one call.
+final class ObjectIDCollector {
+    var ids: [ObjectID] = []
 }

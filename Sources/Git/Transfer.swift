@@ -64,10 +64,19 @@ public final class TransferHooks {
 
     public init() {}
 
+    /// What git servers print while they work: a heartbeat, never a reason.
+    public static func isProgress(_ line: String) -> Bool {
+        let lower = line.lowercased()
+        let phases = ["counting objects", "compressing objects", "writing objects", "receiving objects", "resolving deltas",
+                      "enumerating objects", "unpacking objects", "delta compression", "total ", "checking connectivity",
+                      "processing changes", "finding sources"]
+        return phases.contains { lower.hasPrefix($0) } || (lower.contains("%") && lower.contains("done"))
+    }
+
     func appendServerMessage(_ text: String) {
         for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if !trimmed.isEmpty && serverMessages.count < 200 && serverMessages.last != trimmed {
+            if !trimmed.isEmpty && !Self.isProgress(trimmed) && serverMessages.count < 200 && serverMessages.last != trimmed {
                 serverMessages.append(trimmed)
             }
         }

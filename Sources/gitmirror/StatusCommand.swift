@@ -69,7 +69,7 @@ struct StatusCommand: ParsableCommand {
         for mirror in config.repositories {
             for remote in [mirror.primary] + mirror.secondaries {
                 let state = known["\(mirror.name)\u{0}\(remote.name)"]
-                rows.append(Row(repository: mirror.name, remote: remote.name, role: remote.role.rawValue, url: remote.url.gitURL,
+                rows.append(Row(repository: mirror.name, remote: remote.name, role: remote.role.rawValue, url: remote.url.display,
                                 state: state?.state ?? "never_synced", lastAttempt: state?.lastAttempt, lastSuccess: state?.lastSuccess,
                                 lastErrorClass: state?.lastErrorClass, lastError: state?.lastError,
                                 nextRun: schedule[mirror.name]?.nextRun,

@@ -104,6 +104,11 @@ enum Engine {
             Terminal.error("error: cannot open the state database \(config.databaseURL.path): \(error)")
             throw ExitStatus.outOfStep
         }
+        // A sync that cannot record what it did must not run (plan records nothing).
+        if let newer = store.newerSchema, !options.planOnly {
+            Terminal.error("error: \(newer)")
+            throw ExitStatus.outOfStep
+        }
         try? FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: config.stateDirectory.path)
         let redactor = Redactor()
         let registry = WorkerRegistry()

@@ -28,17 +28,21 @@ public struct CertificateAuthority: Sendable {
     }
 }
 
-/// nginx + fcgiwrap running `git http-backend` over HTTPS with basic auth.
+/// nginx + fcgiwrap running `git http-backend` over HTTPS (or plain HTTP) with basic auth;
+/// or, with `redirect`, a front that answers every request with a 302 to that origin.
 public final class HTTPSServer: Server, @unchecked Sendable {
     public let root: URL
     public let port: Int
+    public let tls: Bool
     public let accessLog: URL
     public let authority: CertificateAuthority
     private let nginx: ChildProcess
     private let fcgiwrap: ChildProcess
 
-    public init(sandbox: Sandbox, root: URL, user: String, password: String, authority: CertificateAuthority? = nil) throws {
+    public init(sandbox: Sandbox, root: URL, user: String, password: String, authority: CertificateAuthority? = nil,
+                tls: Bool = true, redirect: String? = nil) throws {
         self.root = root
+        self.tls = tls
         port = try Network.freePort()
         let directory = try sandbox.directory("nginx-\(port)")
         self.authority = try authority ?? CertificateAuthority(sandbox: sandbox, name: "ca-\(port)")
@@ -67,11 +71,12 @@ public final class HTTPSServer: Server, @unchecked Sendable {
                 uwsgi_temp_path \(directory.path)/uwsgi;
                 scgi_temp_path \(directory.path)/scgi;
                 server {
-                    listen 127.0.0.1:\(port) ssl;
-                    ssl_certificate \(issued.certificate.path);
-                    ssl_certificate_key \(issued.key.path);
+                    listen 127.0.0.1:\(port)\(tls ? " ssl" : "");
+                    \(tls ? "ssl_certificate \(issued.certificate.path);" : "")
+                    \(tls ? "ssl_certificate_key \(issued.key.path);" : "")
                     client_max_body_size 0;
-                    location / {
+                    \(redirect.map { "location / { return 302 \($0)$request_uri; }" } ?? "")
+                    location \(redirect == nil ? "/" : "/never-served/") {
                         auth_basic "git";
                         auth_basic_user_file \(directory.path)/htpasswd;
                         fastcgi_pass unix:\(socket.path);
@@ -98,7 +103,7 @@ public final class HTTPSServer: Server, @unchecked Sendable {
         try Network.waitForPort(port: port, process: nginx, log: errorLog)
     }
 
-    public func url(_ name: String) -> String { "https://127.0.0.1:\(port)/\(name)" }
+    public func url(_ name: String) -> String { "\(tls ? "https" : "http")://127.0.0.1:\(port)/\(name)" }
 
     /// Lines of the access log with this status code.
     public func requests(status: Int) -> Int {

@@ -95,6 +95,7 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
     let redactor = Redactor()
     let state = try DaemonState(config: loaded, configFile: configFile, shard: shard, environment: environment, redactor: redactor)
     let store = try StateStore(path: loaded.databaseURL.path)
+    if let newer = store.newerSchema { throw newer }
     let registry = WorkerRegistry()
     let metrics = DaemonMetrics(version: version)
     let notifier = Notifier(known: (try? store.remoteStates()) ?? [], logger: logger)

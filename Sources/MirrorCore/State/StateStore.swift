@@ -4,8 +4,11 @@ import GRDB
 /// The only door to gitmirror.sqlite. Opening it runs the migrations.
 public final class StateStore: Sendable {
     private let pool: DatabasePool
+    /// Set when the database was written by a newer gitmirror: it is read, never written.
+    public let newerSchema: StateError?
 
     public init(path: String, readOnly: Bool = false) throws {
+
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.readonly = readOnly
@@ -22,11 +25,34 @@ public final class StateStore: Sendable {
                 close(opening)
             }
         }
-        pool = try DatabasePool(path: path, configuration: configuration)
-        if !readOnly {
-            try Self.migrator.migrate(pool)
-            chmod(path, 0o600)
+        // An empty file is not a database that lost its tables: something replaced it, and
+        // initialising it afresh would hide that the history is gone. (Checked under the opening
+        // lock: a database another process is creating is empty only until it lets go.)
+        if let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+           (attributes[.size] as? NSNumber)?.intValue == 0 {
+            throw StateError.emptyFile(path)
         }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        // Migrations this binary does not know were applied by a newer gitmirror: migrating or
+        // writing would corrupt what it keeps, so this one only reads.
+        let known = Set(Self.migrator.migrations)
+        let applied = (try? pool.read { db in try Self.migrator.appliedIdentifiers(db) }) ?? []
+        let unknown = applied.subtracting(known)
+        if !unknown.isEmpty {
+            newerSchema = StateError.newerSchema(path: path, unknown: unknown.sorted(), known: Self.migrator.migrations.last ?? "")
+        } else {
+            newerSchema = nil
+            if !readOnly {
+                try Self.migrator.migrate(pool)
+                chmod(path, 0o600)
+            }
+        }
+    }
+
+    /// Every write goes through here, so that a database of a newer schema is never written.
+    private func write<T>(_ updates: (Database) throws -> T) throws -> T {
+        if let newerSchema { throw newerSchema }
+        return try pool.write(updates)
     }
 
     static var migrator: DatabaseMigrator {
@@ -122,7 +148,7 @@ public final class StateStore: Sendable {
         let journalBefore = retention.journal.map { now.addingTimeInterval(-$0) } ?? Date.distantPast
         var total = Pruned()
         while true {
-            let step = try pool.write { db -> Pruned in
+            let step = try write { db -> Pruned in
                 let ids = try Int64.fetchAll(db, sql: """
                     SELECT id FROM run
                     WHERE result != 'running' AND finishedAt IS NOT NULL AND finishedAt < :quietBefore
@@ -145,11 +171,11 @@ public final class StateStore: Sendable {
     // MARK: the daemon's schedule
 
     public func recordSchedule(_ entry: ScheduleEntry) throws {
-        try pool.write { db in try entry.save(db) }
+        try write { db in try entry.save(db) }
     }
 
     public func forgetSchedule(repository: String) throws {
-        try pool.write { db in _ = try ScheduleEntry.deleteOne(db, key: repository) }
+        try write { db in _ = try ScheduleEntry.deleteOne(db, key: repository) }
     }
 
     public func schedule() throws -> [ScheduleEntry] {
@@ -159,7 +185,7 @@ public final class StateStore: Sendable {
     // MARK: runs
 
     public func recordRunStarted(repository: String, trigger: String) throws -> Int64 {
-        try pool.write { db in
+        try write { db in
             var run = SyncRun(id: nil, repository: repository, startedAt: Date(), finishedAt: nil, result: "running",
                               trigger: trigger, pid: getpid(), summary: nil)
             try run.insert(db)
@@ -168,7 +194,7 @@ public final class StateStore: Sendable {
     }
 
     public func recordRunFinished(id: Int64, result: String, summary: String?) throws {
-        try pool.write { db in
+        try write { db in
             try db.execute(sql: "UPDATE run SET finishedAt = ?, result = ?, summary = ? WHERE id = ?",
                            arguments: [Date(), result, summary, id])
         }
@@ -176,7 +202,7 @@ public final class StateStore: Sendable {
 
     /// One remote's outcome in one run: its state row and every ref row, in one transaction.
     public func recordRemoteOutcome(_ state: RemoteState, refs: [RefUpdate]) throws {
-        try pool.write { db in
+        try write { db in
             var merged = state
             if let previous = try RemoteState.fetchOne(db, key: ["repository": state.repository, "remote": state.remote]) {
                 if merged.lastSuccess == nil { merged.lastSuccess = previous.lastSuccess }
@@ -194,6 +220,13 @@ public final class StateStore: Sendable {
                 }
                 try ref.insert(db)
             }
+        }
+    }
+
+    /// Journal rows that belong to no remote's outcome (the cache's repairs).
+    public func recordJournal(_ refs: [RefUpdate]) throws {
+        try write { db in
+            for var ref in refs { try ref.insert(db) }
         }
     }
 
@@ -231,7 +264,7 @@ public final class StateStore: Sendable {
     /// (left by a process that died while holding it).
     @discardableResult
     public func takeLease(repository: String) throws -> Lease? {
-        try pool.write { db in
+        try write { db in
             let previous = try Lease.fetchOne(db, key: repository)
             if let previous {
                 // Its holder died mid-run: say so in the journal rather than leave it "running".
@@ -249,8 +282,23 @@ public final class StateStore: Sendable {
     }
 
     public func releaseLease(repository: String) throws {
-        try pool.write { db in
+        try write { db in
             _ = try Lease.filter(Column("repository") == repository && Column("pid") == getpid()).deleteAll(db)
+        }
+    }
+}
+
+/// Why the state database cannot be used as it is.
+public enum StateError: Error, Sendable, CustomStringConvertible, Equatable {
+    case newerSchema(path: String, unknown: [String], known: String)
+    case emptyFile(String)
+
+    public var description: String {
+        switch self {
+        case let .newerSchema(path, unknown, known):
+            return "\(path) was written by a newer gitmirror (it has schema \(unknown.joined(separator: ", ")); this one knows up to \(known)): this gitmirror only reads it and records nothing. Run the newer gitmirror, or move the database away to start a new history"
+        case .emptyFile(let path):
+            return "\(path) is an empty file, not a gitmirror database: it was truncated or replaced. Restore it from a backup, or move it away and gitmirror starts a new history"
         }
     }
 }

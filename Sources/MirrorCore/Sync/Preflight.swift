@@ -49,7 +49,7 @@ public struct Preflight: Sendable {
     }
 
     func check(repository: String, remote: RemoteSpec) -> Finding {
-        var finding = Finding(repository: repository, remote: remote.name, role: remote.role, url: remote.url.gitURL,
+        var finding = Finding(repository: repository, remote: remote.name, role: remote.role, url: remote.url.display,
                               credentials: describeCredentials(remote), connect: "n/a", access: "")
         if let target = remote.url.codeCommit {
             finding.details.append("CodeCommit \(target.repository) in \(target.region)\(target.fips ? " (FIPS)" : "")")

@@ -6,6 +6,8 @@ import Foundation
 public final class RepositoryLock {
     private let descriptor: Int32
     public let path: String
+    /// When this process took the lock: anything lock-like in the cache older than this was left by a dead process.
+    public let acquiredAt = Date()
 
     private init(descriptor: Int32, path: String) {
         self.descriptor = descriptor
@@ -23,10 +25,13 @@ public final class RepositoryLock {
     /// Takes the lock, waiting up to `wait` seconds for a holder to finish.
     /// Waits up to `wait` for the lock; `giveUp` ends the wait early (a shutdown) with `.busy`.
     public static func acquire(path: String, wait: TimeInterval, giveUp: () -> Bool = { false }) throws -> Outcome {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let folder = (path as NSString).deletingLastPathComponent
+        if (try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)) == nil {
+            throw LocalFault.failure(errno: EACCES, path: folder, doing: "create the cache folder")
+        }
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
-            throw SyncFailure(.internal, "cannot open the lock file \(path): \(String(cString: strerror(errno)))")
+            throw LocalFault.failure(errno: errno, path: path, doing: "open the lock file")
         }
         let deadline = Date().addingTimeInterval(wait)
         while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {

@@ -41,7 +41,7 @@ public struct RepositorySync: Sendable {
 
     public func run(_ mirror: Mirror) -> RepositoryReport {
         let started = Date()
-        var primary = RemoteReport(repository: mirror.name, remote: "primary", role: .primary, url: mirror.primary.url.gitURL, result: .ok)
+        var primary = RemoteReport(repository: mirror.name, remote: "primary", role: .primary, url: mirror.primary.url.display, result: .ok)
         let stopping = { supervisor.registry?.isStopping == true }
         if stopping() {
             primary.result = .failed
@@ -89,23 +89,58 @@ public struct RepositorySync: Sendable {
             }
         }
 
-        var secondaries: [RemoteReport] = []
+        var notes: [String] = []
+        let cache = Cache(name: mirror.name, stateDirectory: config.stateDirectory)
+        let swept = cache.sweep(olderThan: lock.acquiredAt)
+        if !swept.isEmpty {
+            let note = "removed \(swept.count) file\(swept.count == 1 ? "" : "s") a killed process left in the cache (\(swept.prefix(5).joined(separator: ", "))\(swept.count > 5 ? ", …" : ""))"
+            progress(mirror.name, "primary", note)
+            notes.append(note)
+        }
+
+        var secondaries: [(report: RemoteReport, fingerprint: String?)] = []
+        var repaired = false
         do {
-            let source = try fetchPrimary(mirror, report: &primary)
-            secondaries = syncSecondaries(mirror, source: source, runId: runId)
+            var source: [String: ObjectID]
+            do {
+                source = try fetchPrimary(mirror, report: &primary)
+            } catch let failure as SyncFailure where Self.suspectsCache(failure) {
+                // The fetch reads the cache too (to negotiate): a damaged one is rebuilt, once.
+                guard let note = try repairCache(mirror, runId: runId, suspicion: failure) else { throw failure }
+                notes.append(note)
+                repaired = true
+                source = try fetchPrimary(mirror, report: &primary)
+            }
+            secondaries = syncSecondaries(mirror, mirror.secondaries, source: source)
+            let suspects = secondaries.filter { $0.report.failure.map(Self.suspectsCache) == true }
+            if !suspects.isEmpty, !repaired, let suspicion = suspects.first?.report.failure,
+               let note = try repairCache(mirror, runId: runId, suspicion: suspicion) {
+                notes.append(note)
+                source = try fetchPrimary(mirror, report: &primary)
+                let again = syncSecondaries(mirror, mirror.secondaries.filter { spec in suspects.contains { $0.report.remote == spec.name } }, source: source)
+                secondaries = secondaries.map { entry in again.first { $0.report.remote == entry.report.remote } ?? entry }
+            }
         } catch {
             primary.result = .failed
             primary.failure = redacted(error as? SyncFailure ?? SyncFailure(.internal, "\(error)"))
         }
+        if let runId, !options.planOnly {
+            for (index, secondary) in mirror.secondaries.enumerated() where index < secondaries.count {
+                if let entry = secondaries.first(where: { $0.report.remote == secondary.name }) {
+                    record(entry.report, runId: runId, remote: secondary, fingerprint: entry.fingerprint)
+                }
+            }
+        }
         primary.duration = Date().timeIntervalSince(started)
 
-        let report = RepositoryReport(repository: mirror.name, runId: runId, primary: primary, secondaries: secondaries,
+        let report = RepositoryReport(repository: mirror.name, runId: runId, primary: primary, secondaries: secondaries.map(\.report),
                                       duration: Date().timeIntervalSince(started))
         if let runId, let store {
             record(primary, runId: runId, remote: mirror.primary, fingerprint: nil)
             let result = supervisor.registry?.isStopping == true && !report.inStep ? "interrupted"
                 : report.primary.failure != nil ? "failed" : (report.inStep ? "ok" : "failed")
-            let summary = report.primary.failure?.description ?? secondaries.compactMap { $0.failure.map { "\($0.errorClass.rawValue)" } }.joined(separator: ", ")
+            let failures = report.primary.failure?.description ?? report.secondaries.compactMap { $0.failure.map { "\($0.errorClass.rawValue)" } }.joined(separator: ", ")
+            let summary = (notes + (failures.isEmpty ? [] : [failures])).joined(separator: "; ")
             try? store.recordRunFinished(id: runId, result: result, summary: summary.isEmpty ? nil : redactor.redact(summary))
         }
         return report
@@ -131,7 +166,13 @@ public struct RepositorySync: Sendable {
 
         let cachePath = self.cachePath(mirror)
         var cache = try gitCall { try Repository.openOrCreateBare(at: cachePath) }
-        let cached = try gitCall { try cache.references(matching: "refs/*") }.filter { !$0.key.hasPrefix("refs/gitmirror/") }
+        var cached = try gitCall { try cache.references(matching: "refs/*") }.filter { !$0.key.hasPrefix("refs/gitmirror/") }
+        // Refs the primary no longer has leave the cache first (their objects stay), as `git fetch
+        // --prune` does: a branch renamed into a folder (`a` → `a/b`, or back) then has room.
+        for name in cached.keys.sorted() where wanted[name] == nil {
+            try gitCall { try cache.deleteReference(name) }
+            cached[name] = nil
+        }
         let missing = wanted.filter { cached[$0.key] != $0.value }.keys.sorted()
         if !missing.isEmpty {
             progress(mirror.name, "primary", "fetching \(missing.count) ref\(missing.count == 1 ? "" : "s")")
@@ -151,25 +192,21 @@ public struct RepositorySync: Sendable {
             }
             source[name] = id
         }
-        // Refs the primary no longer has leave the cache too (their objects stay).
-        for name in now.keys where !name.hasPrefix("refs/gitmirror/") && wanted[name] == nil {
-            try? cache.deleteReference(name)
-        }
         return source
     }
 
     // MARK: steps 4-7: the secondaries, in parallel
 
-    func syncSecondaries(_ mirror: Mirror, source: [String: ObjectID], runId: Int64?) -> [RemoteReport] {
-        let results = LockedArray<RemoteReport>(count: mirror.secondaries.count)
+    func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID]) -> [(report: RemoteReport, fingerprint: String?)] {
+        let results = LockedArray<(report: RemoteReport, fingerprint: String?)>(count: secondaries.count)
         let limit = DispatchSemaphore(value: config.maxParallelPushes)
         let group = DispatchGroup()
-        for (index, secondary) in mirror.secondaries.enumerated() {
+        for (index, secondary) in secondaries.enumerated() {
             limit.wait()
             group.enter()
             Thread.detachNewThread {
-                let report = self.syncSecondary(mirror, secondary, source: source, runId: runId)
-                results.set(index, report)
+                let outcome = self.syncSecondary(mirror, secondary, source: source)
+                results.set(index, outcome)
                 limit.signal()
                 group.leave()
             }
@@ -178,9 +215,9 @@ public struct RepositorySync: Sendable {
         return results.values.compactMap { $0 }
     }
 
-    func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], runId: Int64?) -> RemoteReport {
+    func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID]) -> (report: RemoteReport, fingerprint: String?) {
         let started = Date()
-        var report = RemoteReport(repository: mirror.name, remote: secondary.name, role: .secondary, url: secondary.url.gitURL, result: .ok)
+        var report = RemoteReport(repository: mirror.name, remote: secondary.name, role: .secondary, url: secondary.url.display, result: .ok)
         var finalHeads: [RemoteHead]?
         do {
             try push(mirror, secondary, source: source, report: &report, finalHeads: &finalHeads)
@@ -193,11 +230,30 @@ public struct RepositorySync: Sendable {
             }
         }
         report.duration = Date().timeIntervalSince(started)
-        if let runId, !options.planOnly {
-            record(report, runId: runId, remote: secondary, fingerprint: finalHeads.map(fingerprint))
-        }
         progress(mirror.name, secondary.name, "done: \(report.result.rawValue)")
-        return report
+        return (report, finalHeads.map(fingerprint))
+    }
+
+    /// Jobs that only read the cache: no server to wait for, so silence this long means a read that never ends.
+    static let cacheStall: TimeInterval = 20
+
+    func cacheLimits(_ remote: RemoteSpec) -> WorkerSupervisor.Limits {
+        WorkerSupervisor.Limits(timeout: remote.policy.timeout, stall: min(remote.policy.stallTimeout, Self.cacheStall))
+    }
+
+    /// Fast-forward answers for every (old, new) pair the plan will ask about, from a worker.
+    func ancestry(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], target: [String: ObjectID]) throws -> [AncestryQuestion: AncestryAnswer] {
+        let questions = Set(source.compactMap { name, new -> AncestryQuestion? in
+            guard let old = target[name], old != new, !name.hasPrefix("refs/tags/"), RefFilter.matches(name, secondary.policy.refs) else { return nil }
+            return AncestryQuestion(old: old, new: new)
+        }).sorted { ($0.old, $0.new) < ($1.old, $1.new) }
+        guard !questions.isEmpty else { return [:] }
+        var request = WorkerRequest(operation: .ancestry, url: "")
+        request.cachePath = cachePath(mirror)
+        request.ancestry = questions
+        let answers = try worker(request, limits: cacheLimits(secondary), remote: secondary, repository: mirror.name).answers ?? []
+        guard answers.count == questions.count else { throw SyncFailure(.internal, "the worker answered \(answers.count) of \(questions.count) ancestry questions") }
+        return Dictionary(uniqueKeysWithValues: zip(questions, answers))
     }
 
     func push(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], report: inout RemoteReport, finalHeads: inout [RemoteHead]?) throws {
@@ -215,9 +271,9 @@ public struct RepositorySync: Sendable {
         let target = Dictionary(heads.filter { $0.name.hasPrefix("refs/") }.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
 
         let cachePath = self.cachePath(mirror)
-        let cache = try gitCall { try Repository.openBare(at: cachePath) }
+        let answers = try ancestry(mirror, secondary, source: source, target: target)
         let plan = RefPlan.make(source: source, target: target, policy: secondary.policy) { old, new in
-            ((try? cache.contains(old)) ?? false) && ((try? cache.isDescendant(new, of: old)) ?? false)
+            answers[AncestryQuestion(old: old, new: new)]?.fastForward ?? false
         }
         report.skipped = plan.count(.skip)
         report.upToDate = plan.count(.upToDate)
@@ -225,37 +281,23 @@ public struct RepositorySync: Sendable {
             RefOutcome(ref: planned.ref, action: planned.action, old: planned.old, new: planned.new,
                        outcome: planned.action.pushes ? .planned : .kept, message: planned.reason, backupRef: nil)
         }
+        // A ref whose name is taken as a folder (or the reverse) by a ref the secondary keeps cannot be
+        // created there: it fails alone, saying why, and the rest goes on.
+        let keptAfter = Set(plan.refs.compactMap { $0.expectedAfter == nil ? nil : $0.ref })
+        for index in report.refs.indices where report.refs[index].action == .create {
+            let name = report.refs[index].ref
+            if let blocker = keptAfter.first(where: { $0 != name && ($0.hasPrefix(name + "/") || name.hasPrefix($0 + "/")) }) {
+                report.refs[index].outcome = .rejected
+                report.refs[index].message = "cannot be created on the secondary while \(blocker) exists there (a ref and a folder of the same name); it was deleted or renamed on the primary: set prune: true to delete it, or delete it on the secondary"
+            }
+        }
         if options.planOnly {
             report.result = .planned
             return
         }
 
         // Whatever is overwritten or deleted is kept first, in the cache.
-        let stamp = Self.backupStamp()
-        for index in report.refs.indices where report.refs[index].action == .force || report.refs[index].action == .delete {
-            let ref = report.refs[index]
-            guard let old = ref.old else { continue }
-            let backup = "refs/gitmirror/backup/\(secondary.name)/\(ref.ref)@\(stamp)"
-            do {
-                if try !gitCall({ try cache.contains(old) }) {
-                    var fetch = listing
-                    fetch.operation = .fetch
-                    fetch.cachePath = cachePath
-                    fetch.refspecs = ["+\(ref.ref):\(backup)"]
-                    progress(mirror.name, secondary.name, "backing up \(ref.ref)")
-                    _ = try worker(fetch, limits: limits, remote: secondary, repository: mirror.name)
-                }
-                let reopened = try gitCall { try Repository.openBare(at: cachePath) }
-                if try gitCall({ try reopened.reference(named: backup) }) != old {
-                    try gitCall { try reopened.setReference(backup, to: old, message: "gitmirror: backup of \(secondary.name) \(ref.ref)") }
-                }
-                report.refs[index].backupRef = backup
-            } catch {
-                let failure = error as? SyncFailure ?? SyncFailure(.internal, "\(error)")
-                report.refs[index].outcome = .failed
-                report.refs[index].message = "not overwritten: its old tip could not be backed up (\(failure.message))"
-            }
-        }
+        try backUp(mirror, secondary, report: &report, listing: listing, limits: limits)
 
         // Refs the host is known to refuse are reported now, not sent.
         let forge = Forge.of(secondary.url)
@@ -265,7 +307,9 @@ public struct RepositorySync: Sendable {
                 report.refs[index].message = refusal
             }
         }
-        let changes = report.refs.filter { $0.outcome == .planned }
+        // Deletions go first: a name freed by one (`a`) can then be taken by a folder (`a/b`) in the same push.
+        let changes = report.refs.filter { $0.outcome == .planned && $0.action == .delete }
+            + report.refs.filter { $0.outcome == .planned && $0.action != .delete }
         if !changes.isEmpty {
             var final: [String: ObjectID] = [:]
             var verdicts: [String: PushOutcome] = [:]
@@ -326,6 +370,140 @@ public struct RepositorySync: Sendable {
         }
     }
 
+    /// Saves the old tip of every ref the plan overwrites or deletes under `refs/gitmirror/backup/…`,
+    /// fetching it from the secondary when the cache lacks it. A ref that cannot be backed up is not touched.
+    func backUp(_ mirror: Mirror, _ secondary: RemoteSpec, report: inout RemoteReport, listing: WorkerRequest, limits: WorkerSupervisor.Limits) throws {
+        let stamp = Self.backupStamp()
+        var wanted: [(index: Int, backup: BackupRef)] = []
+        for index in report.refs.indices where report.refs[index].action == .force || report.refs[index].action == .delete {
+            guard let old = report.refs[index].old else { continue }
+            let ref = report.refs[index].ref
+            wanted.append((index, BackupRef(ref: "refs/gitmirror/backup/\(secondary.name)/\(ref)@\(stamp)", id: old,
+                                            message: "gitmirror: backup of \(secondary.name) \(ref)")))
+        }
+        guard !wanted.isEmpty else { return }
+        var request = WorkerRequest(operation: .backup, url: "")
+        request.cachePath = cachePath(mirror)
+        request.backups = wanted.map(\.backup)
+        var missing = Set(try worker(request, limits: cacheLimits(secondary), remote: secondary, repository: mirror.name).missing ?? [])
+        if !missing.isEmpty {
+            // The secondary holds commits the cache never had: fetch them from it, then write the refs.
+            var fetch = listing
+            fetch.operation = .fetch
+            fetch.cachePath = cachePath(mirror)
+            fetch.refspecs = wanted.filter { missing.contains($0.backup.ref) }.map { "+\(report.refs[$0.index].ref):\($0.backup.ref)" }
+            progress(mirror.name, secondary.name, "backing up \(missing.count) ref\(missing.count == 1 ? "" : "s") from the secondary")
+            do {
+                _ = try worker(fetch, limits: limits, remote: secondary, repository: mirror.name)
+                missing = Set(try worker(request, limits: cacheLimits(secondary), remote: secondary, repository: mirror.name).missing ?? [])
+            } catch let failure as SyncFailure where failure.cacheDamage == nil {
+                for entry in wanted where missing.contains(entry.backup.ref) {
+                    report.refs[entry.index].outcome = .failed
+                    report.refs[entry.index].message = "not overwritten: its old tip could not be backed up (\(failure.message))"
+                }
+                missing = []
+            }
+        }
+        for entry in wanted {
+            if missing.contains(entry.backup.ref) {
+                report.refs[entry.index].outcome = .failed
+                report.refs[entry.index].message = "not overwritten: its old tip \(entry.backup.id.short) could not be backed up (the secondary no longer has it)"
+            } else if report.refs[entry.index].outcome == .planned {
+                report.refs[entry.index].backupRef = entry.backup.ref
+            }
+        }
+    }
+
+    // MARK: a damaged cache
+
+    /// Whether a failure may come from the cache's own objects rather than from a server.
+    static func suspectsCache(_ failure: SyncFailure) -> Bool { failure.cacheDamage != nil }
+
+    /// Reads every object of the cache in a worker; returns what is damaged, or nil when all is readable.
+    func damage(in mirror: Mirror) throws -> String? {
+        let path = cachePath(mirror)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        var request = WorkerRequest(operation: .verify, url: "")
+        request.cachePath = path
+        request.announceFrom = 0
+        let last = LockedArray<String>(count: 1)
+        let limits = WorkerSupervisor.Limits(timeout: mirror.primary.policy.timeout, stall: min(mirror.primary.policy.stallTimeout, Self.cacheStall / 2))
+        progress(mirror.name, "primary", "verifying every object of the cache")
+        let result = supervisor.run(request, limits: limits) { line in
+            if line.hasPrefix("reading object ") { last.set(0, String(line.dropFirst("reading object ".count))) }
+        }
+        switch result {
+        case .success(let verified):
+            return verified.damage
+        case .failure(let failure) where failure.errorClass == .timeout && registry?.isStopping != true:
+            let object = last.values.first.flatMap { $0 }
+            return object.map { "object \($0) cannot be read: reading it never finishes (a truncated or corrupt object)" }
+                ?? "reading its objects never finishes (\(failure.message))"
+        case .failure(let failure) where registry?.isStopping == true:
+            throw failure
+        case .failure(let failure):
+            return failure.message
+        }
+    }
+
+    /// Confirms a suspicion of damage; when the cache is damaged, moves it to `state_dir/quarantine/`,
+    /// starts an empty one (the caller fetches the primary into it before any secondary is touched)
+    /// and carries the backup refs over where their objects can still be read. Returns a note for the
+    /// run's summary, or nil when the cache turned out to be intact.
+    func repairCache(_ mirror: Mirror, runId: Int64?, suspicion: SyncFailure) throws -> String? {
+        // An object the cache lacks is damage too: everything in it came from the primary.
+        let missing = suspicion.cacheDamage.flatMap { $0.range(of: "no match for id") != nil ? $0 : nil }
+        guard let damage = try damage(in: mirror) ?? missing else { return nil }
+        let cache = Cache(name: mirror.name, stateDirectory: config.stateDirectory)
+        let stamp = Self.backupStamp()
+        let damaged = SyncFailure(.internal, "the cache \(cache.path) is damaged: \(damage)")
+        progress(mirror.name, "primary", "\(damaged.description); moving it aside and rebuilding it from the primary")
+        let quarantined: String
+        do {
+            quarantined = try cache.quarantine(stamp: stamp)
+        } catch {
+            throw SyncFailure(.internal, "\(damaged.message), and it cannot be moved aside (\(error)); move it away by hand")
+        }
+        _ = try gitCall { try Repository.openOrCreateBare(at: cache.path) }
+
+        // Backup refs are the only copy of what a forced push overwrote: carry over what still reads.
+        let backups = (try? Repository.openBare(at: quarantined).references(matching: "refs/gitmirror/*")) ?? [:]
+        var lost: [(ref: String, id: ObjectID, reason: String)] = []
+        if !backups.isEmpty {
+            progress(mirror.name, "primary", "carrying \(backups.count) backup ref\(backups.count == 1 ? "" : "s") over from the damaged cache")
+            var fetch = WorkerRequest(operation: .fetch, url: quarantined)
+            fetch.cachePath = cache.path
+            let limits = WorkerSupervisor.Limits(timeout: mirror.primary.policy.timeout, stall: min(mirror.primary.policy.stallTimeout, Self.cacheStall / 2))
+            fetch.refspecs = backups.keys.sorted().map { "+\($0):\($0)" }
+            if case .failure = supervisor.run(fetch, limits: limits) {
+                // One by one: a backup whose history reaches the damaged object is lost alone.
+                for (ref, id) in backups.sorted(by: { $0.key < $1.key }) {
+                    fetch.refspecs = ["+\(ref):\(ref)"]
+                    if case .failure(let failure) = supervisor.run(fetch, limits: limits) {
+                        lost.append((ref, id, failure.message))
+                    }
+                }
+            }
+        }
+        if let runId, let store, !options.planOnly {
+            let now = Date()
+            var rows = [RefUpdate(id: nil, runId: runId, repository: mirror.name, remote: "cache", ref: "(cache)", oldOid: nil, newOid: nil,
+                                  action: "quarantine", outcome: "rebuilt",
+                                  message: redactor.redact("\(damaged.description); moved to \(quarantined) and rebuilt from the primary"),
+                                  backupRef: nil, recordedAt: now)]
+            rows += lost.map { entry in
+                RefUpdate(id: nil, runId: runId, repository: mirror.name, remote: "cache", ref: entry.ref, oldOid: entry.id.hex, newOid: nil,
+                          action: "carry_over", outcome: "lost",
+                          message: redactor.redact("this backup ref's objects could not be read from the damaged cache (\(entry.reason)); it remains in \(quarantined)"),
+                          backupRef: nil, recordedAt: now)
+            }
+            try? store.recordJournal(rows)
+        }
+        return "\(damaged.description); moved to \(quarantined) and rebuilt from the primary"
+            + (backups.isEmpty ? "" : "; \(backups.count - lost.count) of \(backups.count) backup refs carried over")
+            + (lost.isEmpty ? "" : " (lost: \(lost.map(\.ref).joined(separator: ", ")))")
+    }
+
     /// Splits a plan's changes into pushes of at most `size` ref updates.
     static func batches(_ changes: [RefOutcome], size: Int?) -> [[RefOutcome]] {
         guard let size, size > 0, changes.count > size else { return [changes] }
@@ -360,21 +538,34 @@ public struct RepositorySync: Sendable {
         let result = hostLimiter.map { $0.withSlot(remote.url.host ?? "local", run) } ?? run()
         switch result {
         case .success(let value): return value
-        case .failure(let failure):
-            throw redacted(SyncFailure(failure.errorClass, "\(remote.role == .primary ? "primary" : "secondary '\(remote.name)'") \(remote.url): \(failure.message)"))
+        case .failure(var failure):
+            // A job that only reads the cache and never finishes is reading a damaged object.
+            if [.ancestry, .backup, .verify].contains(request.operation), failure.errorClass == .timeout, registry?.isStopping != true {
+                failure.cacheDamage = "reading the cache did not finish (\(failure.message))"
+            }
+            let place = [.ancestry, .backup, .verify].contains(request.operation) ? "the cache of '\(repository)'"
+                : "\(remote.role == .primary ? "primary" : "secondary '\(remote.name)'") \(remote.url)"
+            throw redacted(SyncFailure(failure.errorClass, "\(place): \(failure.message)", cacheDamage: failure.cacheDamage))
         }
     }
 
+    /// Cache calls that read no object (refs, opening): a failure is a local fault, named as one.
     func gitCall<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as GitError {
+            let lower = error.message.lowercased()
+            if lower.contains("permission denied") || lower.contains("read-only file system") || lower.contains("no space left") {
+                throw Worker.localFault(error.message, cachePath: config.cacheDirectory.path) ?? SyncFailure(.internal, "the cache: \(error.description)")
+            }
             throw SyncFailure(.internal, "the cache: \(error.description)")
         }
     }
 
+    var registry: WorkerRegistry? { supervisor.registry }
+
     func redacted(_ failure: SyncFailure) -> SyncFailure {
-        SyncFailure(failure.errorClass, redactor.redact(failure.message))
+        SyncFailure(failure.errorClass, redactor.redact(failure.message), cacheDamage: failure.cacheDamage.map(redactor.redact))
     }
 
     static func backupStamp() -> String {

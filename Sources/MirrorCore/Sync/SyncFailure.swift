@@ -14,10 +14,14 @@ public enum ErrorClass: String, Codable, Sendable, CaseIterable {
 public struct SyncFailure: Error, Codable, Sendable, CustomStringConvertible, Equatable {
     public var errorClass: ErrorClass
     public var message: String
+    /// Set when the failure came from reading the cache's own objects (a damaged cache, not the
+    /// server): the sync quarantines the cache and rebuilds it. Says what was found damaged.
+    public var cacheDamage: String?
 
-    public init(_ errorClass: ErrorClass, _ message: String) {
+    public init(_ errorClass: ErrorClass, _ message: String, cacheDamage: String? = nil) {
         self.errorClass = errorClass
         self.message = message
+        self.cacheDamage = cacheDamage
     }
 
     public var description: String { "\(errorClass.rawValue): \(message)" }

@@ -99,6 +99,9 @@ public enum Worker {
                 try Libgit2.setCertificateFile(bundle!.path)
             }
             var result = WorkerResult()
+            if [.list, .fetch, .push].contains(request.operation), let missing = missingLocalRepository(request.url) {
+                return .failure(missing)
+            }
             switch request.operation {
             case .list:
                 let remote = try Remote(url: request.url, hooks: hooks)
@@ -113,16 +116,22 @@ public enum Worker {
                 result.bytes = hooks.receivedBytes
             case .push:
                 result = try push(request, hooks: hooks)
-                result.serverMessages = hooks.serverMessages
+                if result.serverMessages.isEmpty { result.serverMessages = hooks.serverMessages }
                 // The final listing is a connection of its own, with hooks of its own.
                 hooks = makeHooks(request)
                 let verifier = try Remote(url: request.url, hooks: hooks)
                 result.heads = try verifier.listHeads(.fetch)
+            case .ancestry:
+                result.answers = try answer(request.ancestry ?? [], cachePath: request.cachePath ?? "", progress: hooks.progress)
+            case .backup:
+                result.missing = try writeBackups(request.backups ?? [], cachePath: request.cachePath ?? "")
+            case .verify:
+                (result.verified, result.damage) = try verify(cachePath: request.cachePath ?? "", announceFrom: request.announceFrom)
             }
             if result.serverMessages.isEmpty { result.serverMessages = hooks.serverMessages }
             return .success(result)
         } catch let error as GitError {
-            return .failure(classify(error, hooks: hooks, url: request.url))
+            return .failure(classify(error, hooks: hooks, request: request))
         } catch let failure as SyncFailure {
             return .failure(failure)
         } catch {
@@ -156,6 +165,15 @@ public enum Worker {
                 }
                 return nil
             }
+            // libgit2 writes a local repository's refs directly, skipping its hooks and receive.deny*:
+            // git's receive-pack is the server there, as it is for `git push /path`.
+            if isLocalPath(request.url) {
+                remote.disconnect()
+                let pushed = try ReceivePackPush.push(cache: request.cachePath ?? "", target: request.url, updates: sending, progress: hooks.progress)
+                result.outcomes += pushed.outcomes
+                result.serverMessages = pushed.serverMessages
+                return result
+            }
             let refspecs = sending.map { update -> String in
                 guard update.new != nil else { return ":\(update.ref)" }
                 return (update.force ? "+" : "") + "\(update.ref):\(update.ref)"
@@ -176,6 +194,78 @@ public enum Worker {
         }
         remote.disconnect()
         return result
+    }
+
+    static func isLocalPath(_ url: String) -> Bool { url.hasPrefix("/") }
+
+    /// A local path that is not a repository: libgit2 would call it an unsupported URL protocol.
+    static func missingLocalRepository(_ url: String) -> SyncFailure? {
+        guard isLocalPath(url) else { return nil }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return SyncFailure(.notFound, "the local repository \(url) does not exist; create it (git init --bare \(url)) or correct the path")
+        }
+        let bare = FileManager.default.fileExists(atPath: url + "/HEAD") && FileManager.default.fileExists(atPath: url + "/objects")
+        let worktree = FileManager.default.fileExists(atPath: url + "/.git")
+        if !bare && !worktree {
+            return SyncFailure(.notFound, "\(url) exists but is not a git repository; create one there (git init --bare) or correct the path")
+        }
+        return nil
+    }
+
+    /// Ancestry on the cache, question by question, with a heartbeat after each: a question that
+    /// never finishes is a damaged object, and the supervisor's stall limit catches it.
+    static func answer(_ questions: [AncestryQuestion], cachePath: String, progress: (String) -> Void) throws -> [AncestryAnswer] {
+        let cache = try Repository.openBare(at: cachePath)
+        var answers: [AncestryAnswer] = []
+        for (index, question) in questions.enumerated() {
+            let present = try cache.contains(question.old)
+            let fastForward = try present && cache.isDescendant(question.new, of: question.old)
+            answers.append(AncestryAnswer(present: present, fastForward: fastForward))
+            progress("checked ancestry \(index + 1)/\(questions.count)")
+        }
+        return answers
+    }
+
+    /// Writes each backup ref whose object the cache holds; returns the refs whose object it lacks.
+    static func writeBackups(_ backups: [BackupRef], cachePath: String) throws -> [String] {
+        let cache = try Repository.openBare(at: cachePath)
+        var missing: [String] = []
+        for backup in backups {
+            guard try cache.contains(backup.id) else {
+                missing.append(backup.ref)
+                continue
+            }
+            if try cache.reference(named: backup.ref) != backup.id {
+                try cache.setReference(backup.ref, to: backup.id, message: backup.message)
+            }
+        }
+        return missing
+    }
+
+    /// Reads every object. Progress every half second carries the count; from `announceFrom` on,
+    /// every object is named before it is read, so that one that hangs is known by its id.
+    static func verify(cachePath: String, announceFrom: Int?) throws -> (Int, String?) {
+        let cache = try Repository.openBare(at: cachePath)
+        for (ref, id) in try cache.references(matching: "refs/*").sorted(by: { $0.key < $1.key }) where try !cache.contains(id) {
+            return (0, "\(ref) points at object \(id.hex), which the cache does not have (objects are missing)")
+        }
+        let ids = try cache.objectIDs().sorted()
+        var last = Date()
+        for (index, id) in ids.enumerated() {
+            if let announceFrom, index >= announceFrom {
+                emit(WorkerEvent(progress: "reading object \(id.hex)"))
+            } else if Date().timeIntervalSince(last) >= 0.5 {
+                last = Date()
+                emit(WorkerEvent(progress: "verified \(index)/\(ids.count) objects"))
+            }
+            do {
+                try cache.readObject(id)
+            } catch {
+                return (index, "object \(id.hex) cannot be read: \(error.message)")
+            }
+        }
+        return (ids.count, nil)
     }
 
     /// The static credentials (AWS keys are signed by a provider instead).
@@ -226,7 +316,7 @@ public enum Worker {
         return url
     }
 
-    static func classify(_ error: GitError, hooks: TransferHooks, url: String) -> SyncFailure {
+    static func classify(_ error: GitError, hooks: TransferHooks, request: WorkerRequest) -> SyncFailure {
         switch hooks.failure {
         case .credentialsRefused(let message)?: return SyncFailure(.auth, "\(message) (check the token, password or key and its permissions)")
         case .noCredentials(let message)?: return SyncFailure(.auth, message)
@@ -239,8 +329,21 @@ public enum Worker {
         let lower = text.lowercased()
         let remoteSaid = hooks.serverMessages.suffix(3).joined(separator: " | ")
         let detail = remoteSaid.isEmpty ? text : "\(text) (server said: \(remoteSaid))"
+        let everything = (lower + " " + remoteSaid.lowercased())
+        // Local faults first: they must not read as the network's.
+        if let local = localFault(text, cachePath: request.cachePath, objectDatabase: error.isObjectDatabase) { return local }
+        if lower.contains("cannot redirect") || lower.contains("unexpected redirect") || lower.contains("redirect without location") {
+            return SyncFailure(.config, "the server redirected elsewhere (\(text)); gitmirror sends credentials and pushes only to the configured scheme, host and port. Put the final URL in mirrors.yaml")
+        }
+        if error.isSSH && (lower.contains("private key") || lower.contains("passphrase") || lower.contains("unable to extract public key")) {
+            return SyncFailure(.auth, "the SSH key could not be unlocked (\(text)): check ssh_key_passphrase_env or ssh_key_passphrase_file, or that ssh_key is an unencrypted ed25519 key")
+        }
         if error.isAuth || lower.contains("status code: 401") || lower.contains("status code: 403") || lower.contains("authentication") {
             return SyncFailure(.auth, "authentication failed: \(detail)")
+        }
+        if everything.contains("pack exceeds") || everything.contains("maximum allowed size") || everything.contains("too large")
+            || lower.contains("status code: 413") || everything.contains("exceeds") {
+            return SyncFailure(.tooLarge, "the server refused the size of the push: \(detail); push the history in smaller steps, or raise the server's limit (receive.maxInputSize, the host's push size limit)")
         }
         if lower.contains("status code: 404") || lower.contains("not found") || lower.contains("not exported")
             || lower.contains("does not appear to be a git repository") || lower.contains("no such file") || lower.contains("could not find repository") {
@@ -248,9 +351,6 @@ public enum Worker {
         }
         if error.isCertificate || lower.contains("certificate") || lower.contains("ssl") || lower.contains("tls") {
             return SyncFailure(.tls, "TLS verification failed: \(detail)")
-        }
-        if lower.contains("too large") || lower.contains("status code: 413") || lower.contains("exceeds") {
-            return SyncFailure(.tooLarge, "the server refused the size of the push: \(detail)")
         }
         if error.isNonFastForward {
             return SyncFailure(.rejected, "not a fast-forward: \(detail)")
@@ -260,4 +360,24 @@ public enum Worker {
         }
         return SyncFailure(.internal, "\(error.function) failed: \(detail)")
     }
+
+    /// Faults of this machine rather than of the server: the cache's permissions, a full disk, damaged objects.
+    static func localFault(_ text: String, cachePath: String?, objectDatabase: Bool = false) -> SyncFailure? {
+        let lower = text.lowercased()
+        let place = cachePath ?? "the cache"
+        if lower.contains("no space left on device") || lower.contains("disk quota exceeded") {
+            return SyncFailure(.internal, "no space left on the device holding \(place) (state_dir): free space there, then sync again")
+        }
+        if lower.contains("permission denied") || lower.contains("read-only file system") || lower.contains("operation not permitted") {
+            return SyncFailure(.config, "\(CacheAccess.describe(place)); run gitmirror as the user who owns state_dir, or give that user access to it")
+        }
+        let damage = ["corrupt", "hash mismatch", "failed to decompress", "inflate", "zlib", "bad object", "truncated",
+                      "failed to read", "invalid object", "object not found", "packfile", "is not a valid", "failed to parse"]
+        // A suspicion only: the supervisor verifies the cache before it calls it damaged.
+        if cachePath != nil, objectDatabase || damage.contains(where: { lower.contains($0) }) {
+            return SyncFailure(.internal, "reading the cache \(place) failed: \(text)", cacheDamage: text)
+        }
+        return nil
+    }
+
 }

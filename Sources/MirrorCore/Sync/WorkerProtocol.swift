@@ -10,6 +10,13 @@ public struct WorkerRequest: Codable, Sendable {
         case fetch
         /// Push `updates` from the cache, then list the remote again.
         case push
+        /// Answer `ancestry` questions on the cache: is `old` there, and is `new` a fast-forward of it?
+        /// (Reading objects can hang on a damaged cache, so the supervisor never does it itself.)
+        case ancestry
+        /// Point each of `backups` at its object, where the cache holds the object.
+        case backup
+        /// Read every object of the cache; with `announceFrom`, name each object before reading it from that index on.
+        case verify
     }
 
     public var operation: Operation
@@ -22,6 +29,32 @@ public struct WorkerRequest: Codable, Sendable {
     public var cachePath: String?
     public var refspecs: [String]?
     public var updates: [WireUpdate]?
+    public var ancestry: [AncestryQuestion]?
+    public var backups: [BackupRef]?
+    public var announceFrom: Int?
+
+    public init(operation: Operation, url: String) {
+        self.operation = operation
+        self.url = url
+    }
+}
+
+/// Is `old` in the cache, and does `new` contain it (a fast-forward)?
+public struct AncestryQuestion: Codable, Sendable, Hashable {
+    public var old: ObjectID
+    public var new: ObjectID
+}
+
+public struct AncestryAnswer: Codable, Sendable, Equatable {
+    public var present: Bool
+    public var fastForward: Bool
+}
+
+/// A backup ref to write in the cache.
+public struct BackupRef: Codable, Sendable, Equatable {
+    public var ref: String
+    public var id: ObjectID
+    public var message: String
 }
 
 public struct WireCredential: Codable, Sendable {
@@ -65,6 +98,12 @@ public struct WorkerResult: Codable, Sendable {
     public var outcomes: [PushOutcome] = []
     public var bytes: Int = 0
     public var serverMessages: [String] = []
+    public var answers: [AncestryAnswer]?
+    /// Backups whose object the cache lacks (nothing was written for them).
+    public var missing: [String]?
+    /// `verify`: objects read, and the first damaged one with what was wrong.
+    public var verified: Int?
+    public var damage: String?
 }
 
 /// One line a worker writes on stdout.
