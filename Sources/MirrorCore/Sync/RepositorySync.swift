@@ -111,24 +111,24 @@ public struct RepositorySync: Sendable {
                 repaired = true
                 source = try fetchPrimary(mirror, report: &primary)
             }
-            secondaries = syncSecondaries(mirror, mirror.secondaries, source: source)
+            secondaries = syncSecondaries(mirror, mirror.secondaries, source: source, runId: runId)
             let suspects = secondaries.filter { $0.report.failure.map(Self.suspectsCache) == true }
             if !suspects.isEmpty, !repaired, let suspicion = suspects.first?.report.failure,
                let note = try repairCache(mirror, runId: runId, suspicion: suspicion) {
                 notes.append(note)
                 source = try fetchPrimary(mirror, report: &primary)
-                let again = syncSecondaries(mirror, mirror.secondaries.filter { spec in suspects.contains { $0.report.remote == spec.name } }, source: source)
+                let again = syncSecondaries(mirror, mirror.secondaries.filter { spec in suspects.contains { $0.report.remote == spec.name } }, source: source, runId: runId)
                 secondaries = secondaries.map { entry in again.first { $0.report.remote == entry.report.remote } ?? entry }
             }
         } catch {
             primary.result = .failed
             primary.failure = redacted(error as? SyncFailure ?? SyncFailure(.internal, "\(error)"))
         }
+        // Outcomes held back for a possible repair are recorded now, whatever became of them.
         if let runId, !options.planOnly {
-            for (index, secondary) in mirror.secondaries.enumerated() where index < secondaries.count {
-                if let entry = secondaries.first(where: { $0.report.remote == secondary.name }) {
-                    record(entry.report, runId: runId, remote: secondary, fingerprint: entry.fingerprint)
-                }
+            for entry in secondaries where entry.report.failure.map(Self.suspectsCache) == true {
+                guard let spec = mirror.secondaries.first(where: { $0.name == entry.report.remote }) else { continue }
+                record(entry.report, runId: runId, remote: spec, fingerprint: entry.fingerprint)
             }
         }
         primary.duration = Date().timeIntervalSince(started)
@@ -197,7 +197,9 @@ public struct RepositorySync: Sendable {
 
     // MARK: steps 4-7: the secondaries, in parallel
 
-    func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID]) -> [(report: RemoteReport, fingerprint: String?)] {
+    /// Syncs these secondaries in parallel. Each outcome is recorded as it comes (so that `status` shows
+    /// it while slower ones run), except one that suspects the cache: the caller may repair and re-run it.
+    func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID], runId: Int64?) -> [(report: RemoteReport, fingerprint: String?)] {
         let results = LockedArray<(report: RemoteReport, fingerprint: String?)>(count: secondaries.count)
         let limit = DispatchSemaphore(value: config.maxParallelPushes)
         let group = DispatchGroup()
@@ -206,6 +208,9 @@ public struct RepositorySync: Sendable {
             group.enter()
             Thread.detachNewThread {
                 let outcome = self.syncSecondary(mirror, secondary, source: source)
+                if let runId, !self.options.planOnly, outcome.report.failure.map(Self.suspectsCache) != true {
+                    self.record(outcome.report, runId: runId, remote: secondary, fingerprint: outcome.fingerprint)
+                }
                 results.set(index, outcome)
                 limit.signal()
                 group.leave()
