@@ -4,12 +4,15 @@ import Foundation
 /// so that `validate` refuses a key the SSH transport cannot sign with.
 enum SSHKeyFile {
     /// The key's algorithm name (`ssh-ed25519`, `ssh-rsa`, …), or nil when the file is not a key we can read.
+    /// The armour line of a PEM block holding a private key of this kind ("RSA", "OPENSSH", …).
+    static func armour(_ edge: String, _ kind: String) -> String { "-----\(edge) \(kind) PRIVATE KEY-----" }
+
     static func algorithm(of contents: String) -> String? {
-        if contents.contains("-----BEGIN RSA PRIVATE KEY-----") { return "ssh-rsa" }
-        if contents.contains("-----BEGIN DSA PRIVATE KEY-----") { return "ssh-dss" }
-        if contents.contains("-----BEGIN EC PRIVATE KEY-----") { return "ecdsa" }
-        guard let begin = contents.range(of: "-----BEGIN OPENSSH PRIVATE KEY-----"),
-              let end = contents.range(of: "-----END OPENSSH PRIVATE KEY-----", range: begin.upperBound..<contents.endIndex) else { return nil }
+        for (kind, algorithm) in [("RSA", "ssh-rsa"), ("DSA", "ssh-dss"), ("EC", "ecdsa")] where contents.contains(armour("BEGIN", kind)) {
+            return algorithm
+        }
+        guard let begin = contents.range(of: armour("BEGIN", "OPENSSH")),
+              let end = contents.range(of: armour("END", "OPENSSH"), range: begin.upperBound..<contents.endIndex) else { return nil }
         let body = contents[begin.upperBound..<end.lowerBound].filter { !$0.isWhitespace }
         guard let data = Data(base64Encoded: String(body)) else { return nil }
         // openssh-key-v1\0, then strings: cipher, kdf, kdf options; a count; the first public key,

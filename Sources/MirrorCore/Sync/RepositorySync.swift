@@ -37,7 +37,8 @@ public struct RepositorySync: Sendable {
 
     var redactor: Redactor { credentials.redactor }
 
-    func cachePath(_ mirror: Mirror) -> String { config.cacheDirectory.appendingPathComponent("\(mirror.name).git").path }
+    func cache(_ mirror: Mirror) -> Cache { Cache(name: mirror.name, stateDirectory: config.stateDirectory) }
+    func cachePath(_ mirror: Mirror) -> String { cache(mirror).path }
 
     public func run(_ mirror: Mirror) -> RepositoryReport {
         let started = Date()
@@ -90,8 +91,7 @@ public struct RepositorySync: Sendable {
         }
 
         var notes: [String] = []
-        let cache = Cache(name: mirror.name, stateDirectory: config.stateDirectory)
-        let swept = cache.sweep(olderThan: lock.acquiredAt)
+        let swept = cache(mirror).sweep(olderThan: lock.acquiredAt)
         if !swept.isEmpty {
             let note = "removed \(swept.count) file\(swept.count == 1 ? "" : "s") a killed process left in the cache (\(swept.prefix(5).joined(separator: ", "))\(swept.count > 5 ? ", …" : ""))"
             progress(mirror.name, "primary", note)
@@ -459,7 +459,7 @@ public struct RepositorySync: Sendable {
         // An object the cache lacks is damage too: everything in it came from the primary.
         let missing = suspicion.cacheDamage.flatMap { $0.range(of: "no match for id") != nil ? $0 : nil }
         guard let damage = try damage(in: mirror) ?? missing else { return nil }
-        let cache = Cache(name: mirror.name, stateDirectory: config.stateDirectory)
+        let cache = self.cache(mirror)
         let stamp = Self.backupStamp()
         let damaged = SyncFailure(.internal, "the cache \(cache.path) is damaged: \(damage)")
         progress(mirror.name, "primary", "\(damaged.description); moving it aside and rebuilding it from the primary")
