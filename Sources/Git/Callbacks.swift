@@ -98,10 +98,25 @@ private let certificateCallback: git_transport_certificate_check_cb = { cert, va
     }
 }
 
+/// The words git prints, so that every transfer reports alike: `writing objects 10/20 (50%), 1.2 MiB`.
+func progressLine(_ phase: String, _ done: Int, _ total: Int, _ bytes: Int?) -> String {
+    var text = phase + (total > 0 ? " \(done)/\(total) (\(min(100, done * 100 / total))%)" : " \(done)")
+    if let bytes {
+        text += bytes >= 1024 * 1024 ? String(format: ", %.1f MiB", Double(bytes) / 1024 / 1024)
+            : bytes >= 1024 ? String(format: ", %.1f KiB", Double(bytes) / 1024) : ", \(bytes) bytes"
+    }
+    return text
+}
+
 private let transferProgressCallback: git_indexer_progress_cb = { stats, payload in
     guard let hooks = hooks(payload), let stats else { return 0 }
     hooks.receivedBytes = Int(stats.pointee.received_bytes)
-    hooks.progress("received \(stats.pointee.received_objects)/\(stats.pointee.total_objects) objects, \(stats.pointee.received_bytes) bytes")
+    let total = Int(stats.pointee.total_objects)
+    if total > 0 && stats.pointee.received_objects == stats.pointee.total_objects && stats.pointee.total_deltas > 0 {
+        hooks.progress(progressLine("resolving deltas", Int(stats.pointee.indexed_deltas), Int(stats.pointee.total_deltas), nil))
+    } else {
+        hooks.progress(progressLine("receiving objects", Int(stats.pointee.received_objects), total, Int(stats.pointee.received_bytes)))
+    }
     return 0
 }
 
@@ -114,14 +129,19 @@ private let sidebandCallback: git_transport_message_cb = { text, length, payload
 }
 
 private let packProgressCallback: git_packbuilder_progress = { stage, current, total, payload in
-    hooks(payload)?.progress("packing \(current)/\(total)")
+    // Stage 0 adds objects (no total is known yet); stage 1 computes their deltas.
+    if stage == Int32(GIT_PACKBUILDER_ADDING_OBJECTS.rawValue) {
+        hooks(payload)?.progress(progressLine("counting objects", Int(current), 0, nil))
+    } else {
+        hooks(payload)?.progress(progressLine("compressing objects", Int(current), Int(total), nil))
+    }
     return 0
 }
 
 private let pushTransferProgressCallback: git_push_transfer_progress_cb = { current, total, bytes, payload in
     guard let hooks = hooks(payload) else { return 0 }
     hooks.pushedBytes = bytes
-    hooks.progress("sent \(current)/\(total) objects, \(bytes) bytes")
+    hooks.progress(progressLine("writing objects", Int(current), Int(total), bytes))
     return 0
 }
 

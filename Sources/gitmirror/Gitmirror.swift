@@ -16,7 +16,7 @@ struct Gitmirror: AsyncParsableCommand {
             2 the configuration is invalid.
             """,
         version: "gitmirror 0.1.0",
-        subcommands: [ValidateCommand.self, DoctorCommand.self, DaemonCommand.self, PlanCommand.self, SyncCommand.self, StatusCommand.self, HistoryCommand.self, WorkerCommand.self]
+        subcommands: [ValidateCommand.self, DoctorCommand.self, DaemonCommand.self, PlanCommand.self, SyncCommand.self, StatusCommand.self, HistoryCommand.self, WorkerCommand.self, CredentialHelperCommand.self]
     )
 }
 

@@ -26,12 +26,14 @@ struct StatusCommand: ParsableCommand {
         /// From a running daemon: when it syncs the repository next, and why then.
         var nextRun: Date?
         var schedule: String?
+        /// From a sync running now: what it is doing on this remote.
+        var progress: String?
 
         enum CodingKeys: String, CodingKey {
             case repository, remote, role, url, state
             case lastAttempt = "last_attempt", lastSuccess = "last_success"
             case lastErrorClass = "last_error_class", lastError = "last_error"
-            case nextRun = "next_run", schedule
+            case nextRun = "next_run", schedule, progress
         }
 
         func encode(to encoder: Encoder) throws {
@@ -47,6 +49,7 @@ struct StatusCommand: ParsableCommand {
             try container.encode(lastError, forKey: .lastError)
             try container.encode(nextRun, forKey: .nextRun)
             try container.encode(schedule, forKey: .schedule)
+            try container.encode(progress, forKey: .progress)
         }
     }
 
@@ -54,12 +57,15 @@ struct StatusCommand: ParsableCommand {
         let config = try options.load()
         var known: [String: RemoteState] = [:]
         var schedule: [String: ScheduleEntry] = [:]
+        var working: [String: SyncProgress] = [:]
         if FileManager.default.fileExists(atPath: config.databaseURL.path) {
             do {
                 let store = try StateStore(path: config.databaseURL.path, readOnly: true)
                 for state in try store.remoteStates() { known["\(state.repository)\u{0}\(state.remote)"] = state }
                 // Only a daemon that is still running speaks for the schedule.
                 for entry in (try? store.schedule()) ?? [] where kill(entry.pid, 0) == 0 { schedule[entry.repository] = entry }
+                // Only a sync whose process still runs is in progress.
+                for entry in (try? store.progress()) ?? [] where kill(entry.pid, 0) == 0 { working["\(entry.repository)\u{0}\(entry.remote)"] = entry }
             } catch {
                 Terminal.error("error: cannot read the state database \(config.databaseURL.path): \(error)")
                 throw ExitStatus.outOfStep
@@ -69,11 +75,13 @@ struct StatusCommand: ParsableCommand {
         for mirror in config.repositories {
             for remote in [mirror.primary] + mirror.secondaries {
                 let state = known["\(mirror.name)\u{0}\(remote.name)"]
+                let now = working["\(mirror.name)\u{0}\(remote.name)"]
                 rows.append(Row(repository: mirror.name, remote: remote.name, role: remote.role.rawValue, url: remote.url.display,
                                 state: state?.state ?? "never_synced", lastAttempt: state?.lastAttempt, lastSuccess: state?.lastSuccess,
                                 lastErrorClass: state?.lastErrorClass, lastError: state?.lastError,
                                 nextRun: schedule[mirror.name]?.nextRun,
-                                schedule: schedule[mirror.name].map { [$0.state, $0.note].compactMap { $0 }.joined(separator: "; ") }))
+                                schedule: schedule[mirror.name].map { [$0.state, $0.note].compactMap { $0 }.joined(separator: "; ") },
+                                progress: now.map { "\($0.phase) (for \(formatDuration(Date().timeIntervalSince($0.startedAt))))" }))
             }
         }
         if json {
@@ -82,7 +90,7 @@ struct StatusCommand: ParsableCommand {
         }
         let daemonRunning = !schedule.isEmpty
         let table = rows.map { row in
-            [row.repository, row.remote, row.role, row.state, Terminal.time(row.lastSuccess), Terminal.time(row.lastAttempt)]
+            [row.repository, row.remote, row.role, row.progress == nil ? row.state : "syncing", Terminal.time(row.lastSuccess), Terminal.time(row.lastAttempt)]
                 + (daemonRunning ? [row.role == "primary" ? (row.nextRun.map(Terminal.time) ?? row.schedule ?? "-") : ""] : [])
                 + [row.lastErrorClass.map { "\($0): \(row.lastError ?? "")" } ?? ""]
         }
@@ -90,5 +98,7 @@ struct StatusCommand: ParsableCommand {
         print(Terminal.table(header, table))
         let notes = rows.filter { $0.role == "primary" }.compactMap { row in row.schedule.flatMap { $0.contains(";") ? "\(row.repository): \($0)" : nil } }
         if !notes.isEmpty { print("\n" + notes.joined(separator: "\n")) }
+        let running = rows.compactMap { row in row.progress.map { "\(row.repository)/\(row.remote): \($0)" } }
+        if !running.isEmpty { print("\nsyncing now:\n" + running.map { "  " + $0 }.joined(separator: "\n")) }
     }
 }

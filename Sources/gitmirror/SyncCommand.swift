@@ -111,6 +111,7 @@ enum Engine {
         }
         try? FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: config.stateDirectory.path)
         let redactor = Redactor()
+        let board = ProgressBoard()
         let registry = WorkerRegistry()
         Interruption.stopWorkers(of: registry)
         let sync = RepositorySync(
@@ -118,9 +119,12 @@ enum Engine {
             credentials: CredentialResolver(redactor: redactor), options: options,
             hostLimiter: HostLimiter(limit: config.daemon.maxConnectionsPerHost),
             progress: { repository, remote, message in
-                Terminal.progress("\(repository)/\(remote): \(redactor.redact(message))")
+                board.update(repository: repository, remote: remote, message: redactor.redact(message))
+                Terminal.draw(board.active)
             })
+        let stopHeartbeat = board.everyInterval(10) { Terminal.heartbeat($0) }
         let reports = Self.inParallel(mirrors, jobs: jobs) { sync.run($0) }
+        stopHeartbeat()
         Terminal.clearProgress()
         if !options.planOnly && !registry.isStopping {
             do {

@@ -13,21 +13,47 @@ enum Terminal {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    /// A transient progress line, shown only when a person is watching (stdout and stderr are terminals).
-    static func progress(_ text: String) {
-        guard stderrIsTerminal && stdoutIsTerminal else { return }
+    static var interactive: Bool { stderrIsTerminal && stdoutIsTerminal }
+    nonisolated(unsafe) private static var drawn = 0
+    nonisolated(unsafe) private static var lastDraw = Date.distantPast
+
+    /// Progress for a person watching: one line per working remote, redrawn in place (at most ten times a second).
+    static func draw(_ entries: [ProgressBoard.Entry], force: Bool = false) {
+        guard interactive else { return }
         lock.lock()
         defer { lock.unlock() }
-        let width = 100
-        let line = text.count > width ? String(text.prefix(width - 1)) + "…" : text
-        FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line).utf8))
+        let now = Date()
+        guard force || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
+        lastDraw = now
+        var text = "\r" + String(repeating: "\u{1B}[1A\u{1B}[2K", count: drawn)
+        let width = 110
+        for entry in entries.suffix(12) {
+            let line = "\(entry.name): \(entry.line)"
+            text += (line.count > width ? String(line.prefix(width - 1)) + "…" : line) + "\n"
+        }
+        drawn = min(entries.count, 12)
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    /// For cron, CI and journald: a line per remote still working, with the time.
+    static func heartbeat(_ entries: [ProgressBoard.Entry]) {
+        guard !interactive else { return }
+        let formatter = ISO8601DateFormatter()
+        let now = formatter.string(from: Date())
+        let lines = entries.map { entry in
+            "\(now) \(entry.name): \(entry.line) (\(formatDuration(Date().timeIntervalSince(entry.started))) so far)\n"
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        FileHandle.standardError.write(Data(lines.joined().utf8))
     }
 
     static func clearProgress() {
-        guard stderrIsTerminal && stdoutIsTerminal else { return }
+        guard interactive else { return }
         lock.lock()
         defer { lock.unlock() }
-        FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8))
+        FileHandle.standardError.write(Data(("\r" + String(repeating: "\u{1B}[1A\u{1B}[2K", count: drawn)).utf8))
+        drawn = 0
     }
 
     static func printJSON<T: Encodable>(_ value: T) throws {

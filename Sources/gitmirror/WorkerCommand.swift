@@ -21,3 +21,24 @@ struct WorkerCommand: ParsableCommand {
         if status != 0 { throw ExitCode(status) }
     }
 }
+
+/// git's credential helper while a worker's git pushes: relays git's question to that worker
+/// over the descriptor it inherited, and the worker's answer back to git; not for people.
+struct CredentialHelperCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "__credential",
+        abstract: "Relay a git credential request to the worker that started git (internal).",
+        shouldDisplay: false
+    )
+
+    @Argument(help: "The descriptor the worker's socket is inherited at.")
+    var descriptor: Int32
+
+    @Argument(help: "git's action: get, store or erase.")
+    var action: String
+
+    func run() throws {
+        let status = CredentialRelay.helperMain(descriptor: descriptor, action: action)
+        if status != 0 { throw ExitCode(status) }
+    }
+}

@@ -103,6 +103,15 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
     let credentials = CredentialResolver(environment: environment, redactor: redactor)
     let hostLimiter = HostLimiter(limit: loaded.daemon.maxConnectionsPerHost)
     let supervisor = WorkerSupervisor(executable: executable, registry: registry)
+    // Long work says how far it is every 10 s, at info level, one line per remote.
+    let board = ProgressBoard()
+    _ = board.everyInterval(10) { entries in
+        for entry in entries {
+            logger.info("sync in progress", metadata: ["repository": "\(entry.repository)", "remote": "\(entry.remote)",
+                                                       "progress": "\(entry.line)",
+                                                       "elapsed": "\(formatDuration(Date().timeIntervalSince(entry.started)))"])
+        }
+    }
 
     let scheduler = Scheduler(
         config: loaded, logger: logger,
@@ -111,7 +120,9 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
             var options = RepositorySync.Options()
             options.trigger = trigger
             let sync = RepositorySync(config: config, store: store, supervisor: supervisor, credentials: credentials,
-                                      options: options, hostLimiter: hostLimiter)
+                                      options: options, hostLimiter: hostLimiter) { repository, remote, message in
+                board.update(repository: repository, remote: remote, message: redactor.redact(message))
+            }
             var runLogger = logger
             runLogger[metadataKey: "repository"] = "\(mirror.name)"
             runLogger.info("sync started", metadata: ["trigger": "\(trigger)"])

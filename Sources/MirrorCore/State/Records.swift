@@ -86,3 +86,24 @@ public struct ScheduleEntry: Codable, Sendable, FetchableRecord, PersistableReco
         self.updatedAt = updatedAt
     }
 }
+
+/// What a running sync is doing on one remote, for `status`: written every few seconds while it
+/// works, removed when that remote is done.
+public struct SyncProgress: Codable, Sendable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "progress"
+    public var repository: String
+    public var remote: String
+    public var phase: String
+    public var pid: Int32
+    public var startedAt: Date
+    public var updatedAt: Date
+
+    public init(repository: String, remote: String, phase: String, pid: Int32 = getpid(), startedAt: Date, updatedAt: Date = Date()) {
+        self.repository = repository
+        self.remote = remote
+        self.phase = phase
+        self.pid = pid
+        self.startedAt = startedAt
+        self.updatedAt = updatedAt
+    }
+}

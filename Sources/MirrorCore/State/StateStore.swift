@@ -121,6 +121,18 @@ public final class StateStore: Sendable {
             try db.create(index: "run_by_finish", on: "run", columns: ["finishedAt"])
             try db.create(index: "ref_update_by_run", on: "ref_update", columns: ["runId"])
         }
+        migrator.registerMigration("v4") { db in
+            // How far a running sync is, per remote, for `status`.
+            try db.create(table: "progress") { t in
+                t.column("repository", .text).notNull()
+                t.column("remote", .text).notNull()
+                t.column("phase", .text).notNull()
+                t.column("pid", .integer).notNull()
+                t.column("startedAt", .datetime).notNull()
+                t.column("updatedAt", .datetime).notNull()
+                t.primaryKey(["repository", "remote"])
+            }
+        }
         return migrator
     }
 
@@ -180,6 +192,24 @@ public final class StateStore: Sendable {
 
     public func schedule() throws -> [ScheduleEntry] {
         try pool.read { db in try ScheduleEntry.fetchAll(db) }
+    }
+
+    // MARK: progress of running syncs
+
+    public func recordProgress(_ progress: SyncProgress) throws {
+        try write { db in try progress.save(db) }
+    }
+
+    public func clearProgress(repository: String, remote: String? = nil) throws {
+        try write { db in
+            var request = SyncProgress.filter(Column("repository") == repository)
+            if let remote { request = request.filter(Column("remote") == remote) }
+            _ = try request.deleteAll(db)
+        }
+    }
+
+    public func progress() throws -> [SyncProgress] {
+        try pool.read { db in try SyncProgress.fetchAll(db) }
     }
 
     // MARK: runs

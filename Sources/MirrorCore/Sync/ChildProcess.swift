@@ -26,18 +26,21 @@ public final class ChildProcess: @unchecked Sendable {
         return (descriptors[0], descriptors[1])
     }
 
-    /// Starts `command[0]` (looked up in PATH) with these descriptors as its stdin, stdout and stderr.
-    /// Call under `withSpawnLock`. `resetSignals` start with their default action (an ignored
+    /// Starts `command[0]` (looked up in PATH) with these descriptors as its stdin, stdout and stderr
+    /// (and `inherited` ones at the numbers given). Call under `withSpawnLock`. `resetSignals` start with their default action (an ignored
     /// signal is otherwise inherited); `newProcessGroup` makes the child lead a group of its own,
     /// so that `signalGroup` reaches whatever it forks.
     public init(_ command: [String], environment: [String: String], stdin: Int32, stdout: Int32, stderr: Int32,
-                resetSignals: [Int32] = [SIGINT, SIGTERM], newProcessGroup: Bool = false) throws {
+                resetSignals: [Int32] = [SIGINT, SIGTERM], newProcessGroup: Bool = false,
+                inherited: [(source: Int32, target: Int32)] = []) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, stdin, 0)
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        // Descriptors the child (and what it starts) inherits at fixed numbers; dup2 clears close-on-exec.
+        for descriptor in inherited { posix_spawn_file_actions_adddup2(&actions, descriptor.source, descriptor.target) }
         let argv = command.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {

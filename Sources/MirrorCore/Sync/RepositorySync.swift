@@ -32,7 +32,12 @@ public struct RepositorySync: Sendable {
         self.credentials = credentials
         self.options = options
         self.hostLimiter = hostLimiter
-        self.progress = progress
+        // What a remote is doing also goes to the state database (every few seconds) for `status`.
+        let recorder = options.planOnly ? nil : store.map { ProgressRecorder(store: $0) }
+        self.progress = { repository, remote, message in
+            progress(repository, remote, message)
+            recorder?.note(repository: repository, remote: remote, message: message)
+        }
     }
 
     var redactor: Redactor { credentials.redactor }
@@ -72,7 +77,10 @@ public struct RepositorySync: Sendable {
             return RepositoryReport(repository: mirror.name, runId: nil, primary: primary, secondaries: [], duration: Date().timeIntervalSince(started))
         }
         defer {
-            if !options.planOnly { try? store?.releaseLease(repository: mirror.name) }
+            if !options.planOnly {
+                try? store?.clearProgress(repository: mirror.name)
+                try? store?.releaseLease(repository: mirror.name)
+            }
             lock.release()
         }
 
@@ -635,5 +643,41 @@ final class LockedArray<Element>: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return storage
+    }
+}
+
+/// Writes a remote's latest progress to the state database at most every `interval` seconds
+/// (the first word at once), and removes it when the remote is done.
+final class ProgressRecorder: @unchecked Sendable {
+    let store: StateStore
+    let interval: TimeInterval
+    private let lock = NSLock()
+    private var started: [String: Date] = [:]
+    private var written: [String: Date] = [:]
+
+    init(store: StateStore, interval: TimeInterval = 2) {
+        self.store = store
+        self.interval = interval
+    }
+
+    func note(repository: String, remote: String, message: String, now: Date = Date()) {
+        let key = "\(repository)/\(remote)"
+        if message.hasPrefix("done:") {
+            lock.withLock {
+                started[key] = nil
+                written[key] = nil
+            }
+            try? store.clearProgress(repository: repository, remote: remote)
+            return
+        }
+        let since: Date? = lock.withLock {
+            let first = started[key] ?? now
+            started[key] = first
+            if let last = written[key], now.timeIntervalSince(last) < interval { return nil }
+            written[key] = now
+            return first
+        }
+        guard let since else { return }
+        try? store.recordProgress(SyncProgress(repository: repository, remote: remote, phase: message, startedAt: since, updatedAt: now))
     }
 }

@@ -115,7 +115,7 @@ public enum Worker {
                 try remote.fetch(refspecs: request.refspecs ?? [])
                 result.bytes = hooks.receivedBytes
             case .push:
-                result = try push(request, hooks: hooks)
+                result = try push(request, hooks: hooks, caBundle: bundle?.path)
                 if result.serverMessages.isEmpty { result.serverMessages = hooks.serverMessages }
                 // The final listing is a connection of its own, with hooks of its own.
                 hooks = makeHooks(request)
@@ -139,61 +139,25 @@ public enum Worker {
         }
     }
 
-    /// Push with a lease: refs that moved on the server since planning are left
-    /// alone and reported; the rest are sent.
-    static func push(_ request: WorkerRequest, hooks: TransferHooks) throws -> WorkerResult {
-        let repository = try Repository.openBare(at: request.cachePath ?? "")
-        let remote = try Remote(url: request.url, in: repository, hooks: hooks)
-        try remote.connect(.push)
-        let current = Dictionary(try remote.advertisedHeads().map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+    /// Push with a lease: refs that moved on the server since planning are left alone and
+    /// reported; the rest are sent by the transfer the request names.
+    static func push(_ request: WorkerRequest, hooks: TransferHooks, caBundle: String?) throws -> WorkerResult {
+        let sent = try transfer(for: request, hooks: hooks, caBundle: caBundle).send(request.updates ?? [], from: request.cachePath ?? "")
         var result = WorkerResult()
-        var sending: [WireUpdate] = []
-        for update in request.updates ?? [] {
-            if current[update.ref] != update.expectedOld {
-                let now = current[update.ref].map { "now \($0.short)" } ?? "now absent"
-                result.outcomes.append(PushOutcome(ref: update.ref, accepted: false,
-                                                   message: "moved on the server since it was planned (\(now)); left alone, the next sync re-plans it"))
-            } else {
-                sending.append(update)
-            }
-        }
-        if !sending.isEmpty {
-            let leases = Dictionary(sending.map { ($0.ref, $0.expectedOld ?? .zero) }, uniquingKeysWith: { a, _ in a })
-            hooks.pushNegotiation = { updates in
-                for update in updates where leases[update.destinationRef] != nil && leases[update.destinationRef] != update.remoteOld {
-                    return "\(update.destinationRef) moved on the server since it was planned; nothing was pushed"
-                }
-                return nil
-            }
-            // libgit2 writes a local repository's refs directly, skipping its hooks and receive.deny*:
-            // git's receive-pack is the server there, as it is for `git push /path`.
-            if isLocalPath(request.url) {
-                remote.disconnect()
-                let pushed = try ReceivePackPush.push(cache: request.cachePath ?? "", target: request.url, updates: sending, progress: hooks.progress)
-                result.outcomes += pushed.outcomes
-                result.serverMessages = pushed.serverMessages
-                return result
-            }
-            let refspecs = sending.map { update -> String in
-                guard update.new != nil else { return ":\(update.ref)" }
-                return (update.force ? "+" : "") + "\(update.ref):\(update.ref)"
-            }
-            try remote.upload(refspecs: refspecs)
-            for update in sending {
-                switch hooks.pushStatuses[update.ref] {
-                case .some(.none):
-                    result.outcomes.append(PushOutcome(ref: update.ref, accepted: true, message: nil))
-                case .some(.some(let reason)):
-                    result.outcomes.append(PushOutcome(ref: update.ref, accepted: false, message: reason))
-                case .none:
-                    // No report-status for this ref: the final listing decides.
-                    result.outcomes.append(PushOutcome(ref: update.ref, accepted: true, message: "no status reported by the server"))
-                }
-            }
-            result.bytes = hooks.pushedBytes
-        }
-        remote.disconnect()
+        result.outcomes = sent.outcomes
+        result.serverMessages = sent.serverMessages
+        result.bytes = sent.bytes
         return result
+    }
+
+    /// git's transfer unless the request asks for libgit2's or git cannot carry it. A local path
+    /// always goes through git: libgit2 would write its refs directly, skipping the target's hooks
+    /// and receive.deny* (git's receive-pack is the server there, as it is for `git push /path`).
+    static func transfer(for request: WorkerRequest, hooks: TransferHooks, caBundle: String?) -> PackTransfer {
+        let git = GitTransfer(request: request, hooks: hooks, caBundle: caBundle)
+        if isLocalPath(request.url) { return git }
+        if request.transfer == .libgit2 || !GitTransfer.handles(request) { return Libgit2Transfer(request: request, hooks: hooks) }
+        return git
     }
 
     static func isLocalPath(_ url: String) -> Bool { url.hasPrefix("/") }

@@ -32,6 +32,8 @@ public struct WorkerRequest: Codable, Sendable {
     public var ancestry: [AncestryQuestion]?
     public var backups: [BackupRef]?
     public var announceFrom: Int?
+    /// How a push travels (default: git's transfer, which reuses stored deltas).
+    public var transfer: TransferKind?
 
     public init(operation: Operation, url: String) {
         self.operation = operation

@@ -1,0 +1,287 @@
+import Foundation
+import Git
+
+/// The transfer that reuses the deltas the cache already stores: git's own `push`, run from the
+/// cache by the worker (libgit2 1.5's packbuilder recomputes every delta it sends). For a local
+/// path this is also what makes the target's receive-pack — its hooks and `receive.deny*` — decide.
+///
+/// What it keeps from the libgit2 transfer: every update carries its lease
+/// (`--force-with-lease=ref:expected`); credentials are answered by `CredentialRelay` for the
+/// configured origin only; redirects are not followed; SSH goes through OpenSSH with exactly the
+/// configured key (read from memory) and known_hosts, strict; git reads no configuration but the cache's.
+struct GitTransfer: PackTransfer {
+    let request: WorkerRequest
+    let hooks: TransferHooks
+    /// The CA bundle the worker built (the system's plus `ca_file`), if any.
+    let caBundle: String?
+
+    /// Whether git can carry this push: everything but an SSH key locked with a passphrase
+    /// (OpenSSH in batch mode cannot be given one; libgit2 can).
+    static func handles(_ request: WorkerRequest) -> Bool {
+        !(request.credential?.kind == .sshKey && request.credential?.passphrase?.isEmpty == false)
+    }
+
+    /// git reads no configuration but the repositories' own, and never prompts.
+    static func environment() -> [String: String] {
+        let parent = ProcessInfo.processInfo.environment
+        var environment = ["PATH": parent["PATH"] ?? "/usr/bin:/bin", "LANG": "C", "LC_ALL": "C",
+                           "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_TERMINAL_PROMPT": "0"]
+        environment["HOME"] = parent["HOME"] ?? NSHomeDirectory()
+        return environment
+    }
+
+    static func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    static func scheme(of url: String) -> String {
+        if url.hasPrefix("/") { return "file" }
+        if let range = url.range(of: "://") { return String(url[..<range.lowerBound]).lowercased() }
+        return "ssh"
+    }
+
+    /// `-c` settings that confine git to what the configuration says.
+    static func settings(url: String, helper: String?, caBundle: String?, sshCommand: String) -> [String] {
+        var settings = ["credential.helper=", "credential.useHttpPath=false", "http.followRedirects=false",
+                        "protocol.allow=never", "protocol.\(scheme(of: url)).allow=always", "core.askPass=",
+                        "core.sshCommand=\(sshCommand)", "push.useBitmaps=true", "advice.pushUpdateRejected=false"]
+        if let helper { settings.append("credential.helper=\(helper)") }
+        if let caBundle { settings.append("http.sslCAInfo=\(caBundle)") }
+        return settings.flatMap { ["-c", $0] }
+    }
+
+    /// OpenSSH with exactly the configured key and known_hosts: no agent, no ~/.ssh/config, no prompt.
+    static func sshCommand(keyPath: String?, knownHosts: String, user: String?) -> String {
+        var words = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                     "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "PasswordAuthentication=no",
+                     "-o", "KbdInteractiveAuthentication=no", "-o", "UserKnownHostsFile=\(quoted(knownHosts))",
+                     "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=30",
+                     "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
+        if let user { words += ["-o", "User=\(quoted(user))"] }
+        words += keyPath.map { ["-i", quoted($0)] } ?? ["-o", "IdentityFile=none"]
+        return words.joined(separator: " ")
+    }
+
+    /// The command line: every update carries its lease (`--force-with-lease=ref:expected`, empty
+    /// for "must not exist"), so a ref that moved since planning is refused by git, not overwritten.
+    static func arguments(cache: String, target: String, updates: [WireUpdate], settings: [String] = []) -> [String] {
+        var arguments = ["git", "--git-dir=\(cache)"] + settings + ["push", "--porcelain", "--progress", "--no-verify"]
+        for update in updates {
+            arguments.append("--force-with-lease=\(update.ref):\(update.expectedOld?.hex ?? "")")
+        }
+        arguments.append(target)
+        // Deletions first: a branch renamed into a folder (`a` → `a/b`) frees its name before the new ref takes it.
+        let ordered = updates.filter { $0.new == nil } + updates.filter { $0.new != nil }
+        for update in ordered {
+            arguments.append(update.new == nil ? ":\(update.ref)" : (update.force ? "+" : "") + "\(update.ref):\(update.ref)")
+        }
+        return arguments
+    }
+
+    func send(_ updates: [WireUpdate], from cache: String) throws -> TransferResult {
+        guard !updates.isEmpty else { return TransferResult() }
+        let target = request.url
+        let credential = request.credential
+        // The key lives in memory only: an anonymous file OpenSSH reads through this process's descriptor.
+        var key: Int32 = -1
+        defer { if key >= 0 { close(key) } }
+        if credential?.kind == .sshKey, let privateKey = credential?.privateKey {
+            key = try Self.memoryFile(named: "gitmirror-ssh-key", contents: privateKey)
+        }
+        let knownHosts = request.knownHostsFile ?? (NSHomeDirectory() as NSString).appendingPathComponent(".ssh/known_hosts")
+        let ssh = Self.sshCommand(keyPath: key >= 0 ? "/proc/\(getpid())/fd/\(key)" : nil, knownHosts: knownHosts,
+                                  user: Self.scheme(of: target) == "ssh" && !Self.hasUser(target) ? credential?.username : nil)
+        let helper = "!" + Self.quoted(Self.executable()) + " __credential \(CredentialRelay.descriptor)"
+
+        let answer: () -> (username: String, password: String)? = { [hooks] in
+            switch hooks.credentialProvider?() ?? hooks.credential {
+            case .userPassword(let username, let password)?: return (username, password)
+            default: return nil
+            }
+        }
+        let (child, output, errors, relay) = try ChildProcess.withSpawnLock {
+            let stdin = try ChildProcess.makePipe(), stdout = try ChildProcess.makePipe(), stderr = try ChildProcess.makePipe()
+            let relay = try CredentialRelay(url: target, answer: answer)
+            defer {
+                close(stdin.read)
+                close(stdin.write)
+                close(stdout.write)
+                close(stderr.write)
+                close(relay.childEnd)
+            }
+            let command = Self.arguments(cache: cache, target: target, updates: updates,
+                                         settings: Self.settings(url: target, helper: helper, caBundle: caBundle, sshCommand: ssh))
+            let child = try ChildProcess(command, environment: Self.environment(), stdin: stdin.read, stdout: stdout.write, stderr: stderr.write,
+                                         inherited: [(relay.childEnd, CredentialRelay.descriptor)])
+            return (child, stdout.read, stderr.read, relay)
+        }
+        relay.serve()
+        let progress = GitProgress(report: hooks.progress)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            progress.read(errors)
+            done.signal()
+        }
+        let porcelain = String(decoding: ChildProcess.readAll(output), as: UTF8.self)
+        close(output)
+        done.wait()
+        let status = child.wait()
+        relay.finish()
+        let outcomes = Self.parse(porcelain: porcelain, updates: updates)
+        let lines = progress.lines
+        guard !outcomes.isEmpty else {
+            throw Self.failure(lines: lines, status: status, target: target, relay: relay.events, cache: cache)
+        }
+        // The server could not unpack what git sent: git copies stored objects as they are, so a damaged
+        // cache shows here first. A suspicion only: the supervisor verifies the cache before repairing it.
+        if let unpack = outcomes.first(where: { !$0.accepted && Self.isUnpackFailure($0.message ?? "") }) {
+            let said = lines.filter { $0.lowercased().contains("error") || $0.lowercased().contains("fatal") }.suffix(4).joined(separator: " | ")
+            let detail = said.isEmpty ? (unpack.message ?? "unpacker error") : said
+            throw SyncFailure(.rejected, "the server could not unpack the pack sent from the cache (\(detail))", cacheDamage: detail)
+        }
+        let messages = lines.compactMap { line -> String? in
+            guard line.hasPrefix("remote: ") else { return nil }
+            let text = String(line.dropFirst("remote: ".count)).trimmingCharacters(in: .whitespaces)
+            return text.isEmpty || TransferHooks.isProgress(text) ? nil : text
+        }
+        return TransferResult(outcomes: outcomes, serverMessages: Array(messages.prefix(200)), bytes: progress.bytes)
+    }
+
+    static func isUnpackFailure(_ message: String) -> Bool {
+        let lower = message.lowercased()
+        return lower.contains("unpacker error") || lower.contains("index-pack abnormal exit") || lower.contains("unpack-objects abnormal exit")
+    }
+
+    static func hasUser(_ url: String) -> Bool {
+        let authority = url.range(of: "://").map { String(url[$0.upperBound...]) } ?? url
+        let end = authority.firstIndex(where: { $0 == "/" || $0 == ":" }) ?? authority.endIndex
+        return authority[..<end].contains("@")
+    }
+
+    /// This binary, for git to run as its credential helper.
+    static func executable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    /// An anonymous in-memory file (memfd), readable only by this user, holding `contents`.
+    static func memoryFile(named name: String, contents: String) throws -> Int32 {
+        let descriptor = gitmirror_memfd_create(name, 1 /* MFD_CLOEXEC */)
+        guard descriptor >= 0 else { throw SyncFailure(.internal, "memfd_create: \(String(cString: strerror(errno)))") }
+        _ = fchmod(descriptor, 0o600)
+        var text = contents
+        if !text.hasSuffix("\n") { text += "\n" }
+        guard CredentialRelay.writeAll(descriptor, Array(text.utf8)) else {
+            close(descriptor)
+            throw SyncFailure(.internal, "cannot hold the SSH key in memory: \(String(cString: strerror(errno)))")
+        }
+        return descriptor
+    }
+
+    /// Why git gave no verdict for any ref, from what it printed: the class a person can act on.
+    static func failure(lines: [String], status: Int32, target: String, relay: [CredentialRelay.Event], cache: String) -> SyncFailure {
+        for event in relay {
+            if case .otherOrigin(let origin) = event {
+                return SyncFailure(.config, "the server redirected to \(origin), another origin than the configured one; gitmirror sends credentials and pushes only to the configured scheme, host and port. Put the final URL in mirrors.yaml")
+            }
+        }
+        let said = lines.filter { line in
+            let text = line.hasPrefix("remote: ") ? String(line.dropFirst("remote: ".count)).trimmingCharacters(in: .whitespaces) : line
+            return !text.isEmpty && !TransferHooks.isProgress(text)
+        }.suffix(6).joined(separator: " | ")
+        let lower = said.lowercased()
+        if relay.contains(.refused) || lower.contains("authentication failed") || lower.contains("could not read username")
+            || lower.contains("could not read password") || lower.contains("permission denied (publickey")
+            || lower.contains("returned error: 401") || lower.contains("returned error: 403") || lower.contains("terminal prompts disabled") {
+            return SyncFailure(.auth, "authentication failed for \(target): \(said) (check the token, password or key and its permissions)")
+        }
+        if lower.contains("returned error: 30") || lower.contains("redirect") {
+            return SyncFailure(.config, "the server redirected elsewhere (\(said)); gitmirror sends credentials and pushes only to the configured scheme, host and port. Put the final URL in mirrors.yaml")
+        }
+        if lower.contains("host key verification failed") || lower.contains("remote host identification has changed")
+            || lower.contains("host key is known") || lower.contains("host key for") {
+            return SyncFailure(.hostKey, "the SSH host key of \(target) is not trusted by known_hosts (\(said)): verify the host's fingerprint, then add it with ssh-keyscan")
+        }
+        let (rejectionClass, advice) = Forge.classify(rejection: said)
+        if rejectionClass == .tooLarge || lower.contains("returned error: 413") {
+            return SyncFailure(.tooLarge, "the server refused the size of the push (\(said)): \(advice ?? "push the history in smaller steps, or raise the server's limit (receive.maxInputSize, the host's push size limit)")")
+        }
+        if lower.contains("certificate") || lower.contains("ssl") || lower.contains("tls") {
+            return SyncFailure(.tls, "TLS verification failed for \(target): \(said)")
+        }
+        if lower.contains("repository not found") || lower.contains("returned error: 404") || lower.contains("not exported")
+            || lower.contains("does not appear to be a git repository") || lower.contains("no such file") || lower.contains("not found") {
+            return SyncFailure(.notFound, "the repository \(target) does not exist or is not visible to these credentials: \(said)")
+        }
+        if let local = Worker.localFault(said, cachePath: cache) { return local }
+        if lower.contains("hung up") || lower.contains("connection") || lower.contains("could not read") || lower.contains("resolve host")
+            || lower.contains("failed to connect") || lower.contains("unable to connect") || lower.contains("timed out") || lower.contains("broken pipe") {
+            return SyncFailure(.network, "the connection to \(target) failed during the push: \(said)")
+        }
+        if lower.contains("permission denied") {
+            return SyncFailure(.config, "\(CacheAccess.describe(target)): \(said)")
+        }
+        return SyncFailure(.internal, "git push to \(target) exited with status \(status) without a verdict per ref: \(said)")
+    }
+
+    /// `--porcelain` lines: FLAG \t FROM:TO \t SUMMARY [(REASON)]; `!` is a refusal.
+    static func parse(porcelain: String, updates: [WireUpdate]) -> [PushOutcome] {
+        var verdicts: [String: PushOutcome] = [:]
+        for line in porcelain.split(separator: "\n") {
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+            guard fields.count >= 3, let flag = fields[0].first, let colon = fields[1].lastIndex(of: ":") else { continue }
+            let ref = String(fields[1][fields[1].index(after: colon)...])
+            let summary = String(fields[2])
+            if flag == "!" {
+                var reason = summary
+                if summary.contains("stale info") {
+                    reason = "moved on the server since it was planned; left alone, the next sync re-plans it"
+                } else if let open = summary.firstIndex(of: "("), summary.hasSuffix(")") {
+                    reason = String(summary[summary.index(after: open)..<summary.index(before: summary.endIndex)])
+                }
+                verdicts[ref] = PushOutcome(ref: ref, accepted: false, message: reason)
+            } else {
+                verdicts[ref] = PushOutcome(ref: ref, accepted: true, message: nil)
+            }
+        }
+        return updates.compactMap { verdicts[$0.ref] }
+    }
+}
+
+/// git's stderr, line by line: progress becomes a short line for the supervisor (its stall clock and
+/// what people see), everything else is kept for the error message.
+final class GitProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private var collected: [String] = []
+    private var written = 0
+    private let report: (String) -> Void
+
+    init(report: @escaping (String) -> Void) { self.report = report }
+
+    var lines: [String] { lock.withLock { collected } }
+    /// Bytes written, as git's "Writing objects" line last said.
+    var bytes: Int { lock.withLock { written } }
+
+    func read(_ descriptor: Int32) {
+        var pending = Data()
+        _ = ChildProcess.readAll(descriptor) { chunk in
+            pending.append(chunk)
+            while let end = pending.firstIndex(where: { $0 == 0x0A || $0 == 0x0D }) {
+                let line = String(decoding: pending[pending.startIndex..<end], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+                pending.removeSubrange(pending.startIndex...end)
+                guard !line.isEmpty else { continue }
+                if let step = TransferStep(gitLine: line) {
+                    if let bytes = step.bytes { lock.withLock { written = max(written, bytes) } }
+                    report(step.description)
+                } else {
+                    report(line)
+                }
+                lock.withLock {
+                    if TransferStep(gitLine: line) == nil, !TransferHooks.isProgress(line), collected.count < 500 { collected.append(line) }
+                }
+            }
+        }
+        close(descriptor)
+    }
+}
+
+/// glibc's memfd_create (2.27+), which Swift's Glibc module does not export.
+@_silgen_name("memfd_create")
+private func gitmirror_memfd_create(_ name: UnsafePointer<CChar>, _ flags: UInt32) -> Int32

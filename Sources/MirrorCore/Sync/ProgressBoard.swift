@@ -1,0 +1,68 @@
+import Foundation
+
+/// The latest word from every remote a sync is working on. The CLI draws it (one line per remote
+/// on a terminal; a line per remote every 10 s when nobody watches), the daemon logs it, and the
+/// state database keeps it for `status`.
+public final class ProgressBoard: @unchecked Sendable {
+    public struct Entry: Sendable, Equatable {
+        public var repository: String
+        public var remote: String
+        public var line: String
+        public var started: Date
+        public var updated: Date
+
+        public var name: String { "\(repository)/\(remote)" }
+    }
+
+    private let lock = NSLock()
+    private var entries: [String: Entry] = [:]
+    private var order: [String] = []
+    private let clock: @Sendable () -> Date
+
+    public init(clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.clock = clock
+    }
+
+    /// A remote's news; "done: …" takes it off the board.
+    public func update(repository: String, remote: String, message: String) {
+        let key = "\(repository)/\(remote)"
+        let now = clock()
+        lock.withLock {
+            if message.hasPrefix("done:") {
+                entries[key] = nil
+                order.removeAll { $0 == key }
+                return
+            }
+            if var entry = entries[key] {
+                entry.line = message
+                entry.updated = now
+                entries[key] = entry
+            } else {
+                entries[key] = Entry(repository: repository, remote: remote, line: message, started: now, updated: now)
+                order.append(key)
+            }
+        }
+    }
+
+    /// Remotes still working, in the order they started.
+    public var active: [Entry] { lock.withLock { order.compactMap { entries[$0] } } }
+
+    /// Remotes that have been working at least `after` seconds: the ones worth a line when nobody watches.
+    public func longRunning(after: TimeInterval) -> [Entry] {
+        let now = clock()
+        return active.filter { now.timeIntervalSince($0.started) >= after }
+    }
+
+    /// Runs `body` every `interval` seconds with the remotes working for at least that long, until
+    /// the returned stop is called: the heartbeat for logs, cron mail and CI output.
+    public func everyInterval(_ interval: TimeInterval, _ body: @escaping @Sendable ([Entry]) -> Void) -> @Sendable () -> Void {
+        let stopped = DispatchSemaphore(value: 0)
+        Thread.detachNewThread { [self] in
+            while stopped.wait(timeout: .now() + interval) == .timedOut {
+                let working = longRunning(after: interval)
+                if !working.isEmpty { body(working) }
+            }
+        }
+        return { stopped.signal() }
+    }
+}
