@@ -31,7 +31,7 @@ struct SyncCommand: ParsableCommand {
         let mirrors = try options.select(repositories, from: config)
         var syncOptions = RepositorySync.Options()
         syncOptions.lockWait = parseDuration(lockWait) ?? 900
-        let (reports, interrupted) = try Engine.run(config: config, mirrors: mirrors, options: syncOptions, jobs: parallel.jobs(config))
+        let (reports, interrupted) = try Engine.run(config: config, mirrors: mirrors, options: syncOptions, jobs: parallel.jobs(config), heartbeat: parallel.heartbeat)
         if json {
             try Terminal.printJSON(reports)
         } else {
@@ -63,7 +63,7 @@ struct PlanCommand: ParsableCommand {
         let mirrors = try options.select(repositories, from: config)
         var syncOptions = RepositorySync.Options()
         syncOptions.planOnly = true
-        let (reports, interrupted) = try Engine.run(config: config, mirrors: mirrors, options: syncOptions, jobs: parallel.jobs(config))
+        let (reports, interrupted) = try Engine.run(config: config, mirrors: mirrors, options: syncOptions, jobs: parallel.jobs(config), heartbeat: parallel.heartbeat)
         if json {
             try Terminal.printJSON(reports)
         } else {
@@ -84,8 +84,18 @@ struct ParallelOptions: ParsableArguments {
         valueName: "n"))
     var jobs: Int?
 
+    @Option(help: ArgumentHelp(
+        "When output is not a terminal (cron, CI, journald), print a line per remote still working this often.",
+        valueName: "duration"))
+    var progressEvery: String = "10s"
+
+    var heartbeat: TimeInterval { parseDuration(progressEvery) ?? 10 }
+
     func validate() throws {
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        guard let every = parseDuration(progressEvery), every >= 1 else {
+            throw ValidationError("--progress-every must be a duration of at least 1s, such as 10s or 1m")
+        }
     }
 
     func jobs(_ config: Config) -> Int { jobs ?? config.daemon.maxParallelRepositories }
@@ -95,7 +105,7 @@ struct ParallelOptions: ParsableArguments {
 /// `jobs` at a time; the reports come back in the order the repositories were given.
 enum Engine {
     /// `interrupted`: a Ctrl-C or SIGTERM stopped the work (see `Interruption`).
-    static func run(config: Config, mirrors: [Mirror], options: RepositorySync.Options, jobs: Int = 1) throws
+    static func run(config: Config, mirrors: [Mirror], options: RepositorySync.Options, jobs: Int = 1, heartbeat: TimeInterval = 10) throws
         -> (reports: [RepositoryReport], interrupted: Bool) {
         let store: StateStore
         do {
@@ -122,7 +132,7 @@ enum Engine {
                 board.update(repository: repository, remote: remote, message: redactor.redact(message))
                 Terminal.draw(board.active)
             })
-        let stopHeartbeat = board.everyInterval(10) { Terminal.heartbeat($0) }
+        let stopHeartbeat = board.everyInterval(heartbeat) { Terminal.heartbeat($0) }
         let reports = Self.inParallel(mirrors, jobs: jobs) { sync.run($0) }
         stopHeartbeat()
         Terminal.clearProgress()

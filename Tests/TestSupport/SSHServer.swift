@@ -44,7 +44,7 @@ public final class SSHServer: Server, @unchecked Sendable {
             PubkeyAuthentication yes
             PermitRootLogin prohibit-password
             AllowUsers \(user)
-            LogLevel VERBOSE
+            LogLevel DEBUG1
             """.write(to: config, atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
         log = directory.appendingPathComponent("sshd.log")

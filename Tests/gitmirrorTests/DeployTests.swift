@@ -20,6 +20,14 @@ import TestSupport
         #expect(unit.contains("Type=notify") && unit.contains("DynamicUser=yes") && unit.contains("LoadCredential="))
     }
 
+    /// Pushes run git (its pack transfer reuses stored deltas), and SSH pushes run OpenSSH: the image has both.
+    @Test func containerRuntimeHasTheProgramsGitmirrorRuns() throws {
+        let containerfile = try String(contentsOf: Self.deploy.appendingPathComponent("container/Containerfile"), encoding: .utf8)
+        let runtime = try #require(containerfile.components(separatedBy: "FROM debian:bookworm-slim").last)
+        let installed = Set(runtime.split(whereSeparator: { " \n\\".contains($0) }).map(String.init))
+        #expect(installed.isSuperset(of: ["git", "openssh-client", "ca-certificates"]))
+    }
+
     /// The image's runtime stage must install the Debian package of every system library the
     /// binary links (Swift's own libraries are linked in with --static-swift-stdlib).
     @Test func containerRuntimeInstallsEveryLinkedSystemLibrary() throws {

@@ -63,6 +63,12 @@ import TestSupport
         #expect(states.allSatisfy { $0.state == "ok" && $0.lastSuccess != nil && $0.lastErrorClass == nil })
         let history = try store.refHistory(repository: "app")
         #expect(history.filter { $0.action == "create" && $0.outcome == "applied" }.count == 3 * expected.count)
+        // And the packs went through git's own transfer (which reuses stored deltas): the HTTPS push
+        // came from git's user agent, the SSH push from OpenSSH (listings stay libgit2's)
+        let pushes = https.accessLogText.split(separator: "\n").filter { $0.contains("POST /via-https.git/git-receive-pack") }
+        #expect(!pushes.isEmpty && pushes.allSatisfy { $0.contains("\"git/2.") && !$0.contains("libgit2") }, "\(pushes)")
+        let sshLog = (try? String(contentsOf: ssh.log, encoding: .utf8)) ?? ""
+        #expect(sshLog.contains("remote software version OpenSSH"), "\(sshLog.suffix(2000))")
         // And the secret appears nowhere
         #expect(!output.combined.contains("canary-https-password-7731"))
         let sqlite = try Data(contentsOf: sandbox.path("state/gitmirror.sqlite"))

@@ -54,6 +54,15 @@ public struct Preflight: Sendable {
         if let target = remote.url.codeCommit {
             finding.details.append("CodeCommit \(target.repository) in \(target.region)\(target.fips ? " (FIPS)" : "")")
         }
+        // Pushes go through git's own transfer (and SSH pushes through OpenSSH): both must be installed.
+        if remote.role == .secondary {
+            for tool in Self.toolsNeeded(for: remote) where Self.locate(tool) == nil {
+                finding.failure = SyncFailure(.config, "\(tool) is not installed or not in PATH; gitmirror pushes with git's own transfer\(tool == "ssh" ? " and OpenSSH" : "")")
+                finding.advice = "install it (Debian: apt-get install \(tool == "ssh" ? "openssh-client" : "git"))"
+                finding.access = "not tried"
+                return finding
+            }
+        }
         // DNS and TCP first: the cheapest question, and the clearest answer when it fails.
         if let host = remote.url.host, remote.url.scheme != .file {
             let port = remote.url.port ?? defaultPort(remote.url.scheme)
@@ -109,6 +118,19 @@ public struct Preflight: Sendable {
             }
         }
         return finding
+    }
+
+    static func toolsNeeded(for remote: RemoteSpec) -> [String] {
+        remote.url.scheme == .ssh ? ["git", "ssh"] : ["git"]
+    }
+
+    /// The program's path in PATH, if it is there.
+    static func locate(_ program: String, path: String? = ProcessInfo.processInfo.environment["PATH"]) -> String? {
+        for directory in (path ?? "/usr/bin:/bin").split(separator: ":") {
+            let candidate = "\(directory)/\(program)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
     }
 
     func describeCredentials(_ remote: RemoteSpec) -> String {

@@ -119,6 +119,7 @@ public struct RepositorySync: Sendable {
                 repaired = true
                 source = try fetchPrimary(mirror, report: &primary)
             }
+            progress(mirror.name, "primary", "done: fetched")
             secondaries = syncSecondaries(mirror, mirror.secondaries, source: source, runId: runId)
             let suspects = secondaries.filter { $0.report.failure.map(Self.suspectsCache) == true }
             if !suspects.isEmpty, !repaired, let suspicion = suspects.first?.report.failure,

@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+@testable import MirrorCore
+
+@Suite struct CredentialRelayTests {
+    func relay(_ url: String) throws -> CredentialRelay {
+        let relay = try CredentialRelay(url: url) { ("mirror", "canary-relay-secret") }
+        close(relay.workerEnd)
+        close(relay.childEnd)
+        return relay
+    }
+
+    @Test func answersOnlyTheConfiguredOriginAndOnlyOnce() throws {
+        let relay = try relay("https://git.example.com/team/app.git")
+        // Another host, another port, another scheme: nothing is given, and the relay says why.
+        for (scheme, host) in [("https", "evil.example.com"), ("https", "git.example.com:8443"), ("http", "git.example.com")] {
+            let reply = relay.respond(to: ["action": "get", "protocol": scheme, "host": host])
+            #expect(reply == ["quit": "1"])
+        }
+        #expect(relay.events.count == 3)
+        #expect(relay.events.allSatisfy { if case .otherOrigin = $0 { true } else { false } })
+        // The configured origin, with its default port written out or not, gets the credential once.
+        let first = relay.respond(to: ["action": "get", "protocol": "https", "host": "git.example.com:443"])
+        #expect(first == ["username": "mirror", "password": "canary-relay-secret"])
+        // A second question means the first answer was refused: no second try.
+        #expect(relay.respond(to: ["action": "get", "protocol": "https", "host": "git.example.com"]) == ["quit": "1"])
+        #expect(relay.events.last == .refused)
+    }
+
+    @Test func gitReportingTheCredentialRejectedIsRecorded() throws {
+        let relay = try relay("http://127.0.0.1:9401/s1.git")
+        #expect(relay.respond(to: ["action": "get", "protocol": "http", "host": "127.0.0.1:9401"])["password"] == "canary-relay-secret")
+        #expect(relay.respond(to: ["action": "erase", "protocol": "http", "host": "127.0.0.1:9401"]) == [:])
+        #expect(relay.events == [.refused])
+    }
+
+    @Test func settingsConfineGitToTheConfiguredProtocolAndNoRedirects() {
+        let settings = GitTransfer.settings(url: "https://h/x.git", helper: "!'/bin/gitmirror' __credential 3", caBundle: "/tmp/ca.pem", sshCommand: "ssh")
+        let values = stride(from: 1, to: settings.count, by: 2).map { settings[$0] }
+        #expect(values.contains("http.followRedirects=false"))
+        #expect(values.contains("protocol.allow=never"))
+        #expect(values.contains("protocol.https.allow=always"))
+        // The helper list is emptied before ours is named: no other helper is ever asked.
+        #expect(values.firstIndex(of: "credential.helper=")! < values.firstIndex(of: "credential.helper=!'/bin/gitmirror' __credential 3")!)
+        #expect(values.contains("http.sslCAInfo=/tmp/ca.pem"))
+    }
+
+    @Test func sshIsStrictAndUsesOnlyTheGivenKey() {
+        let command = GitTransfer.sshCommand(keyPath: "/proc/1/fd/9", knownHosts: "/etc/kh", user: nil)
+        for option in ["BatchMode=yes", "StrictHostKeyChecking=yes", "IdentitiesOnly=yes", "IdentityAgent=none", "UserKnownHostsFile='/etc/kh'", "-F /dev/null"] {
+            #expect(command.contains(option), "\(option)")
+        }
+        #expect(command.hasSuffix("-i '/proc/1/fd/9'"))
+        #expect(GitTransfer.sshCommand(keyPath: nil, knownHosts: "/k", user: "git").contains("IdentityFile=none"))
+    }
+}
+
+@Suite struct TransferProgressTests {
+    @Test func gitProgressLinesBecomeSteps() {
+        let writing = TransferStep(gitLine: "Writing objects:  45% (47520/105599), 12.01 MiB | 11.99 MiB/s")
+        #expect(writing?.phase == "writing objects")
+        #expect(writing?.done == 47520 && writing?.total == 105599)
+        #expect(writing?.bytes == Int(12.01 * 1024 * 1024))
+        #expect(writing?.description == "writing objects 47520/105599 (45%), 12.0 MiB, 12.0 MiB/s")
+        #expect(TransferStep(gitLine: "remote: Resolving deltas:  10% (5/50)")?.description == "server resolving deltas 5/50 (10%)")
+        #expect(TransferStep(gitLine: "Enumerating objects: 105599, done.")?.done == 105599)
+        #expect(TransferStep(gitLine: "remote: error: hook declined") == nil)
+        #expect(TransferStep(gitLine: "To git://host/x.git") == nil)
+    }
+
+    @Test func theBoardKeepsOneLinePerWorkingRemote() {
+        final class Clock: @unchecked Sendable { var now = Date(timeIntervalSince1970: 1000) }
+        let clock = Clock()
+        let board = ProgressBoard { clock.now }
+        board.update(repository: "app", remote: "s1", message: "listing refs")
+        board.update(repository: "app", remote: "s2", message: "listing refs")
+        clock.now += 12
+        board.update(repository: "app", remote: "s1", message: "writing objects 10/20 (50%)")
+        board.update(repository: "app", remote: "s3", message: "listing refs")
+        #expect(board.active.map(\.name) == ["app/s1", "app/s2", "app/s3"])
+        #expect(board.active.first?.line == "writing objects 10/20 (50%)")
+        // Only work that has gone on for the interval is worth a line when nobody watches.
+        #expect(board.longRunning(after: 10).map(\.name) == ["app/s1", "app/s2"])
+        board.update(repository: "app", remote: "s1", message: "done: ok")
+        #expect(board.active.map(\.name) == ["app/s2", "app/s3"])
+    }
+}
