@@ -232,10 +232,12 @@ public struct RepositorySync: Sendable {
     func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID]) -> (report: RemoteReport, fingerprint: String?) {
         let started = Date()
         var report = RemoteReport(repository: mirror.name, remote: secondary.name, role: .secondary, url: secondary.url.display, result: .ok)
-        var finalHeads: [RemoteHead]?
+        var work = SecondarySync(sync: self, mirror: mirror, secondary: secondary, source: source, report: report)
         do {
-            try push(mirror, secondary, source: source, report: &report, finalHeads: &finalHeads)
+            try work.run()
+            report = work.report
         } catch {
+            report = work.report
             report.failure = redacted(error as? SyncFailure ?? SyncFailure(.internal, "\(error)"))
             report.result = .failed
             for index in report.refs.indices where report.refs[index].outcome == .planned && report.refs[index].action.pushes {
@@ -245,7 +247,7 @@ public struct RepositorySync: Sendable {
         }
         report.duration = Date().timeIntervalSince(started)
         progress(mirror.name, secondary.name, "done: \(report.result.rawValue)")
-        return (report, finalHeads.map(fingerprint))
+        return (report, work.finalHeads.map(fingerprint))
     }
 
     /// Jobs that only read the cache: no server to wait for, so silence this long means a read that never ends.
@@ -253,179 +255,6 @@ public struct RepositorySync: Sendable {
 
     func cacheLimits(_ remote: RemoteSpec) -> WorkerSupervisor.Limits {
         WorkerSupervisor.Limits(timeout: remote.policy.timeout, stall: min(remote.policy.stallTimeout, Self.cacheStall))
-    }
-
-    /// Fast-forward answers for every (old, new) pair the plan will ask about, from a worker.
-    func ancestry(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], target: [String: ObjectID]) throws -> [AncestryQuestion: AncestryAnswer] {
-        let questions = Set(source.compactMap { name, new -> AncestryQuestion? in
-            guard let old = target[name], old != new, !name.hasPrefix("refs/tags/"), RefFilter.matches(name, secondary.policy.refs) else { return nil }
-            return AncestryQuestion(old: old, new: new)
-        }).sorted { ($0.old, $0.new) < ($1.old, $1.new) }
-        guard !questions.isEmpty else { return [:] }
-        var request = WorkerRequest(operation: .ancestry, url: "")
-        request.cachePath = cachePath(mirror)
-        request.ancestry = questions
-        let answers = try worker(request, limits: cacheLimits(secondary), remote: secondary, repository: mirror.name).answers ?? []
-        guard answers.count == questions.count else { throw SyncFailure(.internal, "the worker answered \(answers.count) of \(questions.count) ancestry questions") }
-        return Dictionary(uniqueKeysWithValues: zip(questions, answers))
-    }
-
-    func push(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], report: inout RemoteReport, finalHeads: inout [RemoteHead]?) throws {
-        let limits = WorkerSupervisor.Limits(timeout: secondary.policy.timeout, stall: secondary.policy.stallTimeout)
-        var listing = WorkerRequest(operation: .list, url: "")
-        try credentials.prepare(&listing, for: secondary, config: config)
-        progress(mirror.name, secondary.name, "listing refs")
-        let heads: [RemoteHead]
-        do {
-            heads = try worker(listing, limits: limits, remote: secondary, repository: mirror.name).heads
-        } catch let failure as SyncFailure where failure.errorClass == .notFound && secondary.create && !options.planOnly {
-            try createRepository(secondary, repository: mirror.name)
-            heads = try worker(listing, limits: limits, remote: secondary, repository: mirror.name).heads
-        }
-        let target = Dictionary(heads.filter { $0.name.hasPrefix("refs/") }.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
-
-        let cachePath = self.cachePath(mirror)
-        let answers = try ancestry(mirror, secondary, source: source, target: target)
-        let plan = RefPlan.make(source: source, target: target, policy: secondary.policy) { old, new in
-            answers[AncestryQuestion(old: old, new: new)]?.fastForward ?? false
-        }
-        report.skipped = plan.count(.skip)
-        report.upToDate = plan.count(.upToDate)
-        report.refs = plan.refs.filter { $0.action != .skip && $0.action != .upToDate }.map { planned in
-            RefOutcome(ref: planned.ref, action: planned.action, old: planned.old, new: planned.new,
-                       outcome: planned.action.pushes ? .planned : .kept, message: planned.reason, backupRef: nil)
-        }
-        // A ref whose name is taken as a folder (or the reverse) by a ref the secondary keeps cannot be
-        // created there: it fails alone, saying why, and the rest goes on.
-        let keptAfter = Set(plan.refs.compactMap { $0.expectedAfter == nil ? nil : $0.ref })
-        for index in report.refs.indices where report.refs[index].action == .create {
-            let name = report.refs[index].ref
-            if let blocker = keptAfter.first(where: { $0 != name && ($0.hasPrefix(name + "/") || name.hasPrefix($0 + "/")) }) {
-                report.refs[index].outcome = .rejected
-                report.refs[index].message = "cannot be created on the secondary while \(blocker) exists there (a ref and a folder of the same name); it was deleted or renamed on the primary: set prune: true to delete it, or delete it on the secondary"
-            }
-        }
-        if options.planOnly {
-            report.result = .planned
-            return
-        }
-
-        // Whatever is overwritten or deleted is kept first, in the cache.
-        try backUp(mirror, secondary, report: &report, listing: listing, limits: limits)
-
-        // Refs the host is known to refuse are reported now, not sent.
-        let forge = Forge.of(secondary.url)
-        for index in report.refs.indices where report.refs[index].outcome == .planned {
-            if let refusal = forge.refusal(of: report.refs[index].ref) {
-                report.refs[index].outcome = .rejected
-                report.refs[index].message = refusal
-            }
-        }
-        // Deletions go first: a name freed by one (`a`) can then be taken by a folder (`a/b`) in the same push.
-        let changes = report.refs.filter { $0.outcome == .planned && $0.action == .delete }
-            + report.refs.filter { $0.outcome == .planned && $0.action != .delete }
-        if !changes.isEmpty {
-            var final: [String: ObjectID] = [:]
-            var verdicts: [String: PushOutcome] = [:]
-            var serverMessages: [String] = []
-            // Hosts with a cap on ref updates per push (CodeCommit: 4,000) get the plan in batches.
-            for batch in Self.batches(changes, size: forge.maxRefUpdatesPerPush) {
-                var request = listing
-                request.operation = .push
-                request.cachePath = cachePath
-                request.updates = batch.map { WireUpdate(ref: $0.ref, expectedOld: $0.old, new: $0.action == .delete ? nil : $0.new, force: $0.action == .force) }
-                progress(mirror.name, secondary.name, "pushing \(batch.count) ref\(batch.count == 1 ? "" : "s")")
-                let result = try worker(request, limits: limits, remote: secondary, repository: mirror.name)
-                report.bytes += result.bytes
-                finalHeads = result.heads
-                final = Dictionary(result.heads.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
-                for outcome in result.outcomes { verdicts[outcome.ref] = outcome }
-                serverMessages += result.serverMessages
-            }
-            let serverSaid = serverMessages.suffix(5).joined(separator: " | ")
-            for index in report.refs.indices where report.refs[index].outcome == .planned {
-                let ref = report.refs[index]
-                let expected = ref.action == .delete ? nil : ref.new
-                if let verdict = verdicts[ref.ref], !verdict.accepted {
-                    report.refs[index].outcome = .rejected
-                    let reason = verdict.message ?? "rejected"
-                    report.refs[index].message = redactor.redact(serverSaid.isEmpty || reason.contains("moved on the server") ? reason : "\(reason) (server said: \(serverSaid))")
-                } else if final[ref.ref] != expected {
-                    report.refs[index].outcome = .failed
-                    let holds = final[ref.ref].map { "holds \($0.short)" } ?? "does not have it"
-                    report.refs[index].message = "the server reported success but \(holds) after the push (expected \(expected?.short ?? "it deleted"))"
-                } else {
-                    report.refs[index].outcome = .applied
-                }
-            }
-        } else {
-            finalHeads = heads
-        }
-
-        let rejected = report.refs.filter { $0.outcome == .rejected || $0.outcome == .failed }
-        let diverged = report.refs.filter { $0.action == .diverged }
-        if !rejected.isEmpty {
-            let list = rejected.prefix(5).map { "\($0.ref) (\($0.message ?? "rejected"))" }.joined(separator: "; ")
-            // The most telling rejection decides the class, and its advice goes first.
-            let verdicts = rejected.map { Forge.classify(rejection: $0.message ?? "") }
-            let chosen = verdicts.first { $0.0 != .rejected } ?? (.rejected, nil)
-            report.failure = SyncFailure(chosen.0, (chosen.1.map { "\($0). " } ?? "")
-                                         + "\(rejected.count) ref\(rejected.count == 1 ? "" : "s") not updated: \(list)\(rejected.count > 5 ? "; …" : "")")
-            report.result = .failed
-        } else if plan.deletionsOverCap > 0 {
-            report.failure = SyncFailure(.protected, "\(plan.deletionsOverCap) refs were deleted on the primary, more than max_deletes (\(secondary.policy.maxDeletes)) allows; none was deleted. If that is intended, raise max_deletes for '\(secondary.name)' and sync again")
-            report.result = .failed
-        } else if !diverged.isEmpty {
-            let list = diverged.prefix(5).map(\.ref).joined(separator: ", ")
-            report.failure = SyncFailure(.diverged, "\(diverged.count) ref\(diverged.count == 1 ? "" : "s") diverged on '\(secondary.name)' and kept: \(list)\(diverged.count > 5 ? ", …" : ""). Inspect them, then either delete them on the secondary or set force: true (the old tips are kept as backup refs)")
-            report.result = .diverged
-        } else {
-            report.result = changes.isEmpty ? .upToDate : .ok
-        }
-    }
-
-    /// Saves the old tip of every ref the plan overwrites or deletes under `refs/gitmirror/backup/…`,
-    /// fetching it from the secondary when the cache lacks it. A ref that cannot be backed up is not touched.
-    func backUp(_ mirror: Mirror, _ secondary: RemoteSpec, report: inout RemoteReport, listing: WorkerRequest, limits: WorkerSupervisor.Limits) throws {
-        let stamp = Self.backupStamp()
-        var wanted: [(index: Int, backup: BackupRef)] = []
-        for index in report.refs.indices where report.refs[index].action == .force || report.refs[index].action == .delete {
-            guard let old = report.refs[index].old else { continue }
-            let ref = report.refs[index].ref
-            wanted.append((index, BackupRef(ref: "refs/gitmirror/backup/\(secondary.name)/\(ref)@\(stamp)", id: old,
-                                            message: "gitmirror: backup of \(secondary.name) \(ref)")))
-        }
-        guard !wanted.isEmpty else { return }
-        var request = WorkerRequest(operation: .backup, url: "")
-        request.cachePath = cachePath(mirror)
-        request.backups = wanted.map(\.backup)
-        var missing = Set(try worker(request, limits: cacheLimits(secondary), remote: secondary, repository: mirror.name).missing ?? [])
-        if !missing.isEmpty {
-            // The secondary holds commits the cache never had: fetch them from it, then write the refs.
-            var fetch = listing
-            fetch.operation = .fetch
-            fetch.cachePath = cachePath(mirror)
-            fetch.refspecs = wanted.filter { missing.contains($0.backup.ref) }.map { "+\(report.refs[$0.index].ref):\($0.backup.ref)" }
-            progress(mirror.name, secondary.name, "backing up \(missing.count) ref\(missing.count == 1 ? "" : "s") from the secondary")
-            do {
-                _ = try worker(fetch, limits: limits, remote: secondary, repository: mirror.name)
-                missing = Set(try worker(request, limits: cacheLimits(secondary), remote: secondary, repository: mirror.name).missing ?? [])
-            } catch let failure as SyncFailure where failure.cacheDamage == nil {
-                for entry in wanted where missing.contains(entry.backup.ref) {
-                    report.refs[entry.index].outcome = .failed
-                    report.refs[entry.index].message = "not overwritten: its old tip could not be backed up (\(failure.message))"
-                }
-                missing = []
-            }
-        }
-        for entry in wanted {
-            if missing.contains(entry.backup.ref) {
-                report.refs[entry.index].outcome = .failed
-                report.refs[entry.index].message = "not overwritten: its old tip \(entry.backup.id.short) could not be backed up (the secondary no longer has it)"
-            } else if report.refs[entry.index].outcome == .planned {
-                report.refs[entry.index].backupRef = entry.backup.ref
-            }
-        }
     }
 
     // MARK: a damaged cache

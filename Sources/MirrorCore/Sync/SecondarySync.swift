@@ -1,0 +1,249 @@
+import Foundation
+import Git
+
+/// The work on one secondary, in DESIGN.md's order: list → plan → back up → transfer → verify →
+/// conclude (the caller records). Each step is a method filling in `report`. How the pack travels
+/// is the worker's `PackTransfer`: nothing here — the plan, the safety rules, what is recorded —
+/// depends on which transfer ran.
+struct SecondarySync {
+    let sync: RepositorySync
+    let mirror: Mirror
+    let secondary: RemoteSpec
+    /// The primary's refs as the cache holds them.
+    let source: [String: ObjectID]
+    var report: RemoteReport
+    /// The secondary's refs after the work (the final listing), for its fingerprint.
+    var finalHeads: [RemoteHead]?
+
+    init(sync: RepositorySync, mirror: Mirror, secondary: RemoteSpec, source: [String: ObjectID], report: RemoteReport) {
+        self.sync = sync
+        self.mirror = mirror
+        self.secondary = secondary
+        self.source = source
+        self.report = report
+    }
+
+    var limits: WorkerSupervisor.Limits {
+        WorkerSupervisor.Limits(timeout: secondary.policy.timeout, stall: secondary.policy.stallTimeout)
+    }
+
+    func say(_ message: String) { sync.progress(mirror.name, secondary.name, message) }
+
+    func worker(_ request: WorkerRequest, limits: WorkerSupervisor.Limits) throws -> WorkerResult {
+        try sync.worker(request, limits: limits, remote: secondary, repository: mirror.name)
+    }
+
+    mutating func run() throws {
+        var access = WorkerRequest(operation: .list, url: "")
+        try sync.credentials.prepare(&access, for: secondary, config: sync.config)
+        let heads = try list(access)
+        let plan = try self.plan(heads)
+        if sync.options.planOnly {
+            report.result = .planned
+            return
+        }
+        try backUp(access)
+        refuseWhatTheHostRefuses()
+        let changes = report.refs.filter { $0.outcome == .planned }
+        if changes.isEmpty {
+            finalHeads = heads
+        } else {
+            let sent = try transfer(changes, access: access)
+            verify(sent)
+        }
+        conclude(plan, changed: !changes.isEmpty)
+    }
+
+    // MARK: list
+
+    /// The secondary's refs; a missing repository is created first where the configuration says so.
+    func list(_ access: WorkerRequest) throws -> [RemoteHead] {
+        say("listing refs")
+        do {
+            return try worker(access, limits: limits).heads
+        } catch let failure as SyncFailure where failure.errorClass == .notFound && secondary.create && !sync.options.planOnly {
+            try sync.createRepository(secondary, repository: mirror.name)
+            return try worker(access, limits: limits).heads
+        }
+    }
+
+    // MARK: plan
+
+    /// Plans every ref (the ancestry answers come from a worker: reading objects can hang on a
+    /// damaged cache) and fills the report's rows; refs that cannot be created are refused here.
+    mutating func plan(_ heads: [RemoteHead]) throws -> RefPlan {
+        let target = Dictionary(heads.filter { $0.name.hasPrefix("refs/") }.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+        let answers = try ancestry(target: target)
+        let plan = RefPlan.make(source: source, target: target, policy: secondary.policy) { old, new in
+            answers[AncestryQuestion(old: old, new: new)]?.fastForward ?? false
+        }
+        report.skipped = plan.count(.skip)
+        report.upToDate = plan.count(.upToDate)
+        report.refs = plan.refs.filter { $0.action != .skip && $0.action != .upToDate }.map { planned in
+            RefOutcome(ref: planned.ref, action: planned.action, old: planned.old, new: planned.new,
+                       outcome: planned.action.pushes ? .planned : .kept, message: planned.reason, backupRef: nil)
+        }
+        // A ref whose name is taken as a folder (or the reverse) by a ref the secondary keeps cannot be
+        // created there: it fails alone, saying why, and the rest goes on.
+        let keptAfter = Set(plan.refs.compactMap { $0.expectedAfter == nil ? nil : $0.ref })
+        for index in report.refs.indices where report.refs[index].action == .create {
+            let name = report.refs[index].ref
+            if let blocker = keptAfter.first(where: { $0 != name && ($0.hasPrefix(name + "/") || name.hasPrefix($0 + "/")) }) {
+                report.refs[index].outcome = .rejected
+                report.refs[index].message = "cannot be created on the secondary while \(blocker) exists there (a ref and a folder of the same name); it was deleted or renamed on the primary: set prune: true to delete it, or delete it on the secondary"
+            }
+        }
+        return plan
+    }
+
+    /// Fast-forward answers for every (old, new) pair the plan will ask about, from a worker.
+    func ancestry(target: [String: ObjectID]) throws -> [AncestryQuestion: AncestryAnswer] {
+        let questions = Set(source.compactMap { name, new -> AncestryQuestion? in
+            guard let old = target[name], old != new, !name.hasPrefix("refs/tags/"), RefFilter.matches(name, secondary.policy.refs) else { return nil }
+            return AncestryQuestion(old: old, new: new)
+        }).sorted { ($0.old, $0.new) < ($1.old, $1.new) }
+        guard !questions.isEmpty else { return [:] }
+        var request = WorkerRequest(operation: .ancestry, url: "")
+        request.cachePath = sync.cachePath(mirror)
+        request.ancestry = questions
+        let answers = try worker(request, limits: sync.cacheLimits(secondary)).answers ?? []
+        guard answers.count == questions.count else { throw SyncFailure(.internal, "the worker answered \(answers.count) of \(questions.count) ancestry questions") }
+        return Dictionary(uniqueKeysWithValues: zip(questions, answers))
+    }
+
+    // MARK: back up
+
+    /// Saves the old tip of every ref the plan overwrites or deletes under `refs/gitmirror/backup/…`,
+    /// fetching it from the secondary when the cache lacks it. A ref that cannot be backed up is not touched.
+    mutating func backUp(_ access: WorkerRequest) throws {
+        let stamp = RepositorySync.backupStamp()
+        var wanted: [(index: Int, backup: BackupRef)] = []
+        for index in report.refs.indices where report.refs[index].action == .force || report.refs[index].action == .delete {
+            guard let old = report.refs[index].old else { continue }
+            let ref = report.refs[index].ref
+            wanted.append((index, BackupRef(ref: "refs/gitmirror/backup/\(secondary.name)/\(ref)@\(stamp)", id: old,
+                                            message: "gitmirror: backup of \(secondary.name) \(ref)")))
+        }
+        guard !wanted.isEmpty else { return }
+        var request = WorkerRequest(operation: .backup, url: "")
+        request.cachePath = sync.cachePath(mirror)
+        request.backups = wanted.map(\.backup)
+        var missing = Set(try worker(request, limits: sync.cacheLimits(secondary)).missing ?? [])
+        if !missing.isEmpty {
+            // The secondary holds commits the cache never had: fetch them from it, then write the refs.
+            var fetch = access
+            fetch.operation = .fetch
+            fetch.cachePath = sync.cachePath(mirror)
+            fetch.refspecs = wanted.filter { missing.contains($0.backup.ref) }.map { "+\(report.refs[$0.index].ref):\($0.backup.ref)" }
+            say("backing up \(missing.count) ref\(missing.count == 1 ? "" : "s") from the secondary")
+            do {
+                _ = try worker(fetch, limits: limits)
+                missing = Set(try worker(request, limits: sync.cacheLimits(secondary)).missing ?? [])
+            } catch let failure as SyncFailure where failure.cacheDamage == nil {
+                for entry in wanted where missing.contains(entry.backup.ref) {
+                    report.refs[entry.index].outcome = .failed
+                    report.refs[entry.index].message = "not overwritten: its old tip could not be backed up (\(failure.message))"
+                }
+                missing = []
+            }
+        }
+        for entry in wanted {
+            if missing.contains(entry.backup.ref) {
+                report.refs[entry.index].outcome = .failed
+                report.refs[entry.index].message = "not overwritten: its old tip \(entry.backup.id.short) could not be backed up (the secondary no longer has it)"
+            } else if report.refs[entry.index].outcome == .planned {
+                report.refs[entry.index].backupRef = entry.backup.ref
+            }
+        }
+    }
+
+    /// Refs the host is known to refuse are reported now, not sent.
+    mutating func refuseWhatTheHostRefuses() {
+        let forge = Forge.of(secondary.url)
+        for index in report.refs.indices where report.refs[index].outcome == .planned {
+            if let refusal = forge.refusal(of: report.refs[index].ref) {
+                report.refs[index].outcome = .rejected
+                report.refs[index].message = refusal
+            }
+        }
+    }
+
+    // MARK: transfer
+
+    struct Sent {
+        var verdicts: [String: PushOutcome] = [:]
+        var serverMessages: [String] = []
+        var final: [String: ObjectID] = [:]
+    }
+
+    /// Sends the planned changes (deletions first: a name freed by one, `a`, can then be taken by a
+    /// folder, `a/b`, in the same push), in batches where the host caps ref updates per push
+    /// (CodeCommit: 4,000). The worker's transfer lists the secondary again after each batch.
+    mutating func transfer(_ changes: [RefOutcome], access: WorkerRequest) throws -> Sent {
+        let ordered = changes.filter { $0.action == .delete } + changes.filter { $0.action != .delete }
+        var sent = Sent()
+        for batch in RepositorySync.batches(ordered, size: Forge.of(secondary.url).maxRefUpdatesPerPush) {
+            var request = access
+            request.operation = .push
+            request.cachePath = sync.cachePath(mirror)
+            request.updates = batch.map { WireUpdate(ref: $0.ref, expectedOld: $0.old, new: $0.action == .delete ? nil : $0.new, force: $0.action == .force) }
+            say("pushing \(batch.count) ref\(batch.count == 1 ? "" : "s")")
+            let result = try worker(request, limits: limits)
+            report.bytes += result.bytes
+            finalHeads = result.heads
+            sent.final = Dictionary(result.heads.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+            for outcome in result.outcomes { sent.verdicts[outcome.ref] = outcome }
+            sent.serverMessages += result.serverMessages
+        }
+        return sent
+    }
+
+    // MARK: verify
+
+    /// A ref is applied only when the server accepted it and the final listing shows it: a server
+    /// that says "ok" but holds something else is a failure.
+    mutating func verify(_ sent: Sent) {
+        let serverSaid = sent.serverMessages.suffix(5).joined(separator: " | ")
+        for index in report.refs.indices where report.refs[index].outcome == .planned {
+            let ref = report.refs[index]
+            let expected = ref.action == .delete ? nil : ref.new
+            if let verdict = sent.verdicts[ref.ref], !verdict.accepted {
+                report.refs[index].outcome = .rejected
+                let reason = verdict.message ?? "rejected"
+                report.refs[index].message = sync.redactor.redact(serverSaid.isEmpty || reason.contains("moved on the server") ? reason : "\(reason) (server said: \(serverSaid))")
+            } else if sent.final[ref.ref] != expected {
+                report.refs[index].outcome = .failed
+                let holds = sent.final[ref.ref].map { "holds \($0.short)" } ?? "does not have it"
+                report.refs[index].message = "the server reported success but \(holds) after the push (expected \(expected?.short ?? "it deleted"))"
+            } else {
+                report.refs[index].outcome = .applied
+            }
+        }
+    }
+
+    // MARK: conclude
+
+    /// The remote's result and, when it is out of step, the one class that says why — the most telling
+    /// rejection first, then the deletion cap, then divergence.
+    mutating func conclude(_ plan: RefPlan, changed: Bool) {
+        let rejected = report.refs.filter { $0.outcome == .rejected || $0.outcome == .failed }
+        let diverged = report.refs.filter { $0.action == .diverged }
+        if !rejected.isEmpty {
+            let list = rejected.prefix(5).map { "\($0.ref) (\($0.message ?? "rejected"))" }.joined(separator: "; ")
+            let verdicts = rejected.map { Forge.classify(rejection: $0.message ?? "") }
+            let chosen = verdicts.first { $0.0 != .rejected } ?? (.rejected, nil)
+            report.failure = SyncFailure(chosen.0, (chosen.1.map { "\($0). " } ?? "")
+                                         + "\(rejected.count) ref\(rejected.count == 1 ? "" : "s") not updated: \(list)\(rejected.count > 5 ? "; …" : "")")
+            report.result = .failed
+        } else if plan.deletionsOverCap > 0 {
+            report.failure = SyncFailure(.protected, "\(plan.deletionsOverCap) refs were deleted on the primary, more than max_deletes (\(secondary.policy.maxDeletes)) allows; none was deleted. If that is intended, raise max_deletes for '\(secondary.name)' and sync again")
+            report.result = .failed
+        } else if !diverged.isEmpty {
+            let list = diverged.prefix(5).map(\.ref).joined(separator: ", ")
+            report.failure = SyncFailure(.diverged, "\(diverged.count) ref\(diverged.count == 1 ? "" : "s") diverged on '\(secondary.name)' and kept: \(list)\(diverged.count > 5 ? ", …" : ""). Inspect them, then either delete them on the secondary or set force: true (the old tips are kept as backup refs)")
+            report.result = .diverged
+        } else {
+            report.result = changed ? .ok : .upToDate
+        }
+    }
+}
