@@ -20,6 +20,16 @@ public enum ProcessTable {
         return result
     }
 
+    /// Every process whose command line contains `text`: (pid, command line).
+    public static func processes(argvContaining text: String) -> [(pid: Int32, argv: String)] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap { entry in
+            guard let pid = Int32(entry), let data = readProc("/proc/\(pid)/cmdline") else { return nil }
+            let argv = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+            return argv.contains(text) ? (pid, argv) : nil
+        }
+    }
+
     /// /proc files report size 0: read them to the end (a read by size gets one page at most).
     static func readProc(_ path: String) -> Data? {
         guard let file = FileHandle(forReadingAtPath: path) else { return nil }

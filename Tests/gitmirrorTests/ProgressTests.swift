@@ -51,3 +51,32 @@ import TestSupport
         #expect(!output().contains("\u{1B}["))
     }
 }
+
+@Suite struct TransferStopTests {
+    @Test func aPushTheServerNeverAnswersIsStoppedWithEverythingItStarted() throws {
+        // Given a secondary whose server takes the pack and then never answers
+        let scenario = try Scenario("push-never-answered")
+        try scenario.primary.commit("first")
+        let silent = try scenario.secondary("silent-after-pack")
+        let release = scenario.sandbox.path("release-the-hook")
+        defer { try? "".write(to: release, atomically: true, encoding: .utf8) }
+        try silent.installHook("pre-receive", """
+            #!/bin/sh
+            cat >/dev/null
+            while [ ! -e '\(release.path)' ]; do sleep 0.05; done
+            exit 1
+            """)
+        try scenario.configure(secondaries: "- {name: silent, url: \"\(scenario.url(silent))\", stall_timeout: 2s}")
+
+        // When gitmirror syncs
+        let output = try scenario.gitmirror("sync")
+
+        // Then that secondary fails as a timeout, and neither the worker nor the git push it started is left running
+        #expect(output.status == 1, "\(output)")
+        #expect(try scenario.state("silent")?.lastErrorClass == "timeout", "\(output)")
+        let cache = scenario.sandbox.path("state/cache/app.git").path
+        #expect(eventually(within: 10) { ProcessTable.processes(argvContaining: "--git-dir=\(cache)").isEmpty },
+                "\(ProcessTable.processes(argvContaining: "--git-dir=\(cache)"))")
+        #expect(try silent.refs().isEmpty)
+    }
+}

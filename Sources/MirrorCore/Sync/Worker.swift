@@ -48,11 +48,21 @@ public enum Worker {
     /// it exits as soon as it is re-parented — or at once, when the supervisor
     /// was already gone by the time the worker started.
     static func watchParent(_ parent: Int32) {
-        if getppid() != parent { _exit(3) }
+        if getppid() != parent { leave() }
         Thread.detachNewThread {
             while getppid() == parent { usleep(250_000) }
-            _exit(3)
+            leave()
         }
+    }
+
+    /// Exits, taking along what this worker started (a git push on a hung server would stay forever):
+    /// a worker leads its own process group, so the group is exactly that.
+    static func leave() -> Never {
+        if getpgrp() == getpid() {
+            signal(SIGTERM, SIG_IGN)
+            kill(0, SIGTERM)
+        }
+        _exit(3)
     }
 
     static func emit(_ event: WorkerEvent) {

@@ -35,7 +35,8 @@ public final class WorkerRegistry: @unchecked Sendable {
         stopping = true
         let running = Array(children.values)
         lock.unlock()
-        for child in running { child.signal(SIGKILL) }
+        // A worker leads its own process group: the programs it started go with it.
+        for child in running { child.signalGroup(SIGKILL) }
     }
 }
 

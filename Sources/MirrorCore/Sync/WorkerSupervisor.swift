@@ -114,11 +114,14 @@ public struct WorkerSupervisor: Sendable {
                                          stdin: stdin.read, stdout: stdout.write, stderr: stderr.write,
                                          // SIGINT stays as the supervisor has it (ignored while it handles Ctrl-C):
                                          // a worker between exec and its own handler must not die of it.
-                                         resetSignals: [SIGTERM])
+                                         resetSignals: [SIGTERM],
+                                         // Its own process group: killing a worker also kills the git, ssh and
+                                         // pack-objects it started, which would otherwise wait on a hung server forever.
+                                         newProcessGroup: true)
             return (child, stdin.write, stdout.read, stderr.read)
         }
         let worker = PooledWorker(child: child, input: input, trust: trust, registry: registry)
-        if let registry, !registry.register(child) { child.signal(SIGKILL) }
+        if let registry, !registry.register(child) { child.signalGroup(SIGKILL) }
         Thread.detachNewThread { worker.channel.readEvents(from: output) }
         Thread.detachNewThread { worker.channel.readErrors(from: errors) }
         return worker
@@ -144,7 +147,7 @@ public struct WorkerSupervisor: Sendable {
                     killedFor = SyncFailure(.timeout, "the server sent nothing for \(formatDuration(limits.stall)) (stall_timeout); the connection was abandoned")
                 }
                 if let killedFor {
-                    worker.child.signal(SIGKILL)
+                    worker.child.signalGroup(SIGKILL)
                     return .killed(killedFor)
                 }
             }
