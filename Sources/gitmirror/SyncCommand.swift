@@ -165,13 +165,7 @@ enum Engine {
         return results.values
     }
 
-    static func selfExecutable() -> URL {
-        let link = URL(fileURLWithPath: "/proc/self/exe")
-        if let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: link.path) {
-            return URL(fileURLWithPath: resolved)
-        }
-        return Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
-    }
+    static func selfExecutable() -> URL { ChildProcess.ownExecutable }
 }
 
 /// Ctrl-C or SIGTERM during `sync` or `plan`: the running workers are stopped, every

@@ -66,6 +66,14 @@ public final class ChildProcess: @unchecked Sendable {
         self.pid = pid
     }
 
+    /// This binary: what workers, and git's credential helper, are started as.
+    public static var ownExecutable: URL {
+        if let resolved = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            return URL(fileURLWithPath: resolved)
+        }
+        return Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
+    }
+
     public var isRunning: Bool {
         lock.lock()
         defer { lock.unlock() }

@@ -89,7 +89,7 @@ struct GitTransfer: PackTransfer {
         let knownHosts = request.knownHostsFile ?? (NSHomeDirectory() as NSString).appendingPathComponent(".ssh/known_hosts")
         let ssh = Self.sshCommand(keyPath: key >= 0 ? "/proc/\(getpid())/fd/\(key)" : nil, knownHosts: knownHosts,
                                   user: Self.scheme(of: target) == "ssh" && !Self.hasUser(target) ? credential?.username : nil)
-        let helper = "!" + Self.quoted(Self.executable()) + " __credential \(CredentialRelay.descriptor)"
+        let helper = "!" + Self.quoted(ChildProcess.ownExecutable.path) + " __credential \(CredentialRelay.descriptor)"
 
         let answer: () -> (username: String, password: String)? = { [hooks] in
             switch hooks.credentialProvider?() ?? hooks.credential {
@@ -154,11 +154,6 @@ struct GitTransfer: PackTransfer {
         let authority = url.range(of: "://").map { String(url[$0.upperBound...]) } ?? url
         let end = authority.firstIndex(where: { $0 == "/" || $0 == ":" }) ?? authority.endIndex
         return authority[..<end].contains("@")
-    }
-
-    /// This binary, for git to run as its credential helper.
-    static func executable() -> String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
     /// An anonymous in-memory file (memfd), readable only by this user, holding `contents`.
@@ -267,14 +262,11 @@ final class GitProgress: @unchecked Sendable {
                 let line = String(decoding: pending[pending.startIndex..<end], as: UTF8.self).trimmingCharacters(in: .whitespaces)
                 pending.removeSubrange(pending.startIndex...end)
                 guard !line.isEmpty else { continue }
-                if let step = TransferStep(gitLine: line) {
-                    if let bytes = step.bytes { lock.withLock { written = max(written, bytes) } }
-                    report(step.description)
-                } else {
-                    report(line)
-                }
+                let step = TransferStep(gitLine: line)
+                report(step?.description ?? line)
                 lock.withLock {
-                    if TransferStep(gitLine: line) == nil, !TransferHooks.isProgress(line), collected.count < 500 { collected.append(line) }
+                    if let bytes = step?.bytes { written = max(written, bytes) }
+                    if step == nil, !TransferHooks.isProgress(line), collected.count < 500 { collected.append(line) }
                 }
             }
         }
