@@ -36,6 +36,22 @@ private let credentialCallback: git_credential_acquire_cb = { out, url, username
             setError(GIT_ERROR_NET, "credential type not accepted")
             return GIT_EUSER.rawValue
         }
+        switch hooks.credentialRelease?(username, password) ?? .allow {
+        case .allow:
+            break
+        case .redirected(let message):
+            hooks.failure = .redirected(message)
+            setError(GIT_ERROR_HTTP, message)
+            return GIT_EUSER.rawValue
+        case .unconfirmed(let message):
+            hooks.failure = .originUnconfirmed(message)
+            setError(GIT_ERROR_HTTP, message)
+            return GIT_EUSER.rawValue
+        case .refused(let message):
+            hooks.failure = .credentialsRefused(message)
+            setError(GIT_ERROR_HTTP, message)
+            return GIT_EUSER.rawValue
+        }
         return git_credential_userpass_plaintext_new(out, username, password)
     case let .sshKey(username, privateKey, passphrase):
         if allowedTypes & GIT_CREDENTIAL_USERNAME.rawValue != 0 && allowedTypes & GIT_CREDENTIAL_SSH_KEY.rawValue == 0 {

@@ -40,6 +40,20 @@ public enum CallbackFailure: Sendable, Equatable {
     case hostKey(String)
     case certificate(String)
     case negotiation(String)
+    /// The configured origin sends requests elsewhere (another scheme, host or port): no credential was given.
+    case redirected(String)
+    /// Whether the configured origin answers for itself could not be checked: no credential was given.
+    case originUnconfirmed(String)
+}
+
+/// Why a credential must not be released now.
+public enum CredentialRelease: Sendable, Equatable {
+    case allow
+    case redirected(String)
+    case unconfirmed(String)
+    /// The configured origin already refused this credential: asking again would only count
+    /// against the account (CodeCommit locks out repeated failures).
+    case refused(String)
 }
 
 public final class TransferHooks {
@@ -47,6 +61,11 @@ public final class TransferHooks {
     /// When set, asked for the credential at the moment the server wants it
     /// (for signatures that must be fresh, such as CodeCommit's SigV4).
     public var credentialProvider: (() -> Credential?)?
+    /// Asked before a username and password leave this process. libgit2 1.5 follows a redirect to
+    /// another port or scheme of the same host and then answers the new server with the credential it
+    /// gets here, while the callback is only ever told the configured URL; so the check must find out
+    /// for itself where the configured origin sends requests.
+    public var credentialRelease: ((_ username: String, _ password: String) -> CredentialRelease)?
     public var certificateCheck: (HostCertificate) -> CertificateVerdict = { _ in .passthrough }
     /// Called with a short line whenever bytes or objects move; the supervisor's stall clock.
     public var progress: (String) -> Void = { _ in }

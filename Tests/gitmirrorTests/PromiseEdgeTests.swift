@@ -35,6 +35,58 @@ import TestSupport
         #expect(!output.combined.contains(canary))
     }
 
+    @Test func redirectToAnotherPortOfTheSameHostGetsNoCredential() throws {
+        // Given a front on 127.0.0.1 that redirects every request to another port of 127.0.0.1, whose
+        // server asks for the password: libgit2 follows such a redirect by itself; a secondary and a
+        // primary are both behind the front
+        let scenario = try Scenario("redirect-port")
+        try scenario.primary.commit("first")
+        let target = try scenario.secondary("target")
+        let canary = "canary-redirect-port-password-5520"
+        let elsewhere = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: canary, tls: false)
+        let front = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: canary, tls: false,
+                                    redirect: "http://127.0.0.1:\(elsewhere.port)")
+        let secret = try scenario.sandbox.write("secrets/password", canary)
+        try scenario.sandbox.write("mirrors.yaml", """
+            state_dir: state
+            credentials:
+              web:
+                username: mirror
+                password_file: \(secret.path)
+            repositories:
+              - name: app
+                primary: \(scenario.url(scenario.primary))
+                secondaries:
+                  - name: web
+                    url: \(front.url("target.git"))
+                    credentials: web
+              - name: behind
+                primary:
+                  url: \(front.url("primary.git"))
+                  credentials: web
+                secondaries:
+                  - name: copy
+                    url: \(scenario.url(try scenario.secondary("copy")))
+            """)
+
+        // When gitmirror syncs
+        let output = try scenario.gitmirror("sync")
+
+        // Then both fail as config naming the redirect, no request to the other port carried the
+        // credential, and nothing was pushed
+        #expect(output.status == 1, "\(output)")
+        let states = try scenario.store().remoteStates()
+        let web = try #require(states.first { $0.repository == "app" && $0.remote == "web" })
+        #expect(web.lastErrorClass == "config", "\(web)")
+        #expect(web.lastError?.contains("redirected to http://127.0.0.1:\(elsewhere.port)") == true, "\(web.lastError ?? "")")
+        let behind = try #require(states.first { $0.repository == "behind" && $0.remote == "primary" })
+        #expect(behind.lastErrorClass == "config", "\(behind)")
+        #expect(behind.lastError?.contains("redirected") == true, "\(behind.lastError ?? "")")
+        #expect(!elsewhere.accessLogText.contains(" - mirror ["), "\(elsewhere.accessLogText)")
+        #expect(try target.refs().isEmpty)
+        #expect(!output.combined.contains(canary))
+    }
+
     /// `feature` mirrored once to `backup` (with `secondaryOptions`), then renamed `feature/login` on
     /// the primary; returns the scenario, the secondary and the branch's tip.
     func renamedIntoAFolder(_ name: String, secondaryOptions: String) throws -> (Scenario, BareRepository, String) {

@@ -72,8 +72,14 @@ public enum Worker {
     }
 
     /// Hooks for one connection: the credential is answered once per connection.
-    static func makeHooks(_ request: WorkerRequest) -> TransferHooks {
+    static func makeHooks(_ request: WorkerRequest, caBundle: String?) -> TransferHooks {
         let hooks = TransferHooks()
+        if request.url.lowercased().hasPrefix("http://") || request.url.lowercased().hasPrefix("https://") {
+            let service = request.operation == .push ? "git-receive-pack" : "git-upload-pack"
+            hooks.credentialRelease = { username, password in
+                OriginGuard.release(url: request.url, service: service, username: username, password: password, caBundle: caBundle)
+            }
+        }
         if let wire = request.credential, wire.kind == .aws {
             guard let keys = wire.aws else { return hooks }
             // Signed at the moment the server asks, never ahead of time.
@@ -100,13 +106,14 @@ public enum Worker {
 
     static func run(_ request: WorkerRequest) -> Result<WorkerResult, SyncFailure> {
         Libgit2.initialize()
-        var hooks = makeHooks(request)
         var bundle: URL?
         defer { if let bundle { try? FileManager.default.removeItem(at: bundle) } }
+        var hooks = makeHooks(request, caBundle: nil)
         do {
             if let caFile = request.caFile {
                 bundle = try certificateBundle(adding: caFile)
                 try Libgit2.setCertificateFile(bundle!.path)
+                hooks = makeHooks(request, caBundle: bundle?.path)
             }
             var result = WorkerResult()
             if [.list, .fetch, .push].contains(request.operation), let missing = missingLocalRepository(request.url) {
@@ -128,7 +135,7 @@ public enum Worker {
                 result = try push(request, hooks: hooks, caBundle: bundle?.path)
                 if result.serverMessages.isEmpty { result.serverMessages = hooks.serverMessages }
                 // The final listing is a connection of its own, with hooks of its own.
-                hooks = makeHooks(request)
+                hooks = makeHooks(request, caBundle: bundle?.path)
                 let verifier = try Remote(url: request.url, hooks: hooks)
                 result.heads = try verifier.listHeads(.fetch)
             case .ancestry:
@@ -297,6 +304,8 @@ public enum Worker {
         case .hostKey(let message)?: return SyncFailure(.hostKey, message)
         case .certificate(let message)?: return SyncFailure(.tls, message)
         case .negotiation(let message)?: return SyncFailure(.rejected, message)
+        case .redirected(let message)?: return SyncFailure(.config, message)
+        case .originUnconfirmed(let message)?: return SyncFailure(.network, message)
         case nil: break
         }
         let text = error.message
