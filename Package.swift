@@ -20,7 +20,8 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLibgit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        .target(name: "Git", dependencies: ["CLibgit2"]),
+        .target(name: "CGitTee", dependencies: ["CLibgit2"]),
+        .target(name: "Git", dependencies: ["CLibgit2", "CGitTee"]),
         .target(
             name: "MirrorCore",
             dependencies: [

@@ -114,6 +114,25 @@ public final class Remote {
         }
     }
 
+    /// `fetch(refspecs:)` in its steps, with a look at the connection's own advertisement before the
+    /// pack is asked for: `beforeDownload` gets the refs this very connection will fetch.
+    public func fetch(refspecs: [String], beforeDownload: ([RemoteHead]) -> Void) throws(GitError) {
+        var options = git_fetch_options()
+        git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
+        options.callbacks = makeCallbacks(payload)
+        options.prune = GIT_FETCH_NO_PRUNE
+        options.update_fetchhead = 0
+        options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
+        options.follow_redirects = Self.redirects
+        try connect(.fetch)
+        defer { disconnect() }
+        beforeDownload(try advertisedHeads())
+        try withStrarray(refspecs) { (array) throws(GitError) in
+            try check("git_remote_download", git_remote_download(pointer, &array, &options))
+        }
+        try check("git_remote_update_tips", git_remote_update_tips(pointer, &options.callbacks, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE, "gitmirror fetch"))
+    }
+
     /// Sends these refspecs on the current connection (or a new one). The
     /// server's verdict per ref lands in the hooks' `pushStatuses`.
     public func upload(refspecs: [String]) throws(GitError) {

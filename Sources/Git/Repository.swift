@@ -3,6 +3,8 @@ import CLibgit2
 /// A git repository on disk; the mirror's cache is a bare one.
 public final class Repository {
     let pointer: OpaquePointer
+    /// Objects libgit2 holds unretained pointers to for this repository's life (pack tees).
+    var retained: [AnyObject] = []
 
     private init(pointer: OpaquePointer) {
         self.pointer = pointer

@@ -172,6 +172,14 @@ public struct Preflight: Sendable {
 
     /// Resolves and connects with a deadline; the address it reached.
     static func connect(host: String, port: Int, timeout: TimeInterval) -> Result<String, SyncFailure> {
+        openSocket(host: host, port: port, timeout: timeout).map { descriptor, address in
+            close(descriptor)
+            return address
+        }
+    }
+
+    /// Resolves and connects with a deadline: the connected socket (blocking again) and the address it reached.
+    static func openSocket(host: String, port: Int, timeout: TimeInterval) -> Result<(Int32, String), SyncFailure> {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
@@ -185,10 +193,12 @@ public struct Preflight: Sendable {
         var entry: UnsafeMutablePointer<addrinfo>? = first
         while let current = entry {
             defer { entry = current.pointee.ai_next }
-            let fd = socket(current.pointee.ai_family, current.pointee.ai_socktype, current.pointee.ai_protocol)
+            let fd = socket(current.pointee.ai_family, current.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), current.pointee.ai_protocol)
             guard fd >= 0 else { continue }
-            defer { close(fd) }
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            var connected = false
+            defer { if !connected { close(fd) } }
+            let flags = fcntl(fd, F_GETFL)
+            _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
             var result = Glibc.connect(fd, current.pointee.ai_addr, current.pointee.ai_addrlen)
             if result != 0 && errno == EINPROGRESS {
                 var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
@@ -209,7 +219,9 @@ public struct Preflight: Sendable {
                 var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
                 getnameinfo(current.pointee.ai_addr, current.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST)
                 let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-                return .success(String(decoding: bytes, as: UTF8.self))
+                _ = fcntl(fd, F_SETFL, flags)
+                connected = true
+                return .success((fd, String(decoding: bytes, as: UTF8.self)))
             }
         }
         return .failure(SyncFailure(.network, "cannot connect to \(host):\(port): \(lastError)"))

@@ -108,25 +108,27 @@ public struct RepositorySync: Sendable {
 
         var secondaries: [(report: RemoteReport, fingerprint: String?)] = []
         var repaired = false
+        var seeded: [String: [String: ObjectID]] = [:]
         do {
             var source: [String: ObjectID]
             do {
-                source = try fetchPrimary(mirror, report: &primary)
+                source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
             } catch let failure as SyncFailure where Self.suspectsCache(failure) {
                 // The fetch reads the cache too (to negotiate): a damaged one is rebuilt, once.
                 guard let note = try repairCache(mirror, runId: runId, suspicion: failure) else { throw failure }
                 notes.append(note)
                 repaired = true
-                source = try fetchPrimary(mirror, report: &primary)
+                source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
             }
             progress(mirror.name, "primary", "done: fetched")
-            secondaries = syncSecondaries(mirror, mirror.secondaries, source: source, runId: runId)
+            secondaries = syncSecondaries(mirror, mirror.secondaries, source: source, seeded: seeded, runId: runId)
             let suspects = secondaries.filter { $0.report.failure.map(Self.suspectsCache) == true }
             if !suspects.isEmpty, !repaired, let suspicion = suspects.first?.report.failure,
                let note = try repairCache(mirror, runId: runId, suspicion: suspicion) {
                 notes.append(note)
-                source = try fetchPrimary(mirror, report: &primary)
-                let again = syncSecondaries(mirror, mirror.secondaries.filter { spec in suspects.contains { $0.report.remote == spec.name } }, source: source, runId: runId)
+                source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
+                let again = syncSecondaries(mirror, mirror.secondaries.filter { spec in suspects.contains { $0.report.remote == spec.name } },
+                                            source: source, seeded: seeded, runId: runId)
                 secondaries = secondaries.map { entry in again.first { $0.report.remote == entry.report.remote } ?? entry }
             }
         } catch {
@@ -158,8 +160,9 @@ public struct RepositorySync: Sendable {
     // MARK: steps 2 and 3: the primary
 
     /// Lists the primary, fetches what changed into the cache, and returns the
-    /// primary's refs as the cache now holds them.
-    func fetchPrimary(_ mirror: Mirror, report: inout RemoteReport) throws -> [String: ObjectID] {
+    /// primary's refs as the cache now holds them. Into an empty cache, the pack also streams to the
+    /// empty secondaries it can reach as it arrives; `seeded` gets what each of them accepted.
+    func fetchPrimary(_ mirror: Mirror, report: inout RemoteReport, seeded: inout [String: [String: ObjectID]]) throws -> [String: ObjectID] {
         var listing = WorkerRequest(operation: .list, url: "")
         try credentials.prepare(&listing, for: mirror.primary, config: config)
         let limits = WorkerSupervisor.Limits(timeout: mirror.primary.policy.timeout, stall: mirror.primary.policy.stallTimeout)
@@ -175,7 +178,8 @@ public struct RepositorySync: Sendable {
 
         let cachePath = self.cachePath(mirror)
         var cache = try gitCall { try Repository.openOrCreateBare(at: cachePath) }
-        var cached = try gitCall { try cache.references(matching: "refs/*") }.filter { !$0.key.hasPrefix("refs/gitmirror/") }
+        let everything = try gitCall { try cache.references(matching: "refs/*") }
+        var cached = everything.filter { !$0.key.hasPrefix("refs/gitmirror/") }
         // Refs the primary no longer has leave the cache first (their objects stay), as `git fetch
         // --prune` does: a branch renamed into a folder (`a` → `a/b`, or back) then has room.
         for name in cached.keys.sorted() where wanted[name] == nil {
@@ -189,8 +193,24 @@ public struct RepositorySync: Sendable {
             fetch.operation = .fetch
             fetch.cachePath = cachePath
             fetch.refspecs = missing.map { "+\($0):\($0)" }
+            // With no ref at all in the cache, no object is offered to the primary: its pack is complete.
+            if everything.isEmpty && !options.planOnly {
+                fetch.seeds = seedTargets(mirror, wanted: wanted)
+                if !(fetch.seeds ?? []).isEmpty {
+                    let stalls = mirror.secondaries.filter { spec in fetch.seeds!.contains { $0.name == spec.name } }.map(\.policy.stallTimeout)
+                    fetch.seedStall = stalls.min()
+                    fetch.seedDeadline = max(mirror.primary.policy.timeout * 0.8, mirror.primary.policy.timeout - 60)
+                }
+            }
             let result = try worker(fetch, limits: limits, remote: mirror.primary, repository: mirror.name)
             report.bytes = result.bytes
+            for outcome in result.seeded ?? [] {
+                seeded[outcome.name] = outcome.created
+                if !outcome.created.isEmpty || outcome.note != nil {
+                    let took = "took the primary's pack as it arrived: \(outcome.created.count) ref\(outcome.created.count == 1 ? "" : "s") created"
+                    progress(mirror.name, outcome.name, outcome.note.map { "\(took); \($0): the rest is pushed as usual" } ?? took)
+                }
+            }
             cache = try gitCall { try Repository.openBare(at: cachePath) }
         }
         var source: [String: ObjectID] = [:]
@@ -204,11 +224,33 @@ public struct RepositorySync: Sendable {
         return source
     }
 
+    /// The empty secondaries the primary's pack may stream to during the fetch (first seed): those this
+    /// process reaches itself (git://, SSH through OpenSSH, a local path), with the refs the plan would
+    /// create on them. At most max_parallel_pushes of them, as for pushes.
+    func seedTargets(_ mirror: Mirror, wanted: [String: ObjectID]) -> [SeedTarget] {
+        var targets: [SeedTarget] = []
+        for secondary in mirror.secondaries where targets.count < config.maxParallelPushes {
+            let url = secondary.url
+            let scheme = url.scheme == .file ? "file" : url.scheme.rawValue
+            var access = WorkerRequest(operation: .push, url: "")
+            guard (try? credentials.prepare(&access, for: secondary, config: config)) != nil,
+                  SeedSession.reaches(scheme, credential: access.credential) else { continue }
+            let forge = Forge.of(url)
+            let refs = RefPlan.make(source: wanted, target: [:], policy: secondary.policy) { _, _ in false }
+                .refs.filter { $0.action == .create && forge.refusal(of: $0.ref) == nil }.map(\.ref)
+            guard !refs.isEmpty else { continue }
+            targets.append(SeedTarget(name: secondary.name, access: access, scheme: scheme, user: url.user, host: url.host,
+                                      port: url.port, path: url.path, refs: refs))
+        }
+        return targets
+    }
+
     // MARK: steps 4-7: the secondaries, in parallel
 
     /// Syncs these secondaries in parallel. Each outcome is recorded as it comes (so that `status` shows
     /// it while slower ones run), except one that suspects the cache: the caller may repair and re-run it.
-    func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID], runId: Int64?) -> [(report: RemoteReport, fingerprint: String?)] {
+    func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID], seeded: [String: [String: ObjectID]] = [:],
+                         runId: Int64?) -> [(report: RemoteReport, fingerprint: String?)] {
         let results = LockedArray<(report: RemoteReport, fingerprint: String?)>(count: secondaries.count)
         let limit = DispatchSemaphore(value: config.maxParallelPushes)
         let group = DispatchGroup()
@@ -216,7 +258,7 @@ public struct RepositorySync: Sendable {
             limit.wait()
             group.enter()
             Thread.detachNewThread {
-                let outcome = self.syncSecondary(mirror, secondary, source: source)
+                let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name] ?? [:])
                 if let runId, !self.options.planOnly, outcome.report.failure.map(Self.suspectsCache) != true {
                     self.record(outcome.report, runId: runId, remote: secondary, fingerprint: outcome.fingerprint)
                 }
@@ -229,10 +271,11 @@ public struct RepositorySync: Sendable {
         return results.values.compactMap { $0 }
     }
 
-    func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID]) -> (report: RemoteReport, fingerprint: String?) {
+    func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], seeded: [String: ObjectID] = [:]) -> (report: RemoteReport, fingerprint: String?) {
         let started = Date()
         var report = RemoteReport(repository: mirror.name, remote: secondary.name, role: .secondary, url: secondary.url.display, result: .ok)
         var work = SecondarySync(sync: self, mirror: mirror, secondary: secondary, source: source, report: report)
+        work.seeded = seeded
         do {
             try work.run()
             report = work.report
@@ -375,7 +418,13 @@ public struct RepositorySync: Sendable {
     func worker(_ request: WorkerRequest, limits: WorkerSupervisor.Limits, remote: RemoteSpec, repository: String) throws -> WorkerResult {
         let run = {
             supervisor.run(request, limits: limits) { line in
-                progress(repository, remote.name, line)
+                // `[seed NAME] …`: a secondary receiving the primary's pack during the fetch.
+                if line.hasPrefix(Worker.seedPrefix), let close = line.firstIndex(of: "]") {
+                    let name = String(line[line.index(line.startIndex, offsetBy: Worker.seedPrefix.count)..<close])
+                    progress(repository, name, String(line[line.index(after: close)...]).trimmingCharacters(in: .whitespaces))
+                } else {
+                    progress(repository, remote.name, line)
+                }
             }
         }
         let result = hostLimiter.map { $0.withSlot(remote.url.host ?? "local", run) } ?? run()

@@ -14,6 +14,9 @@ struct SecondarySync {
     var report: RemoteReport
     /// The secondary's refs after the work (the final listing), for its fingerprint.
     var finalHeads: [RemoteHead]?
+    /// Refs this secondary accepted while the primary's pack streamed to it (first seed).
+    var seeded: [String: ObjectID] = [:]
+    static let seededMessage = "created from the primary's pack as it arrived"
 
     init(sync: RepositorySync, mirror: Mirror, secondary: RemoteSpec, source: [String: ObjectID], report: RemoteReport) {
         self.sync = sync
@@ -51,7 +54,7 @@ struct SecondarySync {
             let sent = try transfer(changes, access: access)
             verify(sent)
         }
-        conclude(plan, changed: !changes.isEmpty)
+        conclude(plan, changed: !changes.isEmpty || report.refs.contains { $0.outcome == .applied })
     }
 
     // MARK: list
@@ -82,6 +85,13 @@ struct SecondarySync {
         report.refs = plan.refs.filter { $0.action != .skip && $0.action != .upToDate }.map { planned in
             RefOutcome(ref: planned.ref, action: planned.action, old: planned.old, new: planned.new,
                        outcome: planned.action.pushes ? .planned : .kept, message: planned.reason, backupRef: nil)
+        }
+        // Created in this run by the primary's pack as it arrived, and listed now with that value:
+        // verified like any push (the listing above is the one after it).
+        for planned in plan.refs where planned.action == .upToDate && seeded[planned.ref] != nil && seeded[planned.ref] == planned.old {
+            report.upToDate -= 1
+            report.refs.append(RefOutcome(ref: planned.ref, action: .create, old: nil, new: planned.new, outcome: .applied,
+                                          message: Self.seededMessage, backupRef: nil))
         }
         // A ref whose name is taken as a folder (or the reverse) by a ref the secondary keeps cannot be
         // created there: it fails alone, saying why, and the rest goes on.

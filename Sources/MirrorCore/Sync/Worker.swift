@@ -129,7 +129,11 @@ public enum Worker {
             case .fetch:
                 let repository = try Repository.openOrCreateBare(at: request.cachePath ?? "")
                 let remote = try Remote(url: request.url, in: repository, hooks: hooks)
-                try remote.fetch(refspecs: request.refspecs ?? [])
+                if let seeds = request.seeds, !seeds.isEmpty {
+                    result.seeded = try fetch(remote, into: repository, seeding: seeds, request: request)
+                } else {
+                    try remote.fetch(refspecs: request.refspecs ?? [])
+                }
                 result.bytes = hooks.receivedBytes
             case .push:
                 result = try push(request, hooks: hooks, caBundle: bundle?.path)
@@ -155,6 +159,41 @@ public enum Worker {
             return .failure(SyncFailure(.internal, "\(error)"))
         }
     }
+
+    /// A fetch into the empty cache whose pack also streams to the empty secondaries it reaches, as it
+    /// arrives (one pack for many; PackSeed.swift). A secondary's trouble never fails the fetch.
+    static func fetch(_ remote: Remote, into repository: Repository, seeding targets: [SeedTarget], request: WorkerRequest) throws -> [SeedOutcome] {
+        let started = Date()
+        let throttle = NSLock()
+        var lastLine: [String: Date] = [:]
+        let seeder = PackSeeder(targets: targets, stall: request.seedStall ?? 60) { name, line in
+            // The supervisor routes these to the secondary's own line; one each half second is plenty.
+            let now = Date()
+            let due = throttle.withLock {
+                if let last = lastLine[name], now.timeIntervalSince(last) < 0.5 { return false }
+                lastLine[name] = now
+                return true
+            }
+            if due { emit(WorkerEvent(progress: "\(seedPrefix)\(name)] \(line)")) }
+        }
+        seeder.open()
+        if seeder.isEmpty {
+            try remote.fetch(refspecs: request.refspecs ?? [])
+            return seeder.finish()
+        }
+        try repository.teePacks(PackTee { bytes in seeder.feed(bytes) })
+        do {
+            try remote.fetch(refspecs: request.refspecs ?? []) { heads in seeder.begin(heads) }
+        } catch {
+            seeder.abandon("the fetch from the primary failed, so the pack was not sent whole")
+            throw error
+        }
+        let deadline = request.seedDeadline.map { started.addingTimeInterval($0) }
+        return seeder.finish(deadline: deadline)
+    }
+
+    /// Progress lines about a seeded secondary: `[seed NAME] text`.
+    public static let seedPrefix = "[seed "
 
     /// Push with a lease: refs that moved on the server since planning are left alone and
     /// reported; the rest are sent by the transfer the request names.

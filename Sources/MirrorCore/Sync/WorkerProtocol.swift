@@ -34,6 +34,11 @@ public struct WorkerRequest: Codable, Sendable {
     public var announceFrom: Int?
     /// How a push travels (default: git's transfer, which reuses stored deltas).
     public var transfer: TransferKind?
+    /// `fetch` into an empty cache: empty secondaries that receive the pack as it arrives (PackSeed.swift).
+    public var seeds: [SeedTarget]?
+    /// How long a seeded secondary may stay silent, and how long after the job's start all seeding ends.
+    public var seedStall: Double?
+    public var seedDeadline: Double?
 
     public init(operation: Operation, url: String) {
         self.operation = operation
@@ -106,6 +111,8 @@ public struct WorkerResult: Codable, Sendable {
     /// `verify`: objects read, and the first damaged one with what was wrong.
     public var verified: Int?
     public var damage: String?
+    /// `fetch` with `seeds`: what each seeded secondary accepted.
+    public var seeded: [SeedOutcome]?
 }
 
 /// One line a worker writes on stdout.
