@@ -8,13 +8,15 @@ public final class GitDaemon: Server, @unchecked Sendable {
     public let log: URL
     private let process: ChildProcess
 
-    public init(sandbox: Sandbox, root: URL, port: Int? = nil) throws {
+    /// `environment` entries are added to the daemon's (and so to every upload-pack's) environment.
+    public init(sandbox: Sandbox, root: URL, port: Int? = nil, environment: [String: String] = [:]) throws {
         self.root = root
         self.port = try port ?? Network.freePort()
         log = sandbox.path("git-daemon-\(self.port).log")
         process = try Shell.start(["/usr/bin/git", "daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=\(self.port)",
                                    "--base-path=\(root.path)", "--export-all", "--enable=receive-pack", "--verbose",
-                                   "--informative-errors", root.path], log: log)
+                                   "--informative-errors", root.path], log: log,
+                                  environment: environment.isEmpty ? nil : Shell.gitEnvironment.merging(environment) { _, new in new })
         sandbox.keep(self)
         try Network.waitForPort(port: self.port, process: process, log: log)
     }
