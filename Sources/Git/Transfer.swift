@@ -77,7 +77,13 @@ public final class TransferHooks {
     /// The server's verdict per pushed ref: nil means accepted.
     public internal(set) var pushStatuses: [String: String?] = [:]
     /// What the server printed on the side band ("remote: …"), for error messages.
-    public internal(set) var serverMessages: [String] = []
+    public var serverMessages: [String] {
+        let last = partialLine.trimmingCharacters(in: .whitespaces)
+        return last.isEmpty || Self.isProgress(last) || completeMessages.last == last ? completeMessages : completeMessages + [last]
+    }
+    private var completeMessages: [String] = []
+    /// The side band splits lines anywhere ("Counting objects: (16/" + "87)"): a line is judged once whole.
+    private var partialLine = ""
     public internal(set) var receivedBytes: Int = 0
     public internal(set) var pushedBytes: Int = 0
 
@@ -93,12 +99,15 @@ public final class TransferHooks {
     }
 
     func appendServerMessage(_ text: String) {
-        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+        partialLine += text
+        guard let lastBreak = partialLine.lastIndex(where: { $0 == "\n" || $0 == "\r" }) else { return }
+        let whole = partialLine[...lastBreak]
+        partialLine = String(partialLine[partialLine.index(after: lastBreak)...])
+        for line in whole.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if !trimmed.isEmpty && !Self.isProgress(trimmed) && serverMessages.count < 200 && serverMessages.last != trimmed {
-                serverMessages.append(trimmed)
+            if !trimmed.isEmpty && !Self.isProgress(trimmed) && completeMessages.count < 200 && completeMessages.last != trimmed {
+                completeMessages.append(trimmed)
             }
         }
     }
 }
-

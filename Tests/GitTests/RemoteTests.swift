@@ -1,5 +1,5 @@
 import Foundation
-import Git
+@testable import Git
 import Testing
 import TestSupport
 
@@ -54,5 +54,16 @@ import TestSupport
         #expect(try repository.references(matching: "refs/gitmirror/*") == ["refs/gitmirror/backup/x": a])
         try repository.deleteReference("refs/gitmirror/backup/x")
         #expect(try repository.reference(named: "refs/gitmirror/backup/x") == nil)
+    }
+
+    @Test func serverLinesSplitAcrossSideBandPacketsAreJudgedWhole() {
+        // Given side-band packets that cut progress and a message mid-line
+        let hooks = TransferHooks()
+        for packet in ["Counting objects: (16/", "87)\rCounting objects: 100% (87/87), done.\nerror: GH0", "13: refusing\n", "Total 3 (delta 0)"] {
+            hooks.appendServerMessage(packet)
+        }
+
+        // Then progress is dropped whole, and the message is kept whole, once
+        #expect(hooks.serverMessages == ["error: GH013: refusing"], "\(hooks.serverMessages)")
     }
 }

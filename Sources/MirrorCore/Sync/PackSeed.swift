@@ -32,6 +32,8 @@ public struct SeedOutcome: Codable, Sendable, Equatable {
     public var created: [String: ObjectID] = [:]
     /// Why the secondary was not seeded, or not wholly: it is pushed as usual afterwards.
     public var note: String?
+    /// From the start of the fetch to the secondary's verdict.
+    public var seconds: Double?
 }
 
 /// One `receive-pack` session fed with the primary's pack as it arrives.
@@ -427,6 +429,7 @@ final class PackSeeder: @unchecked Sendable {
     let progress: (String, String) -> Void
     private var sessions: [SeedSession] = []
     private var outcomes: [String: SeedOutcome] = [:]
+    private let started = Date()
 
     init(targets: [SeedTarget], stall: TimeInterval, progress: @escaping (String, String) -> Void) {
         self.targets = targets
@@ -504,8 +507,10 @@ final class PackSeeder: @unchecked Sendable {
         let group = DispatchGroup()
         for (index, session) in sessions.enumerated() {
             group.enter()
-            Thread.detachNewThread { [stall] in
-                finished.set(index, session.finish(stall: stall))
+            Thread.detachNewThread { [stall, started] in
+                var outcome = session.finish(stall: stall)
+                outcome.seconds = Date().timeIntervalSince(started)
+                finished.set(index, outcome)
                 group.leave()
             }
         }

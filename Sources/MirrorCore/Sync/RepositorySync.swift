@@ -108,7 +108,7 @@ public struct RepositorySync: Sendable {
 
         var secondaries: [(report: RemoteReport, fingerprint: String?)] = []
         var repaired = false
-        var seeded: [String: [String: ObjectID]] = [:]
+        var seeded: [String: SeedOutcome] = [:]
         do {
             var source: [String: ObjectID]
             do {
@@ -162,7 +162,7 @@ public struct RepositorySync: Sendable {
     /// Lists the primary, fetches what changed into the cache, and returns the
     /// primary's refs as the cache now holds them. Into an empty cache, the pack also streams to the
     /// empty secondaries it can reach as it arrives; `seeded` gets what each of them accepted.
-    func fetchPrimary(_ mirror: Mirror, report: inout RemoteReport, seeded: inout [String: [String: ObjectID]]) throws -> [String: ObjectID] {
+    func fetchPrimary(_ mirror: Mirror, report: inout RemoteReport, seeded: inout [String: SeedOutcome]) throws -> [String: ObjectID] {
         var listing = WorkerRequest(operation: .list, url: "")
         try credentials.prepare(&listing, for: mirror.primary, config: config)
         let limits = WorkerSupervisor.Limits(timeout: mirror.primary.policy.timeout, stall: mirror.primary.policy.stallTimeout)
@@ -205,7 +205,7 @@ public struct RepositorySync: Sendable {
             let result = try worker(fetch, limits: limits, remote: mirror.primary, repository: mirror.name)
             report.bytes = result.bytes
             for outcome in result.seeded ?? [] {
-                seeded[outcome.name] = outcome.created
+                seeded[outcome.name] = outcome
                 if !outcome.created.isEmpty || outcome.note != nil {
                     let took = "took the primary's pack as it arrived: \(outcome.created.count) ref\(outcome.created.count == 1 ? "" : "s") created"
                     progress(mirror.name, outcome.name, outcome.note.map { "\(took); \($0): the rest is pushed as usual" } ?? took)
@@ -249,7 +249,7 @@ public struct RepositorySync: Sendable {
 
     /// Syncs these secondaries in parallel. Each outcome is recorded as it comes (so that `status` shows
     /// it while slower ones run), except one that suspects the cache: the caller may repair and re-run it.
-    func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID], seeded: [String: [String: ObjectID]] = [:],
+    func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID], seeded: [String: SeedOutcome] = [:],
                          runId: Int64?) -> [(report: RemoteReport, fingerprint: String?)] {
         let results = LockedArray<(report: RemoteReport, fingerprint: String?)>(count: secondaries.count)
         let limit = DispatchSemaphore(value: config.maxParallelPushes)
@@ -258,7 +258,7 @@ public struct RepositorySync: Sendable {
             limit.wait()
             group.enter()
             Thread.detachNewThread {
-                let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name] ?? [:])
+                let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name])
                 if let runId, !self.options.planOnly, outcome.report.failure.map(Self.suspectsCache) != true {
                     self.record(outcome.report, runId: runId, remote: secondary, fingerprint: outcome.fingerprint)
                 }
@@ -271,11 +271,11 @@ public struct RepositorySync: Sendable {
         return results.values.compactMap { $0 }
     }
 
-    func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], seeded: [String: ObjectID] = [:]) -> (report: RemoteReport, fingerprint: String?) {
+    func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], seeded: SeedOutcome? = nil) -> (report: RemoteReport, fingerprint: String?) {
         let started = Date()
         var report = RemoteReport(repository: mirror.name, remote: secondary.name, role: .secondary, url: secondary.url.display, result: .ok)
         var work = SecondarySync(sync: self, mirror: mirror, secondary: secondary, source: source, report: report)
-        work.seeded = seeded
+        work.seeded = seeded?.created ?? [:]
         do {
             try work.run()
             report = work.report
@@ -288,7 +288,8 @@ public struct RepositorySync: Sendable {
                 report.refs[index].message = report.failure?.message
             }
         }
-        report.duration = Date().timeIntervalSince(started)
+        // A seeded secondary's work began with the fetch.
+        report.duration = Date().timeIntervalSince(started) + (seeded?.created.isEmpty == false ? seeded?.seconds ?? 0 : 0)
         progress(mirror.name, secondary.name, "done: \(report.result.rawValue)")
         return (report, work.finalHeads.map(fingerprint))
     }
