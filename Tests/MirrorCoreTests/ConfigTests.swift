@@ -285,6 +285,58 @@ import TestSupport
         #expect(problem.message.contains("readable by every user"))
     }
 
+    @Test func kubernetesSecretLinksAreJudgedByTheFileTheyLeadTo() throws {
+        // Given secrets laid out as Kubernetes mounts a Secret volume: `key -> ..data/key`, `..data ->
+        // ..<timestamp>`, the files 0440 (defaultMode) and one 0644 behind another link
+        let mount = try sandbox.directory("k8s-secrets")
+        let stamped = mount.appendingPathComponent("..2026_11_22_10_00_00.123")
+        try FileManager.default.createDirectory(at: stamped, withIntermediateDirectories: true)
+        for (key, mode) in [("github-token", 0o440), ("open-token", 0o644)] {
+            let file = stamped.appendingPathComponent(key)
+            try "secret-\(key)".write(to: file, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: file.path)
+        }
+        try FileManager.default.createSymbolicLink(atPath: mount.appendingPathComponent("..data").path, withDestinationPath: stamped.lastPathComponent)
+        for key in ["github-token", "open-token"] {
+            try FileManager.default.createSymbolicLink(atPath: mount.appendingPathComponent(key).path, withDestinationPath: "..data/\(key)")
+        }
+
+        // Then the 0440 file behind its link is accepted
+        _ = try ConfigLoader().parse("""
+            credentials:
+              web: {token_file: k8s-secrets/github-token}
+            repositories:
+              - name: app
+                primary: /srv/app.git
+                secondaries: [{name: backup, url: /srv/backup.git, credentials: web}]
+            """, file: file, environment: [:])
+        // And the world-readable one is refused with the Kubernetes fix, not chmod
+        let problem = try only("""
+            credentials:
+              web: {token_file: k8s-secrets/open-token}
+            repositories:
+              - name: app
+                primary: /srv/app.git
+                secondaries: [{name: backup, url: /srv/backup.git, credentials: web}]
+            """)
+        #expect(problem.message.contains("readable by every user (mode 644)") && problem.message.contains("defaultMode"), "\(problem.message)")
+    }
+
+    @Test func stateDirDefaultsToGITMIRROR_STATE_DIRThenBesideTheFile() throws {
+        let yaml = """
+            repositories:
+              - name: app
+                primary: /srv/app.git
+                secondaries: [{name: backup, url: /srv/backup.git}]
+            """
+        let fromEnvironment = try ConfigLoader().parse(yaml, file: file, environment: ["GITMIRROR_STATE_DIR": "/var/lib/gitmirror"])
+        #expect(fromEnvironment.stateDirectory.path == "/var/lib/gitmirror")
+        let beside = try ConfigLoader().parse(yaml, file: file, environment: [:])
+        #expect(beside.stateDirectory.path == file.deletingLastPathComponent().appendingPathComponent(".gitmirror").path)
+        let explicit = try ConfigLoader().parse("state_dir: /srv/state\n" + yaml, file: file, environment: ["GITMIRROR_STATE_DIR": "/var/lib/gitmirror"])
+        #expect(explicit.stateDirectory.path == "/srv/state")
+    }
+
     @Test func everyProblemIsReportedAtOnce() throws {
         let found = try problems("""
             state_dir: state

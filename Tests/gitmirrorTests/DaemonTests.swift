@@ -127,7 +127,8 @@ import TestSupport
         daemon.process.signal(SIGHUP)
 
         // Then it logs the errors, counts a failed reload, and keeps serving the old configuration
-        #expect(eventually(within: 5) { try daemon.get("/metrics").text.contains(#"gitmirror_config_reloads_total{result="error"} 1"#) })
+        // (the daemon also notices the changed file by itself: one reload or two)
+        #expect(eventually(within: 5) { try daemon.get("/metrics").text.contains(#"gitmirror_config_reloads_total{result="error"} "#) })
         #expect(daemon.process.isRunning)
         #expect(daemon.logText.contains("the new configuration is invalid"))
         let head = try scenario.primary.commit("second")
@@ -137,7 +138,52 @@ import TestSupport
         // And a fixed file is applied on the next SIGHUP
         try good.write(to: scenario.config, atomically: true, encoding: .utf8)
         daemon.process.signal(SIGHUP)
-        #expect(eventually(within: 5) { try daemon.get("/metrics").text.contains(#"gitmirror_config_reloads_total{result="success"} 1"#) })
+        #expect(eventually(within: 5) { try daemon.get("/metrics").text.contains(#"gitmirror_config_reloads_total{result="success"} "#) })
+    }
+
+    @Test func aConfigMapUpdateIsReloadedWithoutASignal() throws {
+        // Given the daemon reading mirrors.yaml from a ConfigMap folder as kubelet lays it out:
+        // mirrors.yaml -> ..data/mirrors.yaml, ..data -> ..<timestamp>
+        let scenario = try Scenario("daemon-configmap")
+        try scenario.primary.commit("first")
+        let one = try scenario.secondary("one")
+        let two = try scenario.secondary("two")
+        let daemonSettings = "interval: 1h\nhooks:\n  sync_token_env: SYNC_TOKEN"
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))", daemon: daemonSettings)
+        let first = try String(contentsOf: scenario.config, encoding: .utf8)
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))\n- name: two\n  url: \(scenario.url(two))", daemon: daemonSettings)
+        let second = try String(contentsOf: scenario.config, encoding: .utf8)
+        let folder = try scenario.sandbox.directory("configmap")
+        func publish(_ text: String, as version: String) throws {
+            let stamped = folder.appendingPathComponent("..\(version)")
+            try FileManager.default.createDirectory(at: stamped, withIntermediateDirectories: true)
+            try text.write(to: stamped.appendingPathComponent("mirrors.yaml"), atomically: true, encoding: .utf8)
+            let next = folder.appendingPathComponent("..data_tmp").path
+            try? FileManager.default.removeItem(atPath: next)
+            try FileManager.default.createSymbolicLink(atPath: next, withDestinationPath: "..\(version)")
+            guard rename(next, folder.appendingPathComponent("..data").path) == 0 else { throw SyncFailure(.internal, "rename") }
+        }
+        try publish(first, as: "2026_11_22_10_00_00.1")
+        try FileManager.default.createSymbolicLink(atPath: folder.appendingPathComponent("mirrors.yaml").path, withDestinationPath: "..data/mirrors.yaml")
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: folder.appendingPathComponent("mirrors.yaml"),
+                                       environment: ["SYNC_TOKEN": Self.syncToken])
+        try daemon.waitUntilReady()
+
+        // When kubelet swaps in a version that adds a secondary, and nobody sends a signal
+        try publish(second, as: "2026_11_22_10_05_00.2")
+
+        // Then the daemon reloads it by itself, and the next sync mirrors to the new secondary
+        #expect(eventually(within: 10) { try daemon.get("/metrics").text.contains(#"gitmirror_config_reloads_total{result="success"} 1"#) },
+                "\(daemon.logText)")
+        #expect(try daemon.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(Self.syncToken)"]).status == 202)
+        #expect(eventually(within: 10, every: 0.2) { try two.refs() == scenario.primary.refs() && one.refs() == scenario.primary.refs() },
+                "\(daemon.logText)")
+
+        // And a broken version is refused, logged, and the running configuration kept
+        try publish("repositories: [\n", as: "2026_11_22_10_10_00.3")
+        #expect(eventually(within: 10) { try daemon.get("/metrics").text.contains(#"gitmirror_config_reloads_total{result="error"} 1"#) })
+        #expect(daemon.process.isRunning)
+        #expect(daemon.logText.contains("the new configuration is invalid"))
     }
 
     @Test func sigtermDuringASlowPushExitsCleanlyWithinTheGracePeriod() throws {

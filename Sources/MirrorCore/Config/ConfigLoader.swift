@@ -233,15 +233,22 @@ private struct Walker {
         return expanded.hasPrefix("/") ? URL(fileURLWithPath: expanded) : base.appendingPathComponent(expanded).standardizedFileURL
     }
 
-    /// A file that must exist and, holding a secret, must not be readable by everyone.
+    /// A file that must exist and, holding a secret, must not be readable by everyone. The mode is the
+    /// one of the file a symlink leads to: Kubernetes mounts a Secret's keys as links (`token ->
+    /// ..data/token`) whose own mode is always 0777; the file behind is 0400 or 0440 (`defaultMode`).
     mutating func secretFile(_ node: Node, _ what: String) -> URL? {
         guard let url = path(node, what) else { return nil }
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path) else {
-            report(node, "\(what) '\(url.path)' does not exist")
+        var info = stat()
+        guard stat(url.path, &info) == 0 else {
+            let exists = FileManager.default.fileExists(atPath: url.path) || (try? FileManager.default.destinationOfSymbolicLink(atPath: url.path)) != nil
+            report(node, exists ? "\(what) '\(url.path)' cannot be read (\(String(cString: strerror(errno))))" : "\(what) '\(url.path)' does not exist")
             return nil
         }
-        if let mode = attributes[.posixPermissions] as? Int, mode & 0o004 != 0 {
-            report(node, "\(what) '\(url.path)' is readable by every user (mode \(String(mode, radix: 8))); run chmod 600 on it")
+        let mode = Int(info.st_mode & 0o7777)
+        if mode & 0o004 != 0 {
+            let linked = (try? FileManager.default.destinationOfSymbolicLink(atPath: url.path)) != nil
+            let fix = linked ? "make the file it links to unreadable by others (for a Kubernetes Secret volume: defaultMode: 0400 or 0440)" : "run chmod 600 on it"
+            report(node, "\(what) '\(url.path)' is readable by every user (mode \(String(mode, radix: 8))); \(fix)")
             return nil
         }
         return url
@@ -317,7 +324,10 @@ private struct Walker {
         guard let pairs = mapping(root, allowed: ["state_dir", "defaults", "credentials", "repositories", "max_parallel_pushes", "daemon", "retention"], what: "the top level") else { return nil }
         var daemonSettings = DaemonSettings()
         var retention = Retention()
-        var stateDirectory = base.appendingPathComponent(".gitmirror")
+        // Without state_dir: $GITMIRROR_STATE_DIR (the container image sets /var/lib/gitmirror: its
+        // configuration is mounted read-only), else .gitmirror beside the configuration file.
+        var stateDirectory = environment["GITMIRROR_STATE_DIR"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: ($0 as NSString).expandingTildeInPath) }
+            ?? base.appendingPathComponent(".gitmirror")
         var defaults = Policy()
         var credentials: [String: CredentialSpec] = [:]
         var credentialNodes: [(Node, Node)] = []

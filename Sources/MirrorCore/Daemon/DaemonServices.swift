@@ -178,7 +178,8 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
     let application = Application(router: router, configuration: .init(address: address, serverName: "gitmirror"), logger: logger)
     let schedulerService = SchedulerService(scheduler: scheduler, registry: registry, grace: loaded.daemon.shutdownGrace, logger: logger)
     return ServiceGroup(configuration: .init(
-        services: [.init(service: application), .init(service: ReloadService(reload: reload)), .init(service: schedulerService),
+        services: [.init(service: application), .init(service: ReloadService(reload: reload)),
+                   .init(service: ConfigWatchService(file: configFile, reload: reload)), .init(service: schedulerService),
                    .init(service: RetentionService(state: state, store: store, logger: logger))],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))
@@ -286,6 +287,37 @@ struct ReloadService: Service {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         await cancelWhenGracefulShutdown {
             for await _ in signals { _ = await reload() }
+        }
+    }
+}
+
+/// Reloads the configuration when its file changes, as on SIGHUP. Kubernetes updates a mounted
+/// ConfigMap by swapping a `..data` symlink, and nobody sends a signal; an edit in place is seen too.
+/// What is compared is the file the path leads to now (through every link): its identity, size and time.
+struct ConfigWatchService: Service {
+    let file: URL
+    let reload: @Sendable () async -> Result<Config, Error>
+    var every: TimeInterval = 2
+
+    static func fingerprint(_ file: URL) -> String? {
+        var info = stat()
+        guard stat(file.path, &info) == 0 else { return nil }
+        let resolved = (try? FileManager.default.destinationOfSymbolicLink(atPath: file.path)) ?? ""
+        return "\(file.resolvingSymlinksInPath().path) \(resolved) \(info.st_dev) \(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+    }
+
+    func run() async throws {
+        let first = Self.fingerprint(file)
+        await cancelWhenGracefulShutdown {
+            var seen = first
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(every))
+                let now = Self.fingerprint(file)
+                // A file that is gone for a moment (mid-swap) is not a change: wait for the new one.
+                guard let now, now != seen else { continue }
+                seen = now
+                _ = await reload()
+            }
         }
     }
 }

@@ -7,17 +7,32 @@ public final class StateStore: Sendable {
     /// Set when the database was written by a newer gitmirror: it is read, never written.
     public let newerSchema: StateError?
 
+    /// state_dir cannot be written: which folder, whose it is, who we are, and where else to point it.
+    static func unwritable(_ folder: String, errno code: Int32) -> SyncFailure {
+        if code == ENOSPC || code == EDQUOT {
+            return SyncFailure(.internal, "no space left on the device holding state_dir \(folder)")
+        }
+        return SyncFailure(.config, "state_dir \(folder) is not writable: \(CacheAccess.describe(folder)). Set state_dir in mirrors.yaml, or GITMIRROR_STATE_DIR, to a folder this user can write (the container image uses /var/lib/gitmirror)")
+    }
+
     public init(path: String, readOnly: Bool = false) throws {
 
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.readonly = readOnly
+        let folder = (path as NSString).deletingLastPathComponent
         if !readOnly {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            } catch {
+                // Foundation's codes: 640 is "out of space"; the rest that can happen here are permissions.
+                throw Self.unwritable(folder, errno: (error as NSError).code == CocoaError.fileWriteOutOfSpace.rawValue ? ENOSPC : EACCES)
+            }
         }
         // Two processes opening a new database at once race on switching it to WAL
         // (SQLITE_BUSY without a busy handler): opening and migrating take turns.
         let opening = open(path + ".open-lock", readOnly ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if opening < 0 && !readOnly && [EACCES, EPERM, EROFS].contains(errno) { throw Self.unwritable(folder, errno: errno) }
         if opening >= 0 { flock(opening, LOCK_EX) }
         defer {
             if opening >= 0 {
