@@ -13,10 +13,10 @@ struct HistoryCommand: ParsableCommand {
     @Argument(help: "The repository.")
     var repository: String
 
-    @Option(help: "Only this remote.")
+    @Option(help: "Only this remote (a secondary, primary, or cache for repairs of the cache).")
     var remote: String?
 
-    @Option(help: "Only this ref (for example refs/heads/main).")
+    @Option(help: "Only this ref: refs/heads/main, or a short name (main, v1.0) as git resolves it.")
     var ref: String?
 
     @Option(help: "At most this many entries, newest first.")
@@ -27,13 +27,21 @@ struct HistoryCommand: ParsableCommand {
 
     func run() throws {
         let config = try options.load()
-        _ = try options.select([repository], from: config)
+        let mirror = try options.select([repository], from: config).first
+        if let remote, let mirror {
+            let names = ["primary"] + mirror.secondaries.map(\.name) + ["cache"]
+            guard names.contains(remote) else {
+                Terminal.error("error: '\(repository)' has no remote '\(remote)'; its remotes are \(names.joined(separator: ", ")) (cache: repairs of the cache)")
+                throw ExitStatus.invalidConfig
+            }
+        }
         guard FileManager.default.fileExists(atPath: config.databaseURL.path) else {
             print("No history yet: '\(repository)' has never been synced.")
             return
         }
         let store = try StateStore(path: config.databaseURL.path, readOnly: true)
-        let entries = try store.refHistory(repository: repository, remote: remote, ref: ref, limit: limit)
+        let entries = try Self.names(for: ref).flatMap { try store.refHistory(repository: repository, remote: remote, ref: $0, limit: limit) }
+            .sorted { ($0.recordedAt, $0.id ?? 0) > ($1.recordedAt, $1.id ?? 0) }.prefix(limit).map { $0 }
         if json {
             try Terminal.printJSON(entries)
             return
@@ -47,5 +55,13 @@ struct HistoryCommand: ParsableCommand {
              entry.outcome, [entry.backupRef.map { "backup: \($0)" }, entry.message].compactMap { $0 }.joined(separator: "; ")]
         }
         print(Terminal.table(["TIME", "REMOTE", "REF", "ACTION", "CHANGE", "OUTCOME", "NOTE"], rows))
+    }
+
+    /// The full names a ref option stands for: itself when it starts with refs/, else what git's
+    /// short names resolve to (refs/NAME, refs/tags/NAME, refs/heads/NAME), every one that was journaled.
+    static func names(for ref: String?) -> [String?] {
+        guard let ref else { return [nil] }
+        if ref.hasPrefix("refs/") { return [ref] }
+        return ["refs/\(ref)", "refs/tags/\(ref)", "refs/heads/\(ref)"]
     }
 }

@@ -84,8 +84,11 @@ struct StatusCommand: ParsableCommand {
                                 progress: now.map { "\($0.phase) (for \(formatDuration(Date().timeIntervalSince($0.startedAt))))" }))
             }
         }
+        // Like sync: a script can tell from the exit status alone whether everything is in step.
+        let outOfStep = rows.contains { $0.state == "failing" || $0.state == "diverged" }
         if json {
             try Terminal.printJSON(rows)
+            if outOfStep { throw ExitStatus.outOfStep }
             return
         }
         let daemonRunning = !schedule.isEmpty
@@ -100,5 +103,6 @@ struct StatusCommand: ParsableCommand {
         if !notes.isEmpty { print("\n" + notes.joined(separator: "\n")) }
         let running = rows.compactMap { row in row.progress.map { "\(row.repository)/\(row.remote): \($0)" } }
         if !running.isEmpty { print("\nsyncing now:\n" + running.map { "  " + $0 }.joined(separator: "\n")) }
+        if outOfStep { throw ExitStatus.outOfStep }
     }
 }

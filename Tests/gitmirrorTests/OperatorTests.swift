@@ -40,4 +40,39 @@ import TestSupport
         #expect(FileManager.default.fileExists(atPath: state.appendingPathComponent("gitmirror.sqlite").path))
         #expect(try backup.refs() == scenario.primary.refs())
     }
+
+    @Test func statusExitsOneWhenARemoteIsOutOfStepAndHistoryKnowsItsRemotesAndShortNames() throws {
+        // Given a repository synced to one good secondary and one that does not exist
+        let scenario = try Scenario("status-exit")
+        try scenario.primary.commit("first")
+        try scenario.primary.tag("v1.0", message: "release")
+        let good = try scenario.secondary("good")
+        try scenario.configure(secondaries: """
+            - name: good
+              url: \(scenario.url(good))
+            - name: gone
+              url: \(scenario.daemon.url("missing.git"))
+            """)
+        #expect(try scenario.gitmirror("sync").status == 1)
+
+        // Then status, as a table and as JSON, exits 1 like sync
+        #expect(try scenario.gitmirror("status").status == 1)
+        #expect(try scenario.gitmirror("status", "--json").status == 1)
+
+        // And history refuses a remote the repository does not have, naming those it has (exit 2)
+        let unknown = try scenario.gitmirror("history", "app", "--remote", "nope")
+        #expect(unknown.status == 2, "\(unknown)")
+        #expect(unknown.stderr.contains("no remote 'nope'") && unknown.stderr.contains("primary, good, gone, cache"), "\(unknown)")
+        #expect(try scenario.gitmirror("history", "app", "--remote", "cache").status == 0)
+
+        // And finds refs by their short names, as git resolves them
+        let main = try scenario.gitmirror("history", "app", "--remote", "good", "--ref", "main")
+        #expect(main.status == 0 && main.stdout.contains("refs/heads/main") && !main.stdout.contains("refs/tags/"), "\(main)")
+        let tag = try scenario.gitmirror("history", "app", "--ref", "v1.0")
+        #expect(tag.stdout.contains("refs/tags/v1.0"), "\(tag)")
+
+        // And once the missing secondary is removed and all is in step, status exits 0
+        try scenario.configure(secondaries: "- name: good\n  url: \(scenario.url(good))")
+        #expect(try scenario.gitmirror("status").status == 0)
+    }
 }
