@@ -100,8 +100,8 @@ public final class Remote {
         return try advertisedHeads()
     }
 
-    /// Fetches exactly these refspecs: no tag following, no prune, no FETCH_HEAD.
-    public func fetch(refspecs: [String]) throws(GitError) {
+    /// No tag following, no prune, no FETCH_HEAD, no redirect.
+    private func fetchOptions() -> git_fetch_options {
         var options = git_fetch_options()
         git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
         options.callbacks = makeCallbacks(payload)
@@ -109,6 +109,12 @@ public final class Remote {
         options.update_fetchhead = 0
         options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
         options.follow_redirects = Self.redirects
+        return options
+    }
+
+    /// Fetches exactly these refspecs: no tag following, no prune, no FETCH_HEAD.
+    public func fetch(refspecs: [String]) throws(GitError) {
+        var options = fetchOptions()
         try withStrarray(refspecs) { (array) throws(GitError) in
             try check("git_remote_fetch", git_remote_fetch(pointer, &array, &options, "gitmirror fetch"))
         }
@@ -117,13 +123,7 @@ public final class Remote {
     /// `fetch(refspecs:)` in its steps, with a look at the connection's own advertisement before the
     /// pack is asked for: `beforeDownload` gets the refs this very connection will fetch.
     public func fetch(refspecs: [String], beforeDownload: ([RemoteHead]) -> Void) throws(GitError) {
-        var options = git_fetch_options()
-        git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
-        options.callbacks = makeCallbacks(payload)
-        options.prune = GIT_FETCH_NO_PRUNE
-        options.update_fetchhead = 0
-        options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
-        options.follow_redirects = Self.redirects
+        var options = fetchOptions()
         try connect(.fetch)
         defer { disconnect() }
         beforeDownload(try advertisedHeads())
