@@ -81,13 +81,10 @@ final class SeedSession: @unchecked Sendable {
         if keyDescriptor >= 0 { close(keyDescriptor) }
     }
 
-    /// Whether this secondary can be seeded at all: a transport this client speaks itself.
-    static func reaches(_ scheme: String, credential: WireCredential?) -> Bool {
-        switch scheme {
-        case "git", "file": return true
-        case "ssh": return credential?.passphrase?.isEmpty != false
-        default: return false
-        }
+    /// Whether this secondary can be seeded at all: a transport this client speaks itself (SSH through
+    /// OpenSSH, so not with a key locked by a passphrase, as for git's push).
+    static func reaches(_ scheme: String, access: WorkerRequest) -> Bool {
+        ["git", "file", "ssh"].contains(scheme) && GitTransfer.handles(access)
     }
 
     /// Connects, starts receive-pack and reads what it advertises, within `timeout`.
@@ -181,19 +178,9 @@ final class SeedSession: @unchecked Sendable {
     /// One pkt-line's payload, or nil for a flush.
     private func readPacket(_ buffer: inout Data, timeout: TimeInterval) throws -> Data? {
         while true {
-            if buffer.count >= 4 {
-                let header = String(decoding: buffer.prefix(4), as: UTF8.self)
-                guard let length = Int(header, radix: 16) else { throw SyncFailure(.internal, "not a git server (\(header.debugDescription))") }
-                if length == 0 {
-                    buffer.removeFirst(4)
-                    return nil
-                }
-                guard length >= 4 else { throw SyncFailure(.internal, "bad pkt-line length \(length)") }
-                if buffer.count >= length {
-                    let payload = buffer.subdata(in: buffer.startIndex + 4..<buffer.startIndex + length)
-                    buffer.removeFirst(length)
-                    return payload
-                }
+            if let packet = Self.takePacket(&buffer) { return packet }
+            if buffer.count >= 4, Int(String(decoding: buffer.prefix(4), as: UTF8.self), radix: 16).map({ $0 != 0 && $0 < 4 }) != false {
+                throw SyncFailure(.internal, "not a git server (\(String(decoding: buffer.prefix(4), as: UTF8.self).debugDescription))")
             }
             var poller = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
             let ready = poll(&poller, 1, Int32(timeout * 1000))

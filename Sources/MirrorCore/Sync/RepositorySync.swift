@@ -234,7 +234,7 @@ public struct RepositorySync: Sendable {
             let scheme = url.scheme == .file ? "file" : url.scheme.rawValue
             var access = WorkerRequest(operation: .push, url: "")
             guard (try? credentials.prepare(&access, for: secondary, config: config)) != nil,
-                  SeedSession.reaches(scheme, credential: access.credential) else { continue }
+                  SeedSession.reaches(scheme, access: access) else { continue }
             let forge = Forge.of(url)
             let refs = RefPlan.make(source: wanted, target: [:], policy: secondary.policy) { _, _ in false }
                 .refs.filter { $0.action == .create && forge.refusal(of: $0.ref) == nil }.map(\.ref)
