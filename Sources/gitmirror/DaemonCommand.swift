@@ -28,14 +28,12 @@ struct DaemonCommand: AsyncParsableCommand {
     var logFormat: String = "text"
 
     func validate() throws {
-        guard parsedShard != nil else {
-            throw ValidationError("--shard must be I/N with 0 <= I < N (for example 2/5), or auto/N on a host whose name ends in -I")
-        }
+        do { _ = try parsedShard() } catch { throw ValidationError(error.description) }
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
     }
 
-    var parsedShard: Shard? {
-        Shard.parse(shard, hostName: ProcessInfo.processInfo.environment["HOSTNAME"] ?? ProcessInfo.processInfo.hostName)
+    func parsedShard() throws(ShardError) -> Shard {
+        try Shard.parse(shard, hostName: ProcessInfo.processInfo.environment["HOSTNAME"] ?? ProcessInfo.processInfo.hostName)
     }
 
     func run() async throws {
@@ -50,7 +48,7 @@ struct DaemonCommand: AsyncParsableCommand {
         _ = try options.load()   // every problem, with line and column, and exit 2
         let group: ServiceGroupRunner
         do {
-            group = ServiceGroupRunner(try makeDaemon(configFile: options.configURL, listen: listen, shard: parsedShard!,
+            group = ServiceGroupRunner(try await makeDaemon(configFile: options.configURL, listen: listen, shard: try parsedShard(),
                                                       executable: Engine.selfExecutable(), version: Gitmirror.configuration.version,
                                                       logger: logger))
         } catch {

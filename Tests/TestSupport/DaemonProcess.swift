@@ -8,15 +8,16 @@ public final class DaemonProcess: Server, @unchecked Sendable {
     public let process: ChildProcess
     let http = HTTPClient(timeout: 10)
 
-    public init(sandbox: Sandbox, config: URL, environment: [String: String] = [:]) throws {
-        port = try Network.freePort()
-        log = sandbox.path("daemon-\(port).log")
+    /// `port`: a port chosen beforehand (a fleet's peers must know each other's); `arguments` follow the rest.
+    public init(sandbox: Sandbox, config: URL, environment: [String: String] = [:], port: Int? = nil, arguments: [String] = []) throws {
+        self.port = try port ?? Network.freePort()
+        log = sandbox.path("daemon-\(self.port).log")
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { _, new in new }
-        process = try Shell.start([Gitmirror.executable.path, "daemon", "--config", config.path, "--listen", "127.0.0.1:\(port)"],
+        process = try Shell.start([Gitmirror.executable.path, "daemon", "--config", config.path, "--listen", "127.0.0.1:\(self.port)"] + arguments,
                                   log: log, environment: env)
         sandbox.keep(self)
-        try Network.waitForPort(port: port, process: process, log: log, seconds: 30)
+        try Network.waitForPort(port: self.port, process: process, log: log, seconds: 30)
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }

@@ -37,7 +37,7 @@ import TestSupport
         #expect(eventually(within: 2) { try one.refs()["refs/heads/main"] == head && two.refs()["refs/heads/main"] == head },
                 "\(daemon.logText)")
         #expect(Date().timeIntervalSince(started) < 3)
-        #expect(try runs(scenario).contains { $0.trigger == "trigger" })
+        #expect(try runs(scenario).contains { $0.trigger == "github" })
         #expect(!daemon.logText.contains(Self.hookSecret))
     }
 
@@ -50,9 +50,10 @@ import TestSupport
         let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config,
                                        environment: ["HOOK_SECRET": Self.hookSecret, "SYNC_TOKEN": Self.syncToken])
         try daemon.waitUntilReady()
-        let payload = #"{"repository": {"clone_url": "\#(scenario.url(scenario.primary))"}}"#
+        let payload = #"{"repository": {"full_name": "acme/app", "clone_url": "\#(scenario.url(scenario.primary))"}}"#
 
-        let forged = try daemon.post("/hooks/github", body: payload, headers: ["X-Hub-Signature-256": githubSignature(payload, secret: "guess")])
+        let forged = try daemon.post("/hooks/github", body: payload, headers: ["X-Hub-Signature-256": githubSignature(payload, secret: "guess"),
+                                                                               "X-GitHub-Event": "push"])
         let unsigned = try daemon.post("/hooks/github", body: payload)
         let wrongToken = try daemon.post("/hooks/sync/app", headers: ["Authorization": "Bearer nope"])
         let unknown = try daemon.post("/hooks/sync/nope", headers: ["Authorization": "Bearer \(Self.syncToken)"])
@@ -60,7 +61,92 @@ import TestSupport
 
         #expect(forged.status == 401 && unsigned.status == 401 && wrongToken.status == 401)
         #expect(unknown.status == 404)
-        #expect(try !runs(scenario).contains { $0.trigger == "trigger" })
+        #expect(try runs(scenario).allSatisfy { $0.trigger == "schedule" })
+        // Every refusal is logged with the hook, the event, the repository it named and the sender
+        let refusals = daemon.logText.split(separator: "\n").filter { $0.contains("hook refused") }
+        #expect(refusals.count == 4, "\(daemon.logText)")
+        #expect(refusals.contains { $0.contains("status=401") && $0.contains("hook=github") && $0.contains("event=push")
+                                    && $0.contains("repository=acme/app") && $0.contains("peer=127.0.0.1:") }, "\(refusals)")
+        #expect(refusals.contains { $0.contains("status=404") && $0.contains("hook=api") && $0.contains("repository=nope") }, "\(refusals)")
+    }
+
+    @Test func eitherShardAcceptsEveryHookAndForwardsItToTheOwner() throws {
+        // Given two shards (each its own state folder) of a file with one repository per shard
+        let scenario = try Scenario("daemon-shards")
+        let shards = [Shard(index: 0, count: 2), Shard(index: 1, count: 2)]
+        let names = ["app", "web", "api", "docs", "site", "blog", "shop"]
+        let mine = try #require(names.first { shards[0].owns($0) }), theirs = try #require(names.first { shards[1].owns($0) })
+        let primaries = [mine: scenario.primary, theirs: try BareRepository.create(at: scenario.served.appendingPathComponent("other.git"))]
+        let backups = [mine: try scenario.secondary("backup-mine"), theirs: try scenario.secondary("backup-theirs")]
+        for primary in primaries.values { try primary.commit("first") }
+        let ports = [try Network.freePort(), try Network.freePort()]
+        var configs: [URL] = []
+        for shard in shards {
+            let text = """
+                state_dir: state-\(shard.index)
+                daemon:
+                  interval: 1h
+                  peers: [\(ports.map { "http://127.0.0.1:\($0)" }.joined(separator: ", "))]
+                  hooks: {github_secret_env: HOOK_SECRET, sync_token_env: SYNC_TOKEN}
+                repositories:
+                \([mine, theirs].map { "  - {name: \($0), primary: '\(scenario.url(primaries[$0]!))', secondaries: [{name: backup, url: '\(scenario.url(backups[$0]!))'}]}" }.joined(separator: "\n"))
+
+                """
+            configs.append(try scenario.sandbox.write("mirrors-\(shard.index).yaml", text))
+        }
+        let environment = ["HOOK_SECRET": Self.hookSecret, "SYNC_TOKEN": Self.syncToken]
+        let daemons = try shards.map { shard in
+            try DaemonProcess(sandbox: scenario.sandbox, config: configs[shard.index], environment: environment,
+                              port: ports[shard.index], arguments: ["--shard", "\(shard.index)/2"])
+        }
+        for daemon in daemons { try daemon.waitUntilReady() }
+
+        // When GitHub's push event for shard 1's repository reaches shard 0 (the Service balanced it there)
+        let head = try primaries[theirs]!.commit("second")
+        let payload = #"{"ref": "refs/heads/main", "repository": {"full_name": "acme/\#(theirs)", "clone_url": "\#(scenario.url(primaries[theirs]!))"}}"#
+        let response = try daemons[0].post("/hooks/github", body: payload,
+                                           headers: ["X-Hub-Signature-256": githubSignature(payload), "X-GitHub-Event": "push"])
+
+        // Then shard 0 answers 202, having forwarded it, and shard 1 mirrors it at once, as a GitHub-triggered run
+        #expect(response.status == 202, "\(response.text)")
+        #expect(response.text.contains("forwarded to shard 1"), "\(response.text)")
+        #expect(eventually(within: 5) { try backups[theirs]!.refs()["refs/heads/main"] == head }, "\(daemons[1].logText)")
+        #expect(try Gitmirror.store(configs[1]).runs(repository: theirs).contains { $0.trigger == "github" })
+        #expect(try Gitmirror.store(configs[0]).runs(repository: theirs).isEmpty)
+
+        // And the sync API works the other way round
+        let next = try primaries[mine]!.commit("third")
+        let api = try daemons[1].post("/hooks/sync/\(mine)", headers: ["Authorization": "Bearer \(Self.syncToken)"])
+        #expect(api.status == 202 && api.text.contains("forwarded to shard 0"), "\(api.text)")
+        #expect(eventually(within: 5) { try backups[mine]!.refs()["refs/heads/main"] == next }, "\(daemons[0].logText)")
+        #expect(try Gitmirror.store(configs[0]).runs(repository: mine).contains { $0.trigger == "api" })
+
+        // A forged hook is refused where it arrives and goes nowhere
+        let forged = try daemons[0].post("/hooks/github", body: payload, headers: ["X-Hub-Signature-256": githubSignature(payload, secret: "guess")])
+        #expect(forged.status == 401)
+        #expect(daemons[1].logText.split(separator: "\n").filter { $0.contains("hook refused") }.isEmpty)
+
+        // An owner that cannot be reached is a failed delivery (502, so the forge can redeliver), not a silent 202
+        daemons[1].stop()
+        let lost = try daemons[0].post("/hooks/github", body: payload, headers: ["X-Hub-Signature-256": githubSignature(payload), "X-GitHub-Event": "push"])
+        #expect(lost.status == 502, "\(lost.text)")
+        #expect(lost.text.contains("shard 1 could not be reached"), "\(lost.text)")
+        #expect(!daemons[0].logText.contains(Self.hookSecret) && !daemons[0].logText.contains(Self.syncToken))
+    }
+
+    @Test func peersThatDisagreeWithTheShardsAreRefusedAtStart() throws {
+        let scenario = try Scenario("daemon-peers-count")
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(try scenario.secondary("one")))",
+                               daemon: "peers: [http://gitmirror-0.gitmirror-peers:9150]")
+        let output = try Shell.run([Gitmirror.executable.path, "daemon", "--config", scenario.config.path, "--listen", "127.0.0.1:\(try Network.freePort())",
+                                    "--shard", "0/2"], check: false)
+        #expect(output.status == 2, "\(output)")
+        #expect(output.stderr.contains("daemon.peers lists 1 URL but --shard 0/2 says there are 2 shards"), "\(output)")
+        // A pod whose ordinal is past N (replicas raised without N) refuses to start rather than own nothing
+        let pod = try Shell.run([Gitmirror.executable.path, "daemon", "--config", scenario.config.path, "--shard", "auto/2"],
+                                environment: ProcessInfo.processInfo.environment.merging(["HOSTNAME": "gitmirror-2"]) { $1 }, check: false)
+        #expect(pod.status == 64, "\(pod)")
+        #expect(pod.stderr.contains("ordinal 2, but there are only 2 shards"), "\(pod)")
     }
 
     @Test func intervalScheduleFiresAgain() throws {

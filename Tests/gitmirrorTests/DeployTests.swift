@@ -81,7 +81,7 @@ import TestSupport
     @Test func kubernetesManifestsPassTheSchemaValidator() throws {
         let output = try Shell.run(["kubernetes-validate", "--strict", Self.deploy.appendingPathComponent("kubernetes/gitmirror.yaml").path], check: false)
         #expect(output.status == 0, "\(output)")
-        for kind in ["statefulset/gitmirror", "configmap/gitmirror-config", "secret/gitmirror-secrets", "service/gitmirror", "serviceaccount/gitmirror"] {
+        for kind in ["statefulset/gitmirror", "configmap/gitmirror-config", "secret/gitmirror-secrets", "service/gitmirror", "service/gitmirror-peers", "serviceaccount/gitmirror"] {
             #expect(output.combined.contains("passed for resource \(kind)"), "\(kind)")
         }
     }
@@ -100,14 +100,31 @@ import TestSupport
         }
     }
 
-    @Test func shardAutoTakesTheStatefulSetOrdinal() {
-        #expect(Shard.parse("auto/3", hostName: "gitmirror-2") == Shard(index: 2, count: 3))
-        #expect(Shard.parse("auto/3", hostName: "gitmirror-7") == nil)
-        #expect(Shard.parse("1/4", hostName: "x") == Shard(index: 1, count: 4))
+    @Test func shardAutoTakesTheStatefulSetOrdinal() throws {
+        #expect(try Shard.parse("auto/3", hostName: "gitmirror-2") == Shard(index: 2, count: 3))
+        #expect(try Shard.parse("1/4", hostName: "x") == Shard(index: 1, count: 4))
+        // replicas: 3 with auto/2: the third pod is refused, saying why, rather than owning nothing
+        #expect { try Shard.parse("auto/2", hostName: "gitmirror-2") } throws: {
+            "\($0)".contains("ordinal 2, but there are only 2 shards") && "\($0)".contains("replicas and N disagree")
+        }
+        #expect(throws: ShardError.self) { try Shard.parse("auto/2", hostName: "laptop") }
+        #expect(throws: ShardError.self) { try Shard.parse("2/2", hostName: "x") }
         // Every repository belongs to exactly one shard
         let names = (0..<200).map { "repo-\($0)" }
         let shards = (0..<3).map { Shard(index: $0, count: 3) }
         #expect(names.allSatisfy { name in shards.filter { $0.owns(name) }.count == 1 })
         #expect(shards.allSatisfy { shard in names.contains { shard.owns($0) } })
+    }
+
+    @Test func theManifestsPeersShardsAndReplicasAgree() throws {
+        // Entry i of daemon.peers is pod i's stable name under the headless Service, and there are
+        // as many as replicas and as --shard auto/N says: none of the three can drift alone.
+        let manifest = try String(contentsOf: Self.deploy.appendingPathComponent("kubernetes/gitmirror.yaml"), encoding: .utf8)
+        let replicas = try #require(manifest.firstMatch(of: /replicas: (\d+)/).flatMap { Int($0.1) })
+        let shards = try #require(manifest.firstMatch(of: /"--shard", "auto\/(\d+)"/).flatMap { Int($0.1) })
+        let peers = manifest.matches(of: /http:\/\/gitmirror-(\d+)\.gitmirror-peers:9150/).map { Int($0.1)! }
+        #expect(replicas == shards)
+        #expect(peers == Array(0..<replicas), "\(peers)")
+        #expect(manifest.contains("clusterIP: None") && manifest.contains("serviceName: gitmirror-peers"))
     }
 }

@@ -40,6 +40,9 @@ public struct DaemonSettings: Sendable {
     public var giteaSecret: SecretSource?
     public var syncToken: SecretSource?
     public var notify: [NotifyTarget] = []
+    /// A sharded fleet's base URLs, entry i being shard i's: a replica forwards a hook it does
+    /// not own to the replica that does. Empty for a single daemon.
+    public var peers: [URL] = []
 
     public init() {}
 }

@@ -480,7 +480,7 @@ private struct Walker {
     mutating func daemon(_ node: Node) -> DaemonSettings {
         var settings = DaemonSettings()
         let keys = ["listen", "interval", "max_parallel_repositories", "max_connections_per_host", "shutdown_grace",
-                    "retry_base", "retry_cap", "hooks", "notify"]
+                    "retry_base", "retry_cap", "hooks", "notify", "peers"]
         guard let pairs = mapping(node, allowed: keys, what: "daemon") else { return settings }
         for (key, _, value) in pairs {
             switch key {
@@ -518,6 +518,22 @@ private struct Walker {
                         continue
                     }
                     settings.notify.append(NotifyTarget(url: url, secret: secretReference(target, prefix: "secret")))
+                }
+            case "peers":
+                guard case .sequence(let items) = value else {
+                    report(value, "peers must be a list of base URLs, entry i being shard i's (for example http://gitmirror-0.gitmirror-peers:9150)")
+                    continue
+                }
+                for item in items {
+                    guard let text = string(item, "a peer") else { continue }
+                    guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https", let host = url.host, !host.isEmpty,
+                          url.query == nil, url.user == nil else {
+                        report(item, "a peer must be an http(s) base URL such as http://gitmirror-0.gitmirror-peers:9150 (got '\(text)')")
+                        continue
+                    }
+                    var base = text
+                    while base.hasSuffix("/") { base.removeLast() }
+                    settings.peers.append(URL(string: base)!)
                 }
             default: break
             }

@@ -7,7 +7,7 @@ import ServiceLifecycle
 import UnixSignals
 
 /// Which repositories one instance of a sharded fleet owns: a stable hash of the name.
-public struct Shard: Sendable, Equatable {
+public struct Shard: Sendable, Equatable, CustomStringConvertible {
     public var index: Int
     public var count: Int
 
@@ -17,30 +17,52 @@ public struct Shard: Sendable, Equatable {
     }
 
     /// "I/N", or "auto/N" with I from the host name's trailing "-I" (a StatefulSet's ordinal).
-    public static func parse(_ text: String, hostName: String) -> Shard? {
-        let parts = text.split(separator: "/")
-        guard parts.count == 2, let count = Int(parts[1]), count >= 1 else { return nil }
-        let index: Int?
-        if parts[0] == "auto" {
-            index = hostName.split(separator: "-").last.flatMap { Int($0) }
-        } else {
-            index = Int(parts[0])
+    /// An ordinal of N or more is refused: the StatefulSet's `replicas:` and N have drifted apart,
+    /// and that replica's repositories would otherwise belong to no one.
+    public static func parse(_ text: String, hostName: String) throws(ShardError) -> Shard {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let count = Int(parts[1]), count >= 1 else {
+            throw ShardError("--shard must be I/N with 0 <= I < N (for example 2/5), or auto/N on a host whose name ends in -I (got '\(text)')")
         }
-        guard let index, (0..<count).contains(index) else { return nil }
+        if parts[0] == "auto" {
+            guard let ordinal = hostName.split(separator: "-").last.flatMap({ Int($0) }) else {
+                throw ShardError("--shard auto/\(count) takes I from the host name's trailing -I (a StatefulSet pod such as gitmirror-0), but this host is '\(hostName)'; pass --shard I/\(count)")
+            }
+            guard ordinal < count else {
+                throw ShardError("--shard auto/\(count): this host is '\(hostName)', ordinal \(ordinal), but there are only \(count) shards (0–\(count - 1)); the StatefulSet's replicas and N disagree: make them equal (and daemon.peers too)")
+            }
+            return Shard(index: ordinal, count: count)
+        }
+        guard let index = Int(parts[0]), (0..<count).contains(index) else {
+            throw ShardError("--shard \(text): I must be a number from 0 to \(count - 1)")
+        }
         return Shard(index: index, count: count)
     }
 
-    public func owns(_ repository: String) -> Bool {
-        guard count > 1 else { return true }
+    /// The shard that owns `repository`.
+    public func owner(of repository: String) -> Int {
+        guard count > 1 else { return 0 }
         var hash: UInt64 = 0xcbf29ce484222325
         for byte in repository.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
-        return Int(hash % UInt64(count)) == index
+        return Int(hash % UInt64(count))
     }
+
+    public func owns(_ repository: String) -> Bool { owner(of: repository) == index }
+
+    public var description: String { "\(index)/\(count)" }
+}
+
+public struct ShardError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// What the daemon's services share: the current configuration and the secrets it references.
 public actor DaemonState {
+    /// The repositories this replica owns, with the file's other settings.
     public private(set) var config: Config
+    /// Every repository in the file, owned here or not: a hook for any of them is accepted and routed.
+    private(set) var fleet: [Mirror]
     public private(set) var hookSecrets: HookSecrets
     let configFile: URL
     let shard: Shard
@@ -54,7 +76,9 @@ public actor DaemonState {
     }
 
     init(config: Config, configFile: URL, shard: Shard, environment: [String: String], redactor: Redactor) throws {
-        self.config = config
+        try Self.checkPeers(config, shard: shard)
+        self.config = Self.owned(config, shard: shard)
+        self.fleet = config.repositories
         self.configFile = configFile
         self.shard = shard
         self.environment = environment
@@ -65,6 +89,13 @@ public actor DaemonState {
         var owned = config
         owned.repositories = config.repositories.filter { shard.owns($0.name) }
         return owned
+    }
+
+    /// daemon.peers lists one URL per shard, or none.
+    static func checkPeers(_ config: Config, shard: Shard) throws {
+        let peers = config.daemon.peers
+        guard !peers.isEmpty, peers.count != shard.count else { return }
+        throw SyncFailure(.config, "daemon.peers lists \(peers.count) URL\(peers.count == 1 ? "" : "s") but --shard \(shard) says there are \(shard.count) shard\(shard.count == 1 ? "" : "s"); entry i must be shard i's URL, one per replica")
     }
 
     static func secrets(_ config: Config, environment: [String: String], redactor: Redactor) throws -> HookSecrets {
@@ -79,21 +110,34 @@ public actor DaemonState {
 
     /// Loads the file again; an invalid one is refused and the running configuration stays.
     func reload(redactor: Redactor) throws -> Config {
-        let loaded = Self.owned(try ConfigLoader().load(file: configFile, environment: environment), shard: shard)
+        let loaded = try ConfigLoader().load(file: configFile, environment: environment)
+        try Self.checkPeers(loaded, shard: shard)
         let secrets = try Self.secrets(loaded, environment: environment, redactor: redactor)
-        config = loaded
+        config = Self.owned(loaded, shard: shard)
+        fleet = loaded.repositories
         hookSecrets = secrets
-        return loaded
+        return config
     }
+
+    /// The shard that owns a repository of the file; nil for a name the file does not have.
+    func owner(of name: String) -> Int? {
+        fleet.contains { $0.name == name } ? shard.owner(of: name) : nil
+    }
+
+    /// The repositories of the whole file whose primary is one of `urls`.
+    func repositories(matching urls: [String]) -> [String] { Scheduler.repositories(fleet, matching: urls) }
+
+    var peers: [URL] { config.daemon.peers }
 }
 
 /// Builds the daemon: a ServiceGroup of the HTTP server, the SIGHUP reloader and the scheduler.
 public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executable: URL, version: String,
-                       environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) throws -> ServiceGroup {
+                       environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) async throws -> ServiceGroup {
     Libgit2.initialize()
-    let loaded = DaemonState.owned(try ConfigLoader().load(file: configFile, environment: environment), shard: shard)
     let redactor = Redactor()
-    let state = try DaemonState(config: loaded, configFile: configFile, shard: shard, environment: environment, redactor: redactor)
+    let state = try DaemonState(config: try ConfigLoader().load(file: configFile, environment: environment), configFile: configFile,
+                                shard: shard, environment: environment, redactor: redactor)
+    let loaded = await state.config
     let store = try StateStore(path: loaded.databaseURL.path)
     if let newer = store.newerSchema { throw newer }
     let registry = WorkerRegistry()
@@ -199,84 +243,6 @@ func bindAddress(_ text: String) throws -> BindAddress {
     var host = String(text[..<colon])
     if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
     return .hostname(host.isEmpty ? "0.0.0.0" : host, port: port)
-}
-
-func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics, store: StateStore,
-                reload: @escaping @Sendable () async -> Result<Config, Error>, logger: Logger) -> Router<BasicRequestContext> {
-    let router = Router()
-    router.get("healthz") { _, _ in "ok\n" }
-    router.get("readyz") { _, _ -> Response in
-        let ready = await scheduler.isReady
-        return text(ready ? .ok : .serviceUnavailable, ready ? "ready\n" : "starting: the first scheduling pass is not done\n")
-    }
-    router.get("metrics") { _, _ -> Response in
-        var headers = HTTPFields()
-        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
-    }
-
-    /// Triggers every repository the payload names; 404 when none matches.
-    @Sendable func triggerFromPayload(_ body: [UInt8], query: String?) async -> Response {
-        var names: [String] = []
-        if let query, let requested = query.split(separator: "&").first(where: { $0.hasPrefix("repository=") })?.dropFirst("repository=".count) {
-            names = [String(requested)]
-        } else {
-            names = await scheduler.repositories(matching: Webhooks.repositoryURLs(in: body))
-        }
-        var triggered: [String] = []
-        for name in names where await scheduler.trigger(name) { triggered.append(name) }
-        guard !triggered.isEmpty else { return text(.notFound, "no configured repository matches this event\n") }
-        logger.info("sync triggered by webhook", metadata: ["repositories": "\(triggered.joined(separator: ","))"])
-        return text(.accepted, "sync queued: \(triggered.joined(separator: ", "))\n")
-    }
-
-    router.post("hooks/github") { request, _ -> Response in
-        var request = request
-        let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
-        guard let secret = await state.hookSecrets.github else { return text(.notFound, "GitHub hooks are not configured (daemon.hooks.github_secret_env)\n") }
-        guard Webhooks.verifyHMAC(body: body, signature: request.headers[HTTPField.Name("X-Hub-Signature-256")!], secret: secret) else {
-            return text(.unauthorized, "bad signature\n")
-        }
-        if request.headers[HTTPField.Name("X-GitHub-Event")!] == "ping" { return text(.ok, "pong\n") }
-        return await triggerFromPayload(body, query: request.uri.query)
-    }
-    router.post("hooks/gitlab") { request, _ -> Response in
-        var request = request
-        let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
-        guard let secret = await state.hookSecrets.gitlab else { return text(.notFound, "GitLab hooks are not configured (daemon.hooks.gitlab_token_env)\n") }
-        guard Webhooks.verifyToken(request.headers[HTTPField.Name("X-Gitlab-Token")!], secret: secret) else { return text(.unauthorized, "bad token\n") }
-        return await triggerFromPayload(body, query: request.uri.query)
-    }
-    router.post("hooks/gitea") { request, _ -> Response in
-        var request = request
-        let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
-        guard let secret = await state.hookSecrets.gitea else { return text(.notFound, "Gitea hooks are not configured (daemon.hooks.gitea_secret_env)\n") }
-        let signature = request.headers[HTTPField.Name("X-Gitea-Signature")!] ?? request.headers[HTTPField.Name("X-Forgejo-Signature")!]
-        guard Webhooks.verifyHMAC(body: body, signature: signature, secret: secret) else { return text(.unauthorized, "bad signature\n") }
-        return await triggerFromPayload(body, query: request.uri.query)
-    }
-    router.post("hooks/sync/:repository") { request, context -> Response in
-        guard let secret = await state.hookSecrets.sync else { return text(.notFound, "the sync API is not configured (daemon.hooks.sync_token_env)\n") }
-        guard Webhooks.verifyToken(request.headers[.authorization], secret: secret) else { return text(.unauthorized, "bad token\n") }
-        let name = context.parameters.get("repository") ?? ""
-        guard await scheduler.trigger(name) else { return text(.notFound, "no repository named '\(name)'\n") }
-        return text(.accepted, "sync queued: \(name)\n")
-    }
-    router.post("reload") { request, _ -> Response in
-        guard let secret = await state.hookSecrets.sync else { return text(.notFound, "reload over HTTP needs daemon.hooks.sync_token_env\n") }
-        guard Webhooks.verifyToken(request.headers[.authorization], secret: secret) else { return text(.unauthorized, "bad token\n") }
-        switch await reload() {
-        case .success(let config): return text(.ok, "reloaded: \(config.repositories.count) repositories\n")
-        case .failure(let error): return text(.unprocessableContent, "the new configuration was refused; the previous one keeps running:\n\(error)\n")
-        }
-    }
-    return router
-}
-
-func text(_ status: HTTPResponse.Status, _ body: String) -> Response {
-    var headers = HTTPFields()
-    headers[.contentType] = "text/plain; charset=utf-8"
-    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
 }
 
 /// Reloads the configuration on SIGHUP.

@@ -10,8 +10,10 @@ public actor Scheduler {
         var mirror: Mirror
         var nextRun: Date
         var running = false
-        var queued = false
-        var triggered = false
+        /// What asked for a follow-up run during this one (a forge's hook, the sync API).
+        var queued: String?
+        /// What asked for the next run, when it was not the schedule.
+        var triggered: String?
         /// Consecutive failures per remote, and the class of the last one.
         var failures: [String: (count: Int, errorClass: ErrorClass)] = [:]
         var note: String?
@@ -75,23 +77,24 @@ public actor Scheduler {
         }
     }
 
-    /// A webhook or an API call asks for a sync now. False when the repository is unknown.
-    public func trigger(_ name: String) -> Bool {
+    /// A webhook or an API call asks for a sync now; `source` is recorded as the run's trigger
+    /// (`github`, `gitlab`, `gitea`, `api`). False when the repository is unknown.
+    public func trigger(_ name: String, by source: String) -> Bool {
         guard entries[name] != nil else { return false }
         if entries[name]!.running {
-            entries[name]!.queued = true
+            entries[name]!.queued = source
         } else {
             entries[name]!.nextRun = Date()
-            entries[name]!.triggered = true
+            entries[name]!.triggered = source
         }
         publish(name)
         return true
     }
 
     /// The repositories whose primary is at `url` (a webhook names the repository by its URLs).
-    public func repositories(matching urls: [String]) -> [String] {
+    public static func repositories(_ mirrors: [Mirror], matching urls: [String]) -> [String] {
         let identities = Set(urls.compactMap { try? RemoteURL.parse($0, relativeTo: URL(fileURLWithPath: "/")).identity })
-        return entries.values.filter { identities.contains($0.mirror.primary.url.identity) }.map(\.mirror.name).sorted()
+        return mirrors.filter { identities.contains($0.primary.url.identity) }.map(\.name).sorted()
     }
 
     /// Runs until asked to stop; then lets running syncs finish.
@@ -118,9 +121,9 @@ public actor Scheduler {
         let due = entries.values.filter { !$0.running && $0.nextRun <= now }.sorted { $0.nextRun < $1.nextRun }
         for entry in due where running < settings.maxParallelRepositories {
             let name = entry.mirror.name
-            let trigger = entry.triggered ? "trigger" : "schedule"
+            let trigger = entry.triggered ?? "schedule"
             entries[name]!.running = true
-            entries[name]!.triggered = false
+            entries[name]!.triggered = nil
             running += 1
             publish(name)
             let mirror = entry.mirror
@@ -145,9 +148,9 @@ public actor Scheduler {
             }
         }
         let regular = interval(entry.mirror, settings) * Double.random(in: 0.9...1.1)
-        if entry.queued {
-            entry.queued = false
-            entry.triggered = true
+        if let source = entry.queued {
+            entry.queued = nil
+            entry.triggered = source
             entry.nextRun = now
             entry.note = "queued by a trigger during the last run"
         } else if entry.failures.isEmpty {
@@ -172,7 +175,7 @@ public actor Scheduler {
 
     private func publish(_ name: String) {
         guard let entry = entries[name] else { return }
-        let state = entry.running ? (entry.queued ? "running, one queued" : "running") : "idle"
+        let state = entry.running ? (entry.queued != nil ? "running, one queued" : "running") : "idle"
         onSchedule(ScheduleEntry(repository: name, nextRun: entry.running ? nil : entry.nextRun, state: state, note: entry.note))
     }
 

@@ -42,4 +42,21 @@ public enum Webhooks {
         }
         return urls
     }
+
+    /// How a payload names its repository, for the log: `full_name` (GitHub, Gitea),
+    /// `path_with_namespace` (GitLab), else its first URL without any user or password.
+    public static func repositoryLabel(in body: [UInt8]) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return nil }
+        for key in ["repository", "project"] {
+            guard let repository = object[key] as? [String: Any] else { continue }
+            for field in ["full_name", "path_with_namespace"] {
+                if let name = repository[field] as? String { return String(name.prefix(200)) }
+            }
+        }
+        guard let first = repositoryURLs(in: body).first else { return nil }
+        guard var parts = URLComponents(string: first) else { return nil }
+        parts.user = nil
+        parts.password = nil
+        return parts.string.map { String($0.prefix(200)) }
+    }
 }

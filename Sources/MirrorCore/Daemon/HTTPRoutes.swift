@@ -1,0 +1,238 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// A request's context, with the address of the peer that sent it (for the log of refused hooks).
+public struct DaemonRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The connection's peer, and the X-Forwarded-For a proxy or load balancer added.
+    let peer: String
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        peer = source.channel.remoteAddress.map { address in
+            address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
+        } ?? "unknown"
+    }
+}
+
+/// The header a replica adds when it forwards a hook to the shard that owns the repository;
+/// the owner does not forward it again (replicas whose configurations disagree cannot loop).
+let forwardedHeader = HTTPField.Name("X-Gitmirror-Forwarded-From")!
+
+/// What one hook asks for, once its sender is verified.
+struct HookRequest: Sendable {
+    /// `github`, `gitlab`, `gitea` or `api`: the run's trigger.
+    var source: String
+    /// The event the sender named (`push`, `ping`, …), for the log.
+    var event: String
+    var names: [String]
+    /// What the request named, for the log when nothing matches.
+    var named: String
+    var request: Request
+    var body: [UInt8]
+}
+
+func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics, store: StateStore,
+                reload: @escaping @Sendable () async -> Result<Config, Error>, logger: Logger) -> Router<DaemonRequestContext> {
+    let router = Router(context: DaemonRequestContext.self)
+    let forwarder = PeerForwarder()
+    router.get("healthz") { _, _ in "ok\n" }
+    router.get("readyz") { _, _ -> Response in
+        let ready = await scheduler.isReady
+        return text(ready ? .ok : .serviceUnavailable, ready ? "ready\n" : "starting: the first scheduling pass is not done\n")
+    }
+    router.get("metrics") { _, _ -> Response in
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
+    }
+
+    /// Logs a hook that is answered with an error, with what it named and who sent it.
+    @Sendable func refuse(_ status: HTTPResponse.Status, _ message: String, source: String, event: String, named: String,
+                          context: DaemonRequestContext) -> Response {
+        logger.warning("hook refused: \(message.trimmingCharacters(in: .whitespacesAndNewlines))",
+                       metadata: ["status": "\(status.code)", "hook": "\(source)", "event": "\(event)",
+                                  "repository": "\(named.isEmpty ? "-" : named)", "peer": "\(context.peer)"])
+        return text(status, message)
+    }
+
+    /// Queues what this replica owns, forwards the rest to the owners, and answers 202 when all of it
+    /// is queued somewhere.
+    @Sendable func dispatch(_ hook: HookRequest, context: DaemonRequestContext) async -> Response {
+        let shard = state.shard
+        let forwardedBy = hook.request.headers[forwardedHeader]
+        var queued: [String] = [], unknown: [String] = []
+        var elsewhere: [Int: [String]] = [:]
+        for name in hook.names {
+            guard let owner = await state.owner(of: name) else { unknown.append(name); continue }
+            if owner == shard.index {
+                if await scheduler.trigger(name, by: hook.source) { queued.append(name) } else { unknown.append(name) }
+            } else {
+                elsewhere[owner, default: []].append(name)
+            }
+        }
+        var lines = queued.isEmpty ? [] : ["sync queued: \(queued.joined(separator: ", "))"]
+        var failed: [String] = [], unrouted: [String] = []
+        let peers = await state.peers
+        for (owner, names) in elsewhere.sorted(by: { $0.key < $1.key }) {
+            let list = names.joined(separator: ", ")
+            if let forwardedBy {
+                // The sender thought this replica owns them; the payload's other repositories are its business.
+                if queued.isEmpty {
+                    unrouted.append("\(list) belongs to shard \(owner)/\(shard.count), not to this replica (\(shard)), but \(forwardedBy) forwarded it here: the replicas' --shard or daemon.peers disagree")
+                }
+                continue
+            }
+            guard owner < peers.count else {
+                unrouted.append("\(list) belongs to shard \(owner)/\(shard.count), not to this replica (\(shard)); set daemon.peers so that replicas forward hooks to the owner")
+                continue
+            }
+            let peer = peers[owner]
+            switch await forwarder.forward(hook.request, body: hook.body, to: peer, from: shard) {
+            case .success(let status) where (200..<300).contains(status):
+                lines.append("forwarded to shard \(owner) (\(peer.absoluteString)): \(list)")
+                logger.info("hook forwarded to the owning shard",
+                            metadata: ["repositories": "\(list)", "shard": "\(owner)", "peer": "\(peer.absoluteString)", "hook": "\(hook.source)"])
+            case .success(let status):
+                failed.append("shard \(owner) (\(peer.absoluteString)) answered \(status) for \(list)")
+            case .failure(let failure):
+                failed.append("shard \(owner) could not be reached for \(list): \(failure.message)")
+            }
+        }
+        if !failed.isEmpty {
+            // Not 202: the forge shows the delivery as failed and it can be redelivered.
+            return refuse(.badGateway, (lines + failed).joined(separator: "\n") + "\n", source: hook.source, event: hook.event,
+                          named: hook.names.joined(separator: ","), context: context)
+        }
+        if !lines.isEmpty {
+            if !queued.isEmpty {
+                logger.info("sync triggered by \(hook.source == "api" ? "the sync API" : "webhook")",
+                            metadata: ["repositories": "\(queued.joined(separator: ","))", "hook": "\(hook.source)", "peer": "\(context.peer)"])
+            }
+            return text(.accepted, lines.joined(separator: "\n") + "\n")
+        }
+        let message: String
+        if !unrouted.isEmpty {
+            message = unrouted.joined(separator: "\n")
+        } else if hook.source == "api" {
+            message = "no repository named '\(hook.named)'"
+        } else {
+            message = "no configured repository matches this event (\(hook.named.isEmpty ? "it names no repository URL" : hook.named))"
+        }
+        return refuse(.notFound, message + "\n", source: hook.source, event: hook.event, named: hook.named, context: context)
+    }
+
+    /// The repositories a forge's payload names (or `?repository=NAME`).
+    @Sendable func payloadHook(_ source: String, event: String, request: Request, body: [UInt8]) async -> HookRequest {
+        let urls = Webhooks.repositoryURLs(in: body)
+        if let query = request.uri.query,
+           let requested = query.split(separator: "&").first(where: { $0.hasPrefix("repository=") })?.dropFirst("repository=".count) {
+            let name = String(requested).removingPercentEncoding ?? String(requested)
+            return HookRequest(source: source, event: event, names: [name], named: name, request: request, body: body)
+        }
+        return HookRequest(source: source, event: event, names: await state.repositories(matching: urls),
+                           named: Webhooks.repositoryLabel(in: body) ?? "", request: request, body: body)
+    }
+
+    router.post("hooks/github") { request, context -> Response in
+        var request = request
+        let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
+        let event = request.headers[HTTPField.Name("X-GitHub-Event")!] ?? "-"
+        let named = Webhooks.repositoryLabel(in: body) ?? ""
+        guard let secret = await state.hookSecrets.github else {
+            return refuse(.notFound, "GitHub hooks are not configured (daemon.hooks.github_secret_env)\n", source: "github", event: event, named: named, context: context)
+        }
+        guard Webhooks.verifyHMAC(body: body, signature: request.headers[HTTPField.Name("X-Hub-Signature-256")!], secret: secret) else {
+            return refuse(.unauthorized, "bad signature\n", source: "github", event: event, named: named, context: context)
+        }
+        if event == "ping" { return text(.ok, "pong\n") }
+        return await dispatch(await payloadHook("github", event: event, request: request, body: body), context: context)
+    }
+    router.post("hooks/gitlab") { request, context -> Response in
+        var request = request
+        let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
+        let event = request.headers[HTTPField.Name("X-Gitlab-Event")!] ?? "-"
+        let named = Webhooks.repositoryLabel(in: body) ?? ""
+        guard let secret = await state.hookSecrets.gitlab else {
+            return refuse(.notFound, "GitLab hooks are not configured (daemon.hooks.gitlab_token_env)\n", source: "gitlab", event: event, named: named, context: context)
+        }
+        guard Webhooks.verifyToken(request.headers[HTTPField.Name("X-Gitlab-Token")!], secret: secret) else {
+            return refuse(.unauthorized, "bad token\n", source: "gitlab", event: event, named: named, context: context)
+        }
+        return await dispatch(await payloadHook("gitlab", event: event, request: request, body: body), context: context)
+    }
+    router.post("hooks/gitea") { request, context -> Response in
+        var request = request
+        let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
+        let event = request.headers[HTTPField.Name("X-Gitea-Event")!] ?? request.headers[HTTPField.Name("X-Forgejo-Event")!] ?? "-"
+        let named = Webhooks.repositoryLabel(in: body) ?? ""
+        guard let secret = await state.hookSecrets.gitea else {
+            return refuse(.notFound, "Gitea hooks are not configured (daemon.hooks.gitea_secret_env)\n", source: "gitea", event: event, named: named, context: context)
+        }
+        let signature = request.headers[HTTPField.Name("X-Gitea-Signature")!] ?? request.headers[HTTPField.Name("X-Forgejo-Signature")!]
+        guard Webhooks.verifyHMAC(body: body, signature: signature, secret: secret) else {
+            return refuse(.unauthorized, "bad signature\n", source: "gitea", event: event, named: named, context: context)
+        }
+        return await dispatch(await payloadHook("gitea", event: event, request: request, body: body), context: context)
+    }
+    router.post("hooks/sync/:repository") { request, context -> Response in
+        let name = context.parameters.get("repository") ?? ""
+        guard let secret = await state.hookSecrets.sync else {
+            return refuse(.notFound, "the sync API is not configured (daemon.hooks.sync_token_env)\n", source: "api", event: "sync", named: name, context: context)
+        }
+        guard Webhooks.verifyToken(request.headers[.authorization], secret: secret) else {
+            return refuse(.unauthorized, "bad token\n", source: "api", event: "sync", named: name, context: context)
+        }
+        return await dispatch(HookRequest(source: "api", event: "sync", names: [name], named: name, request: request, body: []), context: context)
+    }
+    router.post("reload") { request, context -> Response in
+        guard let secret = await state.hookSecrets.sync else {
+            return refuse(.notFound, "reload over HTTP needs daemon.hooks.sync_token_env\n", source: "api", event: "reload", named: "", context: context)
+        }
+        guard Webhooks.verifyToken(request.headers[.authorization], secret: secret) else {
+            return refuse(.unauthorized, "bad token\n", source: "api", event: "reload", named: "", context: context)
+        }
+        switch await reload() {
+        case .success(let config): return text(.ok, "reloaded: \(config.repositories.count) repositories\n")
+        case .failure(let error): return text(.unprocessableContent, "the new configuration was refused; the previous one keeps running:\n\(error)\n")
+        }
+    }
+    return router
+}
+
+func text(_ status: HTTPResponse.Status, _ body: String) -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = "text/plain; charset=utf-8"
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+}
+
+/// Passes a hook on to the replica that owns its repository: the same path, query, body and
+/// headers (so the owner checks the forge's signature itself), marked as forwarded.
+struct PeerForwarder: Sendable {
+    var timeout: TimeInterval = 10
+    static let hopByHop: Set<String> = ["host", "content-length", "connection", "transfer-encoding", "keep-alive", "expect", "te", "upgrade"]
+
+    func forward(_ request: Request, body: [UInt8], to peer: URL, from shard: Shard) async -> Result<Int, SyncFailure> {
+        var headers: [String: String] = [:]
+        for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName) {
+            headers[field.name.rawName] = field.value
+        }
+        headers[forwardedHeader.rawName] = "shard \(shard)"
+        var address = peer.absoluteString + request.uri.path
+        if let query = request.uri.query { address += "?" + query }
+        guard let url = URL(string: address) else { return .failure(SyncFailure(.config, "cannot forward to \(address)")) }
+        let client = HTTPClient(timeout: timeout)
+        let fields = headers
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                do throws(SyncFailure) {
+                    continuation.resume(returning: .success(try client.send("POST", url, headers: fields, body: Data(body)).status))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+    }
+}
