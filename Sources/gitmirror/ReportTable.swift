@@ -53,6 +53,7 @@ enum ReportTable {
     static func label(_ remote: RemoteReport) -> String {
         switch remote.result {
         case .failed: return "failed (\(remote.failure?.errorClass.rawValue ?? "error"))"
+        case .interrupted: return "interrupted"
         case .upToDate: return "up to date"
         default: return remote.result.rawValue
         }

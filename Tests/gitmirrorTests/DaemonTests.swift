@@ -297,6 +297,84 @@ import TestSupport
         #expect(try scenario.store().lease(repository: "app") == nil)
     }
 
+    @Test func aRestartDuringAPushIsNotAFailure() throws {
+        // Given a secondary in step (a manual sync), a notify target, and a push that will hang in its pre-receive hook
+        let scenario = try Scenario("daemon-restart")
+        try scenario.primary.commit("first")
+        let one = try scenario.secondary("one")
+        let receiver = try NotifyReceiver(sandbox: scenario.sandbox)
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
+                               daemon: "interval: 1h\nshutdown_grace: 1s\nhooks:\n  sync_token_env: SYNC_TOKEN\nnotify:\n  - url: \(receiver.url)")
+        #expect(try scenario.gitmirror("sync").status == 0)
+        try one.installHook("pre-receive", "#!/bin/sh\nsleep 20\n")
+        let head = try scenario.primary.commit("second")
+        let environment = ["SYNC_TOKEN": Self.syncToken]
+        let first = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: environment)
+        try first.waitUntilReady()
+        #expect(try first.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(Self.syncToken)"]).status == 202)
+        #expect(eventually(within: 20) { try runs(scenario).contains { $0.result == "running" && $0.trigger == "api" } })
+        usleep(1_500_000)
+
+        // When the daemon is restarted (SIGTERM, the grace period ends while the push waits)
+        first.process.signal(SIGTERM)
+        #expect(first.process.wait() == 0, "\(first.logText)")
+
+        // Then the run is interrupted, the remote's state is still ok, and no backoff or alert followed
+        #expect(try runs(scenario).first?.result == "interrupted")
+        let state = try #require(try scenario.state("one"))
+        #expect(state.state == "ok" && state.lastErrorClass == nil, "\(state)")
+        #expect(!first.logText.contains("backing off") && !first.logText.contains("error_class"), "\(first.logText)")
+
+        // And the next start runs it at once (not after the interval's jitter), with no alert either way
+        try FileManager.default.removeItem(atPath: one.path + "/hooks/pre-receive")
+        let second = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: environment)
+        #expect(eventually(within: 5) { try one.refs()["refs/heads/main"] == head }, "\(second.logText)")
+        #expect(eventually(within: 5) { try runs(scenario).first?.result == "ok" })
+        usleep(500_000)
+        #expect(receiver.events.isEmpty, "\(receiver.events.map(\.body))")
+
+        // And a daemon killed outright leaves a run "running": the next start records it as interrupted
+        try one.installHook("pre-receive", "#!/bin/sh\nsleep 20\n")
+        let third = try scenario.primary.commit("third")
+        #expect(try second.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(Self.syncToken)"]).status == 202)
+        #expect(eventually(within: 10) { try runs(scenario).first?.result == "running" })
+        let killed = try #require(try runs(scenario).first)
+        second.stop()
+        try FileManager.default.removeItem(atPath: one.path + "/hooks/pre-receive")
+        let restarted = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: environment)
+        #expect(eventually(within: 5) { try one.refs()["refs/heads/main"] == third }, "\(restarted.logText)")
+        #expect(try runs(scenario).first { $0.id == killed.id }?.result == "interrupted")
+        #expect(restarted.logText.contains("a run left running by a stopped process is recorded as interrupted"), "\(restarted.logText)")
+        #expect(receiver.events.isEmpty, "\(receiver.events.map(\.body))")
+    }
+
+    @Test func aReloadedShutdownGraceIsTheOneAShutdownWaits() throws {
+        // Given a daemon started with a short grace, whose file then raises it
+        let scenario = try Scenario("daemon-grace-reload")
+        try scenario.primary.commit("first")
+        let one = try scenario.secondary("one")
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))", daemon: "interval: 1h\nshutdown_grace: 1s\nhooks:\n  sync_token_env: SYNC_TOKEN")
+        #expect(try scenario.gitmirror("sync").status == 0)
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["SYNC_TOKEN": Self.syncToken])
+        try daemon.waitUntilReady()
+        let text = try String(contentsOf: scenario.config, encoding: .utf8).replacingOccurrences(of: "shutdown_grace: 1s", with: "shutdown_grace: 30s")
+        try text.write(to: scenario.config, atomically: true, encoding: .utf8)
+        #expect(try daemon.post("/reload", headers: ["Authorization": "Bearer \(Self.syncToken)"]).status == 200)
+
+        // When a push is slow (4 s in its hook) and SIGTERM comes
+        try one.installHook("pre-receive", "#!/bin/sh\nsleep 4\n")
+        let head = try scenario.primary.commit("second")
+        #expect(try daemon.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(Self.syncToken)"]).status == 202)
+        #expect(eventually(within: 10) { try runs(scenario).first?.result == "running" })
+        daemon.process.signal(SIGTERM)
+        #expect(daemon.process.wait() == 0)
+
+        // Then the push was given the reloaded 30 s and finished
+        #expect(try one.refs()["refs/heads/main"] == head, "\(daemon.logText)")
+        #expect(try runs(scenario).first?.result == "ok", "\(daemon.logText)")
+        #expect(daemon.logText.contains("grace=30s"), "\(daemon.logText)")
+    }
+
     @Test func metricsPassPromtoolCheck() throws {
         let scenario = try Scenario("daemon-metrics")
         try scenario.primary.commit("first")

@@ -233,10 +233,13 @@ import TestSupport
         // started, and the worker is gone
         let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         #expect(status == 130, "\(output)")
-        #expect(output.contains("app/silent: timeout: secondary 'silent'") && output.contains("interrupted: gitmirror is shutting down and stopped this operation"), "\(output)")
-        #expect(output.contains("later/primary: timeout: interrupted: gitmirror is shutting down; this repository was not started"), "\(output)")
+        #expect(output.contains("app/silent: interrupted: secondary 'silent'") && output.contains("gitmirror was stopped (Ctrl-C or SIGTERM) during this operation"), "\(output)")
+        #expect(output.contains("later/primary: interrupted: gitmirror is shutting down; this repository was not started"), "\(output)")
+        #expect(!output.contains("failed (timeout)") && !output.contains("timeout:"), "\(output)")
         let runs = try scenario.store().runs(repository: "app")
         #expect(runs.first?.result == "interrupted", "\(runs)")
+        // An interruption is no verdict on the remote: no state row says it is failing
+        #expect(try scenario.state("silent") == nil)
         #expect(try scenario.store().lease(repository: "app") == nil)
         #expect(try scenario.store().runs(repository: "later").isEmpty)
         #expect(try laterBackup.refs().isEmpty)

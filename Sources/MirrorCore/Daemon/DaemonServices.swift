@@ -157,8 +157,20 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
         }
     }
 
+    // Runs a stopped process left `running` (a crash, a kill -9) are recorded as interrupted, once the
+    // repository's lock shows that nobody runs them; interrupted repositories then run first.
+    for repository in (try? store.repositoriesWithUnfinishedRuns()) ?? [] {
+        let lockPath = loaded.cacheDirectory.appendingPathComponent("\(repository).lock").path
+        guard case .acquired(let lock)? = try? RepositoryLock.acquire(path: lockPath, wait: 0) else { continue }
+        defer { lock.release() }
+        if (try? store.markUnfinishedRunsInterrupted(repository: repository)) != nil {
+            logger.info("a run left running by a stopped process is recorded as interrupted", metadata: ["repository": "\(repository)"])
+        }
+    }
+    let interrupted = (try? store.repositoriesLastInterrupted()) ?? []
+
     let scheduler = Scheduler(
-        config: loaded, logger: logger,
+        config: loaded, logger: logger, startNow: interrupted,
         runner: { mirror, trigger in
             let config = await state.config
             var options = RepositorySync.Options()
@@ -190,7 +202,9 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
             for remote in [report.primary] + report.secondaries {
                 var metadata: Logger.Metadata = ["repository": "\(report.repository)", "remote": "\(remote.remote)",
                                                  "result": "\(remote.result.rawValue)", "run_id": "\(report.runId.map(String.init) ?? "-")"]
-                if let failure = remote.failure {
+                if remote.result == .interrupted {
+                    logger.info("interrupted; retried on the next start", metadata: metadata)
+                } else if let failure = remote.failure {
                     metadata["error_class"] = "\(failure.errorClass.rawValue)"
                     logger.warning("\(redactor.redact(failure.message))", metadata: metadata)
                 } else {
@@ -220,7 +234,8 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
     let router = makeRouter(state: state, scheduler: scheduler, metrics: metrics, store: store, reload: reload, logger: logger)
     let address = try bindAddress(listen ?? loaded.daemon.listen)
     let application = Application(router: router, configuration: .init(address: address, serverName: "gitmirror"), logger: logger)
-    let schedulerService = SchedulerService(scheduler: scheduler, registry: registry, grace: loaded.daemon.shutdownGrace, logger: logger)
+    // The grace period is read when the shutdown begins: a reload that changed it counts.
+    let schedulerService = SchedulerService(scheduler: scheduler, registry: registry, grace: { await state.config.daemon.shutdownGrace }, logger: logger)
     return ServiceGroup(configuration: .init(
         services: [.init(service: application), .init(service: ReloadService(reload: reload)),
                    .init(service: ConfigWatchService(file: configFile, reload: reload)), .init(service: schedulerService),
@@ -319,7 +334,7 @@ struct RetentionService: Service {
 struct SchedulerService: Service {
     let scheduler: Scheduler
     let registry: WorkerRegistry
-    let grace: TimeInterval
+    let grace: @Sendable () async -> TimeInterval
     let logger: Logger
 
     func run() async throws {
@@ -336,6 +351,7 @@ struct SchedulerService: Service {
         }
         readiness.cancel()
         SystemdNotify.send("STOPPING=1")
+        let grace = await self.grace()
         let deadline = Date().addingTimeInterval(grace)
         var running = await scheduler.runningCount
         if running > 0 { logger.info("waiting for running syncs to finish", metadata: ["running": "\(running)", "grace": "\(formatDuration(grace))"]) }

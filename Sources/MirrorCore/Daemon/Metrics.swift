@@ -22,6 +22,8 @@ public final class DaemonMetrics: Sendable {
     /// bumped last, so a scrape that sees a run also sees everything it changed.
     public func record(_ report: RepositoryReport, behindSeconds: [String: Double] = [:], now: Date = Date()) {
         let repository = report.repository
+        // An interrupted run (a restart) says nothing about the remotes: no counter or gauge moves.
+        guard !([report.primary] + report.secondaries).contains(where: { $0.result == .interrupted }) else { return }
         let result = !report.inStep ? "error" : (report.secondaries.allSatisfy { $0.result == .upToDate } ? "noop" : "success")
         registry.makeValueHistogram(descriptor: Self.name("sync_duration", "seconds", "Duration of one repository sync."),
                                     labels: [("repository", repository)], buckets: Self.durationBuckets).record(report.duration)

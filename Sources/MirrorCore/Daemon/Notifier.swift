@@ -32,6 +32,7 @@ public final class Notifier: @unchecked Sendable {
             let key = "\(report.repository)/\(remote.remote)"
             let state: String
             switch remote.result {
+            case .interrupted: continue   // gitmirror was stopped: nothing is known about the remote
             case .failed: state = "failing"
             case .diverged: state = "diverged"
             default: state = "ok"

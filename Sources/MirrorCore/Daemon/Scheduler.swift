@@ -31,7 +31,8 @@ public actor Scheduler {
     private let onSchedule: @Sendable (ScheduleEntry) -> Void
     private let logger: Logger
 
-    public init(config: Config, logger: Logger,
+    /// `startNow`: repositories whose last run was interrupted (a restart): they run at once, without jitter.
+    public init(config: Config, logger: Logger, startNow: Set<String> = [],
                 runner: @escaping @Sendable (Mirror, String) async -> RepositoryReport,
                 onFinished: @escaping @Sendable (RepositoryReport) async -> Void,
                 onSchedule: @escaping @Sendable (ScheduleEntry) -> Void) {
@@ -44,7 +45,8 @@ public actor Scheduler {
         var initial: [String: Entry] = [:]
         for mirror in config.repositories {
             let every = mirror.interval ?? config.daemon.interval
-            initial[mirror.name] = Entry(mirror: mirror, nextRun: now.addingTimeInterval(Self.initialJitter(every)))
+            let delay = startNow.contains(mirror.name) ? 0 : Self.initialJitter(every)
+            initial[mirror.name] = Entry(mirror: mirror, nextRun: now.addingTimeInterval(delay))
         }
         self.entries = initial
     }
@@ -139,7 +141,7 @@ public actor Scheduler {
         entry.running = false
         let now = Date()
         // Per remote: a streak of failures grows its delay; a success resets it.
-        for remote in [report.primary] + report.secondaries {
+        for remote in [report.primary] + report.secondaries where remote.result != .interrupted {
             if let failure = remote.failure, failure.errorClass != .diverged {
                 let previous = entry.failures[remote.remote]?.count ?? 0
                 entry.failures[remote.remote] = (previous + 1, failure.errorClass)

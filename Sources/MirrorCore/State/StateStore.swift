@@ -322,6 +322,33 @@ public final class StateStore: Sendable {
         }
     }
 
+    /// The repositories with a run still marked `running` by another process (perhaps one that died).
+    public func repositoriesWithUnfinishedRuns() throws -> [String] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: "SELECT DISTINCT repository FROM run WHERE result = 'running' AND pid != ? ORDER BY repository",
+                                arguments: [getpid()])
+        }
+    }
+
+    /// Records the runs left `running` as interrupted and drops the lease: call with the repository's lock held,
+    /// which proves that no process is running them.
+    public func markUnfinishedRunsInterrupted(repository: String) throws {
+        try write { db in
+            try db.execute(sql: "UPDATE run SET result = 'interrupted', finishedAt = ?, summary = 'the process stopped before the run finished' WHERE repository = ? AND result = 'running' AND pid != ?",
+                           arguments: [Date(), repository, getpid()])
+            _ = try Lease.filter(Column("repository") == repository && Column("pid") != getpid()).deleteAll(db)
+        }
+    }
+
+    /// The repositories whose latest run was interrupted: a restart runs them first.
+    public func repositoriesLastInterrupted() throws -> Set<String> {
+        try pool.read { db in
+            Set(try String.fetchAll(db, sql: """
+                SELECT repository FROM run WHERE id IN (SELECT MAX(id) FROM run GROUP BY repository) AND result = 'interrupted'
+                """))
+        }
+    }
+
     public func lease(repository: String) throws -> Lease? {
         try pool.read { db in try Lease.fetchOne(db, key: repository) }
     }

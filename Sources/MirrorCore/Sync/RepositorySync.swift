@@ -50,8 +50,8 @@ public struct RepositorySync: Sendable {
         var primary = RemoteReport(repository: mirror.name, remote: "primary", role: .primary, url: mirror.primary.url.display, result: .ok)
         let stopping = { supervisor.registry?.isStopping == true }
         if stopping() {
-            primary.result = .failed
-            primary.failure = SyncFailure(.timeout, "interrupted: gitmirror is shutting down; this repository was not started")
+            primary.result = .interrupted
+            primary.failure = SyncFailure(.interrupted, "gitmirror is shutting down; this repository was not started")
             return RepositoryReport(repository: mirror.name, runId: nil, primary: primary, secondaries: [], duration: 0)
         }
 
@@ -63,8 +63,8 @@ public struct RepositorySync: Sendable {
             case .acquired(let acquired):
                 lock = acquired
             case .busy where stopping():
-                primary.result = .failed
-                primary.failure = SyncFailure(.timeout, "interrupted while waiting for another gitmirror's lock on '\(mirror.name)'; nothing was done")
+                primary.result = .interrupted
+                primary.failure = SyncFailure(.interrupted, "stopped while waiting for another gitmirror's lock on '\(mirror.name)'; nothing was done")
                 return RepositoryReport(repository: mirror.name, runId: nil, primary: primary, secondaries: [], duration: Date().timeIntervalSince(started))
             case .busy(let holder):
                 primary.result = .failed
@@ -132,8 +132,8 @@ public struct RepositorySync: Sendable {
                 secondaries = secondaries.map { entry in again.first { $0.report.remote == entry.report.remote } ?? entry }
             }
         } catch {
-            primary.result = .failed
             primary.failure = redacted(error as? SyncFailure ?? SyncFailure(.internal, "\(error)"))
+            primary.result = primary.failure?.errorClass == .interrupted ? .interrupted : .failed
         }
         // Outcomes held back for a possible repair are recorded now, whatever became of them.
         if let runId, !options.planOnly {
@@ -148,7 +148,8 @@ public struct RepositorySync: Sendable {
                                       duration: Date().timeIntervalSince(started))
         if let runId, let store {
             record(primary, runId: runId, remote: mirror.primary, fingerprint: nil)
-            let result = supervisor.registry?.isStopping == true && !report.inStep ? "interrupted"
+            let interrupted = ([report.primary] + report.secondaries).contains { $0.result == .interrupted }
+            let result = interrupted || (supervisor.registry?.isStopping == true && !report.inStep) ? "interrupted"
                 : report.primary.failure != nil ? "failed" : (report.inStep ? "ok" : "failed")
             let failures = report.primary.failure?.description ?? report.secondaries.compactMap { $0.failure.map { "\($0.errorClass.rawValue)" } }.joined(separator: ", ")
             let summary = (notes + (failures.isEmpty ? [] : [failures])).joined(separator: "; ")
@@ -282,7 +283,7 @@ public struct RepositorySync: Sendable {
         } catch {
             report = work.report
             report.failure = redacted(error as? SyncFailure ?? SyncFailure(.internal, "\(error)"))
-            report.result = .failed
+            report.result = report.failure?.errorClass == .interrupted ? .interrupted : .failed
             for index in report.refs.indices where report.refs[index].outcome == .planned && report.refs[index].action.pushes {
                 report.refs[index].outcome = .failed
                 report.refs[index].message = report.failure?.message
@@ -488,6 +489,15 @@ public struct RepositorySync: Sendable {
         case .ok, .upToDate, .planned: state = "ok"
         case .diverged: state = "diverged"
         case .failed: state = "failing"
+        case .interrupted:
+            // No verdict on the remote: its state row stays as it was. What was applied before the stop is journaled.
+            let applied = report.refs.filter { $0.outcome == .applied }.map { ref in
+                RefUpdate(id: nil, runId: runId, repository: report.repository, remote: report.remote, ref: ref.ref,
+                          oldOid: ref.old?.hex, newOid: ref.new?.hex, action: ref.action.rawValue, outcome: ref.outcome.rawValue,
+                          message: ref.message.map(redactor.redact), backupRef: ref.backupRef, recordedAt: now)
+            }
+            if !applied.isEmpty { try? store.recordJournal(applied) }
+            return
         }
         let row = RemoteState(repository: report.repository, remote: report.remote, role: report.role.rawValue, url: redactor.redact(report.url),
                               state: state, lastAttempt: now, lastSuccess: report.failure == nil ? now : nil,

@@ -8,6 +8,8 @@ public enum ErrorClass: String, Codable, Sendable, CaseIterable {
     case tooLarge = "too_large"
     case primaryEmpty = "primary_empty"
     case `internal`
+    /// gitmirror itself was stopped (Ctrl-C, SIGTERM) during the operation: no verdict on the remote.
+    case interrupted
 }
 
 /// A failure a person can act on: what failed, where, and what to do.

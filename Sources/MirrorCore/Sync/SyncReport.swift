@@ -28,6 +28,8 @@ public struct RemoteReport: Codable, Sendable {
         /// Some refs kept because they diverged.
         case diverged
         case failed
+        /// gitmirror was stopped during this remote's work: its state is left as it was.
+        case interrupted
     }
 
     public var repository: String

@@ -20,7 +20,7 @@ public struct WorkerSupervisor: Sendable {
         self.registry = registry
     }
 
-    static let interrupted = SyncFailure(.timeout, "interrupted: gitmirror is shutting down and stopped this operation")
+    static let interrupted = SyncFailure(.interrupted, "gitmirror was stopped (Ctrl-C or SIGTERM) during this operation; it is retried on the next run")
 
     public struct Limits: Sendable {
         public var timeout: TimeInterval
