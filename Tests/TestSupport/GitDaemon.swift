@@ -9,12 +9,13 @@ public final class GitDaemon: Server, @unchecked Sendable {
     private let process: ChildProcess
 
     /// `environment` entries are added to the daemon's (and so to every upload-pack's) environment.
-    public init(sandbox: Sandbox, root: URL, port: Int? = nil, environment: [String: String] = [:]) throws {
+    /// `receivePack: false` serves the repositories read-only, as git daemon does by default.
+    public init(sandbox: Sandbox, root: URL, port: Int? = nil, environment: [String: String] = [:], receivePack: Bool = true) throws {
         self.root = root
         self.port = try port ?? Network.freePort()
         log = sandbox.path("git-daemon-\(self.port).log")
         process = try Shell.start(["/usr/bin/git", "daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=\(self.port)",
-                                   "--base-path=\(root.path)", "--export-all", "--enable=receive-pack", "--verbose",
+                                   "--base-path=\(root.path)", "--export-all"] + (receivePack ? ["--enable=receive-pack"] : []) + ["--verbose",
                                    "--informative-errors", root.path], log: log,
                                   environment: environment.isEmpty ? nil : Shell.gitEnvironment.merging(environment) { _, new in new })
         sandbox.keep(self)

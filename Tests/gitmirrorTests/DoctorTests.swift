@@ -67,5 +67,36 @@ import TestSupport
         // And it changed nothing
         #expect(try good.refs().isEmpty)
         #expect(!FileManager.default.fileExists(atPath: endpoint.root.appendingPathComponent("not-yet").path))
+        // Push access was asked of every reachable secondary, CodeCommit's included (its receive-pack answered)
+        #expect((byRemote["good"]?["access"] as? String)?.hasSuffix(", push ok") == true, "\(byRemote["good"] ?? [:])")
+        #expect((byRemote["codecommit"]?["access"] as? String)?.hasSuffix(", push ok") == true, "\(byRemote["codecommit"] ?? [:])")
+    }
+
+    @Test func aSecondaryThatCanBeReadButNotPushedToIsReadOnly() throws {
+        // Given a secondary served by a git daemon without receive-pack (git daemon's default)
+        let scenario = try Scenario("doctor-read-only")
+        try scenario.primary.commit("first")
+        let target = try scenario.secondary("target")
+        let readOnly = try GitDaemon(sandbox: scenario.sandbox, root: scenario.served, receivePack: false)
+        try scenario.configure(secondaries: "- name: backup\n  url: \(readOnly.url("target.git"))")
+
+        // When doctor checks it
+        let output = try scenario.gitmirror("doctor", "--json")
+        let human = try scenario.gitmirror("doctor")
+
+        // Then it is not "ready": it is read-only, with advice that fits git daemon
+        #expect(output.status == 1, "\(output)")
+        let backup = try #require(try findings(output)["backup"])
+        #expect(backup["access"] as? String == "read-only", "\(backup)")
+        let failure = backup["failure"] as? [String: Any]
+        #expect(failure?["errorClass"] as? String == "read_only", "\(backup)")
+        #expect(human.stdout.contains("--enable=receive-pack"), "\(human)")
+        #expect(!human.stdout.contains("Every remote is ready"), "\(human)")
+
+        // And a sync says the same, rather than not_found
+        let sync = try scenario.gitmirror("sync", "--json")
+        #expect(sync.status == 1)
+        #expect(try scenario.state("backup")?.lastErrorClass == "read_only", "\(sync)")
+        #expect(try target.refs().isEmpty)
     }
 }

@@ -20,7 +20,7 @@ public actor Scheduler {
     }
 
     /// Failures that retrying does not heal: retried slowly.
-    static let lasting: Set<ErrorClass> = [.auth, .hostKey, .config, .notFound]
+    static let lasting: Set<ErrorClass> = [.auth, .hostKey, .config, .notFound, .readOnly]
 
     private var entries: [String: Entry]
     private var settings: DaemonSettings

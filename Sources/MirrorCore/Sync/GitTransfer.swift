@@ -201,6 +201,10 @@ struct GitTransfer: PackTransfer {
         if lower.contains("certificate") || lower.contains("ssl") || lower.contains("tls") {
             return SyncFailure(.tls, "TLS verification failed for \(target): \(said)")
         }
+        if lower.contains("service not enabled") {
+            // git daemon without receive-pack (its default), with --informative-errors
+            return SyncFailure(.readOnly, "\(target) serves this repository read-only: \(said)")
+        }
         if lower.contains("repository not found") || lower.contains("returned error: 404") || lower.contains("not exported")
             || lower.contains("does not appear to be a git repository") || lower.contains("no such file") || lower.contains("not found") {
             return SyncFailure(.notFound, "the repository \(target) does not exist or is not visible to these credentials: \(said)")

@@ -108,6 +108,7 @@ public struct Preflight: Sendable {
                 finding.failure = SyncFailure(.primaryEmpty, "the primary advertises no refs; a sync would stop here")
                 finding.advice = "push the repository's branches to the primary first"
             }
+            if remote.role == .secondary { checkPush(request, remote: remote, limits: limits, finding: &finding) }
         case .failure(let failure):
             if failure.errorClass == .notFound && remote.create && remote.url.codeCommit != nil {
                 finding.access = "missing; create: true will create it"
@@ -118,6 +119,26 @@ public struct Preflight: Sendable {
             }
         }
         return finding
+    }
+
+    /// A secondary must take pushes, not only be readable: ask its receive-pack for its advertisement
+    /// (git daemon without receive-pack, a read-only token or deploy key, a CodeCommit policy without
+    /// GitPush all refuse here, before any pack is sent). Nothing is pushed.
+    func checkPush(_ listing: WorkerRequest, remote: RemoteSpec, limits: WorkerSupervisor.Limits, finding: inout Finding) {
+        var request = listing
+        request.operation = .pushAccess
+        switch supervisor.run(request, limits: limits) {
+        case .success:
+            finding.access += ", push ok"
+        case .failure(let failure) where [.auth, .notFound, .readOnly].contains(failure.errorClass):
+            finding.access = "read-only"
+            finding.failure = SyncFailure(.readOnly, "the repository can be read but refuses pushes: \(credentials.redactor.redact(failure.message))")
+            finding.advice = advice(for: finding.failure!, remote: remote)
+        case .failure(let failure):
+            finding.access += ", push \(failure.errorClass.rawValue)"
+            finding.failure = SyncFailure(failure.errorClass, "asking to push: \(credentials.redactor.redact(failure.message))")
+            finding.advice = advice(for: failure, remote: remote)
+        }
     }
 
     static func toolsNeeded(for remote: RemoteSpec) -> [String] {
@@ -166,6 +187,14 @@ public struct Preflight: Sendable {
         case .network: return "check the host name, DNS, firewalls and proxies between this machine and the server"
         case .timeout: return "the server accepted the connection but did not answer; check it is a git server and is healthy"
         case .config: return "fix mirrors.yaml or the environment as the message says"
+        case .readOnly:
+            switch remote.url.scheme {
+            case .git: return "git daemon serves receive-pack only when enabled (--enable=receive-pack, or daemon.receivepack=true in the repository); or push over SSH or HTTPS"
+            case .ssh: return "give \(credential)'s key write access (a deploy key with write access, or a user who may push)"
+            default:
+                return remote.url.codeCommit != nil ? "allow codecommit:GitPush on this repository to the role or user \(credential) signs as"
+                    : "give \(credential) write access (a token with push / contents:write scope, or a user who may push)"
+            }
         default: return "see the message"
         }
     }

@@ -198,7 +198,13 @@ struct SecondarySync {
             request.cachePath = sync.cachePath(mirror)
             request.updates = batch.map { WireUpdate(ref: $0.ref, expectedOld: $0.old, new: $0.action == .delete ? nil : $0.new, force: $0.action == .force) }
             say("pushing \(batch.count) ref\(batch.count == 1 ? "" : "s")")
-            let result = try worker(request, limits: limits)
+            let result: WorkerResult
+            do {
+                result = try worker(request, limits: limits)
+            } catch let failure as SyncFailure where [.auth, .notFound].contains(failure.errorClass) {
+                // The listing with the same credentials worked a moment ago: the server reads but refuses pushes.
+                throw SyncFailure(.readOnly, "the repository can be read but refuses pushes: \(failure.message)")
+            }
             report.bytes += result.bytes
             finalHeads = result.heads
             sent.final = Dictionary(result.heads.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })

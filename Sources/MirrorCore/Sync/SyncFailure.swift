@@ -7,6 +7,8 @@ public enum ErrorClass: String, Codable, Sendable, CaseIterable {
     case network, timeout, rejected, diverged, protected
     case tooLarge = "too_large"
     case primaryEmpty = "primary_empty"
+    /// The secondary can be read with these credentials but refuses pushes.
+    case readOnly = "read_only"
     case `internal`
     /// gitmirror itself was stopped (Ctrl-C, SIGTERM) during the operation: no verdict on the remote.
     case interrupted

@@ -75,7 +75,7 @@ public enum Worker {
     static func makeHooks(_ request: WorkerRequest, caBundle: String?) -> TransferHooks {
         let hooks = TransferHooks()
         if request.url.lowercased().hasPrefix("http://") || request.url.lowercased().hasPrefix("https://") {
-            let service = request.operation == .push ? "git-receive-pack" : "git-upload-pack"
+            let service = [.push, .pushAccess].contains(request.operation) ? "git-receive-pack" : "git-upload-pack"
             hooks.credentialRelease = { username, password in
                 OriginGuard.release(url: request.url, service: service, username: username, password: password, caBundle: caBundle)
             }
@@ -116,7 +116,7 @@ public enum Worker {
                 hooks = makeHooks(request, caBundle: bundle?.path)
             }
             var result = WorkerResult()
-            if [.list, .fetch, .push].contains(request.operation), let missing = missingLocalRepository(request.url) {
+            if [.list, .pushAccess, .fetch, .push].contains(request.operation), let missing = missingLocalRepository(request.url) {
                 return .failure(missing)
             }
             switch request.operation {
@@ -125,6 +125,10 @@ public enum Worker {
                 try remote.connect(.fetch)
                 result.heads = try remote.advertisedHeads()
                 result.defaultBranch = try? remote.defaultBranch()
+                remote.disconnect()
+            case .pushAccess:
+                let remote = try Remote(url: request.url, hooks: hooks)
+                result.heads = try remote.listHeads(.push)
                 remote.disconnect()
             case .fetch:
                 let repository = try Repository.openOrCreateBare(at: request.cachePath ?? "")
@@ -366,6 +370,9 @@ public enum Worker {
         if everything.contains("pack exceeds") || everything.contains("maximum allowed size") || everything.contains("too large")
             || lower.contains("status code: 413") || everything.contains("exceeds") {
             return SyncFailure(.tooLarge, "the server refused the size of the push: \(detail); push the history in smaller steps, or raise the server's limit (receive.maxInputSize, the host's push size limit)")
+        }
+        if lower.contains("service not enabled") {
+            return SyncFailure(.readOnly, "the server serves this repository read-only: \(detail)")
         }
         if lower.contains("status code: 404") || lower.contains("not found") || lower.contains("not exported")
             || lower.contains("does not appear to be a git repository") || lower.contains("no such file") || lower.contains("could not find repository") {

@@ -6,6 +6,9 @@ public struct WorkerRequest: Codable, Sendable {
     public enum Operation: String, Codable, Sendable {
         /// List the remote's refs.
         case list
+        /// Connect for a push and list what the remote's receive-pack advertises; push nothing
+        /// (`doctor`: may these credentials push here?).
+        case pushAccess = "push_access"
         /// Fetch `refspecs` into the cache.
         case fetch
         /// Push `updates` from the cache, then list the remote again.
