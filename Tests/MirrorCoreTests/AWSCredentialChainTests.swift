@@ -131,6 +131,105 @@ import TestSupport
         #expect(server.requests.allSatisfy { $0.hasSuffix(" 200") })
     }
 
+    /// What botocore (the AWS CLI's and boto3's chain) resolves in the same environment: its method and key.
+    func botocore(_ environment: [String: String], profile: String? = nil) throws -> (method: String, key: String?) {
+        let script = """
+            import json, sys, botocore.session
+            session = botocore.session.Session(profile=sys.argv[1] or None)
+            credentials = session.get_credentials()
+            print(json.dumps({"method": credentials.method if credentials else "none",
+                              "key": credentials.get_frozen_credentials().access_key if credentials else None}))
+            """
+        var env = environment
+        env["AWS_DEFAULT_REGION"] = "eu-west-1"
+        let output = try Shell.run(["/usr/bin/env", "python3", "-c", script, profile ?? ""], environment: env)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any], "\(output)")
+        return (object["method"] as? String ?? "", object["key"] as? String)
+    }
+
+    /// botocore's name for the source gitmirror reports.
+    func method(_ credentials: AWSCredentials) -> String {
+        let source = credentials.source
+        if source == "environment variables" { return "env" }
+        if source.hasPrefix("EC2 instance metadata") { return "iam-role" }
+        if source.hasPrefix("web identity") { return "assume-role-with-web-identity" }
+        if source.contains("(role ") { return "assume-role" }
+        if source.hasSuffix("(credential_process)") { return "custom-process" }
+        if source.hasPrefix("profile ") { return "shared-credentials-file" }
+        if source.hasPrefix("container credentials") { return "container-role" }
+        return source
+    }
+
+    @Test(arguments: ChainCase.allCases)
+    func resolvesWhatBotocoreResolves(_ chainCase: ChainCase) throws {
+        // Given the same files and environment for both
+        let moto = try MotoServer(sandbox: sandbox)
+        let token = try sandbox.write("eks/token", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.signature")
+        var environment = base
+        environment["AWS_ENDPOINT_URL_STS"] = moto.url
+        let irsa = ["AWS_WEB_IDENTITY_TOKEN_FILE": token.path, "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/irsa-mirror"]
+        var spec = AWSCredentialSpec()
+        var servers: [Server] = []
+        switch chainCase {
+        case .defaultProfileWithOnlyARegionAndWebIdentity:
+            _ = try sandbox.write("aws/config", "[default]\nregion = eu-west-1\n")
+            environment.merge(irsa) { $1 }
+        case .webIdentityBeforeTheDefaultProfilesKeys:
+            _ = try sandbox.write("aws/credentials", "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = d\n")
+            environment.merge(irsa) { $1 }
+        case .environmentKeysBeforeWebIdentity:
+            environment.merge(irsa) { $1 }
+            environment["AWS_ACCESS_KEY_ID"] = "AKIAENV"
+            environment["AWS_SECRET_ACCESS_KEY"] = "env-secret"
+        case .profileRoleBeforeWebIdentity:
+            _ = try sandbox.write("aws/credentials", "[base]\naws_access_key_id = AKIABASE\naws_secret_access_key = b\n")
+            _ = try sandbox.write("aws/config", "[default]\nrole_arn = arn:aws:iam::123456789012:role/chained\nsource_profile = base\n")
+            environment.merge(irsa) { $1 }
+        case .awsProfileWithOnlyARegionFallsToContainer:
+            _ = try sandbox.write("aws/config", "[profile tooling]\nregion = eu-west-1\n")
+            let server = try MetadataServer(sandbox: sandbox, mode: .container, accessKey: "ASIACONTAINER", secretKey: "c", token: "t")
+            servers.append(server)
+            environment["AWS_PROFILE"] = "tooling"
+            environment["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = server.url + "/v1/credentials"
+        case .defaultProfileWithOnlyARegionFallsToInstanceMetadata:
+            _ = try sandbox.write("aws/config", "[default]\nregion = eu-west-1\n")
+            let server = try MetadataServer(sandbox: sandbox, mode: .imds, accessKey: "ASIAINSTANCE", secretKey: "i", token: "t")
+            servers.append(server)
+            environment["AWS_EC2_METADATA_DISABLED"] = nil
+            environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = server.url
+        case .credentialsFileKeysBeforeCredentialProcess:
+            _ = try sandbox.write("aws/credentials", "[default]\naws_access_key_id = AKIAFILE\naws_secret_access_key = f\n")
+            _ = try sandbox.write("aws/config", "[default]\ncredential_process = /bin/false\n")
+        case .namedProfileIgnoresTheEnvironment:
+            _ = try sandbox.write("aws/credentials", "[mirror]\naws_access_key_id = AKIAMIRROR\naws_secret_access_key = m\n")
+            environment.merge(irsa) { $1 }
+            environment["AWS_ACCESS_KEY_ID"] = "AKIAENV"
+            environment["AWS_SECRET_ACCESS_KEY"] = "env-secret"
+            spec.profile = "mirror"
+        }
+        defer { servers.forEach { $0.stop() } }
+
+        // Then gitmirror's chain picks the source botocore picks (and the same key, where it is static)
+        let expected = try botocore(environment, profile: spec.profile)
+        let credentials = try resolve(environment, spec)
+        #expect(method(credentials) == expected.method, "\(chainCase): gitmirror used \(credentials.source), botocore \(expected.method)")
+        if !expected.method.hasPrefix("assume-role") { #expect(credentials.accessKeyId == expected.key) }
+    }
+
+    @Test func aProfileNamedInMirrorsYamlMustHaveCredentialsItself() throws {
+        // botocore would go on to container and instance credentials; a profile the user named explicitly
+        // that gives nothing is a mistake worth saying, not a reason to sign as something else
+        _ = try sandbox.write("aws/config", "[profile mirror]\nregion = eu-west-1\n")
+        var environment = base
+        environment["AWS_WEB_IDENTITY_TOKEN_FILE"] = try sandbox.write("eks/token", "x").path
+        environment["AWS_ROLE_ARN"] = "arn:aws:iam::123456789012:role/irsa-mirror"
+        #expect(try botocore(environment, profile: "mirror").method == "none")
+        #expect { try resolve(environment, AWSCredentialSpec(profile: "mirror")) } throws: {
+            let failure = $0 as? SyncFailure
+            return failure?.errorClass == .config && failure?.message.contains("'mirror' (named in mirrors.yaml) has no credentials") == true
+        }
+    }
+
     @Test func nothingFoundSaysWhereItLooked() throws {
         do {
             _ = try resolve(base)
@@ -171,4 +270,17 @@ import TestSupport
         }
         #expect(Date().timeIntervalSince(started) < 5)
     }
+}
+
+enum ChainCase: String, CaseIterable, CustomTestStringConvertible {
+    case defaultProfileWithOnlyARegionAndWebIdentity
+    case webIdentityBeforeTheDefaultProfilesKeys
+    case environmentKeysBeforeWebIdentity
+    case profileRoleBeforeWebIdentity
+    case awsProfileWithOnlyARegionFallsToContainer
+    case defaultProfileWithOnlyARegionFallsToInstanceMetadata
+    case credentialsFileKeysBeforeCredentialProcess
+    case namedProfileIgnoresTheEnvironment
+
+    var testDescription: String { rawValue }
 }

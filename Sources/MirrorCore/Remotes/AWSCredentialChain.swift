@@ -61,6 +61,18 @@ public struct AWSSharedFiles: Sendable {
     }
 
     public var profileNames: [String] { Array(Set(credentials.keys).union(config.keys)).sorted() }
+
+    /// A profile's own credentials in botocore's order: keys in the credentials file, then the config
+    /// file's `credential_process`, then keys in the config file. Nil when it has none.
+    func staticKeys(_ name: String, process: (String) throws(SyncFailure) -> AWSCredentials) throws(SyncFailure) -> AWSCredentials? {
+        func keys(_ section: [String: String]?) -> AWSCredentials? {
+            guard let section, let key = section["aws_access_key_id"], let secret = section["aws_secret_access_key"] else { return nil }
+            return AWSCredentials(accessKeyId: key, secretAccessKey: secret, sessionToken: section["aws_session_token"], source: "profile \(name)")
+        }
+        if let found = keys(credentials[name]) { return found }
+        if let command = config[name]?["credential_process"] ?? credentials[name]?["credential_process"] { return try process(command) }
+        return keys(config[name])
+    }
 }
 
 /// The AWS credential chain, in the SDKs' order: environment variables; the shared
@@ -94,21 +106,46 @@ public struct AWSCredentialChain: Sendable {
         return base
     }
 
+    /// The chain in botocore's order (`create_credential_resolver`):
+    /// 1. the environment's keys (unless mirrors.yaml names a profile);
+    /// 2. the profile's `role_arn` with `source_profile` or `credential_source`;
+    /// 3. web identity: `AWS_WEB_IDENTITY_TOKEN_FILE`/`AWS_ROLE_ARN` (not for a profile mirrors.yaml names), then the profile's;
+    /// 4. the profile's keys in the credentials file, its `credential_process`, its keys in the config file;
+    /// 5. container credentials, then instance metadata.
+    /// The profile is the one mirrors.yaml names, else `AWS_PROFILE`, else `default`. A profile that
+    /// gives no credentials (say `[default]` with only a region) falls through to 5, as in the SDKs;
+    /// only a profile mirrors.yaml names explicitly must give credentials itself.
     func baseCredentials(_ spec: AWSCredentialSpec, region: String) throws(SyncFailure) -> AWSCredentials {
-        if spec.profile == nil, let key = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"], !key.isEmpty, !secret.isEmpty {
+        let explicit = spec.profile != nil
+        if !explicit, let key = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"], !key.isEmpty, !secret.isEmpty {
             return AWSCredentials(accessKeyId: key, secretAccessKey: secret, sessionToken: environment["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
                                   source: "environment variables")
         }
         let files = self.files
-        let profileName = spec.profile ?? environment["AWS_PROFILE"] ?? "default"
-        if files.hasProfile(profileName) {
-            return try fromProfile(profileName, files: files, region: region, visited: [])
-        }
-        if spec.profile != nil || environment["AWS_PROFILE"] != nil {
+        let profileName = spec.profile ?? environment["AWS_PROFILE"].flatMap { $0.isEmpty ? nil : $0 } ?? "default"
+        if !files.hasProfile(profileName) && profileName != "default" {
             throw SyncFailure(.config, "the AWS profile '\(profileName)' is not in \(files.credentialsFile) or \(files.configFile)")
         }
-        if let tokenFile = environment["AWS_WEB_IDENTITY_TOKEN_FILE"], let roleArn = environment["AWS_ROLE_ARN"] {
-            return try webIdentity(roleArn: roleArn, tokenFile: tokenFile, sessionName: environment["AWS_ROLE_SESSION_NAME"], region: region)
+        let settings = files.profile(profileName)
+        if settings["role_arn"] != nil && settings["web_identity_token_file"] == nil {
+            return try fromProfile(profileName, files: files, region: region, visited: [])
+        }
+        let fromEnvironment = { (name: String) -> String? in explicit ? nil : self.environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        if let tokenFile = fromEnvironment("AWS_WEB_IDENTITY_TOKEN_FILE") ?? settings["web_identity_token_file"] {
+            guard let roleArn = fromEnvironment("AWS_ROLE_ARN") ?? settings["role_arn"] else {
+                throw SyncFailure(.config, "a web identity token file (\(tokenFile)) is set but no role to assume with it: set AWS_ROLE_ARN, or role_arn in AWS profile '\(profileName)'")
+            }
+            return try webIdentity(roleArn: roleArn, tokenFile: tokenFile,
+                                   sessionName: fromEnvironment("AWS_ROLE_SESSION_NAME") ?? settings["role_session_name"], region: region)
+        }
+        if let keys = try files.staticKeys(profileName, process: { command throws(SyncFailure) in try credentialProcess(command, profile: profileName) }) {
+            return keys
+        }
+        if settings["sso_session"] != nil || settings["sso_start_url"] != nil {
+            throw SyncFailure(.config, "AWS profile '\(profileName)' signs in with IAM Identity Center (SSO), which gitmirror does not do; use credential_process = aws configure export-credentials --profile \(profileName) --format process in another profile, or a role")
+        }
+        if explicit {
+            throw SyncFailure(.config, "AWS profile '\(profileName)' (named in mirrors.yaml) has no credentials: no keys, credential_process, role_arn or web_identity_token_file")
         }
         if environment["AWS_CONTAINER_CREDENTIALS_FULL_URI"] != nil || environment["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] != nil {
             return try container()
@@ -116,7 +153,8 @@ public struct AWSCredentialChain: Sendable {
         if environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() != "true" {
             if let credentials = try? instanceMetadata() { return credentials }
         }
-        throw SyncFailure(.auth, "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile (aws: {profile: NAME}) in \(files.credentialsFile) or \(files.configFile), or run where web identity, container or instance credentials are available")
+        let looked = files.hasProfile(profileName) ? "profile '\(profileName)' gives none (it only sets \(settings.keys.sorted().joined(separator: ", ")))" : "no profile '\(profileName)'"
+        throw SyncFailure(.auth, "no AWS credentials found (\(looked)): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile (aws: {profile: NAME}) in \(files.credentialsFile) or \(files.configFile), or run where web identity, container or instance credentials are available")
     }
 
     func fromProfile(_ name: String, files: AWSSharedFiles, region: String, visited: Set<String>) throws(SyncFailure) -> AWSCredentials {
@@ -157,11 +195,8 @@ public struct AWSCredentialChain: Sendable {
             assumed.source = "profile \(name) (role \(roleArn) from \(source.source))"
             return assumed
         }
-        if let key = settings["aws_access_key_id"], let secret = settings["aws_secret_access_key"] {
-            return AWSCredentials(accessKeyId: key, secretAccessKey: secret, sessionToken: settings["aws_session_token"], source: "profile \(name)")
-        }
-        if let command = settings["credential_process"] {
-            return try credentialProcess(command, profile: name)
+        if let keys = try files.staticKeys(name, process: { command throws(SyncFailure) in try credentialProcess(command, profile: name) }) {
+            return keys
         }
         throw SyncFailure(.config, "AWS profile '\(name)' has no credentials (no keys, credential_process or role_arn)")
     }
