@@ -12,10 +12,11 @@ struct ConfigOptions: ParsableArguments {
         return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL
     }
 
-    /// Loads the configuration or prints every problem and exits 2.
-    func load() throws -> Config {
+    /// Loads the configuration or prints every problem and exits 2. `requireEnvironment`: an unset
+    /// `*_env` variable is a problem too (validate and the daemon, which would die on it later).
+    func load(requireEnvironment: Bool = false) throws -> Config {
         do {
-            return try ConfigLoader().load(file: configURL)
+            return try ConfigLoader(requireEnvironment: requireEnvironment).load(file: configURL)
         } catch {
             Terminal.error(error.description)
             let count = error.problems.count

@@ -29,6 +29,7 @@ struct DaemonCommand: AsyncParsableCommand {
 
     func validate() throws {
         do { _ = try parsedShard() } catch { throw ValidationError(error.description) }
+        if let listen, let problem = listenAddressProblem(listen) { throw ValidationError("--\(problem)") }
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
     }
 
@@ -45,7 +46,7 @@ struct DaemonCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "gitmirror")
-        _ = try options.load()   // every problem, with line and column, and exit 2
+        _ = try options.load(requireEnvironment: true)   // every problem, with line and column, and exit 2
         let group: ServiceGroupRunner
         do {
             group = ServiceGroupRunner(try await makeDaemon(configFile: options.configURL, listen: listen, shard: try parsedShard(),

@@ -10,7 +10,7 @@ struct ValidateCommand: ParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() throws {
-        let config = try options.load()
+        let config = try options.load(requireEnvironment: true)
         let remotes = config.repositories.reduce(0) { $0 + 1 + $1.secondaries.count }
         print("\(options.configURL.path): ok (\(config.repositories.count) repositor\(config.repositories.count == 1 ? "y" : "ies"), \(remotes) remotes, state in \(config.stateDirectory.path))")
     }

@@ -5,6 +5,57 @@ import TestSupport
 
 /// What an operator deploys and reads is true (issue #9).
 @Suite struct OperatorTests {
+    @Test func validateCatchesWhatTheDaemonWouldDieOn() throws {
+        // Given a file with one of each mistake that used to pass validate (or be misreported)
+        let sandbox = try Sandbox("validate-edges")
+        let config = try sandbox.write("mirrors.yaml", """
+            state_dir: state
+            daemon:
+              listen: 0.0.0.0:99999
+              hooks:
+                github_secret_env: GITMIRROR_TEST_UNSET_HOOK_SECRET
+              notify:
+                - url: http://alerts.example.com/gitmirror
+                - url: http://127.0.0.1:9000/local-relay
+            defaults:
+              stall_timeout: 5
+            repositories:
+              - name: app
+                secondaries:
+                  - name: one
+                    url: git://127.0.0.1:9001/a.git
+                    refs: ["heads/*"]
+              - name: web
+                primary: https://git.example.com/web.git
+                secondaries:
+                  - {name: other-port, url: "https://git.example.com:8443/web.git"}
+                  - {name: daemon, url: "git://git.example.com:9419/web.git"}
+
+            """)
+
+        // When validate reads it
+        let output = try Gitmirror.run(["validate"], config: config)
+
+        // Then every problem is reported at its line, with what to do, and the rest is accepted
+        #expect(output.status == 2, "\(output)")
+        let lines = output.stderr.split(separator: "\n").map(String.init)
+        func reported(_ line: Int, _ text: String) -> Bool { lines.contains { $0.contains("mirrors.yaml:\(line):") && $0.contains(text) } }
+        #expect(reported(3, "listen port 99999 is outside 1–65535"), "\(output.stderr)")
+        #expect(reported(5, "GITMIRROR_TEST_UNSET_HOOK_SECRET, which is not set"), "\(output.stderr)")
+        #expect(reported(7, "plain http to another machine"), "\(output.stderr)")
+        #expect(reported(10, "stall_timeout: 5 has no unit; write 5s, 5m or 5h"), "\(output.stderr)")
+        #expect(reported(12, "repository 'app' needs a 'primary:' URL"), "\(output.stderr)")
+        #expect(reported(16, "did you mean refs/heads/*?"), "\(output.stderr)")
+        #expect(!output.stderr.contains("refs/heads/heads"), "\(output.stderr)")
+        // Another port of the primary's host is another server, not "the primary itself"
+        #expect(!output.stderr.contains("web"), "\(output.stderr)")
+        #expect(output.stderr.contains("6 problems in"), "\(output.stderr)")
+
+        // And the daemon's --listen is held to the same range
+        let daemon = try Gitmirror.run(["daemon", "--listen", "127.0.0.1:99999"], config: config)
+        #expect(daemon.status == 64 && daemon.stderr.contains("port 99999 is outside 1–65535"), "\(daemon)")
+    }
+
     @Test func aReadOnlyConfigurationFolderGetsAPlainErrorAndGITMIRROR_STATE_DIRIsHonoured() throws {
         // Given mirrors.yaml without state_dir in a folder only root may write (as a ConfigMap is
         // mounted in a container), and gitmirror running as an unprivileged user

@@ -27,7 +27,13 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
 
 /// Reads mirrors.yaml into a `Config`, reporting every problem at once with its line and column.
 public struct ConfigLoader {
-    public init() {}
+    /// Also report every `*_env` the file names whose variable is unset or empty (`validate`, the daemon):
+    /// what a process would otherwise only find when it first needs the secret.
+    public var requireEnvironment = false
+
+    public init(requireEnvironment: Bool = false) {
+        self.requireEnvironment = requireEnvironment
+    }
 
     public func load(file: URL, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> Config {
         func problem(_ message: String, line: Int = 1, column: Int = 1) -> ConfigError {
@@ -68,6 +74,7 @@ public struct ConfigLoader {
 
     public func parse(_ text: String, file: URL, environment: [String: String] = [:]) throws(ConfigError) -> Config {
         var walker = Walker(file: file, environment: environment)
+        walker.requireEnvironment = requireEnvironment
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -116,6 +123,7 @@ let privateRefNamespaces = ["refs/pull/", "refs/merge-requests/", "refs/for/", "
 private struct Walker {
     let file: URL
     let environment: [String: String]
+    var requireEnvironment = false
     var base: URL { file.deletingLastPathComponent() }
     var problems: [ConfigProblem] = []
     /// Where each repository's remotes are written (`repository/remote`), for problems that span repositories.
@@ -216,6 +224,11 @@ private struct Walker {
     }
 
     mutating func duration(_ node: Node, _ what: String) -> TimeInterval? {
+        if case .scalar(let scalar) = node, let number = Double(scalar.string.trimmingCharacters(in: .whitespaces)) {
+            let shown = number == number.rounded() ? String(Int(number)) : scalar.string
+            report(node, "\(what): \(scalar.string) has no unit; write \(shown)s, \(shown)m or \(shown)h")
+            return nil
+        }
         guard case .scalar(let scalar) = node, let value = parseDuration(scalar.string) else {
             report(node, "\(what) must be a duration such as 90s, 2m or 1h")
             return nil
@@ -281,7 +294,9 @@ private struct Walker {
         for item in sequence {
             guard let pattern = string(item, "a ref pattern") else { continue }
             if !pattern.hasPrefix("refs/") {
-                report(item, "ref pattern '\(pattern)' must start with refs/ (for example refs/heads/\(pattern))")
+                let namespaces = ["heads/", "tags/", "notes/", "remotes/", "changes/", "pull/", "merge-requests/"]
+                let suggestion = namespaces.contains { pattern.hasPrefix($0) } ? "refs/\(pattern)" : "refs/heads/\(pattern)"
+                report(item, "ref pattern '\(pattern)' must start with refs/ (did you mean \(suggestion)?)")
             } else if let namespace = privateRefNamespaces.first(where: { pattern.hasPrefix($0) }) {
                 report(item, "ref pattern '\(pattern)' is in \(namespace)*, which belongs to the hosting service or to gitmirror and is never mirrored")
             } else if pattern.filter({ $0 == "*" }).count > 1 || pattern.contains("..") || pattern.contains(" ") || pattern.hasSuffix("/") {
@@ -445,7 +460,7 @@ private struct Walker {
             case "runs": if let seconds = minimumDuration(value, "retention.runs", at: 3600) { retention.runs = seconds }
             case "journal":
                 if value.scalar?.string == "forever" { retention.journal = nil; continue }
-                guard case .scalar(let scalar) = value, parseDuration(scalar.string) != nil else {
+                guard case .scalar(let scalar) = value, parseDuration(scalar.string) != nil || Double(scalar.string) != nil else {
                     report(value, "retention.journal must be a duration such as 365d, or forever")
                     continue
                 }
@@ -486,8 +501,8 @@ private struct Walker {
             switch key {
             case "listen":
                 guard let text = string(value, "listen") else { continue }
-                if text.split(separator: ":").last.flatMap({ Int($0) }) == nil {
-                    report(value, "listen must be ADDRESS:PORT, for example 127.0.0.1:9150")
+                if let problem = listenProblem(text) {
+                    report(value, problem)
                 } else {
                     settings.listen = text
                 }
@@ -513,8 +528,12 @@ private struct Walker {
                 for item in items {
                     guard let target = mapping(item, allowed: ["url", "secret_env", "secret_file"], what: "a notify target") else { continue }
                     guard let urlNode = target.first(where: { $0.key == "url" })?.value, let text = string(urlNode, "url"),
-                          let url = URL(string: text), url.scheme == "https" || url.scheme == "http" else {
+                          let url = URL(string: text), url.scheme == "https" || url.scheme == "http", url.host?.isEmpty == false else {
                         report(item, "a notify target needs an http(s) url:")
+                        continue
+                    }
+                    if url.scheme == "http" && !isLoopback(url.host ?? "") {
+                        report(urlNode, "notify url \(text) is plain http to another machine: the alert (repository names, errors) and its signature travel in clear text; use https:// (plain http is accepted on loopback only)")
                         continue
                     }
                     settings.notify.append(NotifyTarget(url: url, secret: secretReference(target, prefix: "secret")))
@@ -618,11 +637,22 @@ private struct Walker {
         return spec
     }
 
+    /// Why `ADDRESS:PORT` cannot be listened on, or nil.
+    func listenProblem(_ text: String) -> String? { listenAddressProblem(text) }
+
+    func isLoopback(_ host: String) -> Bool {
+        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+        return bare == "localhost" || bare == "::1" || bare.hasPrefix("127.")
+    }
+
     mutating func environmentName(_ node: Node, _ what: String) -> String? {
         guard let text = string(node, what) else { return nil }
         guard text.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
             report(node, "\(what) must name an environment variable (letters, digits, '_'), not hold the secret itself")
             return nil
+        }
+        if requireEnvironment && (environment[text] ?? "").isEmpty {
+            report(node, "\(what) names \(text), which is \(environment[text] == nil ? "not set" : "empty") in this environment; export it (or use the _file form) before starting gitmirror")
         }
         return text
     }
@@ -645,11 +675,9 @@ private struct Walker {
             }
         }
         if pairs.first(where: { $0.key == "name" }) == nil { report(node, "a repository needs a 'name:'") }
-        guard let primaryNode else {
-            report(node, "repository '\(name ?? "?")' needs a 'primary:' URL")
-            return nil
-        }
-        let primary = remote(primaryNode, role: .primary, defaults: policy, credentials: credentials, credentialNames: credentialNames)
+        if primaryNode == nil { report(node, "repository '\(name ?? "?")' needs a 'primary:' URL") }
+        // Without a primary the secondaries are still checked: every problem is reported in one pass.
+        let primary = primaryNode.flatMap { remote($0, role: .primary, defaults: policy, credentials: credentials, credentialNames: credentialNames) }
         guard let secondariesNode else {
             report(node, "repository '\(name ?? "?")' needs 'secondaries:' (a list of remotes to mirror to)")
             return nil
@@ -800,4 +828,19 @@ func editDistance(_ a: String, _ b: String) -> Int {
         previous = current
     }
     return previous[b.count]
+}
+
+/// Why `ADDRESS:PORT` (daemon.listen, --listen) cannot be listened on, or nil.
+public func listenAddressProblem(_ text: String) -> String? {
+    guard let colon = text.lastIndex(of: ":") else {
+        return "listen must be ADDRESS:PORT, for example 127.0.0.1:9150 (got '\(text)')"
+    }
+    let portText = text[text.index(after: colon)...]
+    guard let port = Int(portText) else {
+        return "listen must be ADDRESS:PORT, for example 127.0.0.1:9150 (got '\(text)')"
+    }
+    guard (1...65535).contains(port) else {
+        return "listen port \(port) is outside 1–65535 (in '\(text)')"
+    }
+    return nil
 }

@@ -252,6 +252,7 @@ func notifyTargets(_ config: Config, environment: [String: String], redactor: Re
 }
 
 func bindAddress(_ text: String) throws -> BindAddress {
+    if let problem = listenAddressProblem(text) { throw SyncFailure(.config, problem) }
     guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else {
         throw SyncFailure(.config, "--listen must be ADDRESS:PORT, for example 127.0.0.1:9150 (got '\(text)')")
     }
