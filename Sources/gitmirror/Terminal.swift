@@ -38,8 +38,7 @@ enum Terminal {
     /// For cron, CI and journald: a line per remote still working, with the time.
     static func heartbeat(_ entries: [ProgressBoard.Entry]) {
         guard !interactive else { return }
-        let formatter = ISO8601DateFormatter()
-        let now = formatter.string(from: Date())
+        let now = rfc3339(Date(), separator: "T")
         let lines = entries.map { entry in
             "\(now) \(entry.name): \(entry.line) (\(formatDuration(Date().timeIntervalSince(entry.started))) so far)\n"
         }
@@ -56,11 +55,27 @@ enum Terminal {
         drawn = 0
     }
 
+    /// Every command's JSON: snake_case keys (`run_id`, `new_oid`, `error_class`) and RFC 3339 times
+    /// with this machine's offset, as in the tables.
     static func printJSON<T: Encodable>(_ value: T) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(rfc3339(date, separator: "T"))
+        }
         print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    /// `2026-11-23T14:05:09+01:00`: RFC 3339, local time with its offset (a space for `separator` in tables,
+    /// which RFC 3339 allows for readability).
+    static func rfc3339(_ date: Date, separator: String) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone.current
+        formatter.dateFormat = "yyyy-MM-dd'\(separator)'HH:mm:ssxxxxx"
+        return formatter.string(from: date)
     }
 
     /// Columns padded to their widest cell.
@@ -79,9 +94,6 @@ enum Terminal {
 
     static func time(_ date: Date?) -> String {
         guard let date else { return "-" }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
-        return formatter.string(from: date)
+        return rfc3339(date, separator: " ")
     }
 }

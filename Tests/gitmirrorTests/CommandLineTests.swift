@@ -90,6 +90,45 @@ import TestSupport
         #expect((secondaries.first?["refs"] as? [[String: Any]])?.first?["action"] as? String == "create")
     }
 
+    /// Every key of a JSON document, at every depth, and every string value.
+    func walk(_ value: Any, keys: inout Set<String>, strings: inout [String]) {
+        if let object = value as? [String: Any] {
+            for (key, inner) in object { keys.insert(key); walk(inner, keys: &keys, strings: &strings) }
+        } else if let array = value as? [Any] {
+            for inner in array { walk(inner, keys: &keys, strings: &strings) }
+        } else if let text = value as? String {
+            strings.append(text)
+        }
+    }
+
+    @Test func everyJSONOutputIsSnakeCaseWithRFC3339TimesAndTheTablesShowTheOffset() throws {
+        // Given a repository synced once
+        let scenario = try Scenario("json-style")
+        try scenario.primary.commit("first")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+        let sync = try scenario.gitmirror("sync", "--json")
+        #expect(sync.status == 0, "\(sync)")
+
+        // When every command that speaks JSON is asked to
+        var keys = Set<String>(), strings: [String] = []
+        for arguments in [["status", "--json"], ["history", "app", "--json"], ["doctor", "--json"], ["plan", "--json"]] {
+            let output = try Gitmirror.run(arguments, config: scenario.config)
+            walk(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)), keys: &keys, strings: &strings)
+        }
+        walk(try JSONSerialization.jsonObject(with: Data(sync.stdout.utf8)), keys: &keys, strings: &strings)
+
+        // Then no key is camelCase (run_id, new_oid, error_class…), and every time carries its offset
+        #expect(keys.filter { $0.contains(where: \.isUppercase) }.isEmpty, "\(keys.sorted())")
+        #expect(keys.isSuperset(of: ["run_id", "new_oid", "recorded_at", "last_success", "up_to_date"]), "\(keys.sorted())")
+        let times = strings.filter { $0.range(of: #"^\d{4}-\d\d-\d\dT"#, options: .regularExpression) != nil }
+        #expect(!times.isEmpty)
+        #expect(times.allSatisfy { $0.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d([+-]\d\d:\d\d|Z)$"#, options: .regularExpression) != nil }, "\(times)")
+        // And the tables show the same times, offset included
+        let table = try scenario.gitmirror("status").stdout + (try scenario.gitmirror("history", "app").stdout)
+        #expect(table.range(of: #"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d"#, options: .regularExpression) != nil, "\(table)")
+    }
+
     @Test func helpReadsWell() throws {
         let sandbox = try Sandbox("help")
         let root = try Shell.run([Gitmirror.executable.path, "--help"], check: false)

@@ -53,7 +53,7 @@ import TestSupport
         #expect((byRemote["primary"]?["access"] as? String)?.hasPrefix("ok (1 ref") == true)
         #expect((byRemote["good"]?["access"] as? String)?.hasPrefix("ok") == true)
         let sshFailure = byRemote["ssh"]?["failure"] as? [String: Any]
-        #expect(sshFailure?["errorClass"] as? String == "host_key")
+        #expect(sshFailure?["error_class"] as? String == "host_key")
         #expect((sshFailure?["message"] as? String)?.contains(ssh.hostKeyFingerprint) == true)
         #expect(byRemote["codecommit"]?["credentials"] as? String == "AWS: environment variables")
         let details = byRemote["codecommit"]?["details"] as? [String] ?? []
@@ -89,7 +89,7 @@ import TestSupport
         let backup = try #require(try findings(output)["backup"])
         #expect(backup["access"] as? String == "read-only", "\(backup)")
         let failure = backup["failure"] as? [String: Any]
-        #expect(failure?["errorClass"] as? String == "read_only", "\(backup)")
+        #expect(failure?["error_class"] as? String == "read_only", "\(backup)")
         #expect(human.stdout.contains("--enable=receive-pack"), "\(human)")
         #expect(!human.stdout.contains("Every remote is ready"), "\(human)")
 
