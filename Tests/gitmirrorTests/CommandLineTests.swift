@@ -129,6 +129,25 @@ import TestSupport
         #expect(table.range(of: #"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d"#, options: .regularExpression) != nil, "\(table)")
     }
 
+    @Test func theReadmeListsEveryOptionAndExitCode() throws {
+        // Every option a command's --help shows is in the README's command list, and the exit codes are all there
+        let readme = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("README.md"), encoding: .utf8)
+        for command in ["validate", "doctor", "plan", "sync", "status", "history", "daemon"] {
+            let help = try Shell.run([Gitmirror.executable.path, command, "--help"], check: false).stdout
+            let options = help.matches(of: /\s(--[a-z][a-z-]+)/).map { String($0.1) }.filter { !["--help", "--version", "--config"].contains($0) }
+            let line = readme.split(separator: "\n").filter { $0.hasPrefix("gitmirror \(command)") }.joined(separator: " ")
+            let continued = readme.components(separatedBy: "gitmirror \(command) ").dropFirst().first?.prefix(400) ?? ""
+            for option in Set(options) {
+                #expect(line.contains(option) || continued.contains(option), "README's `gitmirror \(command)` line lacks \(option)")
+            }
+        }
+        for code in ["`0`", "`1`", "`2`", "`64`", "`130`"] { #expect(readme.contains(code), "exit code \(code)") }
+        #expect(readme.contains("?repository="))
+        let usage = try Shell.run([Gitmirror.executable.path, "sync", "--no-such-option"], check: false)
+        #expect(usage.status == 64)
+    }
+
     @Test func helpReadsWell() throws {
         let sandbox = try Sandbox("help")
         let root = try Shell.run([Gitmirror.executable.path, "--help"], check: false)
