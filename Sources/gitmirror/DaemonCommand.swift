@@ -46,16 +46,30 @@ struct DaemonCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "gitmirror")
-        _ = try options.load(requireEnvironment: true)   // every problem, with line and column, and exit 2
+        let config = try options.load(requireEnvironment: true)   // every problem, with line and column, and exit 2
         let group: ServiceGroupRunner
         do {
             group = ServiceGroupRunner(try await makeDaemon(configFile: options.configURL, listen: listen, shard: try parsedShard(),
-                                                      executable: Engine.selfExecutable(), version: Gitmirror.configuration.version,
+                                                      executable: Engine.selfExecutable(), version: Gitmirror.version,
                                                       logger: logger))
         } catch {
             Terminal.error("error: \(error)")
             throw ExitStatus.invalidConfig
         }
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            // NIO's bind error names neither the address nor what to do.
+            let address = listen ?? config.daemon.listen
+            let text = "\(error)"
+            if text.contains("Address already in use") {
+                logger.critical("cannot listen on \(address): the address is already in use (another gitmirror daemon, or another program, holds it); stop it, or choose another address with --listen or daemon.listen")
+            } else if text.contains("Permission denied") || text.contains("Cannot assign requested address") || text.contains("errno: 99") {
+                logger.critical("cannot listen on \(address): \(text.contains("Permission denied") ? "permission denied (ports below 1024 need privileges)" : "this machine has no such address"); choose another with --listen or daemon.listen")
+            } else {
+                throw error
+            }
+            throw ExitCode(1)
+        }
     }
 }

@@ -13,11 +13,16 @@ struct Gitmirror: AsyncParsableCommand {
             prune: true and never exceed max_deletes. State is kept in SQLite under state_dir.
 
             Exit codes: 0 every secondary in step; 1 a remote failed or a ref was left out of step; \
-            2 the configuration is invalid.
+            2 the configuration is invalid; 64 a usage error; 130 interrupted.
             """,
-        version: "gitmirror 0.1.0",
+        version: "gitmirror \(Gitmirror.version)",
         subcommands: [ValidateCommand.self, DoctorCommand.self, DaemonCommand.self, PlanCommand.self, SyncCommand.self, StatusCommand.self, HistoryCommand.self, WorkerCommand.self, CredentialHelperCommand.self]
     )
+}
+
+extension Gitmirror {
+    /// The release, alone (`gitmirror_build_info{version=…}`).
+    static let version = "0.1.0"
 }
 
 /// Exit codes, as the README promises them.

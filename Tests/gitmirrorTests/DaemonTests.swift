@@ -206,6 +206,11 @@ import TestSupport
                                daemon: "interval: 1h\nhooks:\n  sync_token_env: SYNC_TOKEN")
         let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["SYNC_TOKEN": Self.syncToken])
         try daemon.waitUntilReady()
+        func loadedAt() throws -> Double? {
+            try daemon.get("/metrics").text.split(separator: "\n").first { $0.hasPrefix("gitmirror_config_last_reload_success_timestamp_seconds ") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        let started = try #require(try loadedAt())
 
         // When mirrors.yaml is broken and the daemon gets SIGHUP
         let good = try String(contentsOf: scenario.config, encoding: .utf8)
@@ -225,6 +230,8 @@ import TestSupport
         try good.write(to: scenario.config, atomically: true, encoding: .utf8)
         daemon.process.signal(SIGHUP)
         #expect(eventually(within: 5) { try daemon.get("/metrics").text.contains(#"gitmirror_config_reloads_total{result="success"} "#) })
+        // and the time of the last successful load moved (the failed one did not move it)
+        #expect(try loadedAt() ?? 0 > started)
     }
 
     @Test func aConfigMapUpdateIsReloadedWithoutASignal() throws {
@@ -407,6 +414,28 @@ import TestSupport
         #expect(value(#"gitmirror_secondary_behind_seconds{repository="app",remote="one"}"#) == 0)
         #expect(!metrics.contains("127.0.0.1"), "a URL leaked into a label")
         #expect(try daemon.get("/healthz").status == 200)
+
+        // behind_seconds is computed when scraped: it grows between syncs (the alert rules count on it)
+        usleep(1_500_000)
+        let later = try daemon.get("/metrics").text.split(separator: "\n")
+        let behindLater = later.first { $0.hasPrefix(#"gitmirror_secondary_behind_seconds{repository="app",remote="down"} "#) }
+            .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        #expect(behindLater >= (value(#"gitmirror_secondary_behind_seconds{repository="app",remote="down"}"#) ?? 0) + 1, "\(later)")
+        // build_info carries the version alone; the configuration's load time is a gauge
+        #expect(metrics.contains(#"gitmirror_build_info{version="0.1.0"} 1"#), "\(metrics)")
+        let loaded = try #require(value("gitmirror_config_last_reload_success_timestamp_seconds"))
+        #expect(abs(loaded - Date().timeIntervalSince1970) < 120)
+        // "ready" is said once the port is bound, with the address
+        let log = daemon.logText
+        let bound = try #require(log.range(of: "Server started and listening"))
+        let ready = try #require(log.range(of: "daemon ready"))
+        #expect(bound.lowerBound < ready.lowerBound)
+        #expect(log.contains("listening=127.0.0.1:\(daemon.port)"), "\(log)")
+
+        // A second daemon on the same port says which address is taken
+        let second = try Gitmirror.run(["daemon", "--listen", "127.0.0.1:\(daemon.port)"], config: scenario.config)
+        #expect(second.status == 1, "\(second)")
+        #expect(second.stderr.contains("cannot listen on 127.0.0.1:\(daemon.port): the address is already in use"), "\(second)")
     }
 
     @Test func notifyReceivesExactlyOneEventPerTransition() throws {

@@ -142,6 +142,13 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
     if let newer = store.newerSchema { throw newer }
     let registry = WorkerRegistry()
     let metrics = DaemonMetrics(version: version)
+    metrics.recordConfigLoaded()
+    // Secondaries out of step when the daemon starts are behind from then on, not from their next run.
+    for row in (try? store.remoteStates()) ?? [] where row.role == "secondary" && loaded.mirror(named: row.repository) != nil {
+        guard row.state != "ok" else { metrics.recordBehind(repository: row.repository, remote: row.remote, since: nil); continue }
+        metrics.recordBehind(repository: row.repository, remote: row.remote,
+                             since: row.lastSuccess ?? (try? store.firstRunStart(repository: row.repository)) ?? row.lastAttempt)
+    }
     let notifier = Notifier(known: (try? store.remoteStates()) ?? [], logger: logger)
     notifier.setTargets(try notifyTargets(loaded, environment: environment, redactor: redactor))
     let credentials = CredentialResolver(environment: environment, redactor: redactor)
@@ -188,16 +195,15 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
         },
         onFinished: { report in
             // Behind: since the secondary was last in step; one never in step is behind since the repository's first run.
-            var behind: [String: Double] = [:]
+            var behind: [String: Date] = [:]
             if report.secondaries.contains(where: { $0.failure != nil }) {
                 let states = (try? store.remoteStates()) ?? []
                 let firstRun = try? store.firstRunStart(repository: report.repository)
                 for remote in report.secondaries where remote.failure != nil {
-                    let since = states.first { $0.repository == report.repository && $0.remote == remote.remote }?.lastSuccess ?? firstRun
-                    behind[remote.remote] = since.map { max(0, Date().timeIntervalSince($0)) } ?? 0
+                    behind[remote.remote] = states.first { $0.repository == report.repository && $0.remote == remote.remote }?.lastSuccess ?? firstRun
                 }
             }
-            metrics.record(report, behindSeconds: behind)
+            metrics.record(report, behindSince: behind)
             notifier.observe(report)
             for remote in [report.primary] + report.secondaries {
                 var metadata: Logger.Metadata = ["repository": "\(report.repository)", "remote": "\(remote.remote)",
@@ -222,6 +228,7 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
             await scheduler.update(config)
             notifier.setTargets(try notifyTargets(config, environment: environment, redactor: redactor))
             metrics.recordReload(success: true)
+            metrics.keepBehind(only: Set(config.repositories.map(\.name)))
             logger.info("configuration reloaded", metadata: ["repositories": "\(config.repositories.count)"])
             return .success(config)
         } catch {
@@ -233,9 +240,15 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
 
     let router = makeRouter(state: state, scheduler: scheduler, metrics: metrics, store: store, reload: reload, logger: logger)
     let address = try bindAddress(listen ?? loaded.daemon.listen)
-    let application = Application(router: router, configuration: .init(address: address, serverName: "gitmirror"), logger: logger)
+    let binding = ServerBinding()
+    let application = Application(router: router, configuration: .init(address: address, serverName: "gitmirror"),
+                                  onServerRunning: { channel in
+                                      await binding.bound(channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "\(address)")
+                                  },
+                                  logger: logger)
     // The grace period is read when the shutdown begins: a reload that changed it counts.
-    let schedulerService = SchedulerService(scheduler: scheduler, registry: registry, grace: { await state.config.daemon.shutdownGrace }, logger: logger)
+    let schedulerService = SchedulerService(scheduler: scheduler, registry: registry, grace: { await state.config.daemon.shutdownGrace },
+                                            binding: binding, logger: logger)
     return ServiceGroup(configuration: .init(
         services: [.init(service: application), .init(service: ReloadService(reload: reload)),
                    .init(service: ConfigWatchService(file: configFile, reload: reload)), .init(service: schedulerService),
@@ -336,14 +349,21 @@ struct SchedulerService: Service {
     let scheduler: Scheduler
     let registry: WorkerRegistry
     let grace: @Sendable () async -> TimeInterval
+    let binding: ServerBinding
     let logger: Logger
 
     func run() async throws {
+        // Ready means both: the first scheduling pass is done and the port is bound (hooks can arrive).
         let readiness = Task {
-            while !(await scheduler.isReady) { try? await Task.sleep(nanoseconds: 50_000_000) }
+            var listening: String?
+            while true {
+                listening = await binding.address
+                if listening != nil, await scheduler.isReady { break }
+                try? await Task.sleep(nanoseconds: 50_000_000)
+            }
             SystemdNotify.send("READY=1")
             let count = await scheduler.repositoryNames.count
-            logger.info("daemon ready", metadata: ["repositories": "\(count)"])
+            logger.info("daemon ready", metadata: ["repositories": "\(count)", "listening": "\(listening ?? "-")"])
         }
         await withGracefulShutdownHandler {
             await scheduler.run()
@@ -367,6 +387,13 @@ struct SchedulerService: Service {
             while await scheduler.runningCount > 0 && Date() < hardDeadline { try? await Task.sleep(nanoseconds: 100_000_000) }
         }
     }
+}
+
+/// The address the HTTP server is bound to, once it is.
+actor ServerBinding {
+    private(set) var address: String?
+
+    func bound(_ address: String) { self.address = address }
 }
 
 /// Lets the executable run the group without importing ServiceLifecycle.

@@ -4,23 +4,30 @@ import Prometheus
 
 /// The daemon's Prometheus metrics. Labels come from the configuration's names
 /// (repository, remote), never from URLs, so their number stays bounded.
-public final class DaemonMetrics: Sendable {
+public final class DaemonMetrics: @unchecked Sendable {
     let registry = PrometheusCollectorRegistry()
     static let durationBuckets: [Double] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800]
+    private let lock = NSLock()
+    /// Per secondary (repository, remote): since when it is out of step, nil while in step. The gauge
+    /// is computed from it at every scrape, so it grows between syncs as the alert rules expect.
+    private var outOfStepSince: [String: (repository: String, remote: String, since: Date?)] = [:]
+    private let clock: @Sendable () -> Date
 
-    public init(version: String) {
+    /// `version`: the release alone (`0.1.0`), the only label of gitmirror_build_info.
+    public init(version: String, clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.clock = clock
         registry.makeGauge(descriptor: Self.name("build", "info", "Build information; always 1."),
-                           labels: [("version", version), ("libgit2", Libgit2.version)]).set(to: 1.0)
+                           labels: [("version", version)]).set(to: 1.0)
     }
 
     static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "gitmirror", metricName: metric, unitName: unit, helpText: help)
     }
 
-    /// One finished sync of one repository. `behindSeconds` gives, per secondary,
-    /// how long it has been out of step (0 when in step). The run counter is
+    /// One finished sync of one repository. `behindSince` gives, per secondary out of step,
+    /// since when (its last success, or the repository's first run). The run counter is
     /// bumped last, so a scrape that sees a run also sees everything it changed.
-    public func record(_ report: RepositoryReport, behindSeconds: [String: Double] = [:], now: Date = Date()) {
+    public func record(_ report: RepositoryReport, behindSince: [String: Date] = [:], now: Date = Date()) {
         let repository = report.repository
         // An interrupted run (a restart) says nothing about the remotes: no counter or gauge moves.
         guard !([report.primary] + report.secondaries).contains(where: { $0.result == .interrupted }) else { return }
@@ -52,22 +59,49 @@ public final class DaemonMetrics: Sendable {
                 registry.makeCounter(descriptor: Self.name("rejections", "total", "Failed secondary syncs by error class."),
                                      labels: labels + [("class", failure.errorClass.rawValue)]).increment()
             }
-            recordBehind(repository: repository, remote: remote.remote, seconds: behindSeconds[remote.remote] ?? 0)
+            recordBehind(repository: repository, remote: remote.remote, since: remote.failure == nil ? nil : behindSince[remote.remote] ?? now)
         }
         registry.makeCounter(descriptor: Self.name("sync_runs", "total", "Repository syncs by result (success, error, noop)."),
                              labels: [("repository", repository), ("result", result)]).increment()
     }
 
-    /// Seconds each secondary has been out of step with its primary (0 when in step).
-    public func recordBehind(repository: String, remote: String, seconds: Double) {
-        registry.makeGauge(descriptor: Self.name("secondary_behind", "seconds", "Seconds since the secondary was last in step with its primary."),
-                           labels: [("repository", repository), ("remote", remote)]).set(to: seconds)
+    /// Since when a secondary is out of step with its primary (nil: in step now).
+    public func recordBehind(repository: String, remote: String, since: Date?) {
+        lock.lock()
+        outOfStepSince["\(repository)\u{0}\(remote)"] = (repository, remote, since)
+        lock.unlock()
+    }
+
+    /// Forgets what a removed repository's secondaries were.
+    public func keepBehind(only repositories: Set<String>) {
+        lock.lock()
+        outOfStepSince = outOfStepSince.filter { repositories.contains($0.value.repository) }
+        lock.unlock()
     }
 
     public func recordReload(success: Bool) {
         registry.makeCounter(descriptor: Self.name("config_reloads", "total", "Configuration reloads by result."),
                              labels: [("result", success ? "success" : "error")]).increment()
+        if success { recordConfigLoaded() }
     }
 
-    public func render() -> [UInt8] { registry.emitToBuffer() }
+    /// The configuration in force was loaded now (at start, or by a successful reload).
+    public func recordConfigLoaded() {
+        registry.makeGauge(descriptor: Self.name("config_last_reload_success", "timestamp_seconds", "When the configuration in force was loaded (start or last successful reload)."),
+                           labels: []).set(to: clock().timeIntervalSince1970)
+    }
+
+    /// The exposition, with each secondary's behind_seconds computed for this moment.
+    public func render() -> [UInt8] {
+        let now = clock()
+        lock.lock()
+        let entries = Array(outOfStepSince.values)
+        lock.unlock()
+        for entry in entries {
+            registry.makeGauge(descriptor: Self.name("secondary_behind", "seconds", "Seconds since the secondary was last in step with its primary."),
+                               labels: [("repository", entry.repository), ("remote", entry.remote)])
+                .set(to: entry.since.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+        }
+        return registry.emitToBuffer()
+    }
 }
