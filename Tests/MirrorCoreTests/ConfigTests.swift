@@ -231,6 +231,17 @@ import TestSupport
         #expect(problem.message.contains("duplicate secondary name 'backup'"))
     }
 
+    @Test func notifyTargetsSayTheirFormatAndTakeOneURL() throws {
+        let repositories = "repositories:\n  - {name: app, primary: https://git.example.com/a.git, secondaries: [{name: b, url: https://backup.example.com/a.git}]}"
+        let format = try only("daemon:\n  notify:\n    - {url: https://hooks.example.com/x, format: teams}\n" + repositories)
+        #expect(format.location.line == 3 && format.message.contains("format must be one of json, slack"), "\(format)")
+        let both = try only("daemon:\n  notify:\n    - {url: https://hooks.example.com/x, url_env: SLACK_URL}\n" + repositories)
+        #expect(both.message.contains("one of url, url_env and url_file"), "\(both)")
+        let config = try ConfigLoader().parse("daemon:\n  notify:\n    - {url_env: SLACK_URL, format: slack}\n" + repositories,
+                                              file: URL(fileURLWithPath: "/tmp/mirrors.yaml"))
+        #expect(config.daemon.notify.first?.format == .slack && config.daemon.notify.first?.urlSecret == .environment("SLACK_URL"))
+    }
+
     @Test func secondaryEqualToItsPrimaryIsRejected() throws {
         let problem = try only("""
             repositories:

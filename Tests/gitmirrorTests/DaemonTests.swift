@@ -443,12 +443,15 @@ import TestSupport
         let scenario = try Scenario("daemon-notify")
         try scenario.primary.commit("first")
         let receiver = try NotifyReceiver(sandbox: scenario.sandbox)
+        let slack = try NotifyReceiver(sandbox: scenario.sandbox)
         let later = try scenario.sandbox.directory("later")
         let target = try BareRepository.create(at: later.appendingPathComponent("target.git"))
         let port = try Network.freePort()
+        // A Slack incoming webhook's URL is itself a secret: it comes from the environment
         try scenario.configure(secondaries: "- name: flaky\n  url: git://127.0.0.1:\(port)/target.git",
-                               daemon: "interval: 1h\nretry_base: 1s\nnotify:\n  - url: \(receiver.url)\n    secret_env: NOTIFY_SECRET")
-        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["NOTIFY_SECRET": "canary-notify-secret"])
+                               daemon: "interval: 1h\nretry_base: 1s\nnotify:\n  - url: \(receiver.url)\n    secret_env: NOTIFY_SECRET\n  - url_env: SLACK_WEBHOOK_URL\n    format: slack")
+        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config,
+                                       environment: ["NOTIFY_SECRET": "canary-notify-secret", "SLACK_WEBHOOK_URL": slack.url])
         try daemon.waitUntilReady()
         #expect(eventually(within: 60, every: 0.2) { try runs(scenario).filter { $0.result == "failed" }.count >= 3 }, "\(daemon.logText)")
 
@@ -463,6 +466,13 @@ import TestSupport
             let body = try JSONSerialization.data(withJSONObject: event.body, options: [.sortedKeys])
             #expect(event.signature == Webhooks.sign(Array(body), secret: "canary-notify-secret"))
         }
+        // And the Slack target got the same two, as incoming-webhook messages a channel can read
+        let messages = slack.events.map(\.body)
+        #expect(messages.count == 2, "\(messages)")
+        let texts = messages.compactMap { $0["text"] as? String }
+        #expect(texts.count == 2 && texts[0].contains("app/flaky is failing (network)") && texts[1].contains("app/flaky recovered"), "\(texts)")
+        #expect(messages.allSatisfy { ($0["blocks"] as? [[String: Any]])?.first?["type"] as? String == "section" }, "\(messages)")
+        #expect(messages.allSatisfy { $0["event"] == nil }, "a Slack body is not gitmirror's own event object")
     }
 }
 

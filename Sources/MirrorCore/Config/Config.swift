@@ -61,8 +61,20 @@ public struct Retention: Sendable, Equatable {
 
 /// Where state-transition alerts are POSTed, HMAC-signed with the secret.
 public struct NotifyTarget: Sendable {
-    public var url: URL
+    /// The URL, or where to read it (a Slack incoming-webhook URL is itself a secret).
+    public var url: URL?
+    public var urlSecret: SecretSource?
     public var secret: SecretSource?
+    public var format: NotifyFormat = .json
+}
+
+/// The body a notify target is sent.
+public enum NotifyFormat: String, Sendable, CaseIterable {
+    /// gitmirror's own event object (`event`, `repository`, `remote`, `state`, …), signed.
+    case json
+    /// A Slack incoming-webhook message: `text` plus Block Kit `blocks` (also what Mattermost and
+    /// Rocket.Chat incoming webhooks take).
+    case slack
 }
 
 public enum Role: String, Sendable, Codable {

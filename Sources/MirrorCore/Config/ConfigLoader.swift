@@ -526,17 +526,31 @@ private struct Walker {
                     continue
                 }
                 for item in items {
-                    guard let target = mapping(item, allowed: ["url", "secret_env", "secret_file"], what: "a notify target") else { continue }
-                    guard let urlNode = target.first(where: { $0.key == "url" })?.value, let text = string(urlNode, "url"),
-                          let url = URL(string: text), url.scheme == "https" || url.scheme == "http", url.host?.isEmpty == false else {
-                        report(item, "a notify target needs an http(s) url:")
+                    let keys = ["url", "url_env", "url_file", "secret_env", "secret_file", "format"]
+                    guard let target = mapping(item, allowed: keys, what: "a notify target") else { continue }
+                    var entry = NotifyTarget(url: nil, urlSecret: secretReference(target, prefix: "url"), secret: secretReference(target, prefix: "secret"))
+                    if let formatNode = target.first(where: { $0.key == "format" })?.value, let text = string(formatNode, "format") {
+                        guard let format = NotifyFormat(rawValue: text) else {
+                            report(formatNode, "format must be one of \(NotifyFormat.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(text)')")
+                            continue
+                        }
+                        entry.format = format
+                    }
+                    let urlKeys = target.filter { ["url", "url_env", "url_file"].contains($0.key) }
+                    guard urlKeys.count == 1 else {
+                        report(item, urlKeys.isEmpty ? "a notify target needs a url: (or url_env / url_file, for a URL that is itself a secret such as Slack's)"
+                                                     : "a notify target takes one of url, url_env and url_file")
                         continue
                     }
-                    if url.scheme == "http" && !isLoopback(url.host ?? "") {
-                        report(urlNode, "notify url \(text) is plain http to another machine: the alert (repository names, errors) and its signature travel in clear text; use https:// (plain http is accepted on loopback only)")
-                        continue
+                    if let urlNode = target.first(where: { $0.key == "url" })?.value {
+                        guard let text = string(urlNode, "url") else { continue }
+                        if let problem = notifyURLProblem(text) {
+                            report(urlNode, problem)
+                            continue
+                        }
+                        entry.url = URL(string: text)
                     }
-                    settings.notify.append(NotifyTarget(url: url, secret: secretReference(target, prefix: "secret")))
+                    settings.notify.append(entry)
                 }
             case "peers":
                 guard case .sequence(let items) = value else {
@@ -639,6 +653,8 @@ private struct Walker {
 
     /// Why `ADDRESS:PORT` cannot be listened on, or nil.
     func listenProblem(_ text: String) -> String? { listenAddressProblem(text) }
+
+    func notifyURLProblem(_ text: String) -> String? { MirrorCore.notifyURLProblem(text) }
 
     func isLoopback(_ host: String) -> Bool {
         let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
@@ -841,6 +857,18 @@ public func listenAddressProblem(_ text: String) -> String? {
     }
     guard (1...65535).contains(port) else {
         return "listen port \(port) is outside 1–65535 (in '\(text)')"
+    }
+    return nil
+}
+
+/// Why a notify URL is refused, or nil: it must be https, or plain http on loopback only.
+public func notifyURLProblem(_ text: String) -> String? {
+    guard let url = URL(string: text), url.scheme == "https" || url.scheme == "http", url.host?.isEmpty == false else {
+        return "a notify target needs an http(s) url such as https://alerts.example.com/gitmirror"
+    }
+    let host = (url.host ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+    if url.scheme == "http" && !(host == "localhost" || host == "::1" || host.hasPrefix("127.")) {
+        return "notify url \(url.scheme!)://\(url.host!)… is plain http to another machine: the alert (repository names, errors) and its signature travel in clear text; use https:// (plain http is accepted on loopback only)"
     }
     return nil
 }

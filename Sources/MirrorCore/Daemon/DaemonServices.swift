@@ -257,10 +257,19 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
         logger: logger))
 }
 
-func notifyTargets(_ config: Config, environment: [String: String], redactor: Redactor) throws -> [(url: URL, secret: String?)] {
+/// The notify targets with their secrets read: a URL from url_env/url_file is checked as one written in the file.
+func notifyTargets(_ config: Config, environment: [String: String], redactor: Redactor) throws -> [Notifier.Target] {
     let resolver = CredentialResolver(environment: environment, redactor: redactor)
-    return try config.daemon.notify.map { target in
-        (target.url, try target.secret.map { try resolver.read($0, for: "daemon.notify", key: "secret") })
+    return try config.daemon.notify.enumerated().map { index, target in
+        var url = target.url
+        if let source = target.urlSecret {
+            let text = try resolver.read(source, for: "daemon.notify", key: "url").trimmingCharacters(in: .whitespacesAndNewlines)
+            if let problem = notifyURLProblem(text) { throw SyncFailure(.config, "daemon.notify[\(index)] (\(source)): \(problem)") }
+            url = URL(string: text)
+            redactor.register(text)
+        }
+        guard let url else { throw SyncFailure(.config, "daemon.notify[\(index)] has no url") }
+        return Notifier.Target(url: url, secret: try target.secret.map { try resolver.read($0, for: "daemon.notify", key: "secret") }, format: target.format)
     }
 }
 

@@ -4,9 +4,16 @@ import Logging
 /// Alerts on state transitions only: a remote going from ok to failing or diverged,
 /// and back. One failure streak gives one alert, however many retries it takes.
 public final class Notifier: @unchecked Sendable {
+    /// One place alerts go, with its secrets read.
+    public struct Target: Sendable {
+        public var url: URL
+        public var secret: String?
+        public var format: NotifyFormat
+    }
+
     private let lock = NSLock()
     private var states: [String: String]
-    private var targets: [(url: URL, secret: String?)]
+    private var targets: [Target]
     private let http = HTTPClient(timeout: 10)
     private let logger: Logger
 
@@ -17,7 +24,7 @@ public final class Notifier: @unchecked Sendable {
         self.logger = logger
     }
 
-    public func setTargets(_ targets: [(url: URL, secret: String?)]) {
+    public func setTargets(_ targets: [Target]) {
         lock.lock()
         self.targets = targets
         lock.unlock()
@@ -52,8 +59,9 @@ public final class Notifier: @unchecked Sendable {
         let targets = self.targets
         lock.unlock()
         for event in events {
-            guard let body = try? JSONSerialization.data(withJSONObject: event, options: [.sortedKeys]) else { continue }
             for target in targets {
+                let payload: Any = target.format == .slack ? Self.slackMessage(event) : event
+                guard let body = try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]) else { continue }
                 var headers = ["Content-Type": "application/json", "User-Agent": "gitmirror"]
                 if let secret = target.secret { headers["X-Gitmirror-Signature-256"] = Webhooks.sign(Array(body), secret: secret) }
                 let http = self.http, logger = self.logger, signed = headers
@@ -70,6 +78,30 @@ public final class Notifier: @unchecked Sendable {
             }
         }
         return events
+    }
+
+    /// A Slack incoming-webhook message for one event: a one-line `text` (what notifications and
+    /// clients without blocks show) and blocks with the error and its class.
+    static func slackMessage(_ event: [String: String]) -> [String: Any] {
+        let place = "\(event["repository"] ?? "?")/\(event["remote"] ?? "?")"
+        let state = event["state"] ?? "?"
+        let previous = (event["previous_state"] ?? "?").replacingOccurrences(of: "_", with: " ")
+        let icon = state == "ok" ? ":large_green_circle:" : state == "diverged" ? ":large_orange_circle:" : ":red_circle:"
+        let headline: String
+        switch event["event"] {
+        case "recovered": headline = "\(place) recovered: in step again (was \(previous))"
+        default: headline = "\(place) is \(state)" + (event["error_class"].map { " (\($0))" } ?? "") + " (was \(previous))"
+        }
+        // Slack's mrkdwn: &, < and > are escaped; the error is quoted as it is.
+        func escaped(_ text: String) -> String {
+            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        }
+        var blocks: [[String: Any]] = [["type": "section", "text": ["type": "mrkdwn", "text": "\(icon) *gitmirror*: \(escaped(headline))"]]]
+        if let error = event["error"] {
+            blocks.append(["type": "section", "text": ["type": "mrkdwn", "text": "```\(escaped(String(error.prefix(2800))))```"]])
+        }
+        blocks.append(["type": "context", "elements": [["type": "mrkdwn", "text": "\(escaped(event["at"] ?? "")) · `gitmirror status` · `gitmirror history \(escaped(event["repository"] ?? ""))`"]]])
+        return ["text": "gitmirror: \(headline)", "blocks": blocks]
     }
 }
 
