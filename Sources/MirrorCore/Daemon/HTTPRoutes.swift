@@ -136,46 +136,23 @@ func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics
                            named: Webhooks.repositoryLabel(in: body) ?? "", request: request, body: body)
     }
 
-    router.post("hooks/github") { request, context -> Response in
-        var request = request
-        let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
-        let event = request.headers[HTTPField.Name("X-GitHub-Event")!] ?? "-"
-        let named = Webhooks.repositoryLabel(in: body) ?? ""
-        guard let secret = await state.hookSecrets.github else {
-            return refuse(.notFound, "GitHub hooks are not configured (daemon.hooks.github_secret_env)\n", source: "github", event: event, named: named, context: context)
+    for hook in ForgeHook.all {
+        router.post(RouterPath("hooks/\(hook.source)")) { request, context -> Response in
+            // The secret is looked up before a body of up to 25 MB is read.
+            guard let secret = hook.secret(await state.hookSecrets) else {
+                return refuse(.notFound, "\(hook.forge) hooks are not configured (daemon.hooks.\(hook.setting))\n", source: hook.source,
+                              event: hook.event(request.headers) ?? "-", named: "", context: context)
+            }
+            var request = request
+            let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
+            let event = hook.event(request.headers) ?? "-"
+            guard hook.verify(request.headers, body, secret) else {
+                return refuse(.unauthorized, "bad \(hook.proof)\n", source: hook.source, event: event,
+                              named: Webhooks.repositoryLabel(in: body) ?? "", context: context)
+            }
+            if event == "ping" { return text(.ok, "pong\n") }
+            return await dispatch(await payloadHook(hook.source, event: event, request: request, body: body), context: context)
         }
-        guard Webhooks.verifyHMAC(body: body, signature: request.headers[HTTPField.Name("X-Hub-Signature-256")!], secret: secret) else {
-            return refuse(.unauthorized, "bad signature\n", source: "github", event: event, named: named, context: context)
-        }
-        if event == "ping" { return text(.ok, "pong\n") }
-        return await dispatch(await payloadHook("github", event: event, request: request, body: body), context: context)
-    }
-    router.post("hooks/gitlab") { request, context -> Response in
-        var request = request
-        let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
-        let event = request.headers[HTTPField.Name("X-Gitlab-Event")!] ?? "-"
-        let named = Webhooks.repositoryLabel(in: body) ?? ""
-        guard let secret = await state.hookSecrets.gitlab else {
-            return refuse(.notFound, "GitLab hooks are not configured (daemon.hooks.gitlab_token_env)\n", source: "gitlab", event: event, named: named, context: context)
-        }
-        guard Webhooks.verifyToken(request.headers[HTTPField.Name("X-Gitlab-Token")!], secret: secret) else {
-            return refuse(.unauthorized, "bad token\n", source: "gitlab", event: event, named: named, context: context)
-        }
-        return await dispatch(await payloadHook("gitlab", event: event, request: request, body: body), context: context)
-    }
-    router.post("hooks/gitea") { request, context -> Response in
-        var request = request
-        let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
-        let event = request.headers[HTTPField.Name("X-Gitea-Event")!] ?? request.headers[HTTPField.Name("X-Forgejo-Event")!] ?? "-"
-        let named = Webhooks.repositoryLabel(in: body) ?? ""
-        guard let secret = await state.hookSecrets.gitea else {
-            return refuse(.notFound, "Gitea hooks are not configured (daemon.hooks.gitea_secret_env)\n", source: "gitea", event: event, named: named, context: context)
-        }
-        let signature = request.headers[HTTPField.Name("X-Gitea-Signature")!] ?? request.headers[HTTPField.Name("X-Forgejo-Signature")!]
-        guard Webhooks.verifyHMAC(body: body, signature: signature, secret: secret) else {
-            return refuse(.unauthorized, "bad signature\n", source: "gitea", event: event, named: named, context: context)
-        }
-        return await dispatch(await payloadHook("gitea", event: event, request: request, body: body), context: context)
     }
     router.post("hooks/sync/:repository") { request, context -> Response in
         let name = context.parameters.get("repository") ?? ""
@@ -200,6 +177,36 @@ func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics
         }
     }
     return router
+}
+
+/// How each forge's hook says what it is and proves who sent it.
+struct ForgeHook: Sendable {
+    /// The path's last part and the run's trigger: github, gitlab, gitea.
+    var source: String
+    var forge: String
+    /// The setting that configures its secret.
+    var setting: String
+    /// What a refusal calls the proof: signature or token.
+    var proof: String
+    var secret: @Sendable (DaemonState.HookSecrets) -> String?
+    var event: @Sendable (HTTPFields) -> String?
+    var verify: @Sendable (HTTPFields, [UInt8], String) -> Bool
+
+    static func header(_ name: String) -> HTTPField.Name { HTTPField.Name(name)! }
+
+    static let all: [ForgeHook] = [
+        ForgeHook(source: "github", forge: "GitHub", setting: "github_secret_env", proof: "signature", secret: \.github,
+                  event: { $0[header("X-GitHub-Event")] },
+                  verify: { headers, body, secret in Webhooks.verifyHMAC(body: body, signature: headers[header("X-Hub-Signature-256")], secret: secret) }),
+        ForgeHook(source: "gitlab", forge: "GitLab", setting: "gitlab_token_env", proof: "token", secret: \.gitlab,
+                  event: { $0[header("X-Gitlab-Event")] },
+                  verify: { headers, _, secret in Webhooks.verifyToken(headers[header("X-Gitlab-Token")], secret: secret) }),
+        ForgeHook(source: "gitea", forge: "Gitea", setting: "gitea_secret_env", proof: "signature", secret: \.gitea,
+                  event: { $0[header("X-Gitea-Event")] ?? $0[header("X-Forgejo-Event")] },
+                  verify: { headers, body, secret in
+                      Webhooks.verifyHMAC(body: body, signature: headers[header("X-Gitea-Signature")] ?? headers[header("X-Forgejo-Signature")], secret: secret)
+                  }),
+    ]
 }
 
 func text(_ status: HTTPResponse.Status, _ body: String) -> Response {
