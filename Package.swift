@@ -3,7 +3,8 @@ import PackageDescription
 
 let package = Package(
     name: "gitmirror",
-    platforms: [.macOS(.v13)],
+    // macOS 15: Synchronization's Mutex (Linux has it with the toolchain).
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "gitmirror", targets: ["gitmirror"]),
     ],
@@ -16,12 +17,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // Already built for ServiceLifecycle: its AsyncTimerSequence drives the daemon's periodic services.
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
     ],
     targets: [
         .systemLibrary(name: "CLibgit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "CGitTee", dependencies: ["CLibgit2"]),
-        .target(name: "Git", dependencies: ["CLibgit2", "CGitTee"]),
+        .target(name: "Git", dependencies: ["CLibgit2", "CGitTee"], swiftSettings: strict),
         .target(
             name: "MirrorCore",
             dependencies: [
@@ -35,15 +38,19 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-            ]
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            ],
+            swiftSettings: strict
         ),
         .executableTarget(
             name: "gitmirror",
             dependencies: [
                 "MirrorCore",
+                "Git",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: strict
         ),
         .target(name: "TestSupport", dependencies: ["MirrorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "GitTests", dependencies: ["Git", "TestSupport"]),
@@ -51,3 +58,13 @@ let package = Package(
         .testTarget(name: "gitmirrorTests", dependencies: ["gitmirror", "MirrorCore", "TestSupport"]),
     ]
 )
+
+/// Upcoming language features, on the product's own targets:
+/// - ExistentialAny: an existential says `any`, so the cost of boxing is visible where it is paid
+///   (as in swift-argument-parser, Hummingbird and GRDB's own sources).
+/// - MemberImportVisibility: a file uses only members of modules it imports itself, so moving a file
+///   between layers cannot silently keep a dependency that an import no longer states.
+/// - InternalImportsByDefault is not on: MirrorCore's public API exposes Logging's and Git's types.
+var strict: [SwiftSetting] {
+    [.enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("MemberImportVisibility")]
+}

@@ -31,7 +31,7 @@ public struct ObjectID: Hashable, Sendable, Codable, CustomStringConvertible, Co
     public var description: String { hex }
     public static func < (a: ObjectID, b: ObjectID) -> Bool { a.hex < b.hex }
 
-    public init(from decoder: Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let id = ObjectID(hex: text) else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an object id: \(text)"))
@@ -39,7 +39,7 @@ public struct ObjectID: Hashable, Sendable, Codable, CustomStringConvertible, Co
         self = id
     }
 
-    public func encode(to encoder: Encoder) throws {
+    public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(hex)
     }

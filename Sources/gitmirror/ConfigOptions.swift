@@ -16,7 +16,7 @@ struct ConfigOptions: ParsableArguments {
     /// `*_env` variable is a problem too (validate and the daemon, which would die on it later).
     func load(requireEnvironment: Bool = false) throws -> Config {
         do {
-            return try ConfigLoader(requireEnvironment: requireEnvironment).load(file: configURL)
+            return try ConfigLoader.forThisMachine(requireEnvironment: requireEnvironment).load(file: configURL)
         } catch {
             Terminal.error(error.description)
             let count = error.problems.count

@@ -1,4 +1,5 @@
 import Foundation
+import Git
 import MirrorCore
 
 /// The human form of sync and plan reports: a table a person can scan, then what went wrong.

@@ -36,7 +36,7 @@ struct StatusCommand: ParsableCommand {
             case nextRun = "next_run", schedule, progress
         }
 
-        func encode(to encoder: Encoder) throws {
+        func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(repository, forKey: .repository)
             try container.encode(remote, forKey: .remote)

@@ -173,7 +173,7 @@ enum Engine {
 /// locks released; the command prints what it has and exits 130. A second signal quits at once.
 enum Interruption {
     /// Kept for the life of the process: a released source stops handling its signal.
-    nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
+    nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
 
     static func stopWorkers(of registry: WorkerRegistry) {
         for number in [SIGINT, SIGTERM] {

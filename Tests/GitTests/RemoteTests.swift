@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// The libgit2 wrapper against a real git daemon.
-@Suite struct RemoteTests {
+@Suite(.onTestThreads) struct RemoteTests {
     @Test func listsFetchesAndPushesWithPerRefStatus() throws {
         // Given a served primary with a branch and an annotated tag, and an empty target with a hook
         let sandbox = try Sandbox("git-remote")

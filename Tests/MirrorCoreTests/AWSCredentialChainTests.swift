@@ -4,7 +4,7 @@ import TestSupport
 @testable import MirrorCore
 
 /// Each link of the AWS credential chain, against real files, processes and servers on loopback.
-@Suite struct AWSCredentialChainTests {
+@Suite(.onTestThreads) struct AWSCredentialChainTests {
     let sandbox: Sandbox
     /// No shared files, no instance metadata off this machine: each test adds what it needs.
     var base: [String: String]
@@ -241,7 +241,7 @@ import TestSupport
 }
 
 /// The HTTP client AWS API calls go through: a custom CA bundle (AWS_CA_BUNDLE) is trusted, nothing else is.
-@Suite struct HTTPClientTests {
+@Suite(.onTestThreads) struct HTTPClientTests {
     @Test func trustsTheGivenCABundleAndRefusesUnknownCertificates() throws {
         let sandbox = try Sandbox("http-client")
         let endpoint = try CodeCommitEndpoint(sandbox: sandbox, region: "eu-west-1", accessKey: "AKIA", secretKey: "s")

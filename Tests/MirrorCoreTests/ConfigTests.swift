@@ -4,7 +4,7 @@ import TestSupport
 @testable import MirrorCore
 
 /// Every configuration mistake is reported with its line and column, all at once.
-@Suite struct ConfigTests {
+@Suite(.onTestThreads) struct ConfigTests {
     let sandbox: Sandbox
     let file: URL
 
@@ -378,7 +378,7 @@ import TestSupport
 }
 
 /// A file that cannot be a configuration says why, where.
-@Suite struct ConfigFileTests {
+@Suite(.onTestThreads) struct ConfigFileTests {
     func problem(loading file: URL) throws -> ConfigProblem {
         var problems: [ConfigProblem] = []
         do {
@@ -413,7 +413,7 @@ import TestSupport
 }
 
 /// `retention:` bounds the state database; bad values are refused where they stand.
-@Suite struct RetentionConfigTests {
+@Suite(.onTestThreads) struct RetentionConfigTests {
     let file = URL(fileURLWithPath: "/tmp/gitmirror-retention/mirrors.yaml")
     let repositories = """
         repositories:

@@ -1,8 +1,9 @@
 import Git
 import Testing
+import TestSupport
 @testable import MirrorCore
 
-@Suite struct RefPlanTests {
+@Suite(.onTestThreads) struct RefPlanTests {
     let a = ObjectID(hex: String(repeating: "a", count: 40))!
     let b = ObjectID(hex: String(repeating: "b", count: 40))!
     let c = ObjectID(hex: String(repeating: "c", count: 40))!

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import MirrorCore
 
-@Suite struct RemoteURLTests {
+@Suite(.onTestThreads) struct RemoteURLTests {
     let base = URL(fileURLWithPath: "/etc/gitmirror")
 
     @Test func parsesEveryForm() throws {
@@ -70,7 +71,7 @@ import Testing
     }
 }
 
-@Suite struct RedactorTests {
+@Suite(.onTestThreads) struct RedactorTests {
     @Test func scrubsRegisteredSecretsUserinfoAndQueryTokens() {
         let redactor = Redactor()
         redactor.register("canary-secret-123")
@@ -80,7 +81,7 @@ import Testing
     }
 }
 
-@Suite struct KnownHostsTests {
+@Suite(.onTestThreads) struct KnownHostsTests {
     // An ed25519 key blob (type string + 32 bytes), base64-encoded.
     let key = "AAAAC3NzaC1lZDI1NTE5AAAAIHMyb2hJmX8P9PWc8GMv2qiUXNnjGNcsoHcSbzuN2nLD"
     var blob: [UInt8] { Array(Data(base64Encoded: key)!) }
@@ -107,7 +108,7 @@ import Testing
     }
 }
 
-@Suite struct ForgeUnitTests {
+@Suite(.onTestThreads) struct ForgeUnitTests {
     let base = URL(fileURLWithPath: "/")
 
     @Test func tokenUsernamesFollowEachHostsConvention() throws {

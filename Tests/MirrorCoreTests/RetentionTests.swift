@@ -5,7 +5,7 @@ import TestSupport
 
 /// Retention keeps gitmirror.sqlite bounded without losing what a user relies on:
 /// the journal of moved refs (by default), every backup record, each remote's last run.
-@Suite struct RetentionTests {
+@Suite(.onTestThreads) struct RetentionTests {
     let sandbox: Sandbox
     let store: StateStore
     let later = Date().addingTimeInterval(100 * 86400)

@@ -4,7 +4,7 @@ import TestSupport
 @testable import MirrorCore
 
 /// The CodeCommit git password must be exactly what `aws codecommit credential-helper` computes.
-@Suite struct SigV4Tests {
+@Suite(.onTestThreads) struct SigV4Tests {
     /// 2026-11-22T08:15:30Z, the clock pinned in awscli when these vectors were made.
     static let pinned = Date(timeIntervalSince1970: 1_795_335_330)
 

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import MirrorCore
 
-@Suite struct CredentialRelayTests {
+@Suite(.onTestThreads) struct CredentialRelayTests {
     func relay(_ url: String) throws -> CredentialRelay {
         let relay = try CredentialRelay(url: url) { ("mirror", "canary-relay-secret") }
         close(relay.workerEnd)
@@ -55,7 +56,7 @@ import Testing
     }
 }
 
-@Suite struct TransferProgressTests {
+@Suite(.onTestThreads) struct TransferProgressTests {
     @Test func gitProgressLinesBecomeSteps() {
         let writing = TransferStep(gitLine: "Writing objects:  45% (47520/105599), 12.01 MiB | 11.99 MiB/s")
         #expect(writing?.phase == "writing objects")

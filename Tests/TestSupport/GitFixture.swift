@@ -60,7 +60,6 @@ public struct BareRepository: Sendable {
     /// Installs a hook script (for example `update`, to reject a ref).
     public func installHook(_ name: String, _ script: String) throws {
         let hook = url.appendingPathComponent("hooks/\(name)")
-        try script.write(to: hook, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: hook.path)
+        try Sandbox.writeFile(hook, script, mode: 0o755)
     }
 }

@@ -20,7 +20,7 @@ public enum Gitmirror {
 
     /// The state store a configuration writes to.
     public static func store(_ config: URL) throws -> StateStore {
-        let loaded = try ConfigLoader().load(file: config)
+        let loaded = try ConfigLoader.forThisMachine().load(file: config)
         return try StateStore(path: loaded.databaseURL.path, readOnly: true)
     }
 }

@@ -1,9 +1,22 @@
 import Foundation
+import Synchronization
 import MirrorCore
 
 public enum Network {
-    /// A TCP port nobody listens on right now.
+    /// Ports handed out in this process: tests run side by side, and a port one test was given
+    /// but has not bound yet must not be given to another.
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    /// A TCP port nobody listens on right now, and never handed out before in this process.
     public static func freePort(host: String = "127.0.0.1") throws -> Int {
+        for _ in 0..<100 {
+            let port = try unboundPort(host: host)
+            if handedOut.withLock({ $0.insert(port).inserted }) { return port }
+        }
+        throw TestError("no free port on \(host) that was not handed out already")
+    }
+
+    private static func unboundPort(host: String) throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()

@@ -31,9 +31,10 @@ public enum ProcessTable {
     }
 
     /// /proc files report size 0: read them to the end (a read by size gets one page at most).
+    /// A process that exits between the listing and the read is no error: it is gone (ESRCH).
     static func readProc(_ path: String) -> Data? {
         guard let file = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? file.close() }
-        return file.readDataToEndOfFile()
+        return try? file.readToEnd() ?? Data()
     }
 }

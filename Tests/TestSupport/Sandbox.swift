@@ -1,4 +1,5 @@
 import Foundation
+import MirrorCore
 
 /// A temporary directory for one test, removed when the test lets go of it.
 public final class Sandbox: @unchecked Sendable {
@@ -43,9 +44,18 @@ public final class Sandbox: @unchecked Sendable {
     public func write(_ relative: String, _ text: String, mode: Int = 0o600) throws -> URL {
         let url = path(relative)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try text.write(to: url, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: url.path)
+        try Self.writeFile(url, text, mode: mode)
         return url
+    }
+
+    /// Writes under the spawn lock: a child forked by another test while the file is still open would
+    /// hold its descriptor until it execs, and running the file (a script, a hook) in that moment
+    /// fails with "Text file busy" (exit 126).
+    public static func writeFile(_ url: URL, _ text: String, mode: Int) throws {
+        try ChildProcess.withSpawnLock {
+            try text.write(to: url, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: url.path)
+        }
     }
 
     /// Servers stop with the sandbox.

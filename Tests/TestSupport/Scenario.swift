@@ -26,9 +26,14 @@ public final class Scenario: @unchecked Sendable {
     public func url(_ repository: BareRepository) -> String { daemon.url(repository.url.lastPathComponent) }
 
     /// Writes mirrors.yaml with one repository `app`; `secondaries` is the YAML of the list's items.
+    /// A daemon of these tests starts its first runs at once (`start_spread: 0s`) unless `daemon` says otherwise:
+    /// a test waits for an event, never for the jitter a fleet needs.
     public func configure(secondaries: String, credentials: String = "", defaults: String = "", daemon: String = "") throws {
         var text = "state_dir: state\n"
-        if !daemon.isEmpty { text += "daemon:\n" + indent(daemon, by: 2) + "\n" }
+        if !daemon.isEmpty {
+            text += "daemon:\n" + indent(daemon, by: 2) + "\n"
+            if !daemon.contains("start_spread:") { text += "  start_spread: 0s\n" }
+        }
         if !defaults.isEmpty { text += "defaults:\n" + indent(defaults, by: 2) + "\n" }
         if !credentials.isEmpty { text += "credentials:\n" + indent(credentials, by: 2) + "\n" }
         text += """
@@ -45,6 +50,13 @@ public final class Scenario: @unchecked Sendable {
     func indent(_ text: String, by count: Int) -> String {
         let pad = String(repeating: " ", count: count)
         return text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : pad + $0 }.joined(separator: "\n")
+    }
+
+    /// Starts `gitmirror daemon` on this scenario's mirrors.yaml and waits until it is ready.
+    public func startDaemon(environment: [String: String] = [:], arguments: [String] = []) throws -> DaemonProcess {
+        let daemon = try DaemonProcess(sandbox: sandbox, config: config, environment: environment, arguments: arguments)
+        try daemon.waitUntilReady()
+        return daemon
     }
 
     @discardableResult

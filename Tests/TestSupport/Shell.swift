@@ -33,36 +33,9 @@ public enum Shell {
     @discardableResult
     public static func run(_ command: [String], environment: [String: String]? = nil,
                            input: String? = nil, check: Bool = true) throws -> Output {
-        // Pipes are made close-on-exec under the spawn lock, so that no child
-        // started by a parallel test inherits (and holds open) another's pipe.
-        let (child, inPipe, outPipe, errPipe) = try ChildProcess.withSpawnLock {
-            let inPipe = try ChildProcess.makePipe(), outPipe = try ChildProcess.makePipe(), errPipe = try ChildProcess.makePipe()
-            defer { close(inPipe.read); close(outPipe.write); close(errPipe.write) }
-            let child = try ChildProcess(command, environment: environment ?? gitEnvironment,
-                                         stdin: inPipe.read, stdout: outPipe.write, stderr: errPipe.write)
-            return (child, inPipe, outPipe, errPipe)
-        }
-        let collected = Collected()
-        let group = DispatchGroup()
-        group.enter()
-        let outRead = outPipe.read, errRead = errPipe.read
-        Thread.detachNewThread { collected.setOut(ChildProcess.readAll(outRead)); group.leave() }
-        group.enter()
-        Thread.detachNewThread { collected.setErr(ChildProcess.readAll(errRead)); group.leave() }
-        if let input {
-            let bytes = Array(input.utf8)
-            var offset = 0
-            while offset < bytes.count {
-                let written = bytes[offset...].withUnsafeBytes { write(inPipe.write, $0.baseAddress, $0.count) }
-                if written <= 0 { break }
-                offset += written
-            }
-        }
-        close(inPipe.write)
-        group.wait()
-        close(outPipe.read); close(errPipe.read)
-        let status = child.wait()
-        let output = Output(status: status, stdout: collected.out, stderr: collected.err)
+        let result = try ChildProcess.run(command, environment: environment ?? gitEnvironment, input: input.map { Data($0.utf8) })
+        let output = Output(status: result.status, stdout: String(decoding: result.output, as: UTF8.self),
+                            stderr: String(decoding: result.errors, as: UTF8.self))
         if check && output.status != 0 { throw Failure(command: command, output: output) }
         return output
     }
@@ -79,13 +52,4 @@ public enum Shell {
                                     stderr: logDescriptor, newProcessGroup: true)
         }
     }
-}
-
-private final class Collected: @unchecked Sendable {
-    private let lock = NSLock()
-    private var outData = Data(), errData = Data()
-    func setOut(_ data: Data) { lock.lock(); outData = data; lock.unlock() }
-    func setErr(_ data: Data) { lock.lock(); errData = data; lock.unlock() }
-    var out: String { lock.lock(); defer { lock.unlock() }; return String(decoding: outData, as: UTF8.self) }
-    var err: String { lock.lock(); defer { lock.unlock() }; return String(decoding: errData, as: UTF8.self) }
 }

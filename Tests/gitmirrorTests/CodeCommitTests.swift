@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// CodeCommit over HTTPS with SigV4 passwords, against an endpoint that checks them with botocore.
-@Suite struct CodeCommitTests {
+@Suite(.onTestThreads) struct CodeCommitTests {
     static let accessKey = "AKIACANARYKEY0000001"
     static let secret = "canary-aws-secret-key/7f3a+9"
 
@@ -119,7 +119,7 @@ import TestSupport
 }
 
 /// `create: true` against moto's CodeCommit API, with the endpoint serving what moto says exists.
-@Suite struct CodeCommitCreateTests {
+@Suite(.onTestThreads) struct CodeCommitCreateTests {
     @Test func missingRepositoryIsCreatedThenMirrored() throws {
         // Given a CodeCommit secondary that does not exist yet, and create: true
         let scenario = try Scenario("codecommit-create")

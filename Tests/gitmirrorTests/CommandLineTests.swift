@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// The commands as a person meets them: exit codes, output shapes, help.
-@Suite struct CommandLineTests {
+@Suite(.onTestThreads) struct CommandLineTests {
     @Test func validateReportsEveryProblemAndExitsTwo() throws {
         let sandbox = try Sandbox("validate")
         let config = try sandbox.write("mirrors.yaml", """

@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// `gitmirror daemon` as a process against real git servers on loopback.
-@Suite struct DaemonTests {
+@Suite(.onTestThreads) struct DaemonTests {
     static let hookSecret = "canary-github-hook-secret-55"
     static let syncToken = "canary-sync-token-77"
 
@@ -21,8 +21,7 @@ import TestSupport
         let one = try scenario.secondary("one"), two = try scenario.secondary("two")
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))\n- name: two\n  url: \(scenario.url(two))",
                                daemon: "interval: 1h\nhooks:\n  github_secret_env: HOOK_SECRET")
-        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["HOOK_SECRET": Self.hookSecret])
-        try daemon.waitUntilReady()
+        let daemon = try scenario.startDaemon(environment: ["HOOK_SECRET": Self.hookSecret])
         #expect(eventually(within: 40) { try one.refs() == scenario.primary.refs() })
 
         // When the primary gets a commit and GitHub sends its push event
@@ -57,14 +56,14 @@ import TestSupport
         let unsigned = try daemon.post("/hooks/github", body: payload)
         let wrongToken = try daemon.post("/hooks/sync/app", headers: ["Authorization": "Bearer nope"])
         let unknown = try daemon.post("/hooks/sync/nope", headers: ["Authorization": "Bearer \(Self.syncToken)"])
-        usleep(1_500_000)
 
         #expect(forged.status == 401 && unsigned.status == 401 && wrongToken.status == 401)
         #expect(unknown.status == 404)
-        #expect(try runs(scenario).allSatisfy { $0.trigger == "schedule" })
         // Every refusal is logged with the hook, the event, the repository it named and the sender
+        #expect(eventually(within: 10) { daemon.logText.components(separatedBy: "hook refused").count - 1 == 4 }, "\(daemon.logText)")
         let refusals = daemon.logText.split(separator: "\n").filter { $0.contains("hook refused") }
-        #expect(refusals.count == 4, "\(daemon.logText)")
+        // A refusal is answered before anything is scheduled: no run but the schedule's
+        #expect(try runs(scenario).allSatisfy { $0.trigger == "schedule" })
         #expect(refusals.contains { $0.contains("status=401") && $0.contains("hook=github") && $0.contains("event=push")
                                     && $0.contains("repository=acme/app") && $0.contains("peer=127.0.0.1:") }, "\(refusals)")
         #expect(refusals.contains { $0.contains("status=404") && $0.contains("hook=api") && $0.contains("repository=nope") }, "\(refusals)")
@@ -86,6 +85,7 @@ import TestSupport
                 state_dir: state-\(shard.index)
                 daemon:
                   interval: 1h
+                  start_spread: 0s
                   peers: [\(ports.map { "http://127.0.0.1:\($0)" }.joined(separator: ", "))]
                   hooks: {github_secret_env: HOOK_SECRET, sync_token_env: SYNC_TOKEN}
                 repositories:
@@ -154,8 +154,7 @@ import TestSupport
         try scenario.primary.commit("first")
         let one = try scenario.secondary("one")
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))", daemon: "interval: 10s")
-        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config)
-        try daemon.waitUntilReady()
+        let daemon = try scenario.startDaemon()
 
         // The first run comes within a tenth of the interval, the next one about an interval later
         #expect(eventually(within: 30, every: 0.5) { try runs(scenario).filter { $0.trigger == "schedule" && $0.result == "ok" }.count >= 2 },
@@ -167,7 +166,10 @@ import TestSupport
         #expect(eventually(within: 15, every: 0.5) { try one.refs()["refs/heads/main"] == head })
     }
 
-    @Test func backoffGrowsWhileFailingAndResetsOnSuccess() throws {
+    /// The policy (1 s, 2 s, 4 s, …, the cap for lasting failures, coalescing) is tested in process in
+    /// SchedulerTests on a moved clock; this is the daemon end to end: status shows the backoff, and a
+    /// recovered server resets it to the interval.
+    @Test func backoffShowsInStatusAndResetsOnSuccess() throws {
         // Given a secondary whose server is down, a 1s retry base and a long interval
         let scenario = try Scenario("daemon-backoff")
         try scenario.primary.commit("first")
@@ -176,14 +178,10 @@ import TestSupport
         let port = try Network.freePort()
         try scenario.configure(secondaries: "- name: down\n  url: git://127.0.0.1:\(port)/target.git",
                                daemon: "interval: 1h\nretry_base: 1s\nretry_cap: 1h")
-        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config)
-        try daemon.waitUntilReady()
+        let daemon = try scenario.startDaemon()
 
-        // Then the retries come after about 1s, 2s, 4s, …
-        #expect(eventually(within: 60, every: 0.2) { try runs(scenario).filter { $0.result == "failed" }.count >= 4 }, "\(daemon.logText)")
-        let starts = try runs(scenario).filter { $0.result == "failed" }.map(\.startedAt).sorted()
-        let gaps = zip(starts.dropFirst(), starts).map { $0.timeIntervalSince($1) }
-        #expect(gaps.count >= 3 && gaps[1] > gaps[0] * 1.5 && gaps[2] > gaps[1] * 1.5, "\(gaps)")
+        // Then failed runs repeat and status says why the next one waits
+        #expect(eventually(within: 30, every: 0.2) { try runs(scenario).filter { $0.result == "failed" }.count >= 2 }, "\(daemon.logText)")
         let status = try scenario.gitmirror("status", "--json")
         #expect(status.stdout.contains("backing off after"), "\(status.stdout)")
 
@@ -204,8 +202,7 @@ import TestSupport
         let one = try scenario.secondary("one")
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
                                daemon: "interval: 1h\nhooks:\n  sync_token_env: SYNC_TOKEN")
-        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["SYNC_TOKEN": Self.syncToken])
-        try daemon.waitUntilReady()
+        let daemon = try scenario.startDaemon(environment: ["SYNC_TOKEN": Self.syncToken])
         func loadedAt() throws -> Double? {
             try daemon.get("/metrics").text.split(separator: "\n").first { $0.hasPrefix("gitmirror_config_last_reload_success_timestamp_seconds ") }
                 .flatMap { Double($0.split(separator: " ").last ?? "") }
@@ -286,10 +283,9 @@ import TestSupport
         let silent = try SilentServer(sandbox: scenario.sandbox)
         try scenario.configure(secondaries: "- name: silent\n  url: git://127.0.0.1:\(silent.port)/repo.git\n  stall_timeout: 5m",
                                daemon: "interval: 10s\nshutdown_grace: 2s")
-        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config)
-        try daemon.waitUntilReady()
+        let daemon = try scenario.startDaemon()
         #expect(eventually(within: 20) { try runs(scenario).contains { $0.result == "running" } })
-        usleep(500_000)
+        #expect(eventually(within: 20) { Network.establishedConnections(toPort: silent.port) >= 1 })
 
         // When it gets SIGTERM
         let started = Date()
@@ -316,11 +312,9 @@ import TestSupport
         try one.installHook("pre-receive", "#!/bin/sh\nsleep 20\n")
         let head = try scenario.primary.commit("second")
         let environment = ["SYNC_TOKEN": Self.syncToken]
-        let first = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: environment)
-        try first.waitUntilReady()
-        #expect(try first.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(Self.syncToken)"]).status == 202)
-        #expect(eventually(within: 20) { try runs(scenario).contains { $0.result == "running" && $0.trigger == "api" } })
-        usleep(1_500_000)
+        let first = try scenario.startDaemon(environment: environment)
+        #expect(eventually(within: 20) { try runs(scenario).contains { $0.result == "running" && $0.trigger == "schedule" } })
+        #expect(eventually(within: 20) { !ProcessTable.processes(argvContaining: "hooks/pre-receive").isEmpty })
 
         // When the daemon is restarted (SIGTERM, the grace period ends while the push waits)
         first.process.signal(SIGTERM)
@@ -332,12 +326,15 @@ import TestSupport
         #expect(state.state == "ok" && state.lastErrorClass == nil, "\(state)")
         #expect(!first.logText.contains("backing off") && !first.logText.contains("error_class"), "\(first.logText)")
 
-        // And the next start runs it at once (not after the interval's jitter), with no alert either way
+        // And the next start runs it at once, though first runs are now spread over an hour, with no alert either way
         try FileManager.default.removeItem(atPath: one.path + "/hooks/pre-receive")
+        try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
+                               daemon: "interval: 1h\nstart_spread: 1h\nshutdown_grace: 1s\nhooks:\n  sync_token_env: SYNC_TOKEN\nnotify:\n  - url: \(receiver.url)")
         let second = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: environment)
         #expect(eventually(within: 5) { try one.refs()["refs/heads/main"] == head }, "\(second.logText)")
         #expect(eventually(within: 5) { try runs(scenario).first?.result == "ok" })
-        usleep(500_000)
+        // "in step" is logged after the notifier decided (synchronously) that there is nothing to send
+        #expect(eventually(within: 5) { second.logText.contains("in step") })
         #expect(receiver.events.isEmpty, "\(receiver.events.map(\.body))")
 
         // And a daemon killed outright leaves a run "running": the next start records it as interrupted
@@ -362,8 +359,7 @@ import TestSupport
         let one = try scenario.secondary("one")
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))", daemon: "interval: 1h\nshutdown_grace: 1s\nhooks:\n  sync_token_env: SYNC_TOKEN")
         #expect(try scenario.gitmirror("sync").status == 0)
-        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["SYNC_TOKEN": Self.syncToken])
-        try daemon.waitUntilReady()
+        let daemon = try scenario.startDaemon(environment: ["SYNC_TOKEN": Self.syncToken])
         let text = try String(contentsOf: scenario.config, encoding: .utf8).replacingOccurrences(of: "shutdown_grace: 1s", with: "shutdown_grace: 30s")
         try text.write(to: scenario.config, atomically: true, encoding: .utf8)
         #expect(try daemon.post("/reload", headers: ["Authorization": "Bearer \(Self.syncToken)"]).status == 200)
@@ -389,8 +385,7 @@ import TestSupport
         let closed = try Network.freePort()
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))\n- name: down\n  url: git://127.0.0.1:\(closed)/x.git",
                                daemon: "interval: 1h")
-        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config)
-        try daemon.waitUntilReady()
+        let daemon = try scenario.startDaemon()
         #expect(eventually(within: 40) { try daemon.get("/metrics").text.contains("gitmirror_sync_runs_total") })
 
         let metrics = try daemon.get("/metrics").text
@@ -450,14 +445,14 @@ import TestSupport
         // A Slack incoming webhook's URL is itself a secret: it comes from the environment
         try scenario.configure(secondaries: "- name: flaky\n  url: git://127.0.0.1:\(port)/target.git",
                                daemon: "interval: 1h\nretry_base: 1s\nnotify:\n  - url: \(receiver.url)\n    secret_env: NOTIFY_SECRET\n  - url_env: SLACK_WEBHOOK_URL\n    format: slack")
-        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config,
-                                       environment: ["NOTIFY_SECRET": "canary-notify-secret", "SLACK_WEBHOOK_URL": slack.url])
-        try daemon.waitUntilReady()
-        #expect(eventually(within: 60, every: 0.2) { try runs(scenario).filter { $0.result == "failed" }.count >= 3 }, "\(daemon.logText)")
+        let daemon = try scenario.startDaemon(environment: ["NOTIFY_SECRET": "canary-notify-secret", "SLACK_WEBHOOK_URL": slack.url])
+        #expect(eventually(within: 60, every: 0.2) { try runs(scenario).filter { $0.result == "failed" }.count >= 2 }, "\(daemon.logText)")
 
         _ = try GitDaemon(sandbox: scenario.sandbox, root: later, port: port)
         #expect(eventually(within: 30, every: 0.2) { try target.refs() == scenario.primary.refs() })
-        usleep(1_000_000)
+        #expect(eventually(within: 10) {
+            receiver.events.contains { $0.body["event"] as? String == "recovered" } && slack.events.count >= 2
+        })
 
         // Then: one "failing" event for the whole streak, one "recovered" event, each signed
         let events = receiver.events.filter { $0.body["remote"] as? String == "flaky" }
@@ -477,7 +472,7 @@ import TestSupport
 }
 
 /// The daemon's lifecycle details: systemd readiness, coalescing, reloads that remove repositories.
-@Suite struct DaemonLifecycleTests {
+@Suite(.onTestThreads) struct DaemonLifecycleTests {
     @Test func systemdHearsReadyReloadingAndStopping() throws {
         // Given a NOTIFY_SOCKET, as systemd sets for Type=notify services
         let scenario = try Scenario("daemon-sdnotify")
@@ -486,8 +481,7 @@ import TestSupport
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))", daemon: "interval: 1h")
         let socketPath = scenario.sandbox.path("notify.sock").path
         let listener = try DatagramListener(path: socketPath)
-        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["NOTIFY_SOCKET": socketPath])
-        try daemon.waitUntilReady()
+        let daemon = try scenario.startDaemon(environment: ["NOTIFY_SOCKET": socketPath])
 
         #expect(listener.receive(within: 5) == "READY=1")
         daemon.process.signal(SIGHUP)
@@ -504,17 +498,21 @@ import TestSupport
         let one = try scenario.secondary("one")
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
                                daemon: "interval: 1h\nhooks:\n  sync_token_env: SYNC_TOKEN")
-        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["SYNC_TOKEN": DaemonTests.syncToken])
-        try daemon.waitUntilReady()
+        let daemon = try scenario.startDaemon(environment: ["SYNC_TOKEN": DaemonTests.syncToken])
         #expect(eventually(within: 40) { try one.refs() == scenario.primary.refs() })
+        #expect(eventually(within: 10) { try scenario.store().runs(repository: "app").allSatisfy { $0.result != "running" } })
         let before = try scenario.store().runs(repository: "app").count
 
         // When twenty hooks arrive at once
-        for _ in 0..<20 {
-            #expect(try daemon.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(DaemonTests.syncToken)"]).status == 202)
-        }
-        #expect(eventually(within: 20) { try scenario.store().runs(repository: "app").allSatisfy { $0.result != "running" } })
-        usleep(1_500_000)
+        let statuses = concurrently(20) { _ in (try? daemon.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(DaemonTests.syncToken)"]))?.status }
+        #expect(statuses.allSatisfy { $0 == 202 }, "\(statuses)")
+        // (settled: no run going, and the schedule no longer holds a follow-up queued by a hook)
+        #expect(eventually(within: 20) {
+            let store = try scenario.store()
+            let entry = try store.schedule().first { $0.repository == "app" }
+            return try store.runs(repository: "app").allSatisfy { $0.result != "running" }
+                && entry?.state == "idle" && entry?.note != "queued by a trigger during the last run"
+        })
 
         // Then they became one sync, plus at most one follow-up for the hooks that came during it
         let added = try scenario.store().runs(repository: "app").count - before
@@ -527,8 +525,7 @@ import TestSupport
         let one = try scenario.secondary("one")
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
                                daemon: "interval: 10s\nhooks:\n  sync_token_env: SYNC_TOKEN")
-        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: ["SYNC_TOKEN": DaemonTests.syncToken])
-        try daemon.waitUntilReady()
+        let daemon = try scenario.startDaemon(environment: ["SYNC_TOKEN": DaemonTests.syncToken])
         #expect(eventually(within: 30) { try scenario.store().runs(repository: "app").contains { $0.result == "ok" } })
 
         // When mirrors.yaml now lists another repository only, and the daemon reloads
@@ -549,7 +546,7 @@ import TestSupport
 }
 
 /// GitLab's and Gitea's hooks, and JSON logs.
-@Suite struct DaemonHookFormatTests {
+@Suite(.onTestThreads) struct DaemonHookFormatTests {
     @Test func gitlabTokenAndGiteaSignatureTriggerTheMatchingRepository() throws {
         let scenario = try Scenario("daemon-forges")
         try scenario.primary.commit("first")
@@ -609,7 +606,7 @@ import TestSupport
 }
 
 /// max_connections_per_host bounds the daemon's concurrent operations against one server.
-@Suite struct DaemonHostLimitTests {
+@Suite(.onTestThreads) struct DaemonHostLimitTests {
     @Test func oneConnectionPerHostMeansOneWorkerAtATime() throws {
         // Given two repositories whose secondaries hang on the same silent host, and a limit of one connection per host
         let scenario = try Scenario("daemon-host-limit")
@@ -620,6 +617,7 @@ import TestSupport
             state_dir: state
             daemon:
               interval: 10s
+              start_spread: 0s
               max_parallel_repositories: 4
               max_connections_per_host: 1
             repositories:

@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// Deploy/ checked with the real tools: systemd-analyze, promtool, a Kubernetes schema validator.
-@Suite struct DeployTests {
+@Suite(.onTestThreads) struct DeployTests {
     static let deploy = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Deploy")
 

@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// `gitmirror doctor` against real servers: what it finds, and what it tells a user to do.
-@Suite struct DoctorTests {
+@Suite(.onTestThreads) struct DoctorTests {
     func findings(_ output: Shell.Output) throws -> [String: [String: Any]] {
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
         return Dictionary(uniqueKeysWithValues: rows.map { ($0["remote"] as? String ?? "", $0) })

@@ -1,10 +1,11 @@
 import Foundation
+import Synchronization
 import MirrorCore
 import Testing
 import TestSupport
 
 /// Servers that are down, silent, or refuse us: each failure gets its class, and the others carry on.
-@Suite struct FailureTests {
+@Suite(.onTestThreads) struct FailureTests {
     /// The worker of a running `gitmirror sync` once the primary is in the cache, that is, once
     /// the sync is on its secondaries. Generous: the whole suite runs in parallel on two cores.
     func workerOnTheSecondaries(of sync: ChildProcess, _ scenario: Scenario, log: URL) throws -> Int32 {
@@ -58,10 +59,11 @@ import TestSupport
 
         // When gitmirror syncs, and while its worker hangs we read every process's argv and environment
         let started = Date()
-        let box = ResultBox()
+        let box = Mutex<Shell.Output?>(nil)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
-            box.append(try? scenario.gitmirror("sync", environment: ["GITMIRROR_TEST_CANARY": canary]))
+            let output = try? scenario.gitmirror("sync", environment: ["GITMIRROR_TEST_CANARY": canary])
+            box.withLock { $0 = output }
             done.signal()
         }
         var sawWorker = false
@@ -76,7 +78,7 @@ import TestSupport
             }
         }
         let elapsed = Date().timeIntervalSince(started)
-        let output = try #require(box.values.first ?? nil)
+        let output = try #require(box.withLock { $0 })
 
         // Then the silent secondary fails with timeout within stall_timeout plus a few seconds
         #expect(output.status == 1, "\(output)")

@@ -3,7 +3,7 @@ import MirrorCore
 import Testing
 import TestSupport
 
-@Suite struct FirstSyncTests {
+@Suite(.onTestThreads) struct FirstSyncTests {
     @Test func firstSyncFillsEmptySecondariesOverGitSSHAndHTTPS() throws {
         // Given a primary with a branch, an annotated tag and a lightweight tag,
         // and three empty secondaries served by git daemon, sshd and nginx over HTTPS

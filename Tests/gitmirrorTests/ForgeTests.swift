@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// Host-specific behaviour: known rejections become classes with advice; CodeCommit's limits are honoured.
-@Suite struct ForgeTests {
+@Suite(.onTestThreads) struct ForgeTests {
     @Test func protectedBranchRejectionIsClassifiedWithAdvice() throws {
         // Given a secondary whose hook answers as GitHub does for a protected branch
         let scenario = try Scenario("gh006")

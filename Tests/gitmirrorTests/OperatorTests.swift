@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// What an operator deploys and reads is true (issue #9).
-@Suite struct OperatorTests {
+@Suite(.onTestThreads) struct OperatorTests {
     @Test func validateCatchesWhatTheDaemonWouldDieOn() throws {
         // Given a file with one of each mistake that used to pass validate (or be misreported)
         let sandbox = try Sandbox("validate-edges")

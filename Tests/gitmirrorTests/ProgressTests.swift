@@ -3,7 +3,7 @@ import MirrorCore
 import Testing
 import TestSupport
 
-@Suite struct ProgressTests {
+@Suite(.onTestThreads) struct ProgressTests {
     @Test func longPushPrintsTimedLinesWhenNobodyWatchesAndStatusShowsHowFarItIs() throws {
         // Given a secondary whose server holds every push until the test lets it go
         let scenario = try Scenario("progress")
@@ -52,7 +52,7 @@ import TestSupport
     }
 }
 
-@Suite struct TransferStopTests {
+@Suite(.onTestThreads) struct TransferStopTests {
     @Test func aPushTheServerNeverAnswersIsStoppedWithEverythingItStarted() throws {
         // Given a secondary whose server takes the pack and then never answers
         let scenario = try Scenario("push-never-answered")

@@ -5,7 +5,7 @@ import TestSupport
 
 /// The README's promises at their edges: redirects, renames into folders, stale locks, damaged
 /// caches, local secondaries with hooks, and local faults classed by what failed.
-@Suite struct PromiseEdgeTests {
+@Suite(.onTestThreads) struct PromiseEdgeTests {
     @Test func redirectToAnotherHostGetsNoCredentialAndNoPush() throws {
         // Given a secondary whose server redirects to another host, which would accept the push
         let scenario = try Scenario("redirect")

@@ -5,7 +5,7 @@ import TestSupport
 
 /// One pack for many secondaries: on a first seed, the primary's pack streams to every empty
 /// secondary gitmirror reaches itself (git://, SSH, a local path) while the cache receives it.
-@Suite struct SeedTests {
+@Suite(.onTestThreads) struct SeedTests {
     static let seeded = "created from the primary's pack as it arrived"
 
     /// The names of the packs a repository holds (a pack's name is the checksum of its bytes).
@@ -153,8 +153,7 @@ import TestSupport
             "$@" > "$0.pack" || exit 1
             head -c 4000 "$0.pack"
             exit 1
-            """)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: half.path)
+            """, mode: 0o755)
         let global = try sandbox.write("gitconfig", "[uploadpack]\n\tpackObjectsHook = \(half.path)\n")
         let daemon = try GitDaemon(sandbox: sandbox, root: served, environment: ["GIT_CONFIG_GLOBAL": global.path])
         let empty = try BareRepository.create(at: sandbox.path("local/empty.git"))

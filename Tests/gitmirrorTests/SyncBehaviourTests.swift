@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// What a sync does to refs, against git daemon on loopback.
-@Suite struct SyncBehaviourTests {
+@Suite(.onTestThreads) struct SyncBehaviourTests {
     @Test func newCommitsBranchesAndTagsReachTheSecondary() throws {
         // Given a secondary that was synced once
         let scenario = try Scenario("new-work")
@@ -315,29 +315,18 @@ import TestSupport
         try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
 
         // When two syncs start at once
-        let results = ResultBox()
-        let group = DispatchGroup()
-        for _ in 0..<2 {
-            group.enter()
-            Thread.detachNewThread {
-                results.append(try? scenario.gitmirror("sync"))
-                group.leave()
-            }
-        }
-        group.wait()
+        let results = concurrently(2) { _ in try? scenario.gitmirror("sync") }
 
         // Then both succeed, the secondary is right, and no lease is left behind
-        #expect(results.values.count == 2)
-        for output in results.values { #expect(output?.status == 0, "\(String(describing: output))") }
+        #expect(results.count == 2)
+        for output in results { #expect(output?.status == 0, "\(String(describing: output))") }
         #expect(try backup.refs() == scenario.primary.refs())
         #expect(try scenario.store().lease(repository: "app") == nil)
-        #expect(try scenario.store().runs(repository: "app").count == 2)
+        // And they took turns: a run is recorded once the lock is held, and one ended before the other began
+        let runs = try scenario.store().runs(repository: "app").sorted { $0.startedAt < $1.startedAt }
+        #expect(runs.count == 2)
+        if runs.count == 2, let firstEnd = runs[0].finishedAt {
+            #expect(firstEnd <= runs[1].startedAt, "the runs overlapped: \(runs)")
+        }
     }
-}
-
-final class ResultBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [Shell.Output?] = []
-    func append(_ value: Shell.Output?) { lock.lock(); storage.append(value); lock.unlock() }
-    var values: [Shell.Output?] { lock.lock(); defer { lock.unlock() }; return storage }
 }

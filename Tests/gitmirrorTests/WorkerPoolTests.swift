@@ -5,7 +5,7 @@ import TestSupport
 
 /// A worker that finished an operation serves the next one; never one with another trust store.
 /// Serialized: the tests count the worker processes of this process.
-@Suite(.serialized) struct WorkerPoolTests {
+@Suite(.serialized, .onTestThreads) struct WorkerPoolTests {
     func workers(of supervisor: Int32 = getpid()) -> Set<Int32> {
         Set(ProcessTable.gitmirrorProcesses().filter { $0.parent == supervisor && $0.argv.contains("__worker") }.map(\.pid))
     }

@@ -35,6 +35,9 @@ public struct DaemonSettings: Sendable {
     /// First retry after a failure; doubles per failure up to `retryCap`.
     public var retryBase: TimeInterval = 15
     public var retryCap: TimeInterval = 60 * 60
+    /// The first runs after a start (and a new repository's first run) are spread over this long,
+    /// so that a fleet does not hit its servers all at once; nil: a tenth of the interval, at most 30 s.
+    public var startSpread: TimeInterval?
     public var githubSecret: SecretSource?
     public var gitlabToken: SecretSource?
     public var giteaSecret: SecretSource?
@@ -128,3 +131,23 @@ public struct CredentialSpec: Sendable {
     /// AWS credentials from the SDKs' chain, a profile or a role: CodeCommit's SigV4 signing.
     public var aws: AWSCredentialSpec?
 }
+
+/// How a credential of kind `aws:` finds its keys: the default chain, a profile, or a role to assume.
+public struct AWSCredentialSpec: Sendable, Equatable {
+    public var profile: String?
+    public var roleArn: String?
+    public var externalId: String?
+    public var roleSessionName: String?
+
+    public init(profile: String? = nil, roleArn: String? = nil, externalId: String? = nil, roleSessionName: String? = nil) {
+        self.profile = profile
+        self.roleArn = roleArn
+        self.externalId = externalId
+        self.roleSessionName = roleSessionName
+    }
+}
+
+/// Namespaces that belong to a hosting service (or to gitmirror itself) and are never mirrored:
+/// `refs:` may not name them, and RefFilter never selects them.
+let privateRefNamespaces = ["refs/pull/", "refs/merge-requests/", "refs/for/", "refs/changes/", "refs/keep-around/",
+                            "refs/environments/", "refs/pipelines/", "refs/remotes/", "refs/gitmirror/"]

@@ -1,4 +1,8 @@
 import Foundation
+// On Linux `struct stat` reaches Swift through Dispatch's C module, which MemberImportVisibility wants named.
+#if canImport(CDispatch)
+import CDispatch
+#endif
 import Yams
 
 /// A place in mirrors.yaml.
@@ -30,9 +34,14 @@ public struct ConfigLoader {
     /// Also report every `*_env` the file names whose variable is unset or empty (`validate`, the daemon):
     /// what a process would otherwise only find when it first needs the secret.
     public var requireEnvironment = false
+    /// The region of a `codecommit://NAME` that names none. Parsing reads mirrors.yaml and nothing else,
+    /// so the caller supplies it (`ConfigLoader.forThisMachine` reads the AWS SDKs' default); without it,
+    /// AWS_REGION or AWS_DEFAULT_REGION from `environment`.
+    public var defaultRegion: String?
 
-    public init(requireEnvironment: Bool = false) {
+    public init(requireEnvironment: Bool = false, defaultRegion: String? = nil) {
         self.requireEnvironment = requireEnvironment
+        self.defaultRegion = defaultRegion
     }
 
     public func load(file: URL, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> Config {
@@ -75,6 +84,7 @@ public struct ConfigLoader {
     public func parse(_ text: String, file: URL, environment: [String: String] = [:]) throws(ConfigError) -> Config {
         var walker = Walker(file: file, environment: environment)
         walker.requireEnvironment = requireEnvironment
+        walker.defaultRegion = defaultRegion ?? [environment["AWS_REGION"], environment["AWS_DEFAULT_REGION"]].compactMap { $0 }.first { !$0.isEmpty }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -93,7 +103,7 @@ public struct ConfigLoader {
         return config!
     }
 
-    static func reason(_ error: Error) -> String {
+    static func reason(_ error: any Error) -> String {
         let nsError = error as NSError
         if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
             return String(cString: strerror(Int32(underlying.code)))
@@ -116,14 +126,11 @@ func isSafeIdentifier(_ name: String) -> Bool {
         && !name.hasSuffix(".lock") && !name.contains("..")
 }
 
-/// Namespaces that belong to a hosting service and are never mirrored.
-let privateRefNamespaces = ["refs/pull/", "refs/merge-requests/", "refs/for/", "refs/changes/", "refs/keep-around/",
-                            "refs/environments/", "refs/pipelines/", "refs/remotes/", "refs/gitmirror/"]
-
 private struct Walker {
     let file: URL
     let environment: [String: String]
     var requireEnvironment = false
+    var defaultRegion: String?
     var base: URL { file.deletingLastPathComponent() }
     var problems: [ConfigProblem] = []
     /// Where each repository's remotes are written (`repository/remote`), for problems that span repositories.
@@ -223,7 +230,7 @@ private struct Walker {
         return value
     }
 
-    mutating func duration(_ node: Node, _ what: String) -> TimeInterval? {
+    mutating func duration(_ node: Node, _ what: String, minimum: TimeInterval = 1) -> TimeInterval? {
         if case .scalar(let scalar) = node, let number = Double(scalar.string.trimmingCharacters(in: .whitespaces)) {
             let shown = number == number.rounded() ? String(Int(number)) : scalar.string
             report(node, "\(what): \(scalar.string) has no unit; write \(shown)s, \(shown)m or \(shown)h")
@@ -233,8 +240,8 @@ private struct Walker {
             report(node, "\(what) must be a duration such as 90s, 2m or 1h")
             return nil
         }
-        guard value >= 1 else {
-            report(node, "\(what) must be at least 1s")
+        guard value >= minimum else {
+            report(node, "\(what) must be at least \(minimum == 0 ? "0s" : formatDuration(minimum))")
             return nil
         }
         return value
@@ -312,9 +319,8 @@ private struct Walker {
     mutating func url(_ node: Node, allowInsecure: Bool, endpoint: String? = nil) -> RemoteURL? {
         guard let text = string(node, "url") else { return nil }
         do {
-            let chain = AWSCredentialChain(environment: environment)
             let endpoint = endpoint ?? environment["CODE_COMMIT_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 }
-            var url = try RemoteURL.parse(text, relativeTo: base, defaultRegion: chain.region(profile: nil), codeCommitEndpoint: endpoint)
+            var url = try RemoteURL.parse(text, relativeTo: base, defaultRegion: defaultRegion, codeCommitEndpoint: endpoint)
             if let target = url.codeCommit {
                 if !CodeCommitTarget.isValidName(target.repository) {
                     report(node, "'\(target.repository)' is not a valid CodeCommit repository name: 1-100 letters, digits, '.', '_' or '-', not ending in .git")
@@ -495,7 +501,7 @@ private struct Walker {
     mutating func daemon(_ node: Node) -> DaemonSettings {
         var settings = DaemonSettings()
         let keys = ["listen", "interval", "max_parallel_repositories", "max_connections_per_host", "shutdown_grace",
-                    "retry_base", "retry_cap", "hooks", "notify", "peers"]
+                    "retry_base", "retry_cap", "start_spread", "hooks", "notify", "peers"]
         guard let pairs = mapping(node, allowed: keys, what: "daemon") else { return settings }
         for (key, _, value) in pairs {
             switch key {
@@ -512,6 +518,7 @@ private struct Walker {
             case "shutdown_grace": if let seconds = duration(value, key) { settings.shutdownGrace = seconds }
             case "retry_base": if let seconds = duration(value, key) { settings.retryBase = seconds }
             case "retry_cap": if let seconds = duration(value, key) { settings.retryCap = seconds }
+            case "start_spread": if let seconds = duration(value, key, minimum: 0) { settings.startSpread = seconds }
             case "hooks":
                 let hookKeys = ["github_secret_env", "github_secret_file", "gitlab_token_env", "gitlab_token_file",
                                 "gitea_secret_env", "gitea_secret_file", "sync_token_env", "sync_token_file"]
@@ -801,7 +808,7 @@ private struct Walker {
     /// `codecommit: {region: eu-west-1, repository: payments}`
     mutating func codeCommit(_ node: Node, endpoint: String?) -> RemoteURL? {
         guard let pairs = mapping(node, allowed: ["region", "repository", "fips"], what: "codecommit") else { return nil }
-        var region = AWSCredentialChain(environment: environment).region(profile: nil)
+        var region = defaultRegion
         var repository: String?
         var fips = false
         for (key, _, value) in pairs {

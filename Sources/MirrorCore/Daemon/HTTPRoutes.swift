@@ -35,13 +35,13 @@ struct HookRequest: Sendable {
 }
 
 func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics, store: StateStore,
-                reload: @escaping @Sendable () async -> Result<Config, Error>, logger: Logger) -> Router<DaemonRequestContext> {
+                reload: @escaping @Sendable () async -> Result<Config, any Error>, logger: Logger) -> Router<DaemonRequestContext> {
     let router = Router(context: DaemonRequestContext.self)
     let forwarder = PeerForwarder()
     router.get("healthz") { _, _ in "ok\n" }
     router.get("readyz") { _, _ -> Response in
         let ready = await scheduler.isReady
-        return text(ready ? .ok : .serviceUnavailable, ready ? "ready\n" : "starting: the first scheduling pass is not done\n")
+        return textResponse(ready ? .ok : .serviceUnavailable, ready ? "ready\n" : "starting: the first scheduling pass is not done\n")
     }
     router.get("metrics") { _, _ -> Response in
         var headers = HTTPFields()
@@ -55,7 +55,7 @@ func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics
         logger.warning("hook refused: \(message.trimmingCharacters(in: .whitespacesAndNewlines))",
                        metadata: ["status": "\(status.code)", "hook": "\(source)", "event": "\(event)",
                                   "repository": "\(named.isEmpty ? "-" : named)", "peer": "\(context.peer)"])
-        return text(status, message)
+        return textResponse(status, message)
     }
 
     /// Queues what this replica owns, forwards the rest to the owners, and answers 202 when all of it
@@ -111,7 +111,7 @@ func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics
                 logger.info("sync triggered by \(hook.source == "api" ? "the sync API" : "webhook")",
                             metadata: ["repositories": "\(queued.joined(separator: ","))", "hook": "\(hook.source)", "peer": "\(context.peer)"])
             }
-            return text(.accepted, lines.joined(separator: "\n") + "\n")
+            return textResponse(.accepted, lines.joined(separator: "\n") + "\n")
         }
         let message: String
         if !unrouted.isEmpty {
@@ -150,7 +150,7 @@ func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics
                 return refuse(.unauthorized, "bad \(hook.proof)\n", source: hook.source, event: event,
                               named: Webhooks.repositoryLabel(in: body) ?? "", context: context)
             }
-            if event == "ping" { return text(.ok, "pong\n") }
+            if event == "ping" { return textResponse(.ok, "pong\n") }
             return await dispatch(await payloadHook(hook.source, event: event, request: request, body: body), context: context)
         }
     }
@@ -172,8 +172,8 @@ func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics
             return refuse(.unauthorized, "bad token\n", source: "api", event: "reload", named: "", context: context)
         }
         switch await reload() {
-        case .success(let config): return text(.ok, "reloaded: \(config.repositories.count) repositories\n")
-        case .failure(let error): return text(.unprocessableContent, "the new configuration was refused; the previous one keeps running:\n\(error)\n")
+        case .success(let config): return textResponse(.ok, "reloaded: \(config.repositories.count) repositories\n")
+        case .failure(let error): return textResponse(.unprocessableContent, "the new configuration was refused; the previous one keeps running:\n\(error)\n")
         }
     }
     return router
@@ -209,7 +209,7 @@ struct ForgeHook: Sendable {
     ]
 }
 
-func text(_ status: HTTPResponse.Status, _ body: String) -> Response {
+func textResponse(_ status: HTTPResponse.Status, _ body: String) -> Response {
     var headers = HTTPFields()
     headers[.contentType] = "text/plain; charset=utf-8"
     return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))

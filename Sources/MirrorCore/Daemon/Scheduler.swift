@@ -5,7 +5,25 @@ import Logging
 /// trigger, later after failures (exponential per remote, slow for failures
 /// that retrying will not heal). A repository never syncs twice at once; triggers
 /// during a sync coalesce into one follow-up.
+///
+/// Time and chance come from outside (`Timing`), so the policy is tested in process with a
+/// clock the test moves; the daemon passes the real ones. `run()` sleeps until the next run
+/// is due or something wakes it (a trigger, a finished run, a reload, a stop): no polling.
 public actor Scheduler {
+    /// The clock and the source of jitter.
+    public struct Timing: Sendable {
+        public var now: @Sendable () -> Date
+        /// A number in the range, for the jitter of first runs and intervals.
+        public var random: @Sendable (Range<Double>) -> Double
+
+        public init(now: @escaping @Sendable () -> Date, random: @escaping @Sendable (Range<Double>) -> Double) {
+            self.now = now
+            self.random = random
+        }
+
+        public static let system = Timing(now: { Date() }, random: { Double.random(in: $0) })
+    }
+
     struct Entry {
         var mirror: Mirror
         var nextRun: Date
@@ -26,26 +44,34 @@ public actor Scheduler {
     private var settings: DaemonSettings
     private var stopping = false
     private var firstPassDone = false
+    private let timing: Timing
     private let runner: @Sendable (Mirror, String) async -> RepositoryReport
     private let onFinished: @Sendable (RepositoryReport) async -> Void
     private let onSchedule: @Sendable (ScheduleEntry) -> Void
     private let logger: Logger
+    /// The sleeping `run()`, and the timer that will wake it.
+    private var sleeper: CheckedContinuation<Void, Never>?
+    private var alarm: Task<Void, Never>?
+    /// The runs started by this scheduler, and who waits for them all to end (`drain`).
+    private var inFlight: [String: Task<Void, Never>] = [:]
+    private var drainers: [Int: CheckedContinuation<Bool, Never>] = [:]
+    private var nextDrainer = 0
 
     /// `startNow`: repositories whose last run was interrupted (a restart): they run at once, without jitter.
-    public init(config: Config, logger: Logger, startNow: Set<String> = [],
+    public init(config: Config, logger: Logger, startNow: Set<String> = [], timing: Timing = .system,
                 runner: @escaping @Sendable (Mirror, String) async -> RepositoryReport,
                 onFinished: @escaping @Sendable (RepositoryReport) async -> Void,
                 onSchedule: @escaping @Sendable (ScheduleEntry) -> Void) {
         self.settings = config.daemon
+        self.timing = timing
         self.runner = runner
         self.onFinished = onFinished
         self.onSchedule = onSchedule
         self.logger = logger
-        let now = Date()
+        let now = timing.now()
         var initial: [String: Entry] = [:]
         for mirror in config.repositories {
-            let every = mirror.interval ?? config.daemon.interval
-            let delay = startNow.contains(mirror.name) ? 0 : Self.initialJitter(every)
+            let delay = startNow.contains(mirror.name) ? 0 : Self.firstRunDelay(mirror, config.daemon, timing)
             initial[mirror.name] = Entry(mirror: mirror, nextRun: now.addingTimeInterval(delay))
         }
         self.entries = initial
@@ -54,9 +80,10 @@ public actor Scheduler {
     public var isReady: Bool { firstPassDone }
     public var repositoryNames: [String] { entries.keys.sorted() }
 
-    /// The first runs spread over a tenth of the interval (at most 30 s).
-    static func initialJitter(_ interval: TimeInterval) -> TimeInterval {
-        Double.random(in: 0..<max(min(interval * 0.1, 30), 0.001))
+    /// The first runs spread over `start_spread`: by default a tenth of the interval, at most 30 s.
+    static func firstRunDelay(_ mirror: Mirror, _ settings: DaemonSettings, _ timing: Timing) -> TimeInterval {
+        let spread = settings.startSpread ?? min((mirror.interval ?? settings.interval) * 0.1, 30)
+        return spread > 0 ? timing.random(0..<spread) : 0
     }
 
     nonisolated func interval(_ mirror: Mirror, _ settings: DaemonSettings) -> TimeInterval { mirror.interval ?? settings.interval }
@@ -69,14 +96,15 @@ public actor Scheduler {
             entries[name] = nil
             logger.info("repository removed from the configuration; no longer scheduled", metadata: ["repository": "\(name)"])
         }
-        let now = Date()
+        let now = timing.now()
         for mirror in config.repositories {
             if entries[mirror.name] != nil {
                 entries[mirror.name]?.mirror = mirror
             } else {
-                entries[mirror.name] = Entry(mirror: mirror, nextRun: now.addingTimeInterval(Self.initialJitter(interval(mirror, settings))))
+                entries[mirror.name] = Entry(mirror: mirror, nextRun: now.addingTimeInterval(Self.firstRunDelay(mirror, settings, timing)))
             }
         }
+        wake()
     }
 
     /// A webhook or an API call asks for a sync now; `source` is recorded as the run's trigger
@@ -86,10 +114,11 @@ public actor Scheduler {
         if entries[name]!.running {
             entries[name]!.queued = source
         } else {
-            entries[name]!.nextRun = Date()
+            entries[name]!.nextRun = timing.now()
             entries[name]!.triggered = source
         }
         publish(name)
+        wake()
         return true
     }
 
@@ -99,26 +128,57 @@ public actor Scheduler {
         return mirrors.filter { identities.contains($0.primary.url.identity) }.map(\.name).sorted()
     }
 
-    /// Runs until asked to stop; then lets running syncs finish.
-    public func run() async {
-        var reported = false
-        while !stopping && !Task.isCancelled {
-            startDueRuns()
-            if !reported {
-                firstPassDone = true
-                reported = true
-                for name in entries.keys { publish(name) }
+    /// Runs until asked to stop (or cancelled): starts what is due, then sleeps until the next
+    /// run is due or something changes. Running syncs are left to finish: see `drain`.
+    /// `onFirstPass` is called once the first pass has started what was due (the daemon is ready then).
+    public func run(onFirstPass: @Sendable () async -> Void = {}) async {
+        await withTaskCancellationHandler {
+            while !stopping && !Task.isCancelled {
+                startDueRuns()
+                if !firstPassDone {
+                    firstPassDone = true
+                    for name in entries.keys { publish(name) }
+                    await onFirstPass()
+                }
+                await sleepUntilNextDue()
             }
-            try? await Task.sleep(nanoseconds: 200_000_000)
+        } onCancel: {
+            Task { await self.stop() }
         }
     }
 
-    public func stop() { stopping = true }
+    public func stop() {
+        stopping = true
+        wake()
+    }
 
     public var runningCount: Int { entries.values.filter(\.running).count }
 
-    private func startDueRuns() {
-        let now = Date()
+    /// Waits up to `seconds` (nil: as long as it takes) for the running syncs; true when none is left.
+    public func drain(within seconds: TimeInterval?) async -> Bool {
+        guard !inFlight.isEmpty else { return true }
+        guard seconds.map({ $0 > 0 }) ?? true else { return false }
+        let id = nextDrainer
+        nextDrainer += 1
+        return await withCheckedContinuation { continuation in
+            drainers[id] = continuation
+            if let seconds {
+                Task {
+                    try? await Task.sleep(for: .seconds(seconds))
+                    self.drainerTimedOut(id)
+                }
+            }
+        }
+    }
+
+    private func drainerTimedOut(_ id: Int) {
+        drainers.removeValue(forKey: id)?.resume(returning: false)
+    }
+
+    /// Starts every run that is due, within `max_parallel_repositories`. Tests call it after moving their clock.
+    func startDueRuns() {
+        guard !stopping else { return }
+        let now = timing.now()
         var running = entries.values.filter(\.running).count
         let due = entries.values.filter { !$0.running && $0.nextRun <= now }.sorted { $0.nextRun < $1.nextRun }
         for entry in due where running < settings.maxParallelRepositories {
@@ -129,17 +189,51 @@ public actor Scheduler {
             running += 1
             publish(name)
             let mirror = entry.mirror
-            Task {
+            inFlight[name] = Task {
                 let report = await runner(mirror, trigger)
                 await finished(name, report)
             }
         }
     }
 
-    private func finished(_ name: String, _ report: RepositoryReport) async {
+    /// What changed while `run()` was away from the actor (a stop, a trigger, a finished run) is
+    /// seen here, because nothing suspends between this look and the sleep.
+    private func sleepUntilNextDue() async {
+        guard !stopping else { return }
+        let now = timing.now()
+        let waiting = entries.values.filter { !$0.running }.map(\.nextRun)
+        // Nothing waiting (all running, or none at all): a finished run or a trigger wakes us.
+        let delay = waiting.min().map { max($0.timeIntervalSince(now), 0.001) }
+        await withCheckedContinuation { continuation in
+            sleeper = continuation
+            if let delay {
+                alarm = Task { [weak self] in
+                    try? await Task.sleep(for: .seconds(delay))
+                    guard !Task.isCancelled else { return }
+                    await self?.wake()
+                }
+            }
+        }
+    }
+
+    private func wake() {
+        alarm?.cancel()
+        alarm = nil
+        sleeper?.resume()
+        sleeper = nil
+    }
+
+    func finished(_ name: String, _ report: RepositoryReport) async {
+        inFlight[name] = nil
+        defer {
+            if inFlight.isEmpty {
+                for drainer in drainers.values { drainer.resume(returning: true) }
+                drainers = [:]
+            }
+        }
         guard var entry = entries[name] else { return }
         entry.running = false
-        let now = Date()
+        let now = timing.now()
         // Per remote: a streak of failures grows its delay; a success resets it.
         for remote in [report.primary] + report.secondaries where remote.result != .interrupted {
             if let failure = remote.failure, failure.errorClass != .diverged {
@@ -149,7 +243,7 @@ public actor Scheduler {
                 entry.failures[remote.remote] = nil
             }
         }
-        let regular = interval(entry.mirror, settings) * Double.random(in: 0.9...1.1)
+        let regular = interval(entry.mirror, settings) * timing.random(0.9..<1.1)
         if let source = entry.queued {
             entry.queued = nil
             entry.triggered = source
@@ -172,16 +266,19 @@ public actor Scheduler {
         }
         entries[name] = entry
         publish(name)
+        wake()
         await onFinished(report)
     }
 
     private func publish(_ name: String) {
         guard let entry = entries[name] else { return }
         let state = entry.running ? (entry.queued != nil ? "running, one queued" : "running") : "idle"
-        onSchedule(ScheduleEntry(repository: name, nextRun: entry.running ? nil : entry.nextRun, state: state, note: entry.note))
+        onSchedule(ScheduleEntry(repository: name, nextRun: entry.running ? nil : entry.nextRun, state: state, note: entry.note,
+                                 updatedAt: timing.now()))
     }
 
-    /// The delay the scheduler would choose now, for tests and status.
+    /// When the scheduler will run a repository next, and why: for tests and status.
     public func nextRun(of name: String) -> Date? { entries[name]?.nextRun }
     public func note(of name: String) -> String? { entries[name]?.note }
+    func isRunning(_ name: String) -> Bool { entries[name]?.running ?? false }
 }

@@ -1,20 +1,5 @@
 import Foundation
 
-/// How a credential of kind `aws:` finds its keys: the default chain, a profile, or a role to assume.
-public struct AWSCredentialSpec: Sendable, Equatable {
-    public var profile: String?
-    public var roleArn: String?
-    public var externalId: String?
-    public var roleSessionName: String?
-
-    public init(profile: String? = nil, roleArn: String? = nil, externalId: String? = nil, roleSessionName: String? = nil) {
-        self.profile = profile
-        self.roleArn = roleArn
-        self.externalId = externalId
-        self.roleSessionName = roleSessionName
-    }
-}
-
 /// The shared `credentials` and `config` files, as the AWS SDKs read them.
 public struct AWSSharedFiles: Sendable {
     public var credentialsFile: String
@@ -339,27 +324,16 @@ public struct AWSCredentialChain: Sendable {
 
     /// Runs a credential_process command with a deadline; its stdout is the answer.
     static func run(_ command: [String], environment: [String: String], timeout: TimeInterval) throws -> (Int32, Data) {
-        let (child, output) = try ChildProcess.withSpawnLock {
-            let out = try ChildProcess.makePipe()
-            let null = open("/dev/null", O_RDWR | O_CLOEXEC)
-            defer {
-                close(out.write)
-                close(null)
-            }
-            return (try ChildProcess(command, environment: environment, stdin: null, stdout: out.write, stderr: null), out.read)
-        }
-        let collected = LockedArray<Data>(count: 1)
-        let done = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            collected.set(0, ChildProcess.readAll(output))
-            done.signal()
-        }
-        if done.wait(timeout: .now() + timeout) == .timedOut {
-            child.signal(SIGKILL)
-            _ = done.wait(timeout: .now() + 2)
-        }
-        close(output)
-        let status = child.wait()
-        return (status, collected.values[0] ?? Data())
+        let result = try ChildProcess.run(command, environment: environment, timeout: timeout)
+        return (result.status, result.output)
+    }
+}
+
+extension ConfigLoader {
+    /// A loader for this machine: a `codecommit://NAME` without a region takes the AWS SDKs' default
+    /// (AWS_REGION, then the profile's `region` in ~/.aws/config), read here, before parsing.
+    public static func forThisMachine(requireEnvironment: Bool = false,
+                                      environment: [String: String] = ProcessInfo.processInfo.environment) -> ConfigLoader {
+        ConfigLoader(requireEnvironment: requireEnvironment, defaultRegion: AWSCredentialChain(environment: environment).region(profile: nil))
     }
 }

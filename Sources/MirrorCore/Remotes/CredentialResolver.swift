@@ -1,10 +1,12 @@
 import Foundation
+import Synchronization
 
 /// Turns a credential's references (env var, file) into the secret a worker
 /// needs, registering every value with the redactor first.
 public struct CredentialResolver: Sendable {
     public let environment: [String: String]
     public let redactor: Redactor
+    /// Reused between repositories and runs: a credential_process or STS call per sync would be slow and rate-limited.
     private let awsCache = AWSCredentialCache()
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment, redactor: Redactor) {
@@ -43,12 +45,12 @@ public struct CredentialResolver: Sendable {
         }
     }
 
-    /// Fills the access fields of a worker request for `remote`.
-    public func prepare(_ request: inout WorkerRequest, for remote: RemoteSpec, config: Config) throws(SyncFailure) {
-        request.url = remote.url.gitURL
-        request.knownHostsName = remote.url.knownHostsName
+    /// What it takes to reach `remote`: its secret, read and registered with the redactor, and the
+    /// files that say whom to trust. Sync turns it into a worker's request (`WorkerRequest.grant`).
+    public func access(for remote: RemoteSpec, config: Config) throws(SyncFailure) -> RemoteAccess {
+        var access = RemoteAccess()
         let isCodeCommitHTTPS = remote.url.codeCommit != nil && remote.url.scheme == .https
-        if isCodeCommitHTTPS, let bundle = environment["AWS_CA_BUNDLE"], !bundle.isEmpty { request.caFile = bundle }
+        if isCodeCommitHTTPS, let bundle = environment["AWS_CA_BUNDLE"], !bundle.isEmpty { access.caFile = bundle }
         let spec: CredentialSpec
         if let name = remote.credentialName {
             guard let named = config.credentials[name] else { throw SyncFailure(.config, "credential '\(name)' is not defined") }
@@ -57,11 +59,11 @@ public struct CredentialResolver: Sendable {
             // A CodeCommit address with no credential signs with the default AWS chain, as git-remote-codecommit does.
             spec = CredentialSpec(name: "aws-default-chain", aws: AWSCredentialSpec())
         } else {
-            return
+            return access
         }
         let name = spec.name
-        if let caFile = spec.caFile { request.caFile = caFile.path }
-        request.knownHostsFile = spec.knownHosts?.path
+        if let caFile = spec.caFile { access.caFile = caFile.path }
+        access.knownHostsFile = spec.knownHosts?.path
         if let aws = spec.aws {
             guard let target = remote.url.codeCommit else {
                 throw SyncFailure(.config, "credential '\(name)' signs for CodeCommit, but \(remote.url) is not a CodeCommit repository")
@@ -69,8 +71,7 @@ public struct CredentialResolver: Sendable {
             var profileSpec = aws
             if profileSpec.profile == nil { profileSpec.profile = target.profile }
             let keys = try awsCredentials(profileSpec, name: name, region: target.region)
-            request.credential = WireCredential(kind: .aws, username: nil, password: nil, privateKey: nil, passphrase: nil,
-                                                aws: keys, region: target.region, signingHost: remote.url.host, signingPath: target.path)
+            access.secret = .aws(keys, region: target.region, signingHost: remote.url.host, signingPath: target.path)
         } else if let key = spec.sshKey {
             guard let data = FileManager.default.contents(atPath: key.path) else {
                 throw SyncFailure(.config, "credential '\(name)': ssh_key \(key.path) cannot be read")
@@ -81,29 +82,35 @@ public struct CredentialResolver: Sendable {
                 redactor.register(String(line))
             }
             let passphrase = try spec.sshKeyPassphrase.map { (source) throws(SyncFailure) in try read(source, for: name, key: "ssh_key_passphrase") }
-            request.credential = WireCredential(kind: .sshKey, username: spec.username ?? remote.url.user, password: nil,
-                                                privateKey: privateKey, passphrase: passphrase)
+            access.secret = .sshKey(username: spec.username ?? remote.url.user, privateKey: privateKey, passphrase: passphrase)
         } else if let source = spec.secret {
             let secret = try read(source, for: name, key: "token/password")
-            request.credential = WireCredential(kind: .password, username: spec.username ?? remote.url.user ?? Forge.of(remote.url).tokenUsername,
-                                                password: secret, privateKey: nil, passphrase: nil)
+            access.secret = .password(username: spec.username ?? remote.url.user ?? Forge.of(remote.url).tokenUsername, password: secret)
         }
+        return access
     }
 }
 
-private final class AWSCredentialCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [String: AWSCredentials] = [:]
+private final class AWSCredentialCache: Sendable {
+    private let entries = Mutex<[String: AWSCredentials]>([:])
 
-    func get(_ key: String) -> AWSCredentials? {
-        lock.lock()
-        defer { lock.unlock() }
-        return entries[key]
+    func get(_ key: String) -> AWSCredentials? { entries.withLock { $0[key] } }
+
+    func set(_ key: String, _ value: AWSCredentials) { entries.withLock { $0[key] = value } }
+}
+
+/// What a remote needs to be reached: the secret (already registered with the redactor) and the
+/// files that say whom to trust.
+public struct RemoteAccess: Sendable {
+    public enum Secret: Sendable {
+        case none
+        case password(username: String?, password: String)
+        case sshKey(username: String?, privateKey: String, passphrase: String?)
+        /// AWS keys: CodeCommit's password is signed from them at every request.
+        case aws(AWSCredentials, region: String, signingHost: String?, signingPath: String)
     }
 
-    func set(_ key: String, _ value: AWSCredentials) {
-        lock.lock()
-        entries[key] = value
-        lock.unlock()
-    }
+    public var secret: Secret = .none
+    public var caFile: String?
+    public var knownHostsFile: String?
 }

@@ -13,7 +13,7 @@ enum OriginGuard {
     /// `.allow` when the origin answers for itself (or redirects within itself, which git also follows for this GET).
     static func release(url: String, service: String, username: String, password: String,
                         caBundle: String?, timeout: TimeInterval = 30) -> CredentialRelease {
-        guard let origin = CredentialRelay.Origin(url: url), origin.scheme == "http" || origin.scheme == "https",
+        guard let origin = Origin(url: url), origin.scheme == "http" || origin.scheme == "https",
               var components = URLComponents(string: url) else { return .allow }
         components.user = nil
         components.password = nil
@@ -37,7 +37,7 @@ enum OriginGuard {
         guard let location = response.headers["location"], let target = URL(string: location, relativeTo: probe)?.absoluteURL else {
             return .redirected("the server at \(origin.description) answered \(response.status) without saying where to; no credential was sent")
         }
-        guard let elsewhere = CredentialRelay.Origin(url: target.absoluteString), elsewhere == origin else {
+        guard let elsewhere = Origin(url: target.absoluteString), elsewhere == origin else {
             return .redirected("the server redirected to \(display(target)), another scheme, host or port than the configured \(origin.description); gitmirror gives credentials only to the configured origin and follows no redirect away from it, so none was sent. Put the final URL in mirrors.yaml")
         }
         return .allow

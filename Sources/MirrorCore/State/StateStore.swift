@@ -70,6 +70,11 @@ public final class StateStore: Sendable {
         return try pool.write(updates)
     }
 
+    private func write<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        if let newerSchema { throw newerSchema }
+        return try await pool.write(updates)
+    }
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -175,30 +180,51 @@ public final class StateStore: Sendable {
         let journalBefore = retention.journal.map { now.addingTimeInterval(-$0) } ?? Date.distantPast
         var total = Pruned()
         while true {
-            let step = try write { db -> Pruned in
-                let ids = try Int64.fetchAll(db, sql: """
-                    SELECT id FROM run
-                    WHERE result != 'running' AND finishedAt IS NOT NULL AND finishedAt < :quietBefore
-                      AND id NOT IN (SELECT lastRunId FROM remote_state WHERE lastRunId IS NOT NULL)
-                      AND NOT EXISTS (SELECT 1 FROM ref_update u WHERE u.runId = run.id AND u.backupRef IS NOT NULL)
-                      AND (finishedAt < :journalBefore OR NOT EXISTS (SELECT 1 FROM ref_update u WHERE u.runId = run.id))
-                    ORDER BY id LIMIT :batch
-                    """, arguments: ["quietBefore": quietBefore, "journalBefore": journalBefore, "batch": batch])
-                guard !ids.isEmpty else { return Pruned() }
-                let refUpdates = try RefUpdate.filter(ids.contains(Column("runId"))).deleteAll(db)
-                let runs = try SyncRun.filter(ids.contains(Column("id"))).deleteAll(db)
-                return Pruned(runs: runs, refUpdates: refUpdates)
-            }
+            let step = try write { db in try Self.pruneBatch(db, quietBefore: quietBefore, journalBefore: journalBefore, batch: batch) }
             total.runs += step.runs
             total.refUpdates += step.refUpdates
             if step.runs < batch { return total }
         }
     }
 
+    /// The same, for the daemon: each batch waits for GRDB's writer without holding a thread of the cooperative pool.
+    @discardableResult
+    public func prune(_ retention: Retention, now: Date = Date(), batch: Int = 2000) async throws -> Pruned {
+        let quietBefore = now.addingTimeInterval(-retention.runs)
+        let journalBefore = retention.journal.map { now.addingTimeInterval(-$0) } ?? Date.distantPast
+        var total = Pruned()
+        while true {
+            let step = try await write { db in try Self.pruneBatch(db, quietBefore: quietBefore, journalBefore: journalBefore, batch: batch) }
+            total.runs += step.runs
+            total.refUpdates += step.refUpdates
+            if step.runs < batch { return total }
+        }
+    }
+
+    private static func pruneBatch(_ db: Database, quietBefore: Date, journalBefore: Date, batch: Int) throws -> Pruned {
+        let ids = try Int64.fetchAll(db, sql: """
+            SELECT id FROM run
+            WHERE result != 'running' AND finishedAt IS NOT NULL AND finishedAt < :quietBefore
+              AND id NOT IN (SELECT lastRunId FROM remote_state WHERE lastRunId IS NOT NULL)
+              AND NOT EXISTS (SELECT 1 FROM ref_update u WHERE u.runId = run.id AND u.backupRef IS NOT NULL)
+              AND (finishedAt < :journalBefore OR NOT EXISTS (SELECT 1 FROM ref_update u WHERE u.runId = run.id))
+            ORDER BY id LIMIT :batch
+            """, arguments: ["quietBefore": quietBefore, "journalBefore": journalBefore, "batch": batch])
+        guard !ids.isEmpty else { return Pruned() }
+        let refUpdates = try RefUpdate.filter(ids.contains(Column("runId"))).deleteAll(db)
+        let runs = try SyncRun.filter(ids.contains(Column("id"))).deleteAll(db)
+        return Pruned(runs: runs, refUpdates: refUpdates)
+    }
+
     // MARK: the daemon's schedule
 
     public func recordSchedule(_ entry: ScheduleEntry) throws {
         try write { db in try entry.save(db) }
+    }
+
+    /// The daemon's scheduler publishes through this one: it never blocks a thread while SQLite is busy.
+    public func recordSchedule(_ entry: ScheduleEntry) async throws {
+        try await write { db in try entry.save(db) }
     }
 
     public func forgetSchedule(repository: String) throws {

@@ -1,4 +1,8 @@
 import Foundation
+// On Linux `struct stat` reaches Swift through Dispatch's C module, which MemberImportVisibility wants named.
+#if canImport(CDispatch)
+import CDispatch
+#endif
 
 /// Plain words for a cache (or state_dir) this process may not write: who owns it and who we are.
 enum CacheAccess {

@@ -426,15 +426,14 @@ final class PackSeeder: @unchecked Sendable {
 
     /// Opens every target in parallel; keeps those that advertise no ref.
     func open() {
-        let opened = LockedArray<Result<SeedSession, SyncFailure>>(count: targets.count)
-        DispatchQueue.concurrentPerform(iterations: targets.count) { index in
+        let opened = concurrently(targets.count) { [targets, stall] index -> Result<SeedSession, SyncFailure>? in
             do {
-                opened.set(index, .success(try SeedSession.open(targets[index], timeout: min(stall, 30))))
+                return .success(try SeedSession.open(targets[index], timeout: min(stall, 30)))
             } catch {
-                opened.set(index, .failure(error as? SyncFailure ?? SyncFailure(.internal, "\(error)")))
+                return .failure(error as? SyncFailure ?? SyncFailure(.internal, "\(error)"))
             }
         }
-        for (index, result) in opened.values.enumerated() {
+        for (index, result) in opened.enumerated() {
             let name = targets[index].name
             switch result {
             case .success(let session)? where session.advertised.isEmpty:
@@ -490,22 +489,15 @@ final class PackSeeder: @unchecked Sendable {
 
     /// The fetch succeeded: waits for every verdict (in parallel); past `deadline`, the rest are dropped.
     func finish(deadline: Date? = nil) -> [SeedOutcome] {
-        let finished = LockedArray<SeedOutcome>(count: sessions.count)
-        let group = DispatchGroup()
-        for (index, session) in sessions.enumerated() {
-            group.enter()
-            Thread.detachNewThread { [stall, started] in
-                var outcome = session.finish(stall: stall)
-                outcome.seconds = Date().timeIntervalSince(started)
-                finished.set(index, outcome)
-                group.leave()
-            }
-        }
-        if let deadline, group.wait(timeout: .now() + max(0, deadline.timeIntervalSinceNow)) == .timedOut {
+        let sessions = self.sessions
+        let finished = concurrently(sessions.count, deadline: deadline, atDeadline: {
             for session in sessions { session.drop("it was still busy when the time for the primary's fetch ran out") }
+        }) { [stall, started] index in
+            var outcome = sessions[index].finish(stall: stall)
+            outcome.seconds = Date().timeIntervalSince(started)
+            return outcome
         }
-        group.wait()
-        for outcome in finished.values.compactMap({ $0 }) { outcomes[outcome.name] = outcome }
+        for outcome in finished { outcomes[outcome.name] = outcome }
         return targets.compactMap { outcomes[$0.name] }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Git
 
 /// `gitmirror doctor`: what a first sync would meet at every remote, checked without changing anything.
 public struct Preflight: Sendable {
@@ -32,20 +33,9 @@ public struct Preflight: Sendable {
 
     public func check(_ mirrors: [Mirror]) -> [Finding] {
         let jobs = mirrors.flatMap { mirror in ([mirror.primary] + mirror.secondaries).map { (mirror.name, $0) } }
-        let results = LockedArray<Finding>(count: jobs.count)
-        let group = DispatchGroup()
-        let limit = DispatchSemaphore(value: max(config.maxParallelPushes, 2))
-        for (index, job) in jobs.enumerated() {
-            limit.wait()
-            group.enter()
-            Thread.detachNewThread {
-                results.set(index, self.check(repository: job.0, remote: job.1))
-                limit.signal()
-                group.leave()
-            }
+        return concurrently(jobs.count, limit: max(config.maxParallelPushes, 2)) { index in
+            self.check(repository: jobs[index].0, remote: jobs[index].1)
         }
-        group.wait()
-        return results.values.compactMap { $0 }
     }
 
     func check(repository: String, remote: RemoteSpec) -> Finding {

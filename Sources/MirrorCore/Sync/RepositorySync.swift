@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Git
 
 /// One sync (or plan) of one repository, following DESIGN.md's seven steps.
@@ -252,24 +253,14 @@ public struct RepositorySync: Sendable {
     /// it while slower ones run), except one that suspects the cache: the caller may repair and re-run it.
     func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID], seeded: [String: SeedOutcome] = [:],
                          runId: Int64?) -> [(report: RemoteReport, fingerprint: String?)] {
-        let results = LockedArray<(report: RemoteReport, fingerprint: String?)>(count: secondaries.count)
-        let limit = DispatchSemaphore(value: config.maxParallelPushes)
-        let group = DispatchGroup()
-        for (index, secondary) in secondaries.enumerated() {
-            limit.wait()
-            group.enter()
-            Thread.detachNewThread {
-                let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name])
-                if let runId, !self.options.planOnly, outcome.report.failure.map(Self.suspectsCache) != true {
-                    self.record(outcome.report, runId: runId, remote: secondary, fingerprint: outcome.fingerprint)
-                }
-                results.set(index, outcome)
-                limit.signal()
-                group.leave()
+        concurrently(secondaries.count, limit: config.maxParallelPushes) { index in
+            let secondary = secondaries[index]
+            let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name])
+            if let runId, !self.options.planOnly, outcome.report.failure.map(Self.suspectsCache) != true {
+                self.record(outcome.report, runId: runId, remote: secondary, fingerprint: outcome.fingerprint)
             }
+            return (report: outcome.report, fingerprint: outcome.fingerprint)
         }
-        group.wait()
-        return results.values.compactMap { $0 }
     }
 
     func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], seeded: SeedOutcome? = nil) -> (report: RemoteReport, fingerprint: String?) {
@@ -314,17 +305,17 @@ public struct RepositorySync: Sendable {
         var request = WorkerRequest(operation: .verify, url: "")
         request.cachePath = path
         request.announceFrom = 0
-        let last = LockedArray<String>(count: 1)
+        let last = Mutex<String?>(nil)
         let limits = WorkerSupervisor.Limits(timeout: mirror.primary.policy.timeout, stall: min(mirror.primary.policy.stallTimeout, Self.cacheStall / 2))
         progress(mirror.name, "primary", "verifying every object of the cache")
         let result = supervisor.run(request, limits: limits) { line in
-            if line.hasPrefix("reading object ") { last.set(0, String(line.dropFirst("reading object ".count))) }
+            if line.hasPrefix("reading object ") { last.withLock { $0 = String(line.dropFirst("reading object ".count)) } }
         }
         switch result {
         case .success(let verified):
             return verified.damage
         case .failure(let failure) where failure.errorClass == .timeout && registry?.isStopping != true:
-            let object = last.values.first.flatMap { $0 }
+            let object = last.withLock { $0 }
             return object.map { "object \($0) cannot be read: reading it never finishes (a truncated or corrupt object)" }
                 ?? "reading its objects never finishes (\(failure.message))"
         case .failure(let failure) where registry?.isStopping == true:
@@ -513,26 +504,6 @@ public struct RepositorySync: Sendable {
         } catch {
             progress(report.repository, report.remote, "could not record the outcome in SQLite: \(error)")
         }
-    }
-}
-
-/// Results written by worker threads, read once they are all done.
-final class LockedArray<Element>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [Element?]
-
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
-
-    func set(_ index: Int, _ value: Element) {
-        lock.lock()
-        storage[index] = value
-        lock.unlock()
-    }
-
-    var values: [Element?] {
-        lock.lock()
-        defer { lock.unlock() }
-        return storage
     }
 }
 

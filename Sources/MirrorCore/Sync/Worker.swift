@@ -213,7 +213,7 @@ public enum Worker {
     /// git's transfer unless the request asks for libgit2's or git cannot carry it. A local path
     /// always goes through git: libgit2 would write its refs directly, skipping the target's hooks
     /// and receive.deny* (git's receive-pack is the server there, as it is for `git push /path`).
-    static func transfer(for request: WorkerRequest, hooks: TransferHooks, caBundle: String?) -> PackTransfer {
+    static func transfer(for request: WorkerRequest, hooks: TransferHooks, caBundle: String?) -> any PackTransfer {
         let git = GitTransfer(request: request, hooks: hooks, caBundle: caBundle)
         if isLocalPath(request.url) { return git }
         if request.transfer == .libgit2 || !GitTransfer.handles(request) { return Libgit2Transfer(request: request, hooks: hooks) }

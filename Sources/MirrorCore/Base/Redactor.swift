@@ -1,13 +1,13 @@
 import Foundation
+import Synchronization
 
 /// Scrubs secrets from any text before it reaches a log, SQLite, an error or the terminal.
-public final class Redactor: @unchecked Sendable {
+public final class Redactor: Sendable {
     static let secretQueryKeys: Set<String> = [
         "token", "access_token", "private_token", "password", "passwd", "secret", "api_key", "apikey",
         "x-amz-security-token", "x-amz-signature", "sig", "signature", "auth",
     ]
-    private let lock = NSLock()
-    private var secrets: Set<String> = []
+    private let secrets = Mutex<Set<String>>([])
 
     public init() {}
 
@@ -15,15 +15,11 @@ public final class Redactor: @unchecked Sendable {
     public func register(_ secret: String) {
         let trimmed = secret.trimmingCharacters(in: .whitespacesAndNewlines)
         guard trimmed.count >= 4 else { return }
-        lock.lock()
-        secrets.insert(trimmed)
-        lock.unlock()
+        secrets.withLock { _ = $0.insert(trimmed) }
     }
 
     public func redact(_ text: String) -> String {
-        lock.lock()
-        let known = secrets.sorted { $0.count > $1.count }
-        lock.unlock()
+        let known = secrets.withLock { $0.sorted { $0.count > $1.count } }
         var result = text
         for secret in known where result.contains(secret) {
             result = result.replacingOccurrences(of: secret, with: "***")

@@ -1,11 +1,16 @@
 import Foundation
+import Synchronization
 
 /// A child process started with posix_spawn and reaped with waitpid: nothing
 /// depends on a run loop noticing that a worker ended.
-public final class ChildProcess: @unchecked Sendable {
+///
+/// The process is reaped only under `reaped`'s lock, and signalled only under it while not yet
+/// reaped: until then the pid is ours (a zombie keeps it), so a signal never reaches a stranger that
+/// was given the recycled pid. Waiting itself (`waitid` with `WNOWAIT`) holds no lock.
+public final class ChildProcess: Sendable {
     public let pid: pid_t
-    private let lock = NSLock()
-    private var exitStatus: Int32?
+    /// The exit status, once reaped.
+    private let reaped = Mutex<Int32?>(nil)
 
     /// Pipes are created close-on-exec and children spawned under one lock, so
     /// that no child started by another thread inherits (and holds open) a pipe.
@@ -75,33 +80,77 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     public var isRunning: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if exitStatus != nil { return false }
-        var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid {
-            exitStatus = Self.decode(status)
-            return false
+        reaped.withLock { exitStatus in
+            if exitStatus != nil { return false }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                exitStatus = Self.decode(status)
+                return false
+            }
+            return true
         }
-        return true
     }
 
     /// Waits for the process to end; its exit status, or 128 + the signal that killed it.
     @discardableResult
     public func wait() -> Int32 {
-        lock.lock()
-        defer { lock.unlock() }
-        if let exitStatus { return exitStatus }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        exitStatus = Self.decode(status)
-        return exitStatus!
+        if let status = reaped.withLock({ $0 }) { return status }
+        // Block until it has exited, leaving it a zombie (its pid still ours); then reap under the lock.
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+        return reaped.withLock { exitStatus in
+            if let exitStatus { return exitStatus }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            exitStatus = Self.decode(status)
+            return exitStatus!
+        }
     }
 
-    public func signal(_ signal: Int32) { kill(pid, signal) }
+    /// Signals the child, unless it was already reaped.
+    public func signal(_ signal: Int32) {
+        reaped.withLock { if $0 == nil { kill(pid, signal) } }
+    }
 
     /// Signals the child's whole process group (it must have been started with `newProcessGroup`).
-    public func signalGroup(_ signal: Int32) { kill(-pid, signal) }
+    /// The group outlives its leader only while the leader is unreaped, so the same rule holds.
+    public func signalGroup(_ signal: Int32) {
+        reaped.withLock { if $0 == nil { kill(-pid, signal) } }
+    }
+
+    /// Runs a command to its end: `input` on its stdin, its stdout and stderr collected. Past `timeout`
+    /// it is killed (SIGKILL) and its status says so. The one place that spawns with pipes and waits.
+    public static func run(_ command: [String], environment: [String: String], input: Data? = nil,
+                           timeout: TimeInterval? = nil) throws -> (status: Int32, output: Data, errors: Data) {
+        let (child, inWrite, outRead, errRead) = try withSpawnLock {
+            let inPipe = try makePipe(), outPipe = try makePipe(), errPipe = try makePipe()
+            defer { close(inPipe.read); close(outPipe.write); close(errPipe.write) }
+            let child = try ChildProcess(command, environment: environment, stdin: inPipe.read, stdout: outPipe.write, stderr: errPipe.write)
+            return (child, inPipe.write, outPipe.read, errPipe.read)
+        }
+        defer { close(outRead); close(errRead) }
+        let streams = concurrently(3, deadline: timeout.map { Date().addingTimeInterval($0) }, atDeadline: { child.signal(SIGKILL) }) { index -> Data in
+            switch index {
+            case 0:
+                if let input {
+                    input.withUnsafeBytes { bytes in
+                        var offset = 0
+                        while offset < bytes.count {
+                            let written = write(inWrite, bytes.baseAddress! + offset, bytes.count - offset)
+                            if written < 0 && errno == EINTR { continue }
+                            if written <= 0 { break }
+                            offset += written
+                        }
+                    }
+                }
+                close(inWrite)
+                return Data()
+            case 1: return readAll(outRead)
+            default: return readAll(errRead)
+            }
+        }
+        return (child.wait(), streams[1], streams[2])
+    }
 
     static func decode(_ status: Int32) -> Int32 {
         if status & 0x7f == 0 { return (status >> 8) & 0xff }

@@ -1,0 +1,171 @@
+import Foundation
+import Git
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// Builds the daemon: a ServiceGroup of the HTTP server, the SIGHUP reloader and the scheduler.
+public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executable: URL, version: String,
+                       environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger) async throws -> ServiceGroup {
+    Libgit2.initialize()
+    let redactor = Redactor()
+    let state = try DaemonState(config: try ConfigLoader.forThisMachine(environment: environment).load(file: configFile, environment: environment), configFile: configFile,
+                                shard: shard, environment: environment, redactor: redactor)
+    let loaded = await state.config
+    let store = try StateStore(path: loaded.databaseURL.path)
+    if let newer = store.newerSchema { throw newer }
+    let registry = WorkerRegistry()
+    let metrics = DaemonMetrics(version: version)
+    metrics.recordConfigLoaded()
+    // Secondaries out of step when the daemon starts are behind from then on, not from their next run.
+    for row in (try? store.remoteStates()) ?? [] where row.role == "secondary" && loaded.mirror(named: row.repository) != nil {
+        guard row.state != "ok" else { metrics.recordBehind(repository: row.repository, remote: row.remote, since: nil); continue }
+        metrics.recordBehind(repository: row.repository, remote: row.remote,
+                             since: row.lastSuccess ?? (try? store.firstRunStart(repository: row.repository)) ?? row.lastAttempt)
+    }
+    let notifier = Notifier(known: (try? store.remoteStates()) ?? [], logger: logger)
+    notifier.setTargets(try notifyTargets(loaded, environment: environment, redactor: redactor))
+    let credentials = CredentialResolver(environment: environment, redactor: redactor)
+    let hostLimiter = HostLimiter(limit: loaded.daemon.maxConnectionsPerHost)
+    let supervisor = WorkerSupervisor(executable: executable, registry: registry)
+    // Long work says how far it is every 10 s, at info level, one line per remote.
+    let board = ProgressBoard()
+    _ = board.everyInterval(10) { entries in
+        for entry in entries {
+            logger.info("sync in progress", metadata: ["repository": "\(entry.repository)", "remote": "\(entry.remote)",
+                                                       "progress": "\(entry.line)",
+                                                       "elapsed": "\(formatDuration(Date().timeIntervalSince(entry.started)))"])
+        }
+    }
+
+    // Runs a stopped process left `running` (a crash, a kill -9) are recorded as interrupted, once the
+    // repository's lock shows that nobody runs them; interrupted repositories then run first.
+    for repository in (try? store.repositoriesWithUnfinishedRuns()) ?? [] {
+        let lockPath = loaded.cacheDirectory.appendingPathComponent("\(repository).lock").path
+        guard case .acquired(let lock)? = try? RepositoryLock.acquire(path: lockPath, wait: 0) else { continue }
+        defer { lock.release() }
+        if (try? store.markUnfinishedRunsInterrupted(repository: repository)) != nil {
+            logger.info("a run left running by a stopped process is recorded as interrupted", metadata: ["repository": "\(repository)"])
+        }
+    }
+    let interrupted = (try? store.repositoriesLastInterrupted()) ?? []
+
+    // The scheduler publishes each repository's next run; the recorder writes them in order, off the actor.
+    let scheduleRecorder = ScheduleRecorder(store: store)
+    let scheduler = Scheduler(
+        config: loaded, logger: logger, startNow: interrupted,
+        runner: { mirror, trigger in
+            let config = await state.config
+            var options = RepositorySync.Options()
+            options.trigger = trigger
+            let sync = RepositorySync(config: config, store: store, supervisor: supervisor, credentials: credentials,
+                                      options: options, hostLimiter: hostLimiter) { repository, remote, message in
+                board.update(repository: repository, remote: remote, message: redactor.redact(message))
+            }
+            var runLogger = logger
+            runLogger[metadataKey: "repository"] = "\(mirror.name)"
+            runLogger.info("sync started", metadata: ["trigger": "\(trigger)"])
+            return await withCheckedContinuation { continuation in
+                Thread.detachNewThread { continuation.resume(returning: sync.run(mirror)) }
+            }
+        },
+        onFinished: { report in
+            // Behind: since the secondary was last in step; one never in step is behind since the repository's first run.
+            var behind: [String: Date] = [:]
+            if report.secondaries.contains(where: { $0.failure != nil }) {
+                let states = (try? store.remoteStates()) ?? []
+                let firstRun = try? store.firstRunStart(repository: report.repository)
+                for remote in report.secondaries where remote.failure != nil {
+                    behind[remote.remote] = states.first { $0.repository == report.repository && $0.remote == remote.remote }?.lastSuccess ?? firstRun
+                }
+            }
+            metrics.record(report, behindSince: behind)
+            notifier.observe(report)
+            for remote in [report.primary] + report.secondaries {
+                var metadata: Logger.Metadata = ["repository": "\(report.repository)", "remote": "\(remote.remote)",
+                                                 "result": "\(remote.result.rawValue)", "run_id": "\(report.runId.map(String.init) ?? "-")"]
+                if remote.result == .interrupted {
+                    logger.info("interrupted; retried on the next start", metadata: metadata)
+                } else if let failure = remote.failure {
+                    metadata["error_class"] = "\(failure.errorClass.rawValue)"
+                    logger.warning("\(redactor.redact(failure.message))", metadata: metadata)
+                } else {
+                    logger.info("in step", metadata: metadata)
+                }
+            }
+        },
+        onSchedule: { entry in scheduleRecorder.record(entry) })
+
+    let reload: @Sendable () async -> Result<Config, any Error> = {
+        SystemdNotify.send("RELOADING=1")
+        defer { SystemdNotify.send("READY=1") }
+        do {
+            let config = try await state.reload(redactor: redactor)
+            await scheduler.update(config)
+            notifier.setTargets(try notifyTargets(config, environment: environment, redactor: redactor))
+            metrics.recordReload(success: true)
+            metrics.keepBehind(only: Set(config.repositories.map(\.name)))
+            logger.info("configuration reloaded", metadata: ["repositories": "\(config.repositories.count)"])
+            return .success(config)
+        } catch {
+            metrics.recordReload(success: false)
+            logger.error("the new configuration is invalid and was not applied; the previous one keeps running\n\(error)")
+            return .failure(error)
+        }
+    }
+
+    let router = makeRouter(state: state, scheduler: scheduler, metrics: metrics, store: store, reload: reload, logger: logger)
+    let address = try bindAddress(listen ?? loaded.daemon.listen)
+    let binding = ServerBinding()
+    let application = Application(router: router, configuration: .init(address: address, serverName: "gitmirror"),
+                                  onServerRunning: { channel in
+                                      await binding.bound(channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "\(address)")
+                                  },
+                                  logger: logger)
+    // The grace period is read when the shutdown begins: a reload that changed it counts.
+    let schedulerService = SchedulerService(scheduler: scheduler, registry: registry, grace: { await state.config.daemon.shutdownGrace },
+                                            binding: binding, logger: logger)
+    return ServiceGroup(configuration: .init(
+        // Shut down in reverse: the scheduler first, then the recorder writes what it published last.
+        services: [.init(service: scheduleRecorder), .init(service: application), .init(service: ReloadService(reload: reload)),
+                   .init(service: ConfigWatchService(file: configFile, reload: reload)), .init(service: schedulerService),
+                   .init(service: RetentionService(state: state, store: store, logger: logger))],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger))
+}
+
+/// The notify targets with their secrets read: a URL from url_env/url_file is checked as one written in the file.
+func notifyTargets(_ config: Config, environment: [String: String], redactor: Redactor) throws -> [Notifier.Target] {
+    let resolver = CredentialResolver(environment: environment, redactor: redactor)
+    return try config.daemon.notify.enumerated().map { index, target in
+        var url = target.url
+        if let source = target.urlSecret {
+            let text = try resolver.read(source, for: "daemon.notify", key: "url").trimmingCharacters(in: .whitespacesAndNewlines)
+            if let problem = notifyURLProblem(text) { throw SyncFailure(.config, "daemon.notify[\(index)] (\(source)): \(problem)") }
+            url = URL(string: text)
+            redactor.register(text)
+        }
+        guard let url else { throw SyncFailure(.config, "daemon.notify[\(index)] has no url") }
+        return Notifier.Target(url: url, secret: try target.secret.map { try resolver.read($0, for: "daemon.notify", key: "secret") }, format: target.format)
+    }
+}
+
+func bindAddress(_ text: String) throws -> BindAddress {
+    if let problem = listenAddressProblem(text) { throw SyncFailure(.config, problem) }
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else {
+        throw SyncFailure(.config, "--listen must be ADDRESS:PORT, for example 127.0.0.1:9150 (got '\(text)')")
+    }
+    var host = String(text[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    return .hostname(host.isEmpty ? "0.0.0.0" : host, port: port)
+}
+
+/// Lets the executable run the group without importing ServiceLifecycle.
+public struct ServiceGroupRunner: Sendable {
+    let group: ServiceGroup
+
+    public init(_ group: ServiceGroup) { self.group = group }
+
+    public func run() async throws { try await group.run() }
+}

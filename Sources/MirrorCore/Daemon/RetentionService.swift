@@ -1,0 +1,32 @@
+import AsyncAlgorithms
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Applies the configured retention to the state database: once at start, then hourly.
+/// The deletes go through GRDB's writer queue, off the cooperative pool.
+struct RetentionService: Service {
+    let state: DaemonState
+    let store: StateStore
+    let logger: Logger
+    var every: Duration = .seconds(3600)
+
+    func run() async throws {
+        await prune()
+        for await _ in AsyncTimerSequence(interval: every, clock: .continuous).cancelOnGracefulShutdown() {
+            await prune()
+        }
+    }
+
+    private func prune() async {
+        let retention = await state.config.retention
+        do {
+            let pruned = try await store.prune(retention)
+            if pruned.runs > 0 {
+                logger.info("old runs pruned from the state database", metadata: ["runs": "\(pruned.runs)", "ref_updates": "\(pruned.refUpdates)"])
+            }
+        } catch {
+            logger.warning("could not prune old runs from the state database: \(error)")
+        }
+    }
+}

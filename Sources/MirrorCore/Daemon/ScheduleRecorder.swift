@@ -1,0 +1,26 @@
+import ServiceLifecycle
+
+/// Writes the scheduler's published entries to SQLite, in the order they were published. The
+/// scheduler hands them over without waiting, so a busy database (a CLI sync writing) never
+/// stalls scheduling or the webhooks that talk to the scheduler.
+struct ScheduleRecorder: Service {
+    let store: StateStore
+    private let entries: AsyncStream<ScheduleEntry>
+    private let continuation: AsyncStream<ScheduleEntry>.Continuation
+
+    init(store: StateStore) {
+        self.store = store
+        (entries, continuation) = AsyncStream.makeStream(of: ScheduleEntry.self)
+    }
+
+    func record(_ entry: ScheduleEntry) { continuation.yield(entry) }
+
+    func run() async throws {
+        // On shutdown the stream is finished, and what was published before is still written.
+        await withGracefulShutdownHandler {
+            for await entry in entries { try? await store.recordSchedule(entry) }
+        } onGracefulShutdown: {
+            continuation.finish()
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// MirrorCore's folders are layers (DESIGN, Architecture): `Daemon → Sync → {Remotes, State} → Config → Base`.
+/// A folder may use what a lower one declares, never what a higher one or a sibling does; and each
+/// library is imported by the one folder that owns it. One module cannot say so to the compiler, so
+/// this check reads the sources.
+@Suite(.onTestThreads) struct LayeringTests {
+    static let layers: [String: Int] = ["Base": 0, "Config": 1, "Remotes": 2, "State": 2, "Sync": 3, "Daemon": 4]
+    /// Which folders may import a library; a library not listed may be imported anywhere.
+    static let owners: [String: Set<String>] = [
+        "Yams": ["Config"], "GRDB": ["State"], "Hummingbird": ["Daemon"], "HTTPTypes": ["Daemon"],
+        "ServiceLifecycle": ["Daemon"], "UnixSignals": ["Daemon"], "Prometheus": ["Daemon"], "AsyncAlgorithms": ["Daemon"],
+        "ArgumentParser": [], "CLibgit2": [], "CCurl": ["Remotes"],
+    ]
+
+    static let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Sources/MirrorCore")
+
+    /// Text without comments and string literals, so that a word in a message is not a use.
+    static func code(_ text: String) -> String {
+        var result = text
+        for pattern in [#"(?s)/\*.*?\*/"#, #"//[^\n]*"#, #"(?s)"""(.*?)""""#, #""(?:\\.|[^"\\\n])*""#] {
+            result = result.replacingOccurrences(of: pattern, with: " ", options: .regularExpression)
+        }
+        return result
+    }
+
+    /// The names a file declares at its top level (types, functions, constants).
+    static func declarations(_ code: String) -> Set<String> {
+        let pattern = #"(?m)^(?:@\w+(?:\([^)]*\))?\s+)*(?:(?:public|internal|private|fileprivate|package|final|nonisolated)\s+)*(?:struct|class|enum|actor|protocol|typealias|func|let|var)\s+([A-Za-z_]\w*)"#
+        let regex = try! NSRegularExpression(pattern: pattern)
+        return Set(regex.matches(in: code, range: NSRange(code.startIndex..., in: code)).compactMap { Range($0.range(at: 1), in: code).map { String(code[$0]) } })
+    }
+
+    /// Every use of a name from a higher or sibling layer, and every import outside its owner.
+    static func violations(_ files: [(folder: String, name: String, text: String)]) -> [String] {
+        var declaredIn: [String: String] = [:]
+        let codes = files.map { (folder: $0.folder, name: $0.name, code: code($0.text)) }
+        for file in codes {
+            for name in declarations(file.code) { declaredIn[name] = file.folder }
+        }
+        var found: [String] = []
+        for file in codes {
+            guard let layer = layers[file.folder] else {
+                found.append("\(file.folder)/\(file.name): folder \(file.folder) is not a layer (add it to DESIGN and to this check)")
+                continue
+            }
+            let words = Set(file.code.split { !($0.isLetter || $0.isNumber || $0 == "_") }.map(String.init))
+            for word in words.sorted() {
+                guard let folder = declaredIn[word], folder != file.folder, let other = layers[folder], other >= layer else { continue }
+                found.append("\(file.folder)/\(file.name) uses \(word), declared in \(folder), \(other == layer ? "a sibling" : "a higher") layer")
+            }
+            for line in file.code.split(separator: "\n") where line.hasPrefix("import ") || line.hasPrefix("@testable import ") {
+                let module = String(line.split(separator: " ").last ?? "")
+                if let owner = owners[module], !owner.contains(file.folder) {
+                    found.append("\(file.folder)/\(file.name) imports \(module), which only \(owner.isEmpty ? "the executable" : owner.sorted().joined(separator: ", ")) may import")
+                }
+            }
+        }
+        return found
+    }
+
+    static func mirrorCoreFiles() throws -> [(folder: String, name: String, text: String)] {
+        var files: [(String, String, String)] = []
+        for folder in try FileManager.default.contentsOfDirectory(atPath: sources.path).sorted() {
+            let directory = sources.appendingPathComponent(folder)
+            for name in try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted() where name.hasSuffix(".swift") {
+                files.append((folder, name, try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)))
+            }
+        }
+        return files
+    }
+
+    @Test func mirrorCoreFoldersDependOnLowerLayersOnly() throws {
+        let files = try Self.mirrorCoreFiles()
+        #expect(Set(files.map(\.folder)) == Set(Self.layers.keys))
+        let found = Self.violations(files)
+        #expect(found.isEmpty, "\(found.joined(separator: "\n"))")
+    }
+
+    @Test func theCheckCatchesAnUpwardUseASiblingUseAndAStrayImport() {
+        // Given a lower layer that names a higher one's type, a sibling's type, and imports GRDB outside State
+        let files = [
+            (folder: "Daemon", name: "Scheduler.swift", text: "public actor Scheduler {}\n"),
+            (folder: "State", name: "Store.swift", text: "import GRDB\nstruct Store {}\n"),
+            (folder: "Remotes", name: "Forge.swift", text: "import GRDB\n// Scheduler in a comment is fine\nlet message = \"Scheduler\"\nfunc f(_ s: Scheduler, _ t: Store) {}\n"),
+        ]
+        let found = LayeringTests.violations(files)
+        #expect(found.contains("Remotes/Forge.swift uses Scheduler, declared in Daemon, a higher layer"), "\(found)")
+        #expect(found.contains("Remotes/Forge.swift uses Store, declared in State, a sibling layer"), "\(found)")
+        #expect(found.contains("Remotes/Forge.swift imports GRDB, which only State may import"), "\(found)")
+        #expect(found.count == 3, "\(found)")
+    }
+}
