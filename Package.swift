@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["MirrorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "GitTests", dependencies: ["Git", "TestSupport"]),
         .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "TestSupport"]),
-        .testTarget(name: "gitmirrorTests", dependencies: ["gitmirror", "MirrorCore", "TestSupport"]),
+        .testTarget(name: "gitmirrorTests", dependencies: ["gitmirror", "MirrorCore", "Git", "TestSupport"]),
     ]
 )
 

@@ -102,6 +102,22 @@ import TestSupport
         #expect(hosts.check(host: "gitlab.com", key: blob) == .unknownHost)
     }
 
+    @Test func negatedAndWildcardPatternsFollowOpenSSH() {
+        // A wildcard entry for a domain that excludes one host of it, and a ? pattern
+        let hosts = KnownHosts(contents: "*.example.com,!build.example.com ssh-ed25519 \(key)\ngit?.example.org ssh-ed25519 \(key)\n")
+        #expect(hosts.check(host: "git.example.com", key: blob) == .trusted)
+        #expect(hosts.check(host: "a.b.example.com", key: blob) == .trusted)
+        // A negated match wins over the positive one on the same line: that host is unknown, not trusted
+        #expect(hosts.check(host: "build.example.com", key: blob) == .unknownHost)
+        #expect(hosts.check(host: "example.com", key: blob) == .unknownHost)
+        #expect(hosts.check(host: "git1.example.org", key: blob) == .trusted)
+        #expect(hosts.check(host: "git12.example.org", key: blob) == .unknownHost)
+        // Matching ignores case, as OpenSSH does
+        #expect(hosts.check(host: "GIT.Example.COM", key: blob) == .trusted)
+        // A negation alone matches nothing
+        #expect(KnownHosts(contents: "!evil.example.com ssh-ed25519 \(key)\n").check(host: "git.example.com", key: blob) == .unknownHost)
+    }
+
     @Test func sha1MatchesTheStandardVector() {
         let digest = SHA1.hash(Array("abc".utf8)).map { String(format: "%02x", $0) }.joined()
         #expect(digest == "a9993e364706816aba3e25717850c26c9cd0d89d")
@@ -144,5 +160,47 @@ import TestSupport
         #expect(try RemoteURL.parse("codecommit::cn-north-1://x", relativeTo: base).gitURL == "https://git-codecommit.cn-north-1.amazonaws.com.cn/v1/repos/x")
         #expect(throws: RemoteURL.ParseError.self) { try RemoteURL.parse("codecommit://payments", relativeTo: base) }
         #expect(CodeCommitTarget.isValidName("my.repo_1-x") && !CodeCommitTarget.isValidName("repo.git") && !CodeCommitTarget.isValidName("has space"))
+    }
+}
+
+/// HMAC-SHA256 as webhooks and notifications use it, against RFC 4231's test vectors: keys shorter
+/// than, equal to and longer than the 64-byte block (a longer key is hashed first).
+@Suite(.onTestThreads) struct HMACTests {
+    static func bytes(_ hex: String) -> [UInt8] {
+        var result: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            result.append(UInt8(hex[index..<next], radix: 16)!)
+            index = next
+        }
+        return result
+    }
+
+    @Test(arguments: [
+        // RFC 4231 test cases 1, 2, 3, 6 and 7 (key, data, HMAC-SHA256)
+        (String(repeating: "0b", count: 20), "4869205468657265",
+         "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+        ("4a656665", "7768617420646f2079612077616e7420666f72206e6f7468696e673f",
+         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+        (String(repeating: "aa", count: 20), String(repeating: "dd", count: 50),
+         "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"),
+        (String(repeating: "aa", count: 131),
+         "54657374205573696e67204c6172676572205468616e20426c6f636b2d53697a65204b6579202d2048617368204b6579204669727374",
+         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+        (String(repeating: "aa", count: 131),
+         "5468697320697320612074657374207573696e672061206c6172676572207468616e20626c6f636b2d73697a65206b657920616e642061206c6172676572207468616e20626c6f636b2d73697a6520646174612e20546865206b6579206e6565647320746f20626520686173686564206265666f7265206265696e6720757365642062792074686520484d414320616c676f726974686d2e",
+         "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"),
+    ])
+    func matchesRFC4231(key: String, data: String, expected: String) {
+        #expect(SHA256.hmac(key: Self.bytes(key), message: Self.bytes(data)).hex == expected)
+    }
+
+    @Test func aWebhookSignedWithAKeyLongerThanTheBlockIsVerified() {
+        let secret = String(repeating: "k", count: 100)
+        let body = Array(#"{"ref":"refs/heads/main"}"#.utf8)
+        let signature = Webhooks.sign(body, secret: secret)
+        #expect(Webhooks.verifyHMAC(body: body, signature: signature, secret: secret))
+        #expect(!Webhooks.verifyHMAC(body: body, signature: signature, secret: String(repeating: "k", count: 99)))
     }
 }

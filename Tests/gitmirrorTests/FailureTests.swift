@@ -185,6 +185,30 @@ import TestSupport
         #expect(state.lastError?.contains(ssh.hostKeyFingerprint) == true)
     }
 
+    @Test func aKeyTheServerDoesNotAuthorizeIsAuthAfterOneAttempt() throws {
+        // Given an SSH secondary and a well-formed ed25519 key that the server does not authorize
+        let scenario = try Scenario("ssh-wrong-key")
+        try scenario.primary.commit("first")
+        let target = try scenario.secondary("target")
+        let ssh = try SSHServer(sandbox: scenario.sandbox)
+        let stranger = try scenario.sandbox.directory("strangers").appendingPathComponent("key")
+        try Shell.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "not authorized", "-f", stranger.path])
+        try scenario.configure(secondaries: "- name: ssh\n  url: \(ssh.url(target.url))\n  credentials: key",
+                               credentials: "key:\n  ssh_key: \(stranger.path)\n  known_hosts: \(ssh.knownHosts.path)")
+
+        // When gitmirror syncs
+        let started = Date()
+        let output = try scenario.gitmirror("sync")
+
+        // Then the secondary fails as auth, quickly (the key is offered once, not retried forever), and gets nothing
+        #expect(output.status == 1, "\(output)")
+        #expect(try scenario.state("ssh")?.lastErrorClass == "auth", "\(output)")
+        #expect(Date().timeIntervalSince(started) < 30)
+        #expect(try target.refs().isEmpty)
+        let offers = ((try? String(contentsOf: ssh.log, encoding: .utf8)) ?? "").components(separatedBy: "Failed publickey").count - 1
+        #expect(offers <= 2, "the key was offered \(offers) times")
+    }
+
     @Test func scpLikeURLReachesAnSSHServer() throws {
         // scp-like URLs carry no port: the server listens on port 22 of a loopback address of its own
         let scenario = try Scenario("scp-like")

@@ -212,6 +212,27 @@ import TestSupport
         #expect(try scenario.state("backup")?.lastErrorClass == "rejected")
     }
 
+    @Test func aServerThatSaysOkButHoldsSomethingElseIsAFailure() throws {
+        // Given a secondary whose post-receive hook moves main back to an older commit after accepting the push
+        let scenario = try Scenario("verify")
+        let first = try scenario.primary.commit("first")
+        let second = try scenario.primary.commit("second")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+        try backup.installHook("post-receive", "#!/bin/sh\ngit update-ref refs/heads/main \(first)\n")
+
+        // When gitmirror syncs
+        let output = try scenario.gitmirror("sync")
+
+        // Then the run fails: the ref is recorded as failed, with what the server holds, not as applied
+        #expect(output.status == 1, "\(output)")
+        #expect(try backup.refs()["refs/heads/main"] == first)
+        let row = try #require(try scenario.store().refHistory(repository: "app", ref: "refs/heads/main").first)
+        #expect(row.outcome == "failed" && row.newOid == second, "\(row)")
+        #expect(row.message?.contains("the server reported success but holds \(first.prefix(7))") == true, "\(row.message ?? "")")
+        #expect(try scenario.state("backup")?.state != "ok")
+    }
+
     @Test func syncWithNothingToDoFetchesNothingAndPushesNothing() throws {
         let scenario = try Scenario("no-op")
         try scenario.primary.commit("first")

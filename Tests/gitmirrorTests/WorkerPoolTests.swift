@@ -1,4 +1,5 @@
 import Foundation
+import Git
 import Testing
 import TestSupport
 @testable import MirrorCore
@@ -64,5 +65,32 @@ import TestSupport
         let result = supervisor.run(listing, limits: limits)
         #expect((try? result.get())?.heads.first { $0.name == "refs/heads/main" }?.id.description == head, "\(result)")
         #expect(!workers().contains(idle))
+    }
+}
+
+/// The lease (DESIGN, "One sync of one repository", step 5): a push carries what the plan saw on
+/// the secondary, and a ref that moved on the server since is left alone, with that reason, by
+/// either transfer. Driven at the worker, where the moment between plan and push can be staged.
+@Suite(.onTestThreads) struct LeaseTests {
+    @Test(arguments: [TransferKind.libgit2, .git])
+    func aRefThatMovedOnTheServerSinceThePlanIsLeftAlone(transfer: TransferKind) throws {
+        // Given a plan made when the secondary's main was A, to move it to B
+        let scenario = try Scenario("lease-\(transfer.rawValue)")
+        let a = try scenario.primary.commit("first")
+        let b = try scenario.primary.commit("second")
+        let backup = try scenario.secondary("backup")
+        // When someone else pushes C there before gitmirror's push
+        let c = try backup.commit("someone else's work")
+        var push = WorkerRequest(operation: .push, url: scenario.url(backup))
+        push.cachePath = scenario.primary.path
+        push.transfer = transfer
+        push.updates = [WireUpdate(ref: "refs/heads/main", expectedOld: ObjectID(hex: a)!, new: ObjectID(hex: b)!, force: false)]
+        let result = WorkerSupervisor(executable: Gitmirror.executable).run(push, limits: .init(timeout: 60, stall: 30))
+
+        // Then the ref is refused as moved, and the secondary still holds C
+        let outcome = try #require((try? result.get())?.outcomes.first { $0.ref == "refs/heads/main" }, "\(result)")
+        #expect(!outcome.accepted)
+        #expect(outcome.message?.contains("moved on the server since it was planned") == true, "\(outcome)")
+        #expect(try backup.refs()["refs/heads/main"] == c)
     }
 }
