@@ -50,7 +50,7 @@ struct DaemonCommand: AsyncParsableCommand {
         let group: ServiceGroupRunner
         do {
             group = ServiceGroupRunner(try await makeDaemon(configFile: options.configURL, listen: listen, shard: try parsedShard(),
-                                                      executable: Engine.selfExecutable(), version: Gitmirror.version,
+                                                      executable: ChildProcess.ownExecutable, version: Gitmirror.version,
                                                       logger: logger))
         } catch {
             Terminal.error("error: \(error)")

@@ -20,7 +20,7 @@ struct DoctorCommand: ParsableCommand {
     func run() throws {
         let config = try options.load()
         let mirrors = try options.select(repositories, from: config)
-        let preflight = Preflight(config: config, supervisor: WorkerSupervisor(executable: Engine.selfExecutable()),
+        let preflight = Preflight(config: config, supervisor: WorkerSupervisor(executable: ChildProcess.ownExecutable),
                                   credentials: CredentialResolver(redactor: Redactor()))
         let findings = preflight.check(mirrors)
         if json {

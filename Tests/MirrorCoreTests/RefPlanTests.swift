@@ -64,3 +64,20 @@ import TestSupport
         #expect(refs["refs/pull/1/head"]?.action == .skip)
     }
 }
+
+/// The one mapping from a run's outcome to what state, alerts and metrics say, as a table.
+@Suite(.onTestThreads) struct OutcomeTests {
+    @Test func everyResultHasOneCondition() {
+        let table: [(RemoteReport.Result, RemoteCondition?)] = [
+            (.ok, .ok), (.upToDate, .ok), (.planned, .ok), (.diverged, .diverged), (.failed, .failing), (.interrupted, nil),
+        ]
+        for (result, condition) in table { #expect(result.condition == condition, "\(result)") }
+    }
+
+    @Test func onlyAStopByGitmirrorItselfIsInterrupted() {
+        for errorClass in ErrorClass.allCases {
+            let result = RemoteReport.Result.ending(in: SyncFailure(errorClass, "x"))
+            #expect(result == (errorClass == .interrupted ? .interrupted : .failed), "\(errorClass)")
+        }
+    }
+}

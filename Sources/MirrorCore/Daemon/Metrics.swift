@@ -30,7 +30,7 @@ public final class DaemonMetrics: @unchecked Sendable {
     public func record(_ report: RepositoryReport, behindSince: [String: Date] = [:], now: Date = Date()) {
         let repository = report.repository
         // An interrupted run (a restart) says nothing about the remotes: no counter or gauge moves.
-        guard !([report.primary] + report.secondaries).contains(where: { $0.result == .interrupted }) else { return }
+        guard !report.wasInterrupted else { return }
         let result = !report.inStep ? "error" : (report.secondaries.allSatisfy { $0.result == .upToDate } ? "noop" : "success")
         registry.makeValueHistogram(descriptor: Self.name("sync_duration", "seconds", "Duration of one repository sync."),
                                     labels: [("repository", repository)], buckets: Self.durationBuckets).record(report.duration)

@@ -37,13 +37,8 @@ public final class Notifier: @unchecked Sendable {
         lock.lock()
         for remote in [report.primary] + report.secondaries {
             let key = "\(report.repository)/\(remote.remote)"
-            let state: String
-            switch remote.result {
-            case .interrupted: continue   // gitmirror was stopped: nothing is known about the remote
-            case .failed: state = "failing"
-            case .diverged: state = "diverged"
-            default: state = "ok"
-            }
+            // Interrupted: gitmirror was stopped, and nothing is known about the remote.
+            guard let state = remote.result.condition?.rawValue else { continue }
             let previous = states[key]
             states[key] = state
             // A remote seen for the first time is news only when it is not ok.
@@ -102,52 +97,5 @@ public final class Notifier: @unchecked Sendable {
         }
         blocks.append(["type": "context", "elements": [["type": "mrkdwn", "text": "\(escaped(event["at"] ?? "")) · `gitmirror status` · `gitmirror history \(escaped(event["repository"] ?? ""))`"]]])
         return ["text": "gitmirror: \(headline)", "blocks": blocks]
-    }
-}
-
-/// systemd's readiness protocol: a datagram to $NOTIFY_SOCKET.
-public enum SystemdNotify {
-    public static func send(_ state: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
-        guard var path = environment["NOTIFY_SOCKET"], !path.isEmpty else { return }
-        if path.hasPrefix("@") { path = "\0" + path.dropFirst() }   // abstract namespace
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return }
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            for (index, byte) in bytes.enumerated() { buffer[index] = byte }
-        }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
-        _ = state.withCString { message in
-            withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, message, strlen(message), 0, $0, length) }
-            }
-        }
-    }
-}
-
-/// One JSON object per line on stderr, for log collectors.
-public struct JSONLogHandler: LogHandler {
-    public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level = .info
-    let label: String
-
-    public init(label: String) { self.label = label }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
-        var object: [String: String] = ["time": ISO8601DateFormatter().string(from: Date()), "level": event.level.rawValue,
-                                        "message": event.message.description, "logger": label]
-        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, new in new }) { object[key] = "\(value)" }
-        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-        data.append(0x0A)
-        FileHandle.standardError.write(data)
     }
 }

@@ -134,7 +134,7 @@ public struct RepositorySync: Sendable {
             }
         } catch {
             primary.failure = redacted(error as? SyncFailure ?? SyncFailure(.internal, "\(error)"))
-            primary.result = primary.failure?.errorClass == .interrupted ? .interrupted : .failed
+            primary.result = primary.failure.map(RemoteReport.Result.ending(in:)) ?? .failed
         }
         // Outcomes held back for a possible repair are recorded now, whatever became of them.
         if let runId, !options.planOnly {
@@ -149,8 +149,7 @@ public struct RepositorySync: Sendable {
                                       duration: Date().timeIntervalSince(started))
         if let runId, let store {
             record(primary, runId: runId, remote: mirror.primary, fingerprint: nil)
-            let interrupted = ([report.primary] + report.secondaries).contains { $0.result == .interrupted }
-            let result = interrupted || (supervisor.registry?.isStopping == true && !report.inStep) ? "interrupted"
+            let result = report.wasInterrupted || (supervisor.registry?.isStopping == true && !report.inStep) ? "interrupted"
                 : report.primary.failure != nil ? "failed" : (report.inStep ? "ok" : "failed")
             let failures = report.primary.failure?.description ?? report.secondaries.compactMap { $0.failure.map { "\($0.errorClass.rawValue)" } }.joined(separator: ", ")
             let summary = (notes + (failures.isEmpty ? [] : [failures])).joined(separator: "; ")
@@ -274,7 +273,7 @@ public struct RepositorySync: Sendable {
         } catch {
             report = work.report
             report.failure = redacted(error as? SyncFailure ?? SyncFailure(.internal, "\(error)"))
-            report.result = report.failure?.errorClass == .interrupted ? .interrupted : .failed
+            report.result = report.failure.map(RemoteReport.Result.ending(in:)) ?? .failed
             for index in report.refs.indices where report.refs[index].outcome == .planned && report.refs[index].action.pushes {
                 report.refs[index].outcome = .failed
                 report.refs[index].message = report.failure?.message
@@ -475,12 +474,7 @@ public struct RepositorySync: Sendable {
     func record(_ report: RemoteReport, runId: Int64, remote: RemoteSpec, fingerprint: String?) {
         guard let store else { return }
         let now = Date()
-        let state: String
-        switch report.result {
-        case .ok, .upToDate, .planned: state = "ok"
-        case .diverged: state = "diverged"
-        case .failed: state = "failing"
-        case .interrupted:
+        guard let condition = report.result.condition else {
             // No verdict on the remote: its state row stays as it was. What was applied before the stop is journaled.
             let applied = report.refs.filter { $0.outcome == .applied }.map { ref in
                 RefUpdate(id: nil, runId: runId, repository: report.repository, remote: report.remote, ref: ref.ref,
@@ -490,6 +484,7 @@ public struct RepositorySync: Sendable {
             if !applied.isEmpty { try? store.recordJournal(applied) }
             return
         }
+        let state = condition.rawValue
         let row = RemoteState(repository: report.repository, remote: report.remote, role: report.role.rawValue, url: redactor.redact(report.url),
                               state: state, lastAttempt: now, lastSuccess: report.failure == nil ? now : nil,
                               lastErrorClass: report.failure?.errorClass.rawValue, lastError: report.failure.map { redactor.redact($0.message) },

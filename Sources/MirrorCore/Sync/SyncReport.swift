@@ -66,3 +66,32 @@ public struct RepositoryReport: Codable, Sendable {
 
     public var inStep: Bool { primary.failure == nil && secondaries.allSatisfy(\.inStep) }
 }
+
+/// Where a remote stands after a run: what its state row, its alerts and its metrics say.
+public enum RemoteCondition: String, Sendable, CaseIterable {
+    case ok, diverged, failing
+}
+
+extension RemoteReport.Result {
+    /// The result of a remote whose work ended in `failure`: interrupted when gitmirror itself was
+    /// stopped (no verdict on the remote), failed otherwise.
+    public static func ending(in failure: SyncFailure) -> Self {
+        failure.errorClass == .interrupted ? .interrupted : .failed
+    }
+
+    /// The one mapping from a run's result to the remote's condition, used by the state store, the
+    /// notifier and the metrics alike; nil when the run says nothing about the remote (interrupted).
+    public var condition: RemoteCondition? {
+        switch self {
+        case .ok, .upToDate, .planned: return .ok
+        case .diverged: return .diverged
+        case .failed: return .failing
+        case .interrupted: return nil
+        }
+    }
+}
+
+extension RepositoryReport {
+    /// gitmirror was stopped during some remote's work: the run moves no state, alert or metric.
+    public var wasInterrupted: Bool { ([primary] + secondaries).contains { $0.result == .interrupted } }
+}

@@ -1,0 +1,28 @@
+import ArgumentParser
+import Foundation
+import MirrorCore
+
+/// How many repositories one `sync` or `plan` works on at once.
+struct ParallelOptions: ParsableArguments {
+    @Option(name: [.short, .long], help: ArgumentHelp(
+        "How many repositories to work on at once.",
+        discussion: "Defaults to daemon.max_parallel_repositories (4). Connections to one host stay within daemon.max_connections_per_host.",
+        valueName: "n"))
+    var jobs: Int?
+
+    @Option(help: ArgumentHelp(
+        "When output is not a terminal (cron, CI, journald), print a line per remote still working this often.",
+        valueName: "duration"))
+    var progressEvery: String = "10s"
+
+    var heartbeat: TimeInterval { parseDuration(progressEvery) ?? 10 }
+
+    func validate() throws {
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        guard let every = parseDuration(progressEvery), every >= 1 else {
+            throw ValidationError("--progress-every must be a duration of at least 1s, such as 10s or 1m")
+        }
+    }
+
+    func jobs(_ config: Config) -> Int { jobs ?? config.daemon.maxParallelRepositories }
+}

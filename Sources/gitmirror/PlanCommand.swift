@@ -1,0 +1,36 @@
+import ArgumentParser
+import MirrorCore
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Fetch the primaries and print what a sync would do to every ref, pushing nothing."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    @Argument(help: "Repositories to plan (default: all).")
+    var repositories: [String] = []
+
+    @Flag(help: "Print the plan as JSON.")
+    var json = false
+
+    @OptionGroup var parallel: ParallelOptions
+
+    func run() throws {
+        let config = try options.load()
+        let mirrors = try options.select(repositories, from: config)
+        var syncOptions = RepositorySync.Options()
+        syncOptions.planOnly = true
+        let (reports, interrupted) = try runSession(config, mirrors, syncOptions, parallel)
+        if json {
+            try Terminal.printJSON(reports)
+        } else {
+            print(ReportTable.renderPlan(reports))
+        }
+        if interrupted { throw ExitStatus.interrupted }
+        if reports.contains(where: { $0.primary.failure != nil || $0.secondaries.contains { $0.failure != nil } }) {
+            throw ExitStatus.outOfStep
+        }
+    }
+}
