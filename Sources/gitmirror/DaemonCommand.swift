@@ -19,26 +19,21 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Serve HTTP here (default: daemon.listen, then 127.0.0.1:9150).", valueName: "address:port"))
     var listen: String?
 
-    @Option(help: ArgumentHelp("Own only the repositories whose name hashes to shard I of N.",
+    @Option(help: ArgumentHelp("Own only the repositories whose name hashes to shard I of N (default: 0/1, all of them).",
                                discussion: "auto/N takes I from the host name's trailing number, as a StatefulSet's pod-2 gives 2.",
-                               valueName: "I/N"))
-    var shard: String = "0/1"
+                               valueName: "I/N"),
+            transform: Shard.argument)
+    var shard = Shard(index: 0, count: 1)
 
-    @Option(help: ArgumentHelp("Log format.", valueName: "text|json"))
-    var logFormat: String = "text"
+    @Option(help: ArgumentHelp("Log format.", valueName: "format"))
+    var logFormat: LogFormat = .text
 
     func validate() throws {
-        do { _ = try parsedShard() } catch { throw ValidationError(error.description) }
         if let listen, let problem = listenAddressProblem(listen) { throw ValidationError("--\(problem)") }
-        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
-    }
-
-    func parsedShard() throws(ShardError) -> Shard {
-        try Shard.parse(shard, hostName: ProcessInfo.processInfo.environment["HOSTNAME"] ?? ProcessInfo.processInfo.hostName)
     }
 
     func run() async throws {
-        let json = logFormat == "json"
+        let json = logFormat == .json
         LoggingSystem.bootstrap { label in
             if json { return JSONLogHandler(label: label) }
             var handler = StreamLogHandler.standardError(label: label)
@@ -49,7 +44,7 @@ struct DaemonCommand: AsyncParsableCommand {
         let config = try options.load(requireEnvironment: true)   // every problem, with line and column, and exit 2
         let group: ServiceGroupRunner
         do {
-            group = ServiceGroupRunner(try await makeDaemon(configFile: options.configURL, listen: listen, shard: try parsedShard(),
+            group = ServiceGroupRunner(try await makeDaemon(configFile: options.configURL, listen: listen, shard: shard,
                                                       executable: ChildProcess.ownExecutable, version: Gitmirror.version,
                                                       logger: logger))
         } catch {

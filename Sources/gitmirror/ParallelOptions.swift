@@ -11,15 +11,15 @@ struct ParallelOptions: ParsableArguments {
     var jobs: Int?
 
     @Option(help: ArgumentHelp(
-        "When output is not a terminal (cron, CI, journald), print a line per remote still working this often.",
+        "When output is not a terminal (cron, CI, journald), print a line per remote still working this often (10s, 1m, …).",
         valueName: "duration"))
-    var progressEvery: String = "10s"
+    var progressEvery = DurationArgument(argument: "10s")!
 
-    var heartbeat: TimeInterval { parseDuration(progressEvery) ?? 10 }
+    var heartbeat: TimeInterval { progressEvery.seconds }
 
     func validate() throws {
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
-        guard let every = parseDuration(progressEvery), every >= 1 else {
+        guard progressEvery.seconds >= 1 else {
             throw ValidationError("--progress-every must be a duration of at least 1s, such as 10s or 1m")
         }
     }

@@ -17,20 +17,16 @@ struct SyncCommand: ParsableCommand {
     @Flag(help: "Print the result as JSON.")
     var json = false
 
-    @Option(help: ArgumentHelp("How long to wait for another gitmirror's lock on a repository.", valueName: "duration"))
-    var lockWait: String = "15m"
+    @Option(help: ArgumentHelp("How long to wait for another gitmirror's lock on a repository, as 30s, 15m or 1h.", valueName: "duration"))
+    var lockWait = DurationArgument(argument: "15m")!
 
     @OptionGroup var parallel: ParallelOptions
-
-    func validate() throws {
-        guard parseDuration(lockWait) != nil else { throw ValidationError("--lock-wait must be a duration such as 30s or 15m") }
-    }
 
     func run() throws {
         let config = try options.load()
         let mirrors = try options.select(repositories, from: config)
         var syncOptions = RepositorySync.Options()
-        syncOptions.lockWait = parseDuration(lockWait) ?? 900
+        syncOptions.lockWait = lockWait.seconds
         let (reports, interrupted) = try runSession(config, mirrors, syncOptions, parallel)
         if json {
             try Terminal.printJSON(reports)

@@ -187,8 +187,10 @@ import TestSupport
               force: true
             """, credentials: "web:\n  username: mirror\n  password_env: GITMIRROR_CANARY\n  ca_file: \(https.authority.certificate.path)")
 
-        // When it syncs, diverges, and syncs again with a backup fetch
+        // When it syncs, diverges, and syncs again with a backup fetch, while a reader keeps the database
+        // open (so SQLite's write-ahead log stays on disk, with whatever the syncs wrote into it)
         let first = try scenario.gitmirror("sync", environment: ["GITMIRROR_CANARY": canary])
+        let reader = try scenario.store()
         try target.commit("secondary only")
         try scenario.primary.commit("second")
         let second = try scenario.gitmirror("sync", environment: ["GITMIRROR_CANARY": canary])
@@ -198,8 +200,11 @@ import TestSupport
         // Then the canary is in no output and in no file under state_dir
         #expect(first.status == 0 && second.status == 0, "\(first)\n\(second)")
         for output in [first, second, status, history] { #expect(!output.combined.contains(canary)) }
+        let wal = scenario.sandbox.path("state/gitmirror.sqlite-wal")
+        #expect(FileManager.default.fileExists(atPath: wal.path), "the scan must read the -wal file too")
         let scan = scenario.sandbox.files(under: "state", containing: [canary])
         #expect(scan.hits.isEmpty, "\(scan.hits)")
         #expect(scan.read > 5)
+        withExtendedLifetime(reader) {}
     }
 }
