@@ -77,8 +77,8 @@ struct StatusCommand: ParsableCommand {
                 let state = known["\(mirror.name)\u{0}\(remote.name)"]
                 let now = working["\(mirror.name)\u{0}\(remote.name)"]
                 rows.append(Row(repository: mirror.name, remote: remote.name, role: remote.role.rawValue, url: remote.url.display,
-                                state: state?.state ?? "never_synced", lastAttempt: state?.lastAttempt, lastSuccess: state?.lastSuccess,
-                                lastErrorClass: state?.lastErrorClass, lastError: state?.lastError,
+                                state: state?.state.rawValue ?? "never_synced", lastAttempt: state?.lastAttempt, lastSuccess: state?.lastSuccess,
+                                lastErrorClass: state?.lastErrorClass?.rawValue, lastError: state?.lastError,
                                 nextRun: schedule[mirror.name]?.nextRun,
                                 schedule: schedule[mirror.name].map { [$0.state, $0.note].compactMap { $0 }.joined(separator: "; ") },
                                 progress: now.map { "\($0.phase) (for \(formatDuration(Date().timeIntervalSince($0.startedAt))))" }))

@@ -23,11 +23,11 @@ import TestSupport
                       newOid: String(repeating: "a", count: 40), action: ref.action, outcome: ref.outcome, message: nil,
                       backupRef: ref.backup, recordedAt: Date())
         }
-        let state = RemoteState(repository: "app", remote: stateNamesIt ? "backup" : "other-\(id)", role: "secondary", url: "/srv/backup.git",
-                                state: "ok", lastAttempt: Date(), lastSuccess: Date(), lastErrorClass: nil, lastError: nil,
+        let state = RemoteState(repository: "app", remote: stateNamesIt ? "backup" : "other-\(id)", role: .secondary, url: "/srv/backup.git",
+                                state: .ok, lastAttempt: Date(), lastSuccess: Date(), lastErrorClass: nil, lastError: nil,
                                 refsFingerprint: nil, lastRunId: stateNamesIt ? id : nil)
         try store.recordRemoteOutcome(state, refs: rows)
-        try store.recordRunFinished(id: id, result: "ok", summary: nil)
+        try store.recordRunFinished(id: id, result: .ok, summary: nil)
         return id
     }
 

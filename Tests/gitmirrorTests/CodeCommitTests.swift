@@ -89,7 +89,7 @@ import TestSupport
         let output = try scenario.gitmirror("sync", environment: environment(endpoint, secret: "canary-wrong-secret-value"))
 
         #expect(output.status == 1, "\(output)")
-        #expect(try scenario.state("cc")?.lastErrorClass == "auth")
+        #expect(try scenario.state("cc")?.lastErrorClass == .auth)
         #expect(try target.refs().isEmpty)
         #expect(endpoint.attempts.count <= 2, "\(endpoint.attempts)")
         #expect(endpoint.attempts.contains { $0.contains("signature does not match") })
@@ -111,7 +111,7 @@ import TestSupport
         let output = try scenario.gitmirror("sync", environment: environment(endpoint))
 
         #expect(output.status == 1, "\(output)")
-        #expect(try scenario.state("cc")?.lastErrorClass == "auth")
+        #expect(try scenario.state("cc")?.lastErrorClass == .auth)
         #expect(try target.refs().isEmpty)
         #expect(endpoint.attempts.count <= 2, "\(endpoint.attempts)")
         #expect(endpoint.attempts.contains { $0.contains("signature expired") })
@@ -159,7 +159,7 @@ import TestSupport
         let output = try scenario.gitmirror("sync", environment: environment)
 
         #expect(output.status == 1, "\(output)")
-        #expect(try scenario.state("cc")?.lastErrorClass == "not_found")
+        #expect(try scenario.state("cc")?.lastErrorClass == .notFound)
         let probe = """
             try:
                 client.get_repository(repositoryName="absent")

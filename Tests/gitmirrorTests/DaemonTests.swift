@@ -157,7 +157,7 @@ import TestSupport
         let daemon = try scenario.startDaemon()
 
         // The first run comes within a tenth of the interval, the next one about an interval later
-        #expect(eventually(within: 30, every: 0.5) { try runs(scenario).filter { $0.trigger == "schedule" && $0.result == "ok" }.count >= 2 },
+        #expect(eventually(within: 30, every: 0.5) { try runs(scenario).filter { $0.trigger == "schedule" && $0.result == .ok }.count >= 2 },
                 "\(daemon.logText)")
         let starts = try runs(scenario).map(\.startedAt).sorted()
         #expect(starts.count >= 2 && starts[1].timeIntervalSince(starts[0]) >= 8.5)
@@ -181,7 +181,7 @@ import TestSupport
         let daemon = try scenario.startDaemon()
 
         // Then failed runs repeat and status says why the next one waits
-        #expect(eventually(within: 30, every: 0.2) { try runs(scenario).filter { $0.result == "failed" }.count >= 2 }, "\(daemon.logText)")
+        #expect(eventually(within: 30, every: 0.2) { try runs(scenario).filter { $0.result == .failed }.count >= 2 }, "\(daemon.logText)")
         let status = try scenario.gitmirror("status", "--json")
         #expect(status.stdout.contains("backing off after"), "\(status.stdout)")
 
@@ -284,7 +284,7 @@ import TestSupport
         try scenario.configure(secondaries: "- name: silent\n  url: git://127.0.0.1:\(silent.port)/repo.git\n  stall_timeout: 5m",
                                daemon: "interval: 10s\nshutdown_grace: 2s")
         let daemon = try scenario.startDaemon()
-        #expect(eventually(within: 20) { try runs(scenario).contains { $0.result == "running" } })
+        #expect(eventually(within: 20) { try runs(scenario).contains { $0.result == .running } })
         #expect(eventually(within: 20) { Network.establishedConnections(toPort: silent.port) >= 1 })
 
         // When it gets SIGTERM
@@ -296,7 +296,7 @@ import TestSupport
         #expect(status == 0, "\(daemon.logText)")
         #expect(Date().timeIntervalSince(started) < 8)
         let results = try runs(scenario).map(\.result)
-        #expect(results.first == "interrupted", "\(results)")
+        #expect(results.first == .interrupted, "\(results)")
         #expect(try scenario.store().lease(repository: "app") == nil)
     }
 
@@ -313,7 +313,7 @@ import TestSupport
         let head = try scenario.primary.commit("second")
         let environment = ["SYNC_TOKEN": Self.syncToken]
         let first = try scenario.startDaemon(environment: environment)
-        #expect(eventually(within: 20) { try runs(scenario).contains { $0.result == "running" && $0.trigger == "schedule" } })
+        #expect(eventually(within: 20) { try runs(scenario).contains { $0.result == .running && $0.trigger == "schedule" } })
         #expect(eventually(within: 20) { !ProcessTable.processes(argvContaining: "hooks/pre-receive").isEmpty })
 
         // When the daemon is restarted (SIGTERM, the grace period ends while the push waits)
@@ -321,9 +321,9 @@ import TestSupport
         #expect(first.process.wait() == 0, "\(first.logText)")
 
         // Then the run is interrupted, the remote's state is still ok, and no backoff or alert followed
-        #expect(try runs(scenario).first?.result == "interrupted")
+        #expect(try runs(scenario).first?.result == .interrupted)
         let state = try #require(try scenario.state("one"))
-        #expect(state.state == "ok" && state.lastErrorClass == nil, "\(state)")
+        #expect(state.state == .ok && state.lastErrorClass == nil, "\(state)")
         #expect(!first.logText.contains("backing off") && !first.logText.contains("error_class"), "\(first.logText)")
 
         // And the next start runs it at once, though first runs are now spread over an hour, with no alert either way
@@ -332,7 +332,7 @@ import TestSupport
                                daemon: "interval: 1h\nstart_spread: 1h\nshutdown_grace: 1s\nhooks:\n  sync_token_env: SYNC_TOKEN\nnotify:\n  - url: \(receiver.url)")
         let second = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: environment)
         #expect(eventually(within: 5) { try one.refs()["refs/heads/main"] == head }, "\(second.logText)")
-        #expect(eventually(within: 5) { try runs(scenario).first?.result == "ok" })
+        #expect(eventually(within: 5) { try runs(scenario).first?.result == .ok })
         // "in step" is logged after the notifier decided (synchronously) that there is nothing to send
         #expect(eventually(within: 5) { second.logText.contains("in step") })
         #expect(receiver.events.isEmpty, "\(receiver.events.map(\.body))")
@@ -341,13 +341,13 @@ import TestSupport
         try one.installHook("pre-receive", "#!/bin/sh\nsleep 20\n")
         let third = try scenario.primary.commit("third")
         #expect(try second.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(Self.syncToken)"]).status == 202)
-        #expect(eventually(within: 10) { try runs(scenario).first?.result == "running" })
+        #expect(eventually(within: 10) { try runs(scenario).first?.result == .running })
         let killed = try #require(try runs(scenario).first)
         second.stop()
         try FileManager.default.removeItem(atPath: one.path + "/hooks/pre-receive")
         let restarted = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: environment)
         #expect(eventually(within: 5) { try one.refs()["refs/heads/main"] == third }, "\(restarted.logText)")
-        #expect(try runs(scenario).first { $0.id == killed.id }?.result == "interrupted")
+        #expect(try runs(scenario).first { $0.id == killed.id }?.result == .interrupted)
         #expect(restarted.logText.contains("a run left running by a stopped process is recorded as interrupted"), "\(restarted.logText)")
         #expect(receiver.events.isEmpty, "\(receiver.events.map(\.body))")
     }
@@ -368,13 +368,13 @@ import TestSupport
         try one.installHook("pre-receive", "#!/bin/sh\nsleep 4\n")
         let head = try scenario.primary.commit("second")
         #expect(try daemon.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(Self.syncToken)"]).status == 202)
-        #expect(eventually(within: 10) { try runs(scenario).first?.result == "running" })
+        #expect(eventually(within: 10) { try runs(scenario).first?.result == .running })
         daemon.process.signal(SIGTERM)
         #expect(daemon.process.wait() == 0)
 
         // Then the push was given the reloaded 30 s and finished
         #expect(try one.refs()["refs/heads/main"] == head, "\(daemon.logText)")
-        #expect(try runs(scenario).first?.result == "ok", "\(daemon.logText)")
+        #expect(try runs(scenario).first?.result == .ok, "\(daemon.logText)")
         #expect(daemon.logText.contains("grace=30s"), "\(daemon.logText)")
     }
 
@@ -446,7 +446,7 @@ import TestSupport
         try scenario.configure(secondaries: "- name: flaky\n  url: git://127.0.0.1:\(port)/target.git",
                                daemon: "interval: 1h\nretry_base: 1s\nnotify:\n  - url: \(receiver.url)\n    secret_env: NOTIFY_SECRET\n  - url_env: SLACK_WEBHOOK_URL\n    format: slack")
         let daemon = try scenario.startDaemon(environment: ["NOTIFY_SECRET": "canary-notify-secret", "SLACK_WEBHOOK_URL": slack.url])
-        #expect(eventually(within: 60, every: 0.2) { try runs(scenario).filter { $0.result == "failed" }.count >= 2 }, "\(daemon.logText)")
+        #expect(eventually(within: 60, every: 0.2) { try runs(scenario).filter { $0.result == .failed }.count >= 2 }, "\(daemon.logText)")
 
         _ = try GitDaemon(sandbox: scenario.sandbox, root: later, port: port)
         #expect(eventually(within: 30, every: 0.2) { try target.refs() == scenario.primary.refs() })
@@ -500,7 +500,7 @@ import TestSupport
                                daemon: "interval: 1h\nhooks:\n  sync_token_env: SYNC_TOKEN")
         let daemon = try scenario.startDaemon(environment: ["SYNC_TOKEN": DaemonTests.syncToken])
         #expect(eventually(within: 40) { try one.refs() == scenario.primary.refs() })
-        #expect(eventually(within: 10) { try scenario.store().runs(repository: "app").allSatisfy { $0.result != "running" } })
+        #expect(eventually(within: 10) { try scenario.store().runs(repository: "app").allSatisfy { $0.result != .running } })
         let before = try scenario.store().runs(repository: "app").count
 
         // When twenty hooks arrive at once
@@ -510,7 +510,7 @@ import TestSupport
         #expect(eventually(within: 20) {
             let store = try scenario.store()
             let entry = try store.schedule().first { $0.repository == "app" }
-            return try store.runs(repository: "app").allSatisfy { $0.result != "running" }
+            return try store.runs(repository: "app").allSatisfy { $0.result != .running }
                 && entry?.state == "idle" && entry?.note != "queued by a trigger during the last run"
         })
 
@@ -526,7 +526,7 @@ import TestSupport
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
                                daemon: "interval: 10s\nhooks:\n  sync_token_env: SYNC_TOKEN")
         let daemon = try scenario.startDaemon(environment: ["SYNC_TOKEN": DaemonTests.syncToken])
-        #expect(eventually(within: 30) { try scenario.store().runs(repository: "app").contains { $0.result == "ok" } })
+        #expect(eventually(within: 30) { try scenario.store().runs(repository: "app").contains { $0.result == .ok } })
 
         // When mirrors.yaml now lists another repository only, and the daemon reloads
         let other = try scenario.secondary("other-target")
@@ -634,7 +634,7 @@ import TestSupport
         try daemon.waitUntilReady()
 
         // When both are due (the first runs start within a second)
-        #expect(eventually(within: 20) { try Gitmirror.store(config).runs().filter { $0.result == "running" }.count == 2 })
+        #expect(eventually(within: 20) { try Gitmirror.store(config).runs().filter { $0.result == .running }.count == 2 })
         #expect(eventually(within: 30) { Network.establishedConnections(toPort: silent.port) >= 1 })
         var most = 0, mostConnections = 0
         let deadline = Date().addingTimeInterval(3)

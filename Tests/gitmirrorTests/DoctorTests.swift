@@ -96,7 +96,7 @@ import TestSupport
         // And a sync says the same, rather than not_found
         let sync = try scenario.gitmirror("sync", "--json")
         #expect(sync.status == 1)
-        #expect(try scenario.state("backup")?.lastErrorClass == "read_only", "\(sync)")
+        #expect(try scenario.state("backup")?.lastErrorClass == .readOnly, "\(sync)")
         #expect(try target.refs().isEmpty)
     }
 }

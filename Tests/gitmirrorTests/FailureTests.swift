@@ -36,9 +36,9 @@ import TestSupport
 
         #expect(output.status == 1, "\(output)")
         #expect(try good.refs() == scenario.primary.refs())
-        #expect(try scenario.state("down")?.lastErrorClass == "network")
-        #expect(try scenario.state("down")?.state == "failing")
-        #expect(try scenario.state("good")?.state == "ok")
+        #expect(try scenario.state("down")?.lastErrorClass == .network)
+        #expect(try scenario.state("down")?.state == .failing)
+        #expect(try scenario.state("good")?.state == .ok)
     }
 
     @Test func silentServerTimesOutWithinTheStallLimitAndLeaksNoSecret() throws {
@@ -83,7 +83,7 @@ import TestSupport
         // Then the silent secondary fails with timeout within stall_timeout plus a few seconds
         #expect(output.status == 1, "\(output)")
         #expect(elapsed < 15, "took \(elapsed)s")
-        #expect(try scenario.state("silent")?.lastErrorClass == "timeout")
+        #expect(try scenario.state("silent")?.lastErrorClass == .timeout)
         #expect(try good.refs() == scenario.primary.refs())
         // And the token was in no worker's argv or environment, nor in the output
         #expect(sawWorker)
@@ -109,7 +109,7 @@ import TestSupport
         let output = try scenario.gitmirror("sync")
 
         #expect(output.status == 1, "\(output)")
-        #expect(try scenario.state("web")?.lastErrorClass == "auth")
+        #expect(try scenario.state("web")?.lastErrorClass == .auth)
         #expect(try target.refs().isEmpty)
         // One anonymous request and one with the (wrong) password: not fifteen.
         #expect(https.requests(status: 401) == 2, "\(https.accessLogText)")
@@ -134,7 +134,7 @@ import TestSupport
 
         // Then the connection is refused before any credential is sent
         #expect(output.status == 1, "\(output)")
-        #expect(try scenario.state("web")?.lastErrorClass == "tls")
+        #expect(try scenario.state("web")?.lastErrorClass == .tls)
         #expect(try target.refs().isEmpty)
         #expect(!https.accessLogText.contains("mirror"), "\(https.accessLogText)")
     }
@@ -160,7 +160,7 @@ import TestSupport
 
         let state = try syncRefused(scenario, target: target, ssh: ssh, knownHosts: emptyKnownHosts)
 
-        #expect(state.lastErrorClass == "host_key")
+        #expect(state.lastErrorClass == .hostKey)
         #expect(state.lastError?.contains(ssh.hostKeyFingerprint) == true, "\(state.lastError ?? "")")
         #expect(state.lastError?.contains("[127.0.0.1]:\(ssh.port)") == true)
         #expect(try target.refs().isEmpty)
@@ -180,7 +180,7 @@ import TestSupport
 
         let state = try syncRefused(scenario, target: target, ssh: ssh, knownHosts: knownHosts)
 
-        #expect(state.lastErrorClass == "host_key")
+        #expect(state.lastErrorClass == .hostKey)
         #expect(state.lastError?.contains("does not match") == true)
         #expect(state.lastError?.contains(ssh.hostKeyFingerprint) == true)
     }
@@ -202,7 +202,7 @@ import TestSupport
 
         // Then the secondary fails as auth, quickly (the key is offered once, not retried forever), and gets nothing
         #expect(output.status == 1, "\(output)")
-        #expect(try scenario.state("ssh")?.lastErrorClass == "auth", "\(output)")
+        #expect(try scenario.state("ssh")?.lastErrorClass == .auth, "\(output)")
         #expect(Date().timeIntervalSince(started) < 30)
         #expect(try target.refs().isEmpty)
         let offers = ((try? String(contentsOf: ssh.log, encoding: .utf8)) ?? "").components(separatedBy: "Failed publickey").count - 1
@@ -263,7 +263,7 @@ import TestSupport
         #expect(output.contains("later/primary: interrupted: gitmirror is shutting down; this repository was not started"), "\(output)")
         #expect(!output.contains("failed (timeout)") && !output.contains("timeout:"), "\(output)")
         let runs = try scenario.store().runs(repository: "app")
-        #expect(runs.first?.result == "interrupted", "\(runs)")
+        #expect(runs.first?.result == .interrupted, "\(runs)")
         // An interruption is no verdict on the remote: no state row says it is failing
         #expect(try scenario.state("silent") == nil)
         #expect(try scenario.store().lease(repository: "app") == nil)
@@ -304,7 +304,7 @@ import TestSupport
         #expect(output.status == 0, "\(output)")
         #expect(try good.refs() == scenario.primary.refs())
         let runs = try scenario.store().runs(repository: "app")
-        #expect(runs.contains { $0.pid == hung.pid && $0.result == "interrupted" })
+        #expect(runs.contains { $0.pid == hung.pid && $0.result == .interrupted })
         #expect(try scenario.store().lease(repository: "app") == nil)
         // Its worker noticed and exited (it polls for its parent every quarter second)
         #expect(eventually(within: 5) { !ProcessTable.gitmirrorProcesses().contains { $0.pid == silentWorker && $0.argv.contains("__worker") } })

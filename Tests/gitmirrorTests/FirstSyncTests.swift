@@ -60,7 +60,7 @@ import TestSupport
         let store = try Gitmirror.store(config)
         let states = try store.remoteStates()
         #expect(states.count == 4)
-        #expect(states.allSatisfy { $0.state == "ok" && $0.lastSuccess != nil && $0.lastErrorClass == nil })
+        #expect(states.allSatisfy { $0.state == .ok && $0.lastSuccess != nil && $0.lastErrorClass == nil })
         let history = try store.refHistory(repository: "app")
         #expect(history.filter { $0.action == "create" && $0.outcome == "applied" }.count == 3 * expected.count)
         // And the packs went through git's own transfer (which reuses stored deltas): the HTTPS push

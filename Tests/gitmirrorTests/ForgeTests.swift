@@ -26,7 +26,7 @@ import TestSupport
 
         #expect(output.status == 1, "\(output)")
         let state = try #require(try scenario.state("github"))
-        #expect(state.lastErrorClass == "protected")
+        #expect(state.lastErrorClass == .protected)
         #expect(state.lastError?.contains("allow the mirror's account to push") == true, "\(state.lastError ?? "")")
         #expect(try backup.refs()["refs/heads/other"] == other)
     }

@@ -73,7 +73,7 @@ import TestSupport
 
         // Then that secondary fails as a timeout, and neither the worker nor the git push it started is left running
         #expect(output.status == 1, "\(output)")
-        #expect(try scenario.state("silent")?.lastErrorClass == "timeout", "\(output)")
+        #expect(try scenario.state("silent")?.lastErrorClass == .timeout, "\(output)")
         let cache = scenario.sandbox.path("state/cache/app.git").path
         #expect(eventually(within: 10) { ProcessTable.processes(argvContaining: "--git-dir=\(cache)").isEmpty },
                 "\(ProcessTable.processes(argvContaining: "--git-dir=\(cache)"))")

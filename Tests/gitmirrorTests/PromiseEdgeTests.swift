@@ -28,7 +28,7 @@ import TestSupport
         // Then the redirect fails as config, the other host saw no request, and nothing was pushed
         #expect(output.status == 1, "\(output)")
         let state = try #require(try scenario.state("web"))
-        #expect(state.lastErrorClass == "config", "\(state)")
+        #expect(state.lastErrorClass == .config, "\(state)")
         #expect(state.lastError?.contains("redirect") == true, "\(state.lastError ?? "")")
         #expect(elsewhere.accessLogText.isEmpty, "\(elsewhere.accessLogText)")
         #expect(try target.refs().isEmpty)
@@ -77,10 +77,10 @@ import TestSupport
         #expect(output.status == 1, "\(output)")
         let states = try scenario.store().remoteStates()
         let web = try #require(states.first { $0.repository == "app" && $0.remote == "web" })
-        #expect(web.lastErrorClass == "config", "\(web)")
+        #expect(web.lastErrorClass == .config, "\(web)")
         #expect(web.lastError?.contains("redirected to http://127.0.0.1:\(elsewhere.port)") == true, "\(web.lastError ?? "")")
         let behind = try #require(states.first { $0.repository == "behind" && $0.remote == "primary" })
-        #expect(behind.lastErrorClass == "config", "\(behind)")
+        #expect(behind.lastErrorClass == .config, "\(behind)")
         #expect(behind.lastError?.contains("redirected") == true, "\(behind.lastError ?? "")")
         #expect(!elsewhere.accessLogText.contains(" - mirror ["), "\(elsewhere.accessLogText)")
         #expect(try target.refs().isEmpty)
@@ -263,7 +263,7 @@ import TestSupport
         // Then the hook refused every ref, and the deletion was refused, each reported per ref
         #expect(first.status == 1, "\(first)")
         #expect(try guarded.refs().isEmpty)
-        #expect(try scenario.state("guarded")?.lastErrorClass == "rejected")
+        #expect(try scenario.state("guarded")?.lastErrorClass == .rejected)
         #expect(second.status == 1, "\(second)")
         #expect(try keeper.refs()["refs/heads/gone"] != nil)
         let row = try #require(try scenario.store().refHistory(repository: "app", remote: "keeper", ref: "refs/heads/gone").first)
@@ -280,7 +280,7 @@ import TestSupport
 
         #expect(output.status == 1, "\(output)")
         let state = try #require(try scenario.state("local"))
-        #expect(state.lastErrorClass == "not_found" && state.lastError?.contains(missing) == true, "\(state)")
+        #expect(state.lastErrorClass == .notFound && state.lastError?.contains(missing) == true, "\(state)")
     }
 
     @Test func pushOverTheServersSizeLimitIsTooLarge() throws {
@@ -298,7 +298,7 @@ import TestSupport
         // Then the class says too large, with advice, and no progress text in the message
         #expect(output.status == 1, "\(output)")
         let state = try #require(try scenario.state("target"))
-        #expect(state.lastErrorClass == "too_large", "\(state)")
+        #expect(state.lastErrorClass == .tooLarge, "\(state)")
         #expect(state.lastError?.contains("Counting objects") == false && state.lastError?.contains("Writing objects") == false, "\(state)")
     }
 
@@ -318,7 +318,7 @@ import TestSupport
 
         #expect(output.status == 1, "\(output)")
         let state = try #require(try scenario.state("ssh"))
-        #expect(state.lastErrorClass == "auth", "\(state)")
+        #expect(state.lastErrorClass == .auth, "\(state)")
         #expect(!output.combined.contains("canary-wrong-phrase-2290"))
     }
 
@@ -343,7 +343,7 @@ import TestSupport
         // Then the primary's fetch fails as config, saying who owns the cache
         #expect(output.status == 1, "\(output)")
         let primary = try #require(try scenario.state("primary"))
-        #expect(primary.lastErrorClass == "config", "\(primary)")
+        #expect(primary.lastErrorClass == .config, "\(primary)")
         #expect(primary.lastError?.contains("root") == true && primary.lastError?.contains("nobody") == true, "\(primary)")
     }
 
@@ -366,7 +366,7 @@ import TestSupport
         // Then it fails as internal, saying there is no space, not blaming the network
         #expect(output.status == 1, "\(output)")
         let primary = try #require(try scenario.state("primary"))
-        #expect(primary.lastErrorClass == "internal" && primary.lastError?.contains("no space left") == true, "\(primary)")
+        #expect(primary.lastErrorClass == .internal && primary.lastError?.contains("no space left") == true, "\(primary)")
     }
 
     @Test func databaseOfANewerGitmirrorIsOnlyRead() throws {

@@ -93,7 +93,7 @@ import TestSupport
             #expect(rows.count == expected.count && rows.allSatisfy { $0.outcome == "applied" && $0.message == nil }, "\(remote): \(rows)")
         }
         let states = try scenario.store().remoteStates()
-        #expect(states.count == 6 && states.allSatisfy { $0.state == "ok" }, "\(states)")
+        #expect(states.count == 6 && states.allSatisfy { $0.state == .ok }, "\(states)")
 
         // And the next sync finds every secondary up to date
         let again = try scenario.gitmirror("sync")
@@ -136,7 +136,7 @@ import TestSupport
         #expect(secret.outcome == "rejected", "\(secret)")
         #expect(secret.message?.contains("may not be mirrored here") == true, "\(secret.message ?? "")")
         let state = try #require(try scenario.state("guarded"))
-        #expect(state.state == "failing" && state.lastErrorClass == "rejected", "\(state)")
+        #expect(state.state == .failing && state.lastErrorClass == .rejected, "\(state)")
     }
 
     @Test func aFetchThatFailsLeavesTheSeededSecondariesWithoutAnyRef() throws {
@@ -174,6 +174,6 @@ import TestSupport
         #expect(output.status == 1, "\(output)")
         #expect(try empty.refs().isEmpty)
         let state = try #require(try Gitmirror.store(config).remoteStates().first { $0.remote == "primary" })
-        #expect(state.state == "failing", "\(state)")
+        #expect(state.state == .failing, "\(state)")
     }
 }

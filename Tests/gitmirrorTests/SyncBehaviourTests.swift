@@ -89,7 +89,7 @@ import TestSupport
         let refs = try backup.refs()
         #expect(["a", "b", "c"].allSatisfy { refs["refs/heads/\($0)"] != nil })
         let state = try #require(try scenario.state("backup"))
-        #expect(state.state == "failing" && state.lastErrorClass == "protected")
+        #expect(state.state == .failing && state.lastErrorClass == .protected)
     }
 
     @Test func emptyPrimaryStopsBeforeAnythingIsFetchedPrunedOrPushed() throws {
@@ -112,7 +112,7 @@ import TestSupport
         #expect(try backup.refs() == before)
         #expect(try scenario.cache.refs() == cacheBefore)
         let primary = try #require(try scenario.state("primary"))
-        #expect(primary.state == "failing" && primary.lastErrorClass == "primary_empty")
+        #expect(primary.state == .failing && primary.lastErrorClass == .primaryEmpty)
     }
 
     @Test func divergedRefIsKeptAndReportedWhileOtherRefsArePushed() throws {
@@ -133,7 +133,7 @@ import TestSupport
         #expect(try backup.refs()["refs/heads/main"] == theirs)
         #expect(try backup.refs()["refs/heads/topic"] == topic)
         let state = try #require(try scenario.state("backup"))
-        #expect(state.state == "diverged" && state.lastErrorClass == "diverged")
+        #expect(state.state == .diverged && state.lastErrorClass == .diverged)
         #expect(state.lastError?.contains("refs/heads/main") == true)
     }
 
@@ -185,8 +185,8 @@ import TestSupport
         #expect(output.status == 1, "\(output)")
         #expect(try strict.refs()["refs/tags/v1"] == original)
         #expect(try forced.refs()["refs/tags/v1"] == moved)
-        #expect(try scenario.state("strict")?.lastErrorClass == "diverged")
-        #expect(try scenario.state("forced")?.state == "ok")
+        #expect(try scenario.state("strict")?.lastErrorClass == .diverged)
+        #expect(try scenario.state("forced")?.state == .ok)
     }
 
     @Test func refRejectedByAHookFailsThatRemoteButTheOtherRefsLand() throws {
@@ -209,7 +209,7 @@ import TestSupport
         let row = try #require(try scenario.store().refHistory(repository: "app", ref: "refs/heads/blocked").first)
         #expect(row.outcome == "rejected" && row.newOid == blocked)
         #expect(row.message?.contains("blocked is frozen") == true, "\(row.message ?? "")")
-        #expect(try scenario.state("backup")?.lastErrorClass == "rejected")
+        #expect(try scenario.state("backup")?.lastErrorClass == .rejected)
     }
 
     @Test func aServerThatSaysOkButHoldsSomethingElseIsAFailure() throws {
@@ -230,7 +230,7 @@ import TestSupport
         let row = try #require(try scenario.store().refHistory(repository: "app", ref: "refs/heads/main").first)
         #expect(row.outcome == "failed" && row.newOid == second, "\(row)")
         #expect(row.message?.contains("the server reported success but holds \(first.prefix(7))") == true, "\(row.message ?? "")")
-        #expect(try scenario.state("backup")?.state != "ok")
+        #expect(try scenario.state("backup")?.state != .ok)
     }
 
     @Test func syncWithNothingToDoFetchesNothingAndPushesNothing() throws {

@@ -19,8 +19,8 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
     let metrics = DaemonMetrics(version: version)
     metrics.recordConfigLoaded()
     // Secondaries out of step when the daemon starts are behind from then on, not from their next run.
-    for row in (try? store.remoteStates()) ?? [] where row.role == "secondary" && loaded.mirror(named: row.repository) != nil {
-        guard row.state != "ok" else { metrics.recordBehind(repository: row.repository, remote: row.remote, since: nil); continue }
+    for row in (try? store.remoteStates()) ?? [] where row.role == .secondary && loaded.mirror(named: row.repository) != nil {
+        guard row.state != .ok else { metrics.recordBehind(repository: row.repository, remote: row.remote, since: nil); continue }
         metrics.recordBehind(repository: row.repository, remote: row.remote,
                              since: row.lastSuccess ?? (try? store.firstRunStart(repository: row.repository)) ?? row.lastAttempt)
     }

@@ -19,7 +19,7 @@ public final class Notifier: @unchecked Sendable {
 
     /// `known`: the states SQLite remembers, so a restart does not re-announce them.
     public init(known: [RemoteState], logger: Logger) {
-        states = Dictionary(known.map { ("\($0.repository)/\($0.remote)", $0.state) }, uniquingKeysWith: { a, _ in a })
+        states = Dictionary(known.map { ("\($0.repository)/\($0.remote)", $0.state.rawValue) }, uniquingKeysWith: { a, _ in a })
         targets = []
         self.logger = logger
     }

@@ -8,30 +8,55 @@ public struct SyncRun: Codable, Sendable, FetchableRecord, MutablePersistableRec
     public var repository: String
     public var startedAt: Date
     public var finishedAt: Date?
-    /// running, ok, failed, interrupted
-    public var result: String
+    public var result: RunResult
     public var trigger: String
     public var pid: Int32
     public var summary: String?
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+    public enum Columns {
+        public static let repository = Column(CodingKeys.repository)
+        public static let result = Column(CodingKeys.result)
+        public static let pid = Column(CodingKeys.pid)
+        public static let finishedAt = Column(CodingKeys.finishedAt)
+    }
 }
+
+/// How a run ended, or that it has not.
+public enum RunResult: String, Codable, Sendable, DatabaseValueConvertible {
+    case running, ok, failed, interrupted
+}
+
+/// Where a remote stands after a run: what its state row, its alerts and its metrics say.
+public enum RemoteCondition: String, Codable, Sendable, CaseIterable, DatabaseValueConvertible {
+    case ok, diverged, failing
+}
+
+// Stored as their raw values (the words `status --json` and the metrics use).
+extension ErrorClass: DatabaseValueConvertible {}
+extension Role: DatabaseValueConvertible {}
 
 /// The last known state of one remote of one repository.
 public struct RemoteState: Codable, Sendable, FetchableRecord, PersistableRecord {
     public static let databaseTableName = "remote_state"
     public var repository: String
     public var remote: String
-    public var role: String
+    public var role: Role
     public var url: String
-    /// ok, failing, diverged
-    public var state: String
+    public var state: RemoteCondition
     public var lastAttempt: Date?
     public var lastSuccess: Date?
-    public var lastErrorClass: String?
+    public var lastErrorClass: ErrorClass?
     public var lastError: String?
     public var refsFingerprint: String?
     public var lastRunId: Int64?
+
+    public enum Columns {
+        public static let repository = Column(CodingKeys.repository)
+        public static let remote = Column(CodingKeys.remote)
+        public static let lastRunId = Column(CodingKeys.lastRunId)
+    }
 }
 
 /// One ref of one remote in one run: what it was, what it became, and why.
@@ -53,6 +78,14 @@ public struct RefUpdate: Codable, Sendable, FetchableRecord, MutablePersistableR
     public var recordedAt: Date
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+
+    public enum Columns {
+        public static let runId = Column(CodingKeys.runId)
+        public static let repository = Column(CodingKeys.repository)
+        public static let remote = Column(CodingKeys.remote)
+        public static let ref = Column(CodingKeys.ref)
+        public static let outcome = Column(CodingKeys.outcome)
+    }
 }
 
 /// Who holds a repository's lock; a lease whose process is gone is taken over.
@@ -63,6 +96,11 @@ public struct Lease: Codable, Sendable, FetchableRecord, PersistableRecord {
     public var host: String
     public var acquiredAt: Date
     public var heartbeatAt: Date
+
+    public enum Columns {
+        public static let repository = Column(CodingKeys.repository)
+        public static let pid = Column(CodingKeys.pid)
+    }
 }
 
 /// When the daemon will next sync a repository, and what it is doing now.

@@ -204,14 +204,14 @@ public final class StateStore: Sendable {
     private static func pruneBatch(_ db: Database, quietBefore: Date, journalBefore: Date, batch: Int) throws -> Pruned {
         let ids = try Int64.fetchAll(db, sql: """
             SELECT id FROM run
-            WHERE result != 'running' AND finishedAt IS NOT NULL AND finishedAt < :quietBefore
+            WHERE result != :running AND finishedAt IS NOT NULL AND finishedAt < :quietBefore
               AND id NOT IN (SELECT lastRunId FROM remote_state WHERE lastRunId IS NOT NULL)
               AND NOT EXISTS (SELECT 1 FROM ref_update u WHERE u.runId = run.id AND u.backupRef IS NOT NULL)
               AND (finishedAt < :journalBefore OR NOT EXISTS (SELECT 1 FROM ref_update u WHERE u.runId = run.id))
             ORDER BY id LIMIT :batch
-            """, arguments: ["quietBefore": quietBefore, "journalBefore": journalBefore, "batch": batch])
+            """, arguments: ["quietBefore": quietBefore, "journalBefore": journalBefore, "batch": batch, "running": RunResult.running])
         guard !ids.isEmpty else { return Pruned() }
-        let refUpdates = try RefUpdate.filter(ids.contains(Column("runId"))).deleteAll(db)
+        let refUpdates = try RefUpdate.filter(ids.contains(RefUpdate.Columns.runId)).deleteAll(db)
         let runs = try SyncRun.filter(ids.contains(Column("id"))).deleteAll(db)
         return Pruned(runs: runs, refUpdates: refUpdates)
     }
@@ -257,17 +257,17 @@ public final class StateStore: Sendable {
 
     public func recordRunStarted(repository: String, trigger: String) throws -> Int64 {
         try write { db in
-            var run = SyncRun(id: nil, repository: repository, startedAt: Date(), finishedAt: nil, result: "running",
+            var run = SyncRun(id: nil, repository: repository, startedAt: Date(), finishedAt: nil, result: .running,
                               trigger: trigger, pid: getpid(), summary: nil)
             try run.insert(db)
             return run.id!
         }
     }
 
-    public func recordRunFinished(id: Int64, result: String, summary: String?) throws {
+    public func recordRunFinished(id: Int64, result: RunResult, summary: String?) throws {
         try write { db in
-            try db.execute(sql: "UPDATE run SET finishedAt = ?, result = ?, summary = ? WHERE id = ?",
-                           arguments: [Date(), result, summary, id])
+            _ = try SyncRun.filter(key: id).updateAll(db, SyncRun.Columns.finishedAt.set(to: Date()), SyncRun.Columns.result.set(to: result),
+                                                       Column("summary").set(to: summary))
         }
     }
 
@@ -284,7 +284,7 @@ public final class StateStore: Sendable {
                 // A ref left alone again (kept, diverged) is news only when something about it changed:
                 // a daemon syncing every few minutes for a year must not bury the journal in repeats.
                 if ref.outcome == "kept", let last = try RefUpdate
-                    .filter(Column("repository") == ref.repository && Column("remote") == ref.remote && Column("ref") == ref.ref)
+                    .filter(RefUpdate.Columns.repository == ref.repository && RefUpdate.Columns.remote == ref.remote && RefUpdate.Columns.ref == ref.ref)
                     .order(Column("id").desc).fetchOne(db),
                     last.outcome == ref.outcome, last.action == ref.action, last.oldOid == ref.oldOid, last.newOid == ref.newOid {
                     continue
@@ -339,8 +339,7 @@ public final class StateStore: Sendable {
             let previous = try Lease.fetchOne(db, key: repository)
             if let previous {
                 // Its holder died mid-run: say so in the journal rather than leave it "running".
-                try db.execute(sql: "UPDATE run SET result = 'interrupted', finishedAt = ?, summary = 'the process stopped before the run finished' WHERE repository = ? AND pid = ? AND result = 'running'",
-                               arguments: [Date(), repository, previous.pid])
+                try Self.markInterrupted(db, SyncRun.Columns.repository == repository && SyncRun.Columns.pid == previous.pid)
             }
             let now = Date()
             try Lease(repository: repository, pid: getpid(), host: ProcessInfo.processInfo.hostName, acquiredAt: now, heartbeatAt: now).save(db)
@@ -351,8 +350,9 @@ public final class StateStore: Sendable {
     /// The repositories with a run still marked `running` by another process (perhaps one that died).
     public func repositoriesWithUnfinishedRuns() throws -> [String] {
         try pool.read { db in
-            try String.fetchAll(db, sql: "SELECT DISTINCT repository FROM run WHERE result = 'running' AND pid != ? ORDER BY repository",
-                                arguments: [getpid()])
+            try SyncRun.select(SyncRun.Columns.repository, as: String.self).distinct()
+                .filter(SyncRun.Columns.result == RunResult.running && SyncRun.Columns.pid != getpid())
+                .order(SyncRun.Columns.repository).fetchAll(db)
         }
     }
 
@@ -360,9 +360,8 @@ public final class StateStore: Sendable {
     /// which proves that no process is running them.
     public func markUnfinishedRunsInterrupted(repository: String) throws {
         try write { db in
-            try db.execute(sql: "UPDATE run SET result = 'interrupted', finishedAt = ?, summary = 'the process stopped before the run finished' WHERE repository = ? AND result = 'running' AND pid != ?",
-                           arguments: [Date(), repository, getpid()])
-            _ = try Lease.filter(Column("repository") == repository && Column("pid") != getpid()).deleteAll(db)
+            try Self.markInterrupted(db, SyncRun.Columns.repository == repository && SyncRun.Columns.pid != getpid())
+            _ = try Lease.filter(Lease.Columns.repository == repository && Lease.Columns.pid != getpid()).deleteAll(db)
         }
     }
 
@@ -370,9 +369,16 @@ public final class StateStore: Sendable {
     public func repositoriesLastInterrupted() throws -> Set<String> {
         try pool.read { db in
             Set(try String.fetchAll(db, sql: """
-                SELECT repository FROM run WHERE id IN (SELECT MAX(id) FROM run GROUP BY repository) AND result = 'interrupted'
-                """))
+                SELECT repository FROM run WHERE id IN (SELECT MAX(id) FROM run GROUP BY repository) AND result = ?
+                """, arguments: [RunResult.interrupted]))
         }
+    }
+
+    /// The runs `filter` selects that are still `running`, recorded as interrupted.
+    private static func markInterrupted(_ db: Database, _ filter: SQLExpression) throws {
+        _ = try SyncRun.filter(filter && SyncRun.Columns.result == RunResult.running)
+            .updateAll(db, SyncRun.Columns.result.set(to: RunResult.interrupted), SyncRun.Columns.finishedAt.set(to: Date()),
+                       Column("summary").set(to: "the process stopped before the run finished"))
     }
 
     public func lease(repository: String) throws -> Lease? {
@@ -381,7 +387,7 @@ public final class StateStore: Sendable {
 
     public func releaseLease(repository: String) throws {
         try write { db in
-            _ = try Lease.filter(Column("repository") == repository && Column("pid") == getpid()).deleteAll(db)
+            _ = try Lease.filter(Lease.Columns.repository == repository && Lease.Columns.pid == getpid()).deleteAll(db)
         }
     }
 }

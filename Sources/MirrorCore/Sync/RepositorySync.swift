@@ -149,8 +149,8 @@ public struct RepositorySync: Sendable {
                                       duration: Date().timeIntervalSince(started))
         if let runId, let store {
             record(primary, runId: runId, remote: mirror.primary, fingerprint: nil)
-            let result = report.wasInterrupted || (supervisor.registry?.isStopping == true && !report.inStep) ? "interrupted"
-                : report.primary.failure != nil ? "failed" : (report.inStep ? "ok" : "failed")
+            let result: RunResult = report.wasInterrupted || (supervisor.registry?.isStopping == true && !report.inStep) ? .interrupted
+                : report.primary.failure != nil ? .failed : (report.inStep ? .ok : .failed)
             let failures = report.primary.failure?.description ?? report.secondaries.compactMap { $0.failure.map { "\($0.errorClass.rawValue)" } }.joined(separator: ", ")
             let summary = (notes + (failures.isEmpty ? [] : [failures])).joined(separator: "; ")
             try? store.recordRunFinished(id: runId, result: result, summary: summary.isEmpty ? nil : redactor.redact(summary))
@@ -484,10 +484,9 @@ public struct RepositorySync: Sendable {
             if !applied.isEmpty { try? store.recordJournal(applied) }
             return
         }
-        let state = condition.rawValue
-        let row = RemoteState(repository: report.repository, remote: report.remote, role: report.role.rawValue, url: redactor.redact(report.url),
-                              state: state, lastAttempt: now, lastSuccess: report.failure == nil ? now : nil,
-                              lastErrorClass: report.failure?.errorClass.rawValue, lastError: report.failure.map { redactor.redact($0.message) },
+        let row = RemoteState(repository: report.repository, remote: report.remote, role: report.role, url: redactor.redact(report.url),
+                              state: condition, lastAttempt: now, lastSuccess: report.failure == nil ? now : nil,
+                              lastErrorClass: report.failure?.errorClass, lastError: report.failure.map { redactor.redact($0.message) },
                               refsFingerprint: fingerprint, lastRunId: runId)
         let refs = report.refs.map { ref in
             RefUpdate(id: nil, runId: runId, repository: report.repository, remote: report.remote, ref: ref.ref,

@@ -67,11 +67,6 @@ public struct RepositoryReport: Codable, Sendable {
     public var inStep: Bool { primary.failure == nil && secondaries.allSatisfy(\.inStep) }
 }
 
-/// Where a remote stands after a run: what its state row, its alerts and its metrics say.
-public enum RemoteCondition: String, Sendable, CaseIterable {
-    case ok, diverged, failing
-}
-
 extension RemoteReport.Result {
     /// The result of a remote whose work ended in `failure`: interrupted when gitmirror itself was
     /// stopped (no verdict on the remote), failed otherwise.
