@@ -3,6 +3,15 @@ import Foundation
 
 // All of libgit2's C callbacks. Each receives the `TransferHooks` of the
 // operation as an unretained payload, lent for the length of one synchronous call.
+//
+// Threads: every callback runs on the thread that made the call, except one. A push sets
+// `pb_parallelism = 0` (one delta-search thread per CPU, as git does), and libgit2 1.5 then calls
+// `pack_progress` during delta compression from its own delta threads (pack-objects.c,
+// `find_deltas` → `report_delta_progress`). It calls it with the packbuilder's progress mutex
+// held, so never two at once, and while the calling thread is blocked in `git_remote_upload`;
+// so `TransferHooks` is still touched by one thread at a time. What `progress` does must
+// therefore not depend on which thread runs it (it writes a line; it reads no thread-local state
+// such as libgit2's error slot).
 
 private func hooks(_ payload: UnsafeMutableRawPointer?) -> TransferHooks? {
     guard let payload else { return nil }
@@ -144,6 +153,7 @@ private let sidebandCallback: git_transport_message_cb = { text, length, payload
     return 0
 }
 
+/// Runs on libgit2's delta threads during a push's delta compression (see the top of this file).
 private let packProgressCallback: git_packbuilder_progress = { stage, current, total, payload in
     // Stage 0 adds objects (no total is known yet); stage 1 computes their deltas.
     if stage == Int32(GIT_PACKBUILDER_ADDING_OBJECTS.rawValue) {

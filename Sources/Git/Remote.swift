@@ -139,6 +139,7 @@ public final class Remote {
         var options = git_push_options()
         git_push_options_init(&options, UInt32(GIT_PUSH_OPTIONS_VERSION))
         options.callbacks = makeCallbacks(payload)
+        // One delta thread per CPU. Its pack_progress calls then come from those threads (serialized): Callbacks.swift.
         options.pb_parallelism = 0
         options.follow_redirects = Self.redirects
         try withStrarray(refspecs) { (array) throws(GitError) in

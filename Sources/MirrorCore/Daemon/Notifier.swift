@@ -1,9 +1,10 @@
 import Foundation
+import Synchronization
 import Logging
 
 /// Alerts on state transitions only: a remote going from ok to failing or diverged,
 /// and back. One failure streak gives one alert, however many retries it takes.
-public final class Notifier: @unchecked Sendable {
+public final class Notifier: Sendable {
     /// One place alerts go, with its secrets read.
     public struct Target: Sendable {
         public var url: URL
@@ -11,48 +12,45 @@ public final class Notifier: @unchecked Sendable {
         public var format: NotifyFormat
     }
 
-    private let lock = NSLock()
-    private var states: [String: String]
-    private var targets: [Target]
+    /// Each remote's last known condition, and where alerts go.
+    private let known: Mutex<(states: [String: RemoteCondition], targets: [Target])>
     private let http = HTTPClient(timeout: 10)
     private let logger: Logger
 
     /// `known`: the states SQLite remembers, so a restart does not re-announce them.
     public init(known: [RemoteState], logger: Logger) {
-        states = Dictionary(known.map { ("\($0.repository)/\($0.remote)", $0.state.rawValue) }, uniquingKeysWith: { a, _ in a })
-        targets = []
+        self.known = Mutex((Dictionary(known.map { ("\($0.repository)/\($0.remote)", $0.state) }, uniquingKeysWith: { a, _ in a }), []))
         self.logger = logger
     }
 
     public func setTargets(_ targets: [Target]) {
-        lock.lock()
-        self.targets = targets
-        lock.unlock()
+        known.withLock { $0.targets = targets }
     }
 
     /// The events this report causes (already sent when targets exist).
     @discardableResult
     public func observe(_ report: RepositoryReport) -> [[String: String]] {
-        var events: [[String: String]] = []
-        lock.lock()
-        for remote in [report.primary] + report.secondaries {
-            let key = "\(report.repository)/\(remote.remote)"
-            // Interrupted: gitmirror was stopped, and nothing is known about the remote.
-            guard let state = remote.result.condition?.rawValue else { continue }
-            let previous = states[key]
-            states[key] = state
-            // A remote seen for the first time is news only when it is not ok.
-            guard previous != state, previous != nil || state != "ok" else { continue }
-            var event = ["event": state == "ok" ? "recovered" : state, "repository": report.repository, "remote": remote.remote,
-                         "previous_state": previous ?? "never_synced", "state": state, "at": ISO8601DateFormatter().string(from: Date())]
-            if let failure = remote.failure {
-                event["error_class"] = failure.errorClass.rawValue
-                event["error"] = failure.message
+        let (events, targets) = known.withLock { known -> ([[String: String]], [Target]) in
+            var events: [[String: String]] = []
+            for remote in [report.primary] + report.secondaries {
+                let key = "\(report.repository)/\(remote.remote)"
+                // Interrupted: gitmirror was stopped, and nothing is known about the remote.
+                guard let state = remote.result.condition else { continue }
+                let previous = known.states[key]
+                known.states[key] = state
+                // A remote seen for the first time is news only when it is not ok.
+                guard previous != state, previous != nil || state != .ok else { continue }
+                var event = ["event": state == .ok ? "recovered" : state.rawValue, "repository": report.repository, "remote": remote.remote,
+                             "previous_state": previous?.rawValue ?? "never_synced", "state": state.rawValue,
+                             "at": ISO8601DateFormatter().string(from: Date())]
+                if let failure = remote.failure {
+                    event["error_class"] = failure.errorClass.rawValue
+                    event["error"] = failure.message
+                }
+                events.append(event)
             }
-            events.append(event)
+            return (events, known.targets)
         }
-        let targets = self.targets
-        lock.unlock()
         for event in events {
             for target in targets {
                 let payload: Any = target.format == .slack ? Self.slackMessage(event) : event

@@ -1,9 +1,10 @@
 import Foundation
+import Synchronization
 
 /// The latest word from every remote a sync is working on. The CLI draws it (one line per remote
 /// on a terminal; a line per remote every 10 s when nobody watches), the daemon logs it, and the
 /// state database keeps it for `status`.
-public final class ProgressBoard: @unchecked Sendable {
+public final class ProgressBoard: Sendable {
     public struct Entry: Sendable, Equatable {
         public var repository: String
         public var remote: String
@@ -14,9 +15,12 @@ public final class ProgressBoard: @unchecked Sendable {
         public var name: String { "\(repository)/\(remote)" }
     }
 
-    private let lock = NSLock()
-    private var entries: [String: Entry] = [:]
-    private var order: [String] = []
+    private struct Board {
+        var entries: [String: Entry] = [:]
+        var order: [String] = []
+    }
+
+    private let board = Mutex(Board())
     private let clock: @Sendable () -> Date
 
     public init(clock: @escaping @Sendable () -> Date = { Date() }) {
@@ -27,25 +31,25 @@ public final class ProgressBoard: @unchecked Sendable {
     public func update(repository: String, remote: String, message: String) {
         let key = "\(repository)/\(remote)"
         let now = clock()
-        lock.withLock {
+        board.withLock { board in
             if message.hasPrefix("done:") {
-                entries[key] = nil
-                order.removeAll { $0 == key }
+                board.entries[key] = nil
+                board.order.removeAll { $0 == key }
                 return
             }
-            if var entry = entries[key] {
+            if var entry = board.entries[key] {
                 entry.line = message
                 entry.updated = now
-                entries[key] = entry
+                board.entries[key] = entry
             } else {
-                entries[key] = Entry(repository: repository, remote: remote, line: message, started: now, updated: now)
-                order.append(key)
+                board.entries[key] = Entry(repository: repository, remote: remote, line: message, started: now, updated: now)
+                board.order.append(key)
             }
         }
     }
 
     /// Remotes still working, in the order they started.
-    public var active: [Entry] { lock.withLock { order.compactMap { entries[$0] } } }
+    public var active: [Entry] { board.withLock { board in board.order.compactMap { board.entries[$0] } } }
 
     /// Remotes that have been working at least `after` seconds: the ones worth a line when nobody watches.
     public func longRunning(after: TimeInterval) -> [Entry] {

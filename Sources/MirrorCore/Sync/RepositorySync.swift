@@ -503,12 +503,11 @@ public struct RepositorySync: Sendable {
 
 /// Writes a remote's latest progress to the state database at most every `interval` seconds
 /// (the first word at once), and removes it when the remote is done.
-final class ProgressRecorder: @unchecked Sendable {
+final class ProgressRecorder: Sendable {
     let store: StateStore
     let interval: TimeInterval
-    private let lock = NSLock()
-    private var started: [String: Date] = [:]
-    private var written: [String: Date] = [:]
+    /// Per remote: when its work started, and when its progress was last written.
+    private let times = Mutex<(started: [String: Date], written: [String: Date])>(([:], [:]))
 
     init(store: StateStore, interval: TimeInterval = 2) {
         self.store = store
@@ -518,18 +517,18 @@ final class ProgressRecorder: @unchecked Sendable {
     func note(repository: String, remote: String, message: String, now: Date = Date()) {
         let key = "\(repository)/\(remote)"
         if message.hasPrefix("done:") {
-            lock.withLock {
-                started[key] = nil
-                written[key] = nil
+            times.withLock { times in
+                times.started[key] = nil
+                times.written[key] = nil
             }
             try? store.clearProgress(repository: repository, remote: remote)
             return
         }
-        let since: Date? = lock.withLock {
-            let first = started[key] ?? now
-            started[key] = first
-            if let last = written[key], now.timeIntervalSince(last) < interval { return nil }
-            written[key] = now
+        let since: Date? = times.withLock { times in
+            let first = times.started[key] ?? now
+            times.started[key] = first
+            if let last = times.written[key], now.timeIntervalSince(last) < interval { return nil }
+            times.written[key] = now
             return first
         }
         guard let since else { return }
