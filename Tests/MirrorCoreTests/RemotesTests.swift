@@ -135,13 +135,13 @@ import TestSupport
     }
 
     @Test func knownRejectionsBecomeClasses() {
-        #expect(Forge.classify(rejection: "GH006: Protected branch update failed").0 == .protected)
-        #expect(Forge.classify(rejection: "GH013: Repository rule violations found").0 == .protected)
-        #expect(Forge.classify(rejection: "refusing to allow an OAuth App to create or update workflow `.github/workflows/ci.yml` without `workflow` scope").0 == .auth)
-        #expect(Forge.classify(rejection: "GH001: Large files detected. this exceeds GitHub's file size limit of 100.00 MB").0 == .tooLarge)
-        #expect(Forge.classify(rejection: "pack exceeds maximum allowed size").0 == .tooLarge)
-        #expect(Forge.classify(rejection: "You are not allowed to push code to protected branches on this project.").0 == .protected)
-        #expect(Forge.classify(rejection: "pre-receive hook declined").0 == .rejected)
+        #expect(Classification.rejection("GH006: Protected branch update failed").0 == .protected)
+        #expect(Classification.rejection("GH013: Repository rule violations found").0 == .protected)
+        #expect(Classification.rejection("refusing to allow an OAuth App to create or update workflow `.github/workflows/ci.yml` without `workflow` scope").0 == .auth)
+        #expect(Classification.rejection("GH001: Large files detected. this exceeds GitHub's file size limit of 100.00 MB").0 == .tooLarge)
+        #expect(Classification.rejection("pack exceeds maximum allowed size").0 == .tooLarge)
+        #expect(Classification.rejection("You are not allowed to push code to protected branches on this project.").0 == .protected)
+        #expect(Classification.rejection("pre-receive hook declined").0 == .rejected)
     }
 
     @Test func codeCommitURLFormsAllNameTheSameRepository() throws {

@@ -37,9 +37,6 @@ public actor Scheduler {
         var note: String?
     }
 
-    /// Failures that retrying does not heal: retried slowly.
-    static let lasting: Set<ErrorClass> = [.auth, .hostKey, .config, .notFound, .readOnly]
-
     private var entries: [String: Entry]
     private var settings: DaemonSettings
     private var stopping = false
@@ -254,7 +251,7 @@ public actor Scheduler {
             entry.note = nil
         } else {
             let delays = entry.failures.map { remote, failure -> (TimeInterval, String) in
-                if Self.lasting.contains(failure.errorClass) {
+                if !failure.errorClass.healsWithRetry {
                     return (settings.retryCap, "retrying slowly: \(remote) fails with \(failure.errorClass.rawValue), which retrying will not fix")
                 }
                 let delay = min(settings.retryBase * pow(2, Double(failure.count - 1)), settings.retryCap)

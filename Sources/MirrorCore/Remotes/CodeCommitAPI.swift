@@ -83,10 +83,10 @@ public struct CodeCommitAPI: Sendable {
     }
 
     func classify(_ error: APIError, doing what: String) -> SyncFailure {
-        switch error.type {
-        case "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException":
+        switch Classification.awsAPI(errorType: error.type) {
+        case .auth?:
             return SyncFailure(.auth, "\(what) was refused (\(error.type): \(error.message)); the identity needs codecommit:GetRepository and codecommit:CreateRepository")
-        case "RepositoryLimitExceededException":
+        case .tooLarge?:
             return SyncFailure(.tooLarge, "\(what): the account's repository limit is reached (\(error.message))")
         default:
             return SyncFailure(.internal, "\(what) failed (\(error.type): \(error.message))")

@@ -36,25 +36,4 @@ public enum Forge: String, Sendable {
         }
         return nil
     }
-
-    /// Classifies a server's rejection of a ref (its status and what it printed).
-    public static func classify(rejection: String) -> (ErrorClass, String?) {
-        let text = rejection.lowercased()
-        if text.contains("gh006") || text.contains("protected branch") || text.contains("protected branches") {
-            return (.protected, "the branch is protected on the server; allow the mirror's account to push to it, or leave it out with refs:")
-        }
-        if text.contains("gh013") || text.contains("repository rule violations") || text.contains("rule violation") {
-            return (.protected, "a repository ruleset refuses this update; add the mirror's account to the ruleset's bypass list")
-        }
-        if text.contains("workflow") && text.contains("scope") {
-            return (.auth, "the token lacks the workflow scope needed to push .github/workflows files; add it to the token")
-        }
-        if text.contains("gh001") || text.contains("file size limit") || text.contains("large files detected") {
-            return (.tooLarge, "a file exceeds the host's file size limit (GitHub: 100 MB); move it to Git LFS on the primary")
-        }
-        if text.contains("pack exceeds") || text.contains("maximum allowed size") || text.contains("too large") {
-            return (.tooLarge, "the push exceeds the host's size limit (GitHub: 2 GiB per push); push the history in smaller steps")
-        }
-        return (.rejected, nil)
-    }
 }

@@ -181,43 +181,33 @@ struct GitTransfer: PackTransfer {
             let text = line.hasPrefix("remote: ") ? String(line.dropFirst("remote: ".count)).trimmingCharacters(in: .whitespaces) : line
             return !text.isEmpty && !TransferHooks.isProgress(text)
         }.suffix(6).joined(separator: " | ")
-        let lower = said.lowercased()
-        if relay.contains(.refused) || lower.contains("authentication failed") || lower.contains("could not read username")
-            || lower.contains("could not read password") || lower.contains("permission denied (publickey")
-            || lower.contains("returned error: 401") || lower.contains("returned error: 403") || lower.contains("terminal prompts disabled") {
+        var evidence = Classification.Evidence(message: said)
+        evidence.credentialRefused = relay.contains(.refused)
+        evidence.cachePath = cache
+        switch Classification.transfer(evidence) {
+        case .credentialRefused?, .sshKeyLocked?:
             return SyncFailure(.auth, "authentication failed for \(target): \(said) (check the token, password or key and its permissions)")
-        }
-        if lower.contains("returned error: 30") || lower.contains("redirect") {
+        case .redirected?:
             return SyncFailure(.config, "the server redirected elsewhere (\(said)); gitmirror sends credentials and pushes only to the configured scheme, host and port. Put the final URL in mirrors.yaml")
-        }
-        if lower.contains("host key verification failed") || lower.contains("remote host identification has changed")
-            || lower.contains("host key is known") || lower.contains("host key for") {
+        case .hostKeyUntrusted?:
             return SyncFailure(.hostKey, "the SSH host key of \(target) is not trusted by known_hosts (\(said)): verify the host's fingerprint, then add it with ssh-keyscan")
-        }
-        let (rejectionClass, advice) = Forge.classify(rejection: said)
-        if rejectionClass == .tooLarge || lower.contains("returned error: 413") {
+        case let local? where [.diskFull, .cacheUnwritable, .cacheDamaged].contains(local):
+            return Worker.localFailure(local, said, cachePath: cache)
+        case .tooLarge?:
+            let advice = Classification.rejection(said).advice
             return SyncFailure(.tooLarge, "the server refused the size of the push (\(said)): \(advice ?? "push the history in smaller steps, or raise the server's limit (receive.maxInputSize, the host's push size limit)")")
-        }
-        if lower.contains("certificate") || lower.contains("ssl") || lower.contains("tls") {
+        case .tls?:
             return SyncFailure(.tls, "TLS verification failed for \(target): \(said)")
-        }
-        if lower.contains("service not enabled") {
+        case .readOnly?:
             // git daemon without receive-pack (its default), with --informative-errors
             return SyncFailure(.readOnly, "\(target) serves this repository read-only: \(said)")
-        }
-        if lower.contains("repository not found") || lower.contains("returned error: 404") || lower.contains("not exported")
-            || lower.contains("does not appear to be a git repository") || lower.contains("no such file") || lower.contains("not found") {
+        case .notFound?:
             return SyncFailure(.notFound, "the repository \(target) does not exist or is not visible to these credentials: \(said)")
-        }
-        if let local = Worker.localFault(said, cachePath: cache) { return local }
-        if lower.contains("hung up") || lower.contains("connection") || lower.contains("could not read") || lower.contains("resolve host")
-            || lower.contains("failed to connect") || lower.contains("unable to connect") || lower.contains("timed out") || lower.contains("broken pipe") {
+        case .network?:
             return SyncFailure(.network, "the connection to \(target) failed during the push: \(said)")
+        default:
+            return SyncFailure(.internal, "git push to \(target) exited with status \(status) without a verdict per ref: \(said)")
         }
-        if lower.contains("permission denied") {
-            return SyncFailure(.config, "\(CacheAccess.describe(target)): \(said)")
-        }
-        return SyncFailure(.internal, "git push to \(target) exited with status \(status) without a verdict per ref: \(said)")
     }
 
     /// `--porcelain` lines: FLAG \t FROM:TO \t SUMMARY [(REASON)]; `!` is a refusal.

@@ -120,7 +120,7 @@ public struct Preflight: Sendable {
         switch supervisor.run(request, limits: limits) {
         case .success:
             finding.access += ", push ok"
-        case .failure(let failure) where [.auth, .notFound, .readOnly].contains(failure.errorClass):
+        case .failure(let failure) where Classification.refusesPushesOnly(failure.errorClass):
             finding.access = "read-only"
             finding.failure = SyncFailure(.readOnly, "the repository can be read but refuses pushes: \(credentials.redactor.redact(failure.message))")
             finding.advice = advice(for: finding.failure!, remote: remote)

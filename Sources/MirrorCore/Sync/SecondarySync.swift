@@ -201,7 +201,7 @@ struct SecondarySync {
             let result: WorkerResult
             do {
                 result = try worker(request, limits: limits)
-            } catch let failure as SyncFailure where [.auth, .notFound].contains(failure.errorClass) {
+            } catch let failure as SyncFailure where Classification.refusesPushesOnly(failure.errorClass) && failure.errorClass != .readOnly {
                 // The listing with the same credentials worked a moment ago: the server reads but refuses pushes.
                 throw SyncFailure(.readOnly, "the repository can be read but refuses pushes: \(failure.message)")
             }
@@ -246,7 +246,7 @@ struct SecondarySync {
         let diverged = report.refs.filter { $0.action == .diverged }
         if !rejected.isEmpty {
             let list = rejected.prefix(5).map { "\($0.ref) (\($0.message ?? "rejected"))" }.joined(separator: "; ")
-            let verdicts = rejected.map { Forge.classify(rejection: $0.message ?? "") }
+            let verdicts = rejected.map { Classification.rejection($0.message ?? "") }
             let chosen = verdicts.first { $0.0 != .rejected } ?? (.rejected, nil)
             report.failure = SyncFailure(chosen.0, (chosen.1.map { "\($0). " } ?? "")
                                          + "\(rejected.count) ref\(rejected.count == 1 ? "" : "s") not updated: \(list)\(rejected.count > 5 ? "; …" : "")")

@@ -352,61 +352,64 @@ public enum Worker {
         case nil: break
         }
         let text = error.message
-        let lower = text.lowercased()
         let remoteSaid = hooks.serverMessages.suffix(3).joined(separator: " | ")
         let detail = remoteSaid.isEmpty ? text : "\(text) (server said: \(remoteSaid))"
-        let everything = (lower + " " + remoteSaid.lowercased())
-        // Local faults first: they must not read as the network's.
-        if let local = localFault(text, cachePath: request.cachePath, objectDatabase: error.isObjectDatabase) { return local }
-        if lower.contains("cannot redirect") || lower.contains("unexpected redirect") || lower.contains("redirect without location") {
+        var evidence = Classification.Evidence(message: text, serverSaid: remoteSaid)
+        evidence.credentialRefused = error.isAuth
+        evidence.ssh = error.isSSH
+        evidence.certificate = error.isCertificate
+        evidence.network = error.isNetwork
+        evidence.nonFastForward = error.isNonFastForward
+        evidence.objectDatabase = error.isObjectDatabase
+        evidence.cachePath = request.cachePath
+        switch Classification.transfer(evidence) {
+        case .redirected?:
             return SyncFailure(.config, "the server redirected elsewhere (\(text)); gitmirror sends credentials and pushes only to the configured scheme, host and port. Put the final URL in mirrors.yaml")
-        }
-        if error.isSSH && (lower.contains("private key") || lower.contains("passphrase") || lower.contains("unable to extract public key")) {
+        case .sshKeyLocked?:
             return SyncFailure(.auth, "the SSH key could not be unlocked (\(text)): check ssh_key_passphrase_env or ssh_key_passphrase_file, or that ssh_key is an unencrypted ed25519 key")
-        }
-        if error.isAuth || lower.contains("status code: 401") || lower.contains("status code: 403") || lower.contains("authentication") {
+        case .credentialRefused?:
             return SyncFailure(.auth, "authentication failed: \(detail)")
-        }
-        if everything.contains("pack exceeds") || everything.contains("maximum allowed size") || everything.contains("too large")
-            || lower.contains("status code: 413") || everything.contains("exceeds") {
+        case .hostKeyUntrusted?:
+            return SyncFailure(.hostKey, "the SSH host key is not trusted by known_hosts: \(detail)")
+        case let local? where [.diskFull, .cacheUnwritable, .cacheDamaged].contains(local):
+            return Self.localFailure(local, text, cachePath: request.cachePath)
+        case .tooLarge?:
             return SyncFailure(.tooLarge, "the server refused the size of the push: \(detail); push the history in smaller steps, or raise the server's limit (receive.maxInputSize, the host's push size limit)")
-        }
-        if lower.contains("service not enabled") {
+        case .readOnly?:
             return SyncFailure(.readOnly, "the server serves this repository read-only: \(detail)")
-        }
-        if lower.contains("status code: 404") || lower.contains("not found") || lower.contains("not exported")
-            || lower.contains("does not appear to be a git repository") || lower.contains("no such file") || lower.contains("could not find repository") {
+        case .notFound?:
             return SyncFailure(.notFound, "the repository does not exist or is not visible to these credentials: \(detail)")
-        }
-        if error.isCertificate || lower.contains("certificate") || lower.contains("ssl") || lower.contains("tls") {
+        case .tls?:
             return SyncFailure(.tls, "TLS verification failed: \(detail)")
-        }
-        if error.isNonFastForward {
+        case .nonFastForward?:
             return SyncFailure(.rejected, "not a fast-forward: \(detail)")
-        }
-        if error.isNetwork || lower.contains("connect") || lower.contains("resolve") || lower.contains("timed out") || lower.contains("eof") {
+        case .network?:
             return SyncFailure(.network, "\(detail)")
+        default:
+            return SyncFailure(.internal, "\(error.function) failed: \(detail)")
         }
-        return SyncFailure(.internal, "\(error.function) failed: \(detail)")
     }
 
     /// Faults of this machine rather than of the server: the cache's permissions, a full disk, damaged objects.
     static func localFault(_ text: String, cachePath: String?, objectDatabase: Bool = false) -> SyncFailure? {
-        let lower = text.lowercased()
+        var evidence = Classification.Evidence(message: text)
+        evidence.cachePath = cachePath
+        evidence.objectDatabase = objectDatabase
+        return Classification.localFault(evidence).map { localFailure($0, text, cachePath: cachePath) }
+    }
+
+    /// The words for a local fault: where, and what to do.
+    static func localFailure(_ cause: Classification.Cause, _ text: String, cachePath: String?) -> SyncFailure {
         let place = cachePath ?? "the cache"
-        if lower.contains("no space left on device") || lower.contains("disk quota exceeded") {
+        switch cause {
+        case .diskFull:
             return SyncFailure(.internal, "no space left on the device holding \(place) (state_dir): free space there, then sync again")
-        }
-        if lower.contains("permission denied") || lower.contains("read-only file system") || lower.contains("operation not permitted") {
+        case .cacheUnwritable:
             return SyncFailure(.config, "\(CacheAccess.describe(place)); run gitmirror as the user who owns state_dir, or give that user access to it")
-        }
-        let damage = ["corrupt", "hash mismatch", "failed to decompress", "inflate", "zlib", "bad object", "truncated",
-                      "failed to read", "invalid object", "object not found", "packfile", "is not a valid", "failed to parse"]
-        // A suspicion only: the supervisor verifies the cache before it calls it damaged.
-        if cachePath != nil, objectDatabase || damage.contains(where: { lower.contains($0) }) {
+        default:
+            // A suspicion only: the supervisor verifies the cache before it calls it damaged.
             return SyncFailure(.internal, "reading the cache \(place) failed: \(text)", cacheDamage: text)
         }
-        return nil
     }
 
 }

@@ -1,0 +1,158 @@
+import Foundation
+
+/// Which class a failure belongs to (DESIGN, "Errors"), decided here and nowhere else. The callers
+/// gather the evidence (libgit2's error and callbacks, git's stderr, a server's rejection, an AWS
+/// API's error type) and word the message; the decision, and its order, is this file's tables,
+/// which ClassificationTests read through case by case.
+public enum Classification {
+    // MARK: a transfer that failed as a whole
+
+    /// What a failed fetch, listing or push left to go on.
+    public struct Evidence: Sendable {
+        /// The transport's own message (libgit2's error, or git's last stderr lines).
+        public var message: String
+        /// What the server printed (the side band's "remote: …" lines), if the message does not hold it.
+        public var serverSaid: String = ""
+        /// The transport knows the credential was refused (libgit2's GIT_EAUTH, git asking twice).
+        public var credentialRefused = false
+        /// The error came from the SSH layer, from TLS, from the network, from a non-fast-forward, or from
+        /// reading objects (libgit2's error class says so; git's stderr does not).
+        public var ssh = false
+        public var certificate = false
+        public var network = false
+        public var nonFastForward = false
+        public var objectDatabase = false
+        /// The local repository the operation read, when it read one: only then can the cache be damaged.
+        public var cachePath: String?
+
+        public init(message: String, serverSaid: String = "") {
+            self.message = message
+            self.serverSaid = serverSaid
+        }
+    }
+
+    /// Why it failed, finer than the class, so each transport can say what to do.
+    public enum Cause: String, Sendable, CaseIterable {
+        case redirected, credentialRefused, hostKeyUntrusted, sshKeyLocked
+        case diskFull, cacheUnwritable, cacheDamaged
+        case tooLarge, readOnly, notFound, tls, nonFastForward, network
+
+        public var errorClass: ErrorClass {
+            switch self {
+            case .redirected: return .config
+            case .credentialRefused, .sshKeyLocked: return .auth
+            case .hostKeyUntrusted: return .hostKey
+            case .diskFull, .cacheDamaged: return .internal
+            case .cacheUnwritable: return .config
+            case .tooLarge: return .tooLarge
+            case .readOnly: return .readOnly
+            case .notFound: return .notFound
+            case .tls: return .tls
+            case .nonFastForward: return .rejected
+            case .network: return .network
+            }
+        }
+    }
+
+    /// The rules in the order they are tried: the first that matches decides. A refused credential comes
+    /// before a redirect (libgit2's "too many redirects or authentication replays" is a refusal) and
+    /// before local permissions (ssh's "Permission denied (publickey)"); faults of this machine come
+    /// before the server's "not found" (a damaged cache says "object not found").
+    static let transferRules: [(cause: Cause, matches: @Sendable (Evidence, _ own: String, _ all: String) -> Bool)] = [
+        (.sshKeyLocked, { evidence, own, _ in
+            evidence.ssh && (own.contains("private key") || own.contains("passphrase") || own.contains("unable to extract public key")) }),
+        (.credentialRefused, { evidence, own, _ in
+            evidence.credentialRefused || ["status code: 401", "status code: 403", "returned error: 401", "returned error: 403", "authentication",
+                                           "could not read username", "could not read password", "permission denied (publickey",
+                                           "terminal prompts disabled"].contains { own.contains($0) } }),
+        (.redirected, { _, own, _ in
+            own.contains("cannot redirect") || own.contains("unexpected redirect") || own.contains("redirect without location")
+                || own.contains("returned error: 30") || own.contains("redirect") }),
+        (.hostKeyUntrusted, { _, own, _ in
+            ["host key verification failed", "remote host identification has changed", "host key is known", "host key for"].contains { own.contains($0) } }),
+        (.diskFull, { _, own, _ in own.contains("no space left on device") || own.contains("disk quota exceeded") }),
+        (.cacheUnwritable, { _, own, _ in
+            own.contains("permission denied") || own.contains("read-only file system") || own.contains("operation not permitted") }),
+        (.cacheDamaged, { evidence, own, _ in
+            evidence.cachePath != nil && (evidence.objectDatabase || damagePhrases.contains { own.contains($0) }) }),
+        (.tooLarge, { _, own, all in
+            rejection(all).errorClass == .tooLarge || own.contains("status code: 413") || own.contains("returned error: 413") || all.contains("exceeds") }),
+        (.readOnly, { _, own, _ in own.contains("service not enabled") }),
+        (.notFound, { _, own, _ in
+            ["status code: 404", "returned error: 404", "not found", "not exported", "does not appear to be a git repository", "no such file",
+             "could not find repository"].contains { own.contains($0) } }),
+        (.tls, { evidence, own, _ in evidence.certificate || own.contains("certificate") || own.contains("ssl") || own.contains("tls") }),
+        (.nonFastForward, { evidence, _, _ in evidence.nonFastForward }),
+        (.network, { evidence, own, _ in
+            evidence.network || ["connect", "resolve", "timed out", "eof", "hung up", "could not read", "broken pipe"].contains { own.contains($0) } }),
+    ]
+
+    /// What reading a damaged object store says (a suspicion only: the cache is verified before it is called damaged).
+    static let damagePhrases = ["corrupt", "hash mismatch", "failed to decompress", "inflate", "zlib", "bad object", "truncated",
+                                "failed to read", "invalid object", "object not found", "packfile", "is not a valid", "failed to parse"]
+
+    /// The cause of a failed transfer; nil when nothing matched (an internal error).
+    public static func transfer(_ evidence: Evidence) -> Cause? {
+        let own = evidence.message.lowercased()
+        let all = own + " " + evidence.serverSaid.lowercased()
+        return transferRules.first { $0.matches(evidence, own, all) }?.cause
+    }
+
+    /// The same, for faults of this machine only (a full disk, a cache it cannot write, damaged objects).
+    public static func localFault(_ evidence: Evidence) -> Cause? {
+        let local: Set<Cause> = [.diskFull, .cacheUnwritable, .cacheDamaged]
+        let own = evidence.message.lowercased()
+        return transferRules.first { local.contains($0.cause) && $0.matches(evidence, own, own) }?.cause
+    }
+
+    // MARK: one ref the server refused
+
+    /// A server's rejection of a ref (its status and what it printed), with what to do about it.
+    public static func rejection(_ text: String) -> (errorClass: ErrorClass, advice: String?) {
+        let text = text.lowercased()
+        for rule in rejectionRules where rule.phrases.contains(where: { phrase in phrase.allSatisfy { text.contains($0) } }) {
+            return (rule.errorClass, rule.advice)
+        }
+        return (.rejected, nil)
+    }
+
+    /// Each rule: any phrase matches when all of its words are in the text.
+    static let rejectionRules: [(errorClass: ErrorClass, phrases: [[String]], advice: String)] = [
+        (.protected, [["gh006"], ["protected branch"]],
+         "the branch is protected on the server; allow the mirror's account to push to it, or leave it out with refs:"),
+        (.protected, [["gh013"], ["repository rule violations"], ["rule violation"]],
+         "a repository ruleset refuses this update; add the mirror's account to the ruleset's bypass list"),
+        (.auth, [["workflow", "scope"]],
+         "the token lacks the workflow scope needed to push .github/workflows files; add it to the token"),
+        (.tooLarge, [["gh001"], ["file size limit"], ["large files detected"]],
+         "a file exceeds the host's file size limit (GitHub: 100 MB); move it to Git LFS on the primary"),
+        (.tooLarge, [["pack exceeds"], ["maximum allowed size"], ["too large"]],
+         "the push exceeds the host's size limit (GitHub: 2 GiB per push); push the history in smaller steps"),
+    ]
+
+    // MARK: AWS APIs
+
+    /// An AWS API's error type (`__type`, `x-amzn-ErrorType`); nil for those that are not a failure class of their own.
+    public static func awsAPI(errorType: String) -> ErrorClass? {
+        switch errorType {
+        case "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException": return .auth
+        case "RepositoryLimitExceededException": return .tooLarge
+        default: return nil
+        }
+    }
+
+    // MARK: what the classes mean
+
+    /// A push-direction failure of this class, while a listing with the same credentials worked, means
+    /// the server reads but refuses pushes.
+    public static func refusesPushesOnly(_ errorClass: ErrorClass) -> Bool {
+        [.auth, .notFound, .readOnly].contains(errorClass)
+    }
+}
+
+extension ErrorClass {
+    /// Failures that retrying soon does not heal: the daemon retries them slowly (at retry_cap).
+    public var healsWithRetry: Bool {
+        ![.auth, .hostKey, .config, .notFound, .readOnly].contains(self)
+    }
+}
