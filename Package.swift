@@ -54,7 +54,11 @@ let package = Package(
         ),
         .target(name: "TestSupport", dependencies: ["MirrorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "GitTests", dependencies: ["Git", "TestSupport"]),
-        .testTarget(name: "MirrorCoreTests", dependencies: ["MirrorCore", "TestSupport"]),
+        .testTarget(name: "MirrorCoreTests", dependencies: [
+            "MirrorCore", "TestSupport",
+            .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "gitmirrorTests", dependencies: ["gitmirror", "MirrorCore", "Git", "TestSupport"]),
     ]
 )

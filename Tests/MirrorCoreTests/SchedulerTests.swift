@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import ServiceLifecycleTestKit
 import Testing
 import TestSupport
 @testable import MirrorCore
@@ -214,5 +215,61 @@ import TestSupport
         _ = await scheduler.trigger("app", by: "api")
         await scheduler.startDueRuns()
         #expect(await scheduler.runningCount == 0)
+    }
+}
+
+/// The daemon's scheduler service under a graceful shutdown (ServiceLifecycleTestKit), with a sync the test holds open.
+@Suite(.onTestThreads) struct SchedulerShutdownTests {
+    typealias Stage = SchedulerTests.Stage
+    typealias Gate = SchedulerTests.Gate
+
+    func service(grace: TimeInterval) throws -> (SchedulerService, Scheduler, WorkerRegistry, Stage, Gate) {
+        let stage = Stage(), gate = Gate()
+        let scheduler = SchedulerTests().scheduler(try SchedulerTests().config("  start_spread: 0s"), stage, gate: gate)
+        let registry = WorkerRegistry()
+        let binding = ServerBinding()
+        binding.bound("127.0.0.1:9150")
+        return (SchedulerService(scheduler: scheduler, registry: registry, grace: { grace }, binding: binding, logger: Logger(label: "test")),
+                scheduler, registry, stage, gate)
+    }
+
+    /// Until `condition` holds, letting other tasks run (no clock involved).
+    func until(_ condition: () async -> Bool) async {
+        while await !condition() { await Task.yield() }
+    }
+
+    @Test func aShutdownWaitsForTheRunningSyncWithinTheGraceAndStartsNothingNew() async throws {
+        let (service, scheduler, registry, stage, gate) = try service(grace: 60)
+        final class Order: Sendable { let list = Mutex<[String]>([]) }
+        let order = Order()
+        try await testGracefulShutdown { trigger in
+            let running = Task {
+                try await service.run()
+                order.list.withLock { $0.append("service returned") }
+            }
+            await gate.held()
+            trigger.triggerGracefulShutdown()
+            await until { await scheduler.isStopping }
+            order.list.withLock { $0.append("sync released") }
+            await gate.release()
+            try await running.value
+        }
+        #expect(order.list.withLock { $0 } == ["sync released", "service returned"])
+        #expect(!registry.isStopping, "within the grace, no worker is stopped")
+        #expect(stage.started.withLock { $0.count } == 1)
+    }
+
+    @Test func aShutdownPastTheGraceStopsTheWorkersThenWaitsForTheRunToEnd() async throws {
+        let (service, _, registry, _, gate) = try service(grace: 0)
+        try await testGracefulShutdown { trigger in
+            let running = Task { try await service.run() }
+            await gate.held()
+            trigger.triggerGracefulShutdown()
+            // The grace is over at once: the workers are told to stop (a real worker then dies, and its sync ends)
+            await until { registry.isStopping }
+            await gate.release()
+            try await running.value
+        }
+        #expect(registry.isStopping)
     }
 }

@@ -47,6 +47,35 @@ public final class Scenario: @unchecked Sendable {
         config = try sandbox.write("mirrors.yaml", text)
     }
 
+    /// One repository of a multi-repository mirrors.yaml: its primary's URL and its secondaries as
+    /// flow-style YAML items (`{name: backup, url: "…"}`).
+    public struct Repository {
+        public var name: String
+        public var primary: String
+        public var secondaries: [String]
+
+        public init(_ name: String, primary: String, secondaries: [String]) {
+            self.name = name
+            self.primary = primary
+            self.secondaries = secondaries
+        }
+    }
+
+    /// Writes mirrors.yaml with several repositories (daemon settings as in `configure(secondaries:)`).
+    public func configure(repositories: [Repository], daemon: String = "") throws {
+        var text = "state_dir: state\n"
+        if !daemon.isEmpty {
+            text += "daemon:\n" + indent(daemon, by: 2) + "\n"
+            if !daemon.contains("start_spread:") { text += "  start_spread: 0s\n" }
+        }
+        text += "repositories:\n"
+        for repository in repositories {
+            text += "  - name: \(repository.name)\n    primary: \(repository.primary)\n    secondaries:\n"
+            text += repository.secondaries.map { "      - \($0)\n" }.joined()
+        }
+        config = try sandbox.write("mirrors.yaml", text)
+    }
+
     func indent(_ text: String, by count: Int) -> String {
         let pad = String(repeating: " ", count: count)
         return text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : pad + $0 }.joined(separator: "\n")

@@ -613,25 +613,12 @@ import TestSupport
         try scenario.primary.commit("first")
         let silent = try SilentServer(sandbox: scenario.sandbox)
         let primaryURL = scenario.url(scenario.primary)
-        let config = try scenario.sandbox.write("mirrors.yaml", """
-            state_dir: state
-            daemon:
-              interval: 10s
-              start_spread: 0s
-              max_parallel_repositories: 4
-              max_connections_per_host: 1
-            repositories:
-              - name: first
-                primary: \(primaryURL)
-                secondaries:
-                  - {name: hang, url: "git://127.0.0.1:\(silent.port)/a.git", stall_timeout: 5m}
-              - name: second
-                primary: \(primaryURL)
-                secondaries:
-                  - {name: hang, url: "git://127.0.0.1:\(silent.port)/b.git", stall_timeout: 5m}
-            """)
-        let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: config)
-        try daemon.waitUntilReady()
+        try scenario.configure(repositories: ["a", "b"].map { path in
+            .init(path == "a" ? "first" : "second", primary: primaryURL,
+                  secondaries: [#"{name: hang, url: "git://127.0.0.1:\#(silent.port)/\#(path).git", stall_timeout: 5m}"#])
+        }, daemon: "interval: 10s\nmax_parallel_repositories: 4\nmax_connections_per_host: 1")
+        let config = scenario.config
+        let daemon = try scenario.startDaemon()
 
         // When both are due (the first runs start within a second)
         #expect(eventually(within: 20) { try Gitmirror.store(config).runs().filter { $0.result == .running }.count == 2 })

@@ -234,18 +234,11 @@ import TestSupport
         try scenario.primary.commit("first")
         let laterBackup = try scenario.secondary("later-backup")
         let silent = try SilentServer(sandbox: scenario.sandbox)
-        _ = try scenario.sandbox.write("mirrors.yaml", """
-            state_dir: state
-            repositories:
-              - name: app
-                primary: \(scenario.url(scenario.primary))
-                secondaries:
-                  - {name: silent, url: "git://127.0.0.1:\(silent.port)/repo.git", stall_timeout: 5m}
-              - name: later
-                primary: \(scenario.url(scenario.primary))
-                secondaries:
-                  - {name: backup, url: "\(scenario.url(laterBackup))"}
-            """)
+        try scenario.configure(repositories: [
+            .init("app", primary: scenario.url(scenario.primary),
+                  secondaries: [#"{name: silent, url: "git://127.0.0.1:\#(silent.port)/repo.git", stall_timeout: 5m}"#]),
+            .init("later", primary: scenario.url(scenario.primary), secondaries: [#"{name: backup, url: "\#(scenario.url(laterBackup))"}"#]),
+        ])
         let log = scenario.sandbox.path("interrupted-sync.log")
         let sync = try Shell.start([Gitmirror.executable.path, "sync", "--jobs", "1", "--config", scenario.config.path], log: log)
         let hungWorker = try workerOnTheSecondaries(of: sync, scenario, log: log)

@@ -292,18 +292,11 @@ import TestSupport
         let quickBackup = try scenario.secondary("quick-backup")
         let silent = try SilentServer(sandbox: scenario.sandbox)
         func configure(_ quickSecondary: String) throws {
-            _ = try scenario.sandbox.write("mirrors.yaml", """
-                state_dir: state
-                repositories:
-                  - name: hung
-                    primary: \(scenario.url(scenario.primary))
-                    secondaries:
-                      - {name: silent, url: "git://127.0.0.1:\(silent.port)/repo.git", stall_timeout: 10s}
-                  - name: quick
-                    primary: \(scenario.url(other))
-                    secondaries:
-                      - {name: backup, url: "\(quickSecondary)"}
-                """)
+            try scenario.configure(repositories: [
+                .init("hung", primary: scenario.url(scenario.primary),
+                      secondaries: [#"{name: silent, url: "git://127.0.0.1:\#(silent.port)/repo.git", stall_timeout: 10s}"#]),
+                .init("quick", primary: scenario.url(other), secondaries: [#"{name: backup, url: "\#(quickSecondary)"}"#]),
+            ])
         }
         try configure(scenario.url(quickBackup))
 

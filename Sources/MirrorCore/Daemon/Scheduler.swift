@@ -75,6 +75,8 @@ public actor Scheduler {
     }
 
     public var isReady: Bool { firstPassDone }
+    /// Asked to stop: nothing new starts.
+    public var isStopping: Bool { stopping }
     public var repositoryNames: [String] { entries.keys.sorted() }
 
     /// The first runs spread over `start_spread`: by default a tenth of the interval, at most 30 s.
