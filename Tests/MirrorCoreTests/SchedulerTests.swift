@@ -12,6 +12,8 @@ import TestSupport
     /// (or what the test says).
     final class Stage: Sendable {
         let clock = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
+        /// How often the scheduler asked the time: a loop that spins asks without end.
+        let reads = Mutex(0)
         let picks = Mutex<[Double]>([])
         /// The runs the scheduler started: (repository, trigger).
         let started = Mutex<[(String, String)]>([])
@@ -19,7 +21,7 @@ import TestSupport
         let failures = Mutex<[ErrorClass?]>([])
 
         var timing: Scheduler.Timing {
-            Scheduler.Timing(now: { self.clock.withLock { $0 } }, random: { range in
+            Scheduler.Timing(now: { self.reads.withLock { $0 += 1 }; return self.clock.withLock { $0 } }, random: { range in
                 self.picks.withLock { $0.isEmpty ? (range.lowerBound + range.upperBound) / 2 : $0.removeFirst() }
             })
         }
@@ -183,6 +185,28 @@ import TestSupport
         }
         #expect(stage.started.withLock { Set($0.map(\.0)) } == ["a", "b", "c"])
         for _ in 0..<2 { await gate.release() }
+        _ = await scheduler.drain(within: nil)
+    }
+
+    @Test func dueRepositoriesWaitingForASlotDoNotSpinTheLoop() async throws {
+        // Given one slot, taken by a held sync, and a second repository due
+        let stage = Stage()
+        let gate = Gate()
+        let scheduler = scheduler(try config("  start_spread: 0s\n  max_parallel_repositories: 1", repositories: ["a", "b"]), stage, gate: gate)
+        let loop = Task { await scheduler.run() }
+        await gate.held()
+
+        // Then the loop sleeps until the slot frees (a spinning loop would read the clock hundreds of times here)
+        let before = stage.reads.withLock { $0 }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(stage.reads.withLock { $0 } - before < 5)
+
+        // And the freed slot goes to the waiting repository at once
+        await gate.release()
+        while stage.started.withLock({ $0.count }) < 2 { await Task.yield() }
+        await scheduler.stop()
+        await gate.release()
+        await loop.value
         _ = await scheduler.drain(within: nil)
     }
 

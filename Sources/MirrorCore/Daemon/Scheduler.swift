@@ -201,8 +201,10 @@ public actor Scheduler {
         guard !stopping else { return }
         let now = timing.now()
         let waiting = entries.values.filter { !$0.running }.map(\.nextRun)
-        // Nothing waiting (all running, or none at all): a finished run or a trigger wakes us.
-        let delay = waiting.min().map { max($0.timeIntervalSince(now), 0.001) }
+        // Nothing waiting (all running, or none at all), or as many running as allowed (what is due
+        // waits for a slot): a finished run, a trigger, a reload or a stop wakes us, not the clock.
+        let atCapacity = entries.values.filter(\.running).count >= settings.maxParallelRepositories
+        let delay = atCapacity ? nil : waiting.min().map { max($0.timeIntervalSince(now), 0.001) }
         await withCheckedContinuation { continuation in
             sleeper = continuation
             if let delay {
