@@ -100,6 +100,10 @@ import TestSupport
                               port: ports[shard.index], arguments: ["--shard", "\(shard.index)/2"])
         }
         for daemon in daemons { try daemon.waitUntilReady() }
+        // (each shard's first scheduled run is over, so the push below is mirrored by the hook's run alone)
+        for (index, name) in [(0, mine), (1, theirs)] {
+            #expect(eventually(within: 20) { try Gitmirror.store(configs[index]).runs(repository: name).contains { $0.trigger == "schedule" && $0.result == .ok } })
+        }
 
         // When GitHub's push event for shard 1's repository reaches shard 0 (the Service balanced it there)
         let head = try primaries[theirs]!.commit("second")
