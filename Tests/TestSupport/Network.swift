@@ -7,24 +7,40 @@ public enum Network {
     /// but has not bound yet must not be given to another.
     private static let handedOut = Mutex<Set<Int>>([])
 
-    /// A TCP port nobody listens on right now, and never handed out before in this process.
+    /// The ports the kernel picks for outgoing connections (and for bind to port 0): ours come from
+    /// below them, so that a connection another test opens meanwhile cannot take a port we handed out
+    /// before its server bound it.
+    static let ephemeral: ClosedRange<Int> = {
+        let fields = ((try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? "")
+            .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        return fields.count == 2 && fields[0] <= fields[1] ? fields[0]...fields[1] : 32768...60999
+    }()
+
+    /// A TCP port nobody listens on right now, never handed out before in this process, and outside
+    /// the ephemeral range when there is room below it.
     public static func freePort(host: String = "127.0.0.1") throws -> Int {
-        for _ in 0..<100 {
-            let port = try unboundPort(host: host)
+        let below = 20000..<max(ephemeral.lowerBound, 20001)
+        for attempt in 0..<200 {
+            let candidate = attempt < 150 && below.count > 1000 ? Int.random(in: below) : 0
+            guard let port = try bindable(host: host, port: candidate) else { continue }
             if handedOut.withLock({ $0.insert(port).inserted }) { return port }
         }
         throw TestError("no free port on \(host) that was not handed out already")
     }
 
-    private static func unboundPort(host: String) throws -> Int {
+    /// The port, once bound and released (0: the kernel's choice); nil when it is taken.
+    private static func bindable(host: String, port: Int) throws -> Int? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr(host)
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0 else { throw TestError("cannot bind \(host):0: \(String(cString: strerror(errno)))") }
+        guard bound == 0 else {
+            if port != 0 && errno == EADDRINUSE { return nil }
+            throw TestError("cannot bind \(host):\(port): \(String(cString: strerror(errno)))")
+        }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         return Int(UInt16(bigEndian: address.sin_port))
