@@ -281,5 +281,4 @@ public actor Scheduler {
     /// When the scheduler will run a repository next, and why: for tests and status.
     public func nextRun(of name: String) -> Date? { entries[name]?.nextRun }
     public func note(of name: String) -> String? { entries[name]?.note }
-    func isRunning(_ name: String) -> Bool { entries[name]?.running ?? false }
 }

@@ -16,10 +16,12 @@ public struct SyncRun: Codable, Sendable, FetchableRecord, MutablePersistableRec
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 
     public enum Columns {
+        public static let id = Column(CodingKeys.id)
         public static let repository = Column(CodingKeys.repository)
         public static let result = Column(CodingKeys.result)
         public static let pid = Column(CodingKeys.pid)
         public static let finishedAt = Column(CodingKeys.finishedAt)
+        public static let summary = Column(CodingKeys.summary)
     }
 }
 
@@ -55,7 +57,7 @@ public struct RemoteState: Codable, Sendable, FetchableRecord, PersistableRecord
     public enum Columns {
         public static let repository = Column(CodingKeys.repository)
         public static let remote = Column(CodingKeys.remote)
-        public static let lastRunId = Column(CodingKeys.lastRunId)
+        public static let role = Column(CodingKeys.role)
     }
 }
 
@@ -80,11 +82,11 @@ public struct RefUpdate: Codable, Sendable, FetchableRecord, MutablePersistableR
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 
     public enum Columns {
+        public static let id = Column(CodingKeys.id)
         public static let runId = Column(CodingKeys.runId)
         public static let repository = Column(CodingKeys.repository)
         public static let remote = Column(CodingKeys.remote)
         public static let ref = Column(CodingKeys.ref)
-        public static let outcome = Column(CodingKeys.outcome)
     }
 }
 
@@ -135,6 +137,11 @@ public struct SyncProgress: Codable, Sendable, FetchableRecord, PersistableRecor
     public var pid: Int32
     public var startedAt: Date
     public var updatedAt: Date
+
+    public enum Columns {
+        public static let repository = Column(CodingKeys.repository)
+        public static let remote = Column(CodingKeys.remote)
+    }
 
     public init(repository: String, remote: String, phase: String, pid: Int32 = getpid(), startedAt: Date, updatedAt: Date = Date()) {
         self.repository = repository

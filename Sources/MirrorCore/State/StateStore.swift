@@ -212,7 +212,7 @@ public final class StateStore: Sendable {
             """, arguments: ["quietBefore": quietBefore, "journalBefore": journalBefore, "batch": batch, "running": RunResult.running])
         guard !ids.isEmpty else { return Pruned() }
         let refUpdates = try RefUpdate.filter(ids.contains(RefUpdate.Columns.runId)).deleteAll(db)
-        let runs = try SyncRun.filter(ids.contains(Column("id"))).deleteAll(db)
+        let runs = try SyncRun.filter(ids.contains(SyncRun.Columns.id)).deleteAll(db)
         return Pruned(runs: runs, refUpdates: refUpdates)
     }
 
@@ -243,8 +243,8 @@ public final class StateStore: Sendable {
 
     public func clearProgress(repository: String, remote: String? = nil) throws {
         try write { db in
-            var request = SyncProgress.filter(Column("repository") == repository)
-            if let remote { request = request.filter(Column("remote") == remote) }
+            var request = SyncProgress.filter(SyncProgress.Columns.repository == repository)
+            if let remote { request = request.filter(SyncProgress.Columns.remote == remote) }
             _ = try request.deleteAll(db)
         }
     }
@@ -267,7 +267,7 @@ public final class StateStore: Sendable {
     public func recordRunFinished(id: Int64, result: RunResult, summary: String?) throws {
         try write { db in
             _ = try SyncRun.filter(key: id).updateAll(db, SyncRun.Columns.finishedAt.set(to: Date()), SyncRun.Columns.result.set(to: result),
-                                                       Column("summary").set(to: summary))
+                                                       SyncRun.Columns.summary.set(to: summary))
         }
     }
 
@@ -285,7 +285,7 @@ public final class StateStore: Sendable {
                 // a daemon syncing every few minutes for a year must not bury the journal in repeats.
                 if ref.outcome == "kept", let last = try RefUpdate
                     .filter(RefUpdate.Columns.repository == ref.repository && RefUpdate.Columns.remote == ref.remote && RefUpdate.Columns.ref == ref.ref)
-                    .order(Column("id").desc).fetchOne(db),
+                    .order(RefUpdate.Columns.id.desc).fetchOne(db),
                     last.outcome == ref.outcome, last.action == ref.action, last.oldOid == ref.oldOid, last.newOid == ref.newOid {
                     continue
                 }
@@ -302,13 +302,13 @@ public final class StateStore: Sendable {
     }
 
     public func remoteStates() throws -> [RemoteState] {
-        try pool.read { db in try RemoteState.order(Column("repository"), Column("role"), Column("remote")).fetchAll(db) }
+        try pool.read { db in try RemoteState.order(RemoteState.Columns.repository, RemoteState.Columns.role, RemoteState.Columns.remote).fetchAll(db) }
     }
 
     public func runs(repository: String? = nil, limit: Int = 50) throws -> [SyncRun] {
         try pool.read { db in
-            var request = SyncRun.order(Column("id").desc).limit(limit)
-            if let repository { request = request.filter(Column("repository") == repository) }
+            var request = SyncRun.order(SyncRun.Columns.id.desc).limit(limit)
+            if let repository { request = request.filter(SyncRun.Columns.repository == repository) }
             return try request.fetchAll(db)
         }
     }
@@ -322,10 +322,10 @@ public final class StateStore: Sendable {
 
     public func refHistory(repository: String, remote: String? = nil, ref: String? = nil, limit: Int = 200) throws -> [RefUpdate] {
         try pool.read { db in
-            var request = RefUpdate.filter(Column("repository") == repository)
-            if let remote { request = request.filter(Column("remote") == remote) }
-            if let ref { request = request.filter(Column("ref") == ref) }
-            return try request.order(Column("id").desc).limit(limit).fetchAll(db)
+            var request = RefUpdate.filter(RefUpdate.Columns.repository == repository)
+            if let remote { request = request.filter(RefUpdate.Columns.remote == remote) }
+            if let ref { request = request.filter(RefUpdate.Columns.ref == ref) }
+            return try request.order(RefUpdate.Columns.id.desc).limit(limit).fetchAll(db)
         }
     }
 
@@ -378,7 +378,7 @@ public final class StateStore: Sendable {
     private static func markInterrupted(_ db: Database, _ filter: SQLExpression) throws {
         _ = try SyncRun.filter(filter && SyncRun.Columns.result == RunResult.running)
             .updateAll(db, SyncRun.Columns.result.set(to: RunResult.interrupted), SyncRun.Columns.finishedAt.set(to: Date()),
-                       Column("summary").set(to: "the process stopped before the run finished"))
+                       SyncRun.Columns.summary.set(to: "the process stopped before the run finished"))
     }
 
     public func lease(repository: String) throws -> Lease? {
