@@ -11,6 +11,29 @@ public enum Gitmirror {
         return directory.appendingPathComponent("gitmirror")
     }
 
+    /// A copy of the executable any user can run, for tests that run gitmirror as another user
+    /// (`setpriv --reuid=nobody`): the build folder may sit in a clone only its owner can enter
+    /// (a `mktemp -d` folder is 0700). Copied once per test process, under the spawn lock so that
+    /// no child forked meanwhile holds it open for writing.
+    public static let executableForAnyUser: URL = {
+        let folder = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("gitmirror-tests/bin-\(getpid())")
+        let copy = folder.appendingPathComponent("gitmirror")
+        // Copies left by earlier test runs (their process is gone) are removed: each is the size of a debug build.
+        let base = folder.deletingLastPathComponent()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? [] where name.hasPrefix("bin-") {
+            if let pid = Int32(name.dropFirst(4)), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
+                try? FileManager.default.removeItem(at: base.appendingPathComponent(name))
+            }
+        }
+        ChildProcess.withSpawnLock {
+            try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            try? FileManager.default.removeItem(at: copy)
+            try? FileManager.default.copyItem(at: executable, to: copy)
+            try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy.path)
+        }
+        return copy
+    }()
+
     @discardableResult
     public static func run(_ arguments: [String], config: URL, environment: [String: String] = [:]) throws -> Shell.Output {
         var env = ProcessInfo.processInfo.environment

@@ -71,7 +71,7 @@ import TestSupport
         try Shell.run(["chown", "nobody", state.path])
         try Shell.run(["chmod", "-R", "go+rX,go-w", scenario.sandbox.root.path])
         try Shell.run(["chmod", "0755", state.path])
-        let asNobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", Gitmirror.executable.path, "sync", "--config", config.path]
+        let asNobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", Gitmirror.executableForAnyUser.path, "sync", "--config", config.path]
 
         // When it syncs
         let refused = try Shell.run(asNobody, check: false)
@@ -86,7 +86,7 @@ import TestSupport
         // And with GITMIRROR_STATE_DIR (as the container image sets it) the same sync works, its state there
         let env = ["env", "GITMIRROR_STATE_DIR=\(state.path)"]
         let synced = try Shell.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] + env
-                                   + [Gitmirror.executable.path, "sync", "--config", config.path], check: false)
+                                   + [Gitmirror.executableForAnyUser.path, "sync", "--config", config.path], check: false)
         #expect(synced.status == 0, "\(synced)")
         #expect(FileManager.default.fileExists(atPath: state.appendingPathComponent("gitmirror.sqlite").path))
         #expect(try backup.refs() == scenario.primary.refs())

@@ -337,7 +337,7 @@ import TestSupport
         try Shell.run(["chmod", "0644", scenario.config.path])
 
         // When nobody syncs
-        let output = try Shell.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", Gitmirror.executable.path,
+        let output = try Shell.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", Gitmirror.executableForAnyUser.path,
                                     "sync", "--config", scenario.config.path], check: false)
 
         // Then the primary's fetch fails as config, saying who owns the cache
