@@ -18,7 +18,7 @@ struct PlanCommand: ParsableCommand {
     @OptionGroup var parallel: ParallelOptions
 
     func run() throws {
-        let config = try options.load()
+        let (config, discovered) = Discovery.expand(try options.load(), record: false)
         let mirrors = try options.select(repositories, from: config)
         var syncOptions = RepositorySync.Options()
         syncOptions.planOnly = true
@@ -29,7 +29,7 @@ struct PlanCommand: ParsableCommand {
             print(ReportTable.renderPlan(reports))
         }
         if interrupted { throw ExitStatus.interrupted }
-        if reports.contains(where: { $0.primary.failure != nil || $0.secondaries.contains { $0.failure != nil } }) {
+        if !discovered || reports.contains(where: { $0.primary.failure != nil || $0.secondaries.contains { $0.failure != nil } }) {
             throw ExitStatus.outOfStep
         }
     }

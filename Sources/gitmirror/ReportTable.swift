@@ -14,6 +14,7 @@ enum ReportTable {
                 if let failure = remote.failure {
                     problems.append("\(report.repository)/\(remote.remote): \(failure.errorClass.rawValue): \(failure.message)")
                 }
+                if let note = remote.headNote { problems.append("\(report.repository)/\(remote.remote): \(note)") }
             }
         }
         var text = Terminal.table(["REPOSITORY", "REMOTE", "RESULT", "CREATED", "UPDATED", "DELETED", "KEPT", "DURATION"], rows)

@@ -28,12 +28,16 @@ struct StatusCommand: ParsableCommand {
         var schedule: String?
         /// From a sync running now: what it is doing on this remote.
         var progress: String?
+        /// The branch the remote's HEAD pointed at when last seen.
+        var head: String?
+        /// A secondary whose HEAD is not the primary's.
+        var headDiffers = false
 
         enum CodingKeys: String, CodingKey {
             case repository, remote, role, url, state
             case lastAttempt = "last_attempt", lastSuccess = "last_success"
             case lastErrorClass = "last_error_class", lastError = "last_error"
-            case nextRun = "next_run", schedule, progress
+            case nextRun = "next_run", schedule, progress, head, headDiffers = "head_differs"
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -50,11 +54,18 @@ struct StatusCommand: ParsableCommand {
             try container.encode(nextRun, forKey: .nextRun)
             try container.encode(schedule, forKey: .schedule)
             try container.encode(progress, forKey: .progress)
+            try container.encode(head, forKey: .head)
+            if role == "secondary" { try container.encode(headDiffers, forKey: .headDiffers) }
         }
     }
 
     func run() throws {
-        let config = try options.load()
+        let written = try options.load()
+        // Discovered repositories as last listed (no API is asked), and those gone from their sources.
+        let discovery = written.discover.isEmpty ? nil
+            : Discoverer(credentials: CredentialResolver(redactor: Redactor()), store: try? StateStore(path: written.databaseURL.path, readOnly: true))
+                .run(written, list: false, record: false)
+        let config = discovery?.config ?? written
         var known: [String: RemoteState] = [:]
         var schedule: [String: ScheduleEntry] = [:]
         var working: [String: SyncProgress] = [:]
@@ -73,6 +84,7 @@ struct StatusCommand: ParsableCommand {
         }
         var rows: [Row] = []
         for mirror in config.repositories {
+            let primaryHead = known["\(mirror.name)\u{0}primary"]?.head
             for remote in [mirror.primary] + mirror.secondaries {
                 let state = known["\(mirror.name)\u{0}\(remote.name)"]
                 let now = working["\(mirror.name)\u{0}\(remote.name)"]
@@ -81,7 +93,9 @@ struct StatusCommand: ParsableCommand {
                                 lastErrorClass: state?.lastErrorClass?.rawValue, lastError: state?.lastError,
                                 nextRun: schedule[mirror.name]?.nextRun,
                                 schedule: schedule[mirror.name].map { [$0.state, $0.note].compactMap { $0 }.joined(separator: "; ") },
-                                progress: now.map { "\($0.phase) (for \(formatDuration(Date().timeIntervalSince($0.startedAt))))" }))
+                                progress: now.map { "\($0.phase) (for \(formatDuration(Date().timeIntervalSince($0.startedAt))))" },
+                                head: state?.head,
+                                headDiffers: remote.role == .secondary && state != nil && primaryHead != nil && state?.head != primaryHead))
             }
         }
         // Like sync: a script can tell from the exit status alone whether everything is in step.
@@ -101,8 +115,19 @@ struct StatusCommand: ParsableCommand {
         print(Terminal.table(header, table))
         let notes = rows.filter { $0.role == "primary" }.compactMap { row in row.schedule.flatMap { $0.contains(";") ? "\(row.repository): \($0)" : nil } }
         if !notes.isEmpty { print("\n" + notes.joined(separator: "\n")) }
+        let heads = rows.filter(\.headDiffers).map { row in
+            let primary = rows.first { $0.repository == row.repository && $0.role == "primary" }?.head ?? "?"
+            return "\(row.repository)/\(row.remote): HEAD points at \(row.head.map(Self.branch) ?? "no branch"), the primary's at \(Self.branch(primary))"
+        }
+        if !heads.isEmpty { print("\ndefault branch differs:\n" + heads.map { "  " + $0 }.joined(separator: "\n")) }
+        if let discovery, !discovery.gone.isEmpty {
+            print("\nno longer listed by their source (unscheduled; their cache and history are kept, nothing was deleted):\n"
+                  + discovery.gone.map { "  \($0.source) \($0.path) since \(Terminal.time($0.since))" }.joined(separator: "\n"))
+        }
         let running = rows.compactMap { row in row.progress.map { "\(row.repository)/\(row.remote): \($0)" } }
         if !running.isEmpty { print("\nsyncing now:\n" + running.map { "  " + $0 }.joined(separator: "\n")) }
         if outOfStep { throw ExitStatus.outOfStep }
     }
+
+    static func branch(_ ref: String) -> String { ref.hasPrefix("refs/heads/") ? String(ref.dropFirst("refs/heads/".count)) : ref }
 }

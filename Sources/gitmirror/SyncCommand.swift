@@ -23,7 +23,7 @@ struct SyncCommand: ParsableCommand {
     @OptionGroup var parallel: ParallelOptions
 
     func run() throws {
-        let config = try options.load()
+        let (config, discovered) = Discovery.expand(try options.load(), record: true)
         let mirrors = try options.select(repositories, from: config)
         var syncOptions = RepositorySync.Options()
         syncOptions.lockWait = lockWait.seconds
@@ -34,7 +34,7 @@ struct SyncCommand: ParsableCommand {
             print(ReportTable.render(reports))
         }
         if interrupted { throw ExitStatus.interrupted }
-        if !reports.allSatisfy(\.inStep) { throw ExitStatus.outOfStep }
+        if !reports.allSatisfy(\.inStep) || !discovered { throw ExitStatus.outOfStep }
     }
 }
 

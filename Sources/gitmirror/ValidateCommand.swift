@@ -13,6 +13,7 @@ struct ValidateCommand: ParsableCommand {
     func run() throws {
         let config = try options.load(requireEnvironment: true)
         let remotes = config.repositories.reduce(0) { $0 + 1 + $1.secondaries.count }
-        print("\(options.configURL.path): ok (\(config.repositories.count) repositor\(config.repositories.count == 1 ? "y" : "ies"), \(remotes) remotes, state in \(config.stateDirectory.path))")
+        let sources = config.discover.isEmpty ? "" : ", \(config.discover.count) discover source\(config.discover.count == 1 ? "" : "s") (templates checked; run gitmirror discover to list them)"
+        print("\(options.configURL.path): ok (\(config.repositories.count) repositor\(config.repositories.count == 1 ? "y" : "ies"), \(remotes) remotes\(sources), state in \(config.stateDirectory.path))")
     }
 }

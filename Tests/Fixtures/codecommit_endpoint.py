@@ -52,19 +52,28 @@ def expected_password(timestamp, host, path):
     return "%sZ%s" % (timestamp, signer.signature(signer.string_to_sign(request, canonical), request))
 
 
+CLIENT = []
+
+
 def ensure_repository(name):
-    """The control plane (moto) decides which repositories exist; the data plane follows."""
+    """The control plane (moto) decides which repositories exist and where HEAD points; the data plane follows."""
     folder = os.path.join(args.root, name)
-    if not args.moto or os.path.isdir(folder):
+    if not args.moto:
         return
     import boto3
-    client = boto3.client("codecommit", region_name=args.region, endpoint_url=args.moto,
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    if not CLIENT:
+        CLIENT.append(boto3.client("codecommit", region_name=args.region, endpoint_url=args.moto,
+                                   aws_access_key_id="testing", aws_secret_access_key="testing"))
+    client = CLIENT[0]
     try:
-        client.get_repository(repositoryName=name)
+        metadata = client.get_repository(repositoryName=name)["repositoryMetadata"]
     except client.exceptions.RepositoryDoesNotExistException:
         return
-    subprocess.run(["git", "init", "--quiet", "--bare", folder], check=True)
+    if not os.path.isdir(folder):
+        subprocess.run(["git", "init", "--quiet", "--bare", folder], check=True)
+    branch = metadata.get("defaultBranch")
+    if branch:
+        subprocess.run(["git", "--git-dir", folder, "symbolic-ref", "HEAD", "refs/heads/" + branch], check=True)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

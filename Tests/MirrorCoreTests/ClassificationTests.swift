@@ -76,7 +76,9 @@ import TestSupport
     @Test func awsErrorTypesAndRetryPolicy() {
         #expect(Classification.awsAPI(errorType: "AccessDeniedException") == .auth)
         #expect(Classification.awsAPI(errorType: "RepositoryLimitExceededException") == .tooLarge)
-        #expect(Classification.awsAPI(errorType: "ThrottlingException") == nil)
+        #expect(Classification.awsAPI(errorType: "ThrottlingException") == .rateLimited)
+        #expect(Classification.awsAPI(errorType: "EncryptionKeyAccessDeniedException") == nil)
+        #expect([401, 403, 404, 413, 429, 502, 422].map(Classification.forgeAPI(status:)) == [.auth, .auth, .notFound, .tooLarge, .rateLimited, .network, .internal])
         let slow = ErrorClass.allCases.filter { !$0.healsWithRetry }
         #expect(Set(slow) == [.auth, .hostKey, .config, .notFound, .readOnly])
         #expect(ErrorClass.allCases.filter { Classification.refusesPushesOnly($0) } == [.auth, .notFound, .readOnly])

@@ -45,15 +45,22 @@ public final class CodeCommitEndpoint: Server, @unchecked Sendable {
     public func stop() { terminate(process) }
 }
 
-/// moto in server mode: CodeCommit's and STS's APIs on loopback.
+/// moto in server mode: CodeCommit's and STS's APIs on loopback (ListRepositories, BatchGetRepositories and
+/// UpdateDefaultBranch added, which moto 5 lacks).
 public final class MotoServer: Server, @unchecked Sendable {
     public let port: Int
     private let process: ChildProcess
 
-    public init(sandbox: Sandbox) throws {
+    /// `pageSize`: how many repositories one ListRepositories answer holds.
+    public init(sandbox: Sandbox, pageSize: Int? = nil) throws {
         port = try Network.freePort()
         let log = sandbox.path("moto-\(port).log")
-        process = try Shell.start(["/usr/bin/env", "moto_server", "-H", "127.0.0.1", "-p", "\(port)"], log: log)
+        // moto's own server, with the CodeCommit calls moto lacks added (Tests/Fixtures/moto_server.py).
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/moto_server.py")
+        var environment = ProcessInfo.processInfo.environment
+        if let pageSize { environment["MOTO_CODECOMMIT_PAGE_SIZE"] = "\(pageSize)" }
+        process = try Shell.start(["/usr/bin/env", "python3", script.path, "-H", "127.0.0.1", "-p", "\(port)"], log: log, environment: environment)
         sandbox.keep(self)
         try Network.waitForPort(port: port, process: process, log: log, seconds: 30)
     }

@@ -137,7 +137,22 @@ public enum Classification {
         switch errorType {
         case "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException": return .auth
         case "RepositoryLimitExceededException": return .tooLarge
+        case "ThrottlingException", "TooManyRequestsException": return .rateLimited
         default: return nil
+        }
+    }
+
+    // MARK: forges' REST APIs
+
+    /// A GitHub, GitLab or Gitea API answer that is not a success (a rate limit is recognised before this).
+    public static func forgeAPI(status: Int) -> ErrorClass {
+        switch status {
+        case 401, 403: return .auth
+        case 404: return .notFound
+        case 413: return .tooLarge
+        case 429: return .rateLimited
+        case 408, 500...599: return .network
+        default: return .internal
         }
     }
 

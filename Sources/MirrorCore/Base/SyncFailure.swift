@@ -10,6 +10,8 @@ public enum ErrorClass: String, Codable, Sendable, CaseIterable {
     /// The secondary can be read with these credentials but refuses pushes.
     case readOnly = "read_only"
     case `internal`
+    /// An API's rate limit is used up: the call waits for it, or gives up until the next run.
+    case rateLimited = "rate_limited"
     /// gitmirror itself was stopped (Ctrl-C, SIGTERM) during the operation: no verdict on the remote.
     case interrupted
 }

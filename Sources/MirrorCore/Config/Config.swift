@@ -6,7 +6,10 @@ public struct Config: Sendable {
     public var stateDirectory: URL
     public var maxParallelPushes: Int
     public var credentials: [String: CredentialSpec]
+    /// The written repositories (after `expanded(with:)`, the discovered ones too).
     public var repositories: [Mirror]
+    /// The `discover:` entries: sources that list repositories to mirror.
+    public var discover: [DiscoverySource] = []
     public var daemon = DaemonSettings()
     public var retention = Retention()
 
@@ -23,6 +26,8 @@ public struct Mirror: Sendable {
     public var secondaries: [RemoteSpec]
     /// How often the daemon syncs it (nil: the daemon's default interval).
     public var interval: TimeInterval?
+    /// Set when a `discover:` entry listed it.
+    public var origin: MirrorOrigin? = nil
 }
 
 /// The `daemon:` section: how `gitmirror daemon` schedules, listens and alerts.
@@ -31,6 +36,8 @@ public struct DaemonSettings: Sendable {
     public var interval: TimeInterval = 5 * 60
     public var maxParallelRepositories = 4
     public var maxConnectionsPerHost = 8
+    /// How often the `discover:` sources are listed again.
+    public var discoverInterval: TimeInterval = 60 * 60
     public var shutdownGrace: TimeInterval = 60
     /// First retry after a failure; doubles per failure up to `retryCap`.
     public var retryBase: TimeInterval = 15
@@ -90,8 +97,14 @@ public struct RemoteSpec: Sendable {
     public var url: RemoteURL
     public var credentialName: String?
     public var policy: Policy
-    /// Create the repository when it is missing (CodeCommit secondaries only).
+    /// Create the repository when it is missing (CodeCommit, or a forge's API).
     public var create = false
+    /// The forge API that creates the repository and sets its default branch (nil: none known).
+    public var forge: ForgeEndpoint? = nil
+    /// The visibility a created repository gets: `private` (the default), `internal` or `public`.
+    public var visibility = "private"
+    /// The description a created repository gets (a discovered repository's own).
+    public var description: String? = nil
 }
 
 /// What a sync may do to one secondary.

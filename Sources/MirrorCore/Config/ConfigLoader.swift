@@ -316,25 +316,16 @@ private struct Walker {
         return patterns
     }
 
+    var urlContext: URLContext {
+        URLContext(base: base, defaultRegion: defaultRegion, codeCommitEndpoint: environment["CODE_COMMIT_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 })
+    }
+
     mutating func url(_ node: Node, allowInsecure: Bool, endpoint: String? = nil) -> RemoteURL? {
         guard let text = string(node, "url") else { return nil }
-        do {
-            let endpoint = endpoint ?? environment["CODE_COMMIT_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 }
-            var url = try RemoteURL.parse(text, relativeTo: base, defaultRegion: defaultRegion, codeCommitEndpoint: endpoint)
-            if let target = url.codeCommit {
-                if !CodeCommitTarget.isValidName(target.repository) {
-                    report(node, "'\(target.repository)' is not a valid CodeCommit repository name: 1-100 letters, digits, '.', '_' or '-', not ending in .git")
-                    return nil
-                }
-                if let endpoint, url.scheme == .https { url = RemoteURL.codeCommit(target, endpoint: endpoint) }
-            }
-            if url.scheme == .http && !url.isLoopback && !allowInsecure {
-                report(node, "http:// sends credentials and code in clear text; use https://, or set allow_insecure: true on this remote")
-                return nil
-            }
-            return url
-        } catch {
-            report(node, error.description)
+        switch RemoteURL.parseChecked(text, context: urlContext, allowInsecure: allowInsecure, endpoint: endpoint) {
+        case .success(let url): return url
+        case .failure(let problem):
+            report(node, problem.message)
             return nil
         }
     }
@@ -342,7 +333,7 @@ private struct Walker {
     // MARK: the document
 
     mutating func config(_ root: Node) -> Config? {
-        guard let pairs = mapping(root, allowed: ["state_dir", "defaults", "credentials", "repositories", "max_parallel_pushes", "daemon", "retention"], what: "the top level") else { return nil }
+        guard let pairs = mapping(root, allowed: ["state_dir", "defaults", "credentials", "repositories", "discover", "max_parallel_pushes", "daemon", "retention"], what: "the top level") else { return nil }
         var daemonSettings = DaemonSettings()
         var retention = Retention()
         // Without state_dir: $GITMIRROR_STATE_DIR (the container image sets /var/lib/gitmirror: its
@@ -353,6 +344,7 @@ private struct Walker {
         var credentials: [String: CredentialSpec] = [:]
         var credentialNodes: [(Node, Node)] = []
         var repositoriesNode: Node?
+        var discoverNode: Node?
         var maxParallel = 4
         for (key, _, value) in pairs {
             switch key {
@@ -366,6 +358,7 @@ private struct Walker {
                 }
                 for (nameNode, body) in mapping { credentialNodes.append((nameNode, body)) }
             case "repositories": repositoriesNode = value
+            case "discover": discoverNode = value
             case "daemon": daemonSettings = daemon(value)
             case "retention": retention = self.retention(value)
             default: break
@@ -376,8 +369,30 @@ private struct Walker {
             if credentials[name] != nil { report(nameNode, "duplicate credential '\(name)'"); continue }
             if let spec = credential(name: name, body) { credentials[name] = spec }
         }
+        let credentialNames = Set(credentialNodes.compactMap { $0.0.scalar?.string })
+        var sources: [DiscoverySource] = []
+        if let discoverNode {
+            if case .sequence(let items) = discoverNode, !items.isEmpty {
+                var ids: [String: Node] = [:]
+                for item in items {
+                    guard let source = discoverySource(item, defaults: defaults, credentials: credentials, credentialNames: credentialNames) else { continue }
+                    if let previous = ids[source.id] {
+                        report(item, "the source \(source.id) is listed twice (first at line \(previous.mark?.line ?? 0)); merge the two entries")
+                        continue
+                    }
+                    ids[source.id] = item
+                    sources.append(source)
+                }
+            } else {
+                report(discoverNode, "discover must be a non-empty list of sources, each with one of github:, gitlab:, gitea: or codecommit:")
+            }
+        }
         guard let repositoriesNode else {
-            report(root, "missing 'repositories:': list at least one repository with a primary and secondaries")
+            if discoverNode != nil {
+                return Config(file: file, stateDirectory: stateDirectory, maxParallelPushes: maxParallel, credentials: credentials,
+                              repositories: [], discover: sources, daemon: daemonSettings, retention: retention)
+            }
+            report(root, "missing 'repositories:': list at least one repository with a primary and secondaries (or a discover: source)")
             return nil
         }
         guard case .sequence(let sequence) = repositoriesNode else {
@@ -387,7 +402,7 @@ private struct Walker {
         var mirrors: [Mirror] = []
         var names: [String: (name: String, node: Node)] = [:]
         for item in sequence {
-            guard let mirror = mirror(item, defaults: defaults, credentials: credentials, credentialNames: Set(credentialNodes.compactMap { $0.0.scalar?.string })) else { continue }
+            guard let mirror = mirror(item, defaults: defaults, credentials: credentials, credentialNames: credentialNames) else { continue }
             // Each repository has a cache folder named after it: names that differ only in case
             // would share one on a case-insensitive volume.
             if let previous = names[mirror.name.lowercased()] {
@@ -399,11 +414,11 @@ private struct Walker {
             names[mirror.name.lowercased()] = (mirror.name, item)
             mirrors.append(mirror)
         }
-        if sequence.isEmpty { report(repositoriesNode, "repositories is empty: list at least one repository") }
+        if sequence.isEmpty && discoverNode == nil { report(repositoriesNode, "repositories is empty: list at least one repository") }
         checkSharedSecondaries(mirrors)
         checkCycles(mirrors)
         return Config(file: file, stateDirectory: stateDirectory, maxParallelPushes: maxParallel, credentials: credentials,
-                      repositories: mirrors, daemon: daemonSettings, retention: retention)
+                      repositories: mirrors, discover: sources, daemon: daemonSettings, retention: retention)
     }
 
     /// Two repositories pushing to one secondary overwrite each other's refs on every sync.
@@ -501,7 +516,7 @@ private struct Walker {
     mutating func daemon(_ node: Node) -> DaemonSettings {
         var settings = DaemonSettings()
         let keys = ["listen", "interval", "max_parallel_repositories", "max_connections_per_host", "shutdown_grace",
-                    "retry_base", "retry_cap", "start_spread", "hooks", "notify", "peers"]
+                    "retry_base", "retry_cap", "start_spread", "discover_interval", "hooks", "notify", "peers"]
         guard let pairs = mapping(node, allowed: keys, what: "daemon") else { return settings }
         for (key, _, value) in pairs {
             switch key {
@@ -519,6 +534,7 @@ private struct Walker {
             case "retry_base": if let seconds = duration(value, key) { settings.retryBase = seconds }
             case "retry_cap": if let seconds = duration(value, key) { settings.retryCap = seconds }
             case "start_spread": if let seconds = duration(value, key, minimum: 0) { settings.startSpread = seconds }
+            case "discover_interval": if let seconds = minimumDuration(value, key, at: 60) { settings.discoverInterval = seconds }
             case "hooks":
                 let hookKeys = ["github_secret_env", "github_secret_file", "gitlab_token_env", "gitlab_token_file",
                                 "gitea_secret_env", "gitea_secret_file", "sync_token_env", "sync_token_file"]
@@ -743,7 +759,7 @@ private struct Walker {
             return RemoteSpec(name: "primary", role: .primary, url: url, credentialName: nil, policy: defaults)
         }
         let policyKeys = role == .secondary ? ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout"] : ["timeout", "stall_timeout"]
-        let keys = (role == .secondary ? ["name", "create"] : []) + ["url", "codecommit", "endpoint", "credentials", "allow_insecure"] + policyKeys
+        let keys = (role == .secondary ? ["name", "create", "visibility"] : []) + ["url", "codecommit", "endpoint", "credentials", "allow_insecure", "forge", "api"] + policyKeys
         guard let pairs = mapping(node, allowed: keys, what: role == .primary ? "the primary" : "a secondary") else { return nil }
         var name: String? = role == .primary ? "primary" : nil
         var urlNode: Node?
@@ -754,6 +770,9 @@ private struct Walker {
         var endpoint: String?
         var create = false
         var createNode: Node?
+        var forgeKind: ForgeKind?
+        var apiNode: Node?
+        var visibility = "private"
         for (key, _, value) in pairs {
             switch key {
             case "name": name = self.name(value, "secondary name")
@@ -764,6 +783,16 @@ private struct Walker {
                 createNode = value
                 create = bool(value, "create") ?? false
             case "allow_insecure": allowInsecure = bool(value, "allow_insecure") ?? false
+            case "forge":
+                guard let text = string(value, "forge") else { continue }
+                forgeKind = ForgeKind(rawValue: text.lowercased())
+                if forgeKind == nil { report(value, "forge must be one of \(ForgeKind.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(text)')") }
+            case "api": apiNode = value
+            case "visibility":
+                guard let text = string(value, "visibility") else { continue }
+                if ["private", "internal", "public"].contains(text) { visibility = text } else {
+                    report(value, "visibility must be private, internal or public (got '\(text)')")
+                }
             case "credentials":
                 guard let reference = string(value, "credentials") else { credentialOK = false; continue }
                 if !credentialNames.contains(reference) {
@@ -790,8 +819,20 @@ private struct Walker {
         }
         guard let url = parsed, let name, credentialOK else { return nil }
         let addressNode = urlNode ?? codeCommitNode!
-        if create && url.codeCommit == nil, let createNode {
-            report(createNode, "create: true works for CodeCommit repositories only; create the repository on this server by hand")
+        // The forge API: stated, or known from the host (github.com, gitlab.com, codeberg.org).
+        var forge: ForgeEndpoint?
+        if url.codeCommit == nil, let kind = forgeKind ?? ForgeKind.known(host: url.host) {
+            if let apiNode {
+                forge = apiURL(apiNode, allowInsecure: allowInsecure).map { ForgeEndpoint(kind: kind, api: $0) }
+            } else if let host = url.host {
+                forge = kind.apiRoot(host: host, port: url.scheme == .https ? url.port : nil).map { ForgeEndpoint(kind: kind, api: $0) }
+            }
+        } else if let apiNode {
+            report(apiNode, url.codeCommit != nil ? "api: is for GitHub, GitLab and Gitea; a CodeCommit address takes endpoint:"
+                                                  : "api: needs forge: (github, gitlab or gitea) to say which API it is")
+        }
+        if create && url.codeCommit == nil && forge == nil, let createNode {
+            report(createNode, "create: true needs an API that creates repositories: CodeCommit, or a forge (set forge: github, gitlab or gitea, and api: for a self-hosted server); otherwise create the repository by hand")
         }
         if let credentialName, let spec = credentials[credentialName] {
             if spec.aws != nil && (url.codeCommit == nil || url.scheme != .https) {
@@ -802,7 +843,205 @@ private struct Walker {
                 report(addressNode, "credential '\(credentialName)' is a token or password but this URL is SSH; use https:// or an ssh_key credential")
             }
         }
-        return RemoteSpec(name: name, role: role, url: url, credentialName: credentialName, policy: policy, create: create)
+        return RemoteSpec(name: name, role: role, url: url, credentialName: credentialName, policy: policy, create: create, forge: forge,
+                          visibility: visibility)
+    }
+
+    /// A forge's API root: http(s), no query, plain http only on loopback or with allow_insecure.
+    mutating func apiURL(_ node: Node, allowInsecure: Bool) -> URL? {
+        guard let text = string(node, "api") else { return nil }
+        var trimmed = text
+        while trimmed.hasSuffix("/") { trimmed.removeLast() }
+        guard let url = URL(string: trimmed), url.scheme == "https" || url.scheme == "http", let host = url.host, !host.isEmpty,
+              url.query == nil, url.user == nil else {
+            report(node, "api must be the API's root URL, such as https://api.github.com, https://gitlab.example.com/api/v4 or https://gitea.example.com/api/v1 (got '\(text)')")
+            return nil
+        }
+        if url.scheme == "http" && !isLoopback(host) && !allowInsecure {
+            report(node, "http:// sends the API token in clear text; use https://, or set allow_insecure: true")
+            return nil
+        }
+        return url
+    }
+
+    /// One `discover:` entry.
+    mutating func discoverySource(_ node: Node, defaults: Policy, credentials: [String: CredentialSpec], credentialNames: Set<String>) -> DiscoverySource? {
+        let kinds = ["github", "gitlab", "gitea", "codecommit"]
+        let keys = kinds + ["api", "credentials", "include", "exclude", "archived", "forks", "visibility", "subgroups", "name", "clone",
+                            "primary", "secondaries", "defaults", "interval", "allow_insecure"]
+        guard let pairs = mapping(node, allowed: keys, what: "a discover entry") else { return nil }
+        let kindPairs = pairs.filter { kinds.contains($0.key) }
+        guard kindPairs.count == 1, let kindPair = kindPairs.first else {
+            report(kindPairs.dropFirst().first?.keyNode ?? node, kindPairs.isEmpty
+                   ? "a discover entry needs one source: github: ORG_OR_USER, gitlab: GROUP, gitea: ORG_OR_USER or codecommit: REGION"
+                   : "a discover entry takes one source; split \(kindPairs.map(\.key).joined(separator: " and ")) into two entries")
+            return nil
+        }
+        guard let owner = string(kindPair.value, kindPair.key) else { return nil }
+        var allowInsecure = false
+        if let value = pairs.first(where: { $0.key == "allow_insecure" })?.value { allowInsecure = bool(value, "allow_insecure") ?? false }
+        var policy = defaults
+        if let value = pairs.first(where: { $0.key == "defaults" })?.value { policy = self.policy(value, inheriting: defaults, what: "the discover entry's defaults") }
+        let apiNode = pairs.first { $0.key == "api" }?.value
+        let kind: DiscoverySource.Kind
+        if kindPair.key == "codecommit" {
+            if let apiNode { report(apiNode, "a CodeCommit source takes no api: (its endpoint comes from AWS_ENDPOINT_URL_CODECOMMIT, as for the AWS SDKs)") }
+            guard owner.range(of: "^[a-z]{2}(-[a-z]+)+-[0-9]+$", options: .regularExpression) != nil else {
+                report(kindPair.value, "codecommit: takes an AWS region such as eu-west-1 (got '\(owner)')")
+                return nil
+            }
+            kind = .codeCommit(region: owner)
+        } else {
+            let forgeKind = ForgeKind(rawValue: kindPair.key)!
+            if owner.hasPrefix("/") || owner.hasSuffix("/") || owner.contains("//") || owner.contains(" ") || (forgeKind != .gitlab && owner.contains("/")) {
+                report(kindPair.value, forgeKind == .gitlab ? "gitlab: takes a group's full path such as platform or platform/tools (got '\(owner)')"
+                                                            : "\(kindPair.key): takes an organisation or user name such as acme (got '\(owner)')")
+                return nil
+            }
+            let api: URL?
+            if let apiNode {
+                api = apiURL(apiNode, allowInsecure: allowInsecure)
+                if api == nil { return nil }
+            } else {
+                switch forgeKind {
+                case .github: api = URL(string: "https://api.github.com")
+                case .gitlab: api = URL(string: "https://gitlab.com/api/v4")
+                case .gitea:
+                    report(kindPair.keyNode, "a gitea: source needs api: (the server's API root, such as https://gitea.example.com/api/v1 or https://codeberg.org/api/v1)")
+                    return nil
+                }
+            }
+            kind = .forge(ForgeEndpoint(kind: forgeKind, api: api!))
+        }
+        var id = "\(kindPair.key):\(owner)"
+        if case .forge(let endpoint) = kind, let host = endpoint.api.host, !["api.github.com", "gitlab.com"].contains(host) {
+            id += "@\(host)\(endpoint.api.port.map { ":\($0)" } ?? "")"
+        }
+        var source = DiscoverySource(id: id, kind: kind, owner: owner, location: location(node))
+        source.primaryPolicy = policy
+        var secondariesNode: Node?
+        for (key, keyNode, value) in pairs {
+            switch key {
+            case "credentials":
+                guard let reference = string(value, "credentials") else { continue }
+                guard credentialNames.contains(reference) else {
+                    report(value, "credential '\(reference)' is not defined under credentials:")
+                    continue
+                }
+                if let spec = credentials[reference] {
+                    if case .codeCommit = kind, spec.aws == nil {
+                        report(value, "a CodeCommit source lists repositories with AWS credentials; credential '\(reference)' has no aws:")
+                    } else if case .forge = kind, spec.secret == nil {
+                        report(value, "the \(kindPair.key) API takes a token; credential '\(reference)' has no token_env or token_file")
+                    }
+                }
+                source.credentialName = reference
+            case "include", "exclude":
+                let patterns: [String]
+                if case .sequence(let items) = value { patterns = items.compactMap { string($0, "a \(key) pattern") } }
+                else if let one = string(value, key) { patterns = [one] } else { continue }
+                if key == "include" { source.include = patterns } else { source.exclude = patterns }
+            case "archived": source.archived = bool(value, key) ?? true
+            case "forks": source.forks = bool(value, key) ?? true
+            case "subgroups":
+                source.subgroups = bool(value, key) ?? true
+                if kindPair.key != "gitlab" { report(keyNode, "subgroups: is for gitlab: sources (groups have subgroups)") }
+            case "visibility":
+                let words: [String]
+                if case .sequence(let items) = value { words = items.compactMap { string($0, "a visibility") } }
+                else if let one = string(value, key) { words = [one] } else { continue }
+                if let wrong = words.first(where: { !["public", "private", "internal", "all"].contains($0) }) {
+                    report(value, "visibility takes public, private, internal or all (got '\(wrong)')")
+                } else if !words.contains("all") {
+                    source.visibility = Set(words)
+                }
+            case "name":
+                guard let text = string(value, "name") else { continue }
+                if let unknown = RemoteTemplate.unknownPlaceholders(in: text).first {
+                    report(value, "unknown placeholder {\(unknown)} in name; use {name}, {path} or {owner}")
+                } else if !text.contains("{") {
+                    report(value, "name must contain {name}, {path} or {owner}: every discovered repository needs a name of its own")
+                } else {
+                    source.nameTemplate = text
+                }
+            case "clone":
+                guard let text = string(value, "clone") else { continue }
+                guard let clone = DiscoverySource.CloneProtocol(rawValue: text) else {
+                    report(value, "clone must be https or ssh (got '\(text)')")
+                    continue
+                }
+                if case .codeCommit = kind { report(value, "a CodeCommit source is cloned over HTTPS with AWS signing; leave clone: out") }
+                source.clone = clone
+            case "interval": source.interval = minimumDuration(value, "interval", at: 10)
+            case "secondaries": secondariesNode = value
+            default: break
+            }
+        }
+        if let primaryNode = pairs.first(where: { $0.key == "primary" })?.value {
+            source.primary = remoteTemplate(primaryNode, role: .primary, source: source, defaults: policy, credentials: credentials, credentialNames: credentialNames)
+        }
+        guard let secondariesNode, case .sequence(let items) = secondariesNode, !items.isEmpty else {
+            report(secondariesNode ?? node, "a discover entry needs secondaries: (a list of remotes, each with a name and a url with {name} or {path})")
+            return nil
+        }
+        var names: Set<String> = []
+        for item in items {
+            guard let template = remoteTemplate(item, role: .secondary, source: source, defaults: policy, credentials: credentials, credentialNames: credentialNames) else { continue }
+            if template.spec.name == "primary" || !names.insert(template.spec.name).inserted {
+                report(item, template.spec.name == "primary" ? "'primary' is reserved for the primary remote; choose another secondary name" : "duplicate secondary name '\(template.spec.name)'")
+                continue
+            }
+            source.secondaries.append(template)
+        }
+        guard source.secondaries.count == items.count else { return nil }
+        return source
+    }
+
+    /// A remote whose url has placeholders: checked as a written remote would be, with a sample
+    /// repository in place of `{name}`, `{path}` and `{owner}`; expanded for each discovered repository later.
+    mutating func remoteTemplate(_ node: Node, role: Role, source: DiscoverySource, defaults: Policy, credentials: [String: CredentialSpec],
+                                 credentialNames: Set<String>) -> RemoteTemplate? {
+        guard case .mapping(let mapping) = node else {
+            report(node, "\(role == .primary ? "primary" : "a secondary") of a discover entry must be a mapping with url: (and name:, credentials:, …)")
+            return nil
+        }
+        guard let urlNode = mapping["url"], case .scalar(let scalar) = urlNode else {
+            if mapping["codecommit"] != nil {
+                report(node, "in a discover entry, write the CodeCommit address as url: \"codecommit::REGION://{name}\"")
+            } else {
+                report(node, "\(role == .primary ? "the primary" : "a secondary") of a discover entry needs a url: with {name} or {path}")
+            }
+            return nil
+        }
+        let template = scalar.string
+        if let unknown = RemoteTemplate.unknownPlaceholders(in: template).first {
+            report(urlNode, "unknown placeholder {\(unknown)} in url; use {name}, {path} or {owner}")
+            return nil
+        }
+        if role == .secondary && !template.contains("{name}") && !template.contains("{path}") {
+            report(urlNode, "the url of a discovered repository's secondary must contain {name} or {path}, or every repository would be pushed to one secondary")
+            return nil
+        }
+        // The sample: the shape a listed repository has (an owner, a name).
+        let owner: String
+        switch source.kind {
+        case .codeCommit: owner = ""
+        case .forge: owner = source.owner
+        }
+        let sample = DiscoveredRepository(path: owner.isEmpty ? "example" : "\(owner)/example", name: "example", cloneURL: "")
+        var substituted = scalar
+        substituted.string = RemoteTemplate.substitute(template, repository: sample)
+        let rebuilt = Node.mapping(Node.Mapping(mapping.map { key, value in
+            (key, key.scalar?.string == "url" ? Node.scalar(substituted) : value)
+        }, mapping.tag, mapping.style, mapping.mark))
+        let before = problems.count
+        guard let spec = remote(rebuilt, role: role, defaults: defaults, credentials: credentials, credentialNames: credentialNames) else { return nil }
+        if problems.count > before { return nil }
+        var allowInsecure = false
+        if let value = mapping["allow_insecure"], case .scalar(let flag) = value { allowInsecure = ["true", "yes", "on"].contains(flag.string.lowercased()) }
+        let endpoint = mapping["endpoint"]?.scalar?.string
+        return RemoteTemplate(spec: spec, url: template, allowInsecure: allowInsecure, endpoint: endpoint, forgeKind: spec.forge?.kind,
+                              forgeAPIWritten: mapping["api"] != nil, context: urlContext)
     }
 
     /// `codecommit: {region: eu-west-1, repository: payments}`
@@ -878,4 +1117,27 @@ public func notifyURLProblem(_ text: String) -> String? {
         return "notify url \(url.scheme!)://\(url.host!)… is plain http to another machine: the alert (repository names, errors) and its signature travel in clear text; use https:// (plain http is accepted on loopback only)"
     }
     return nil
+}
+
+extension RemoteURL {
+    /// Parses an address as mirrors.yaml takes it: a valid CodeCommit name, and plain http only on
+    /// loopback or with allow_insecure. The failure says what is wrong.
+    public static func parseChecked(_ text: String, context: URLContext, allowInsecure: Bool, endpoint: String?) -> Result<RemoteURL, AddressProblem> {
+        do {
+            let endpoint = endpoint ?? context.codeCommitEndpoint
+            var url = try RemoteURL.parse(text, relativeTo: context.base, defaultRegion: context.defaultRegion, codeCommitEndpoint: endpoint)
+            if let target = url.codeCommit {
+                if !CodeCommitTarget.isValidName(target.repository) {
+                    return .failure(AddressProblem("'\(target.repository)' is not a valid CodeCommit repository name: 1-100 letters, digits, '.', '_' or '-', not ending in .git"))
+                }
+                if let endpoint, url.scheme == .https { url = RemoteURL.codeCommit(target, endpoint: endpoint) }
+            }
+            if url.scheme == .http && !url.isLoopback && !allowInsecure {
+                return .failure(AddressProblem("http:// sends credentials and code in clear text; use https://, or set allow_insecure: true on this remote"))
+            }
+            return .success(url)
+        } catch {
+            return .failure(AddressProblem(error.description))
+        }
+    }
 }

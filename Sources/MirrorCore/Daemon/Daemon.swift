@@ -12,9 +12,12 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
     let redactor = Redactor()
     let state = try DaemonState(config: try ConfigLoader.forThisMachine(environment: environment).load(file: configFile, environment: environment), configFile: configFile,
                                 shard: shard, environment: environment, redactor: redactor)
-    let loaded = await state.config
-    let store = try StateStore(path: loaded.databaseURL.path)
+    let store = try StateStore(path: await state.config.databaseURL.path)
     if let newer = store.newerSchema { throw newer }
+    let credentials = CredentialResolver(environment: environment, redactor: redactor)
+    // Discovered repositories as last listed are scheduled from the start; the listing itself runs in DiscoveryService.
+    let discoverer = Discoverer(credentials: credentials, store: store)
+    let loaded = await state.apply(discoverer.run(await state.written, list: false, record: false).config)
     let registry = WorkerRegistry()
     let metrics = DaemonMetrics(version: version)
     metrics.recordConfigLoaded()
@@ -26,7 +29,6 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
     }
     let notifier = Notifier(known: (try? store.remoteStates()) ?? [], logger: logger)
     notifier.setTargets(try notifyTargets(loaded, environment: environment, redactor: redactor))
-    let credentials = CredentialResolver(environment: environment, redactor: redactor)
     let hostLimiter = HostLimiter(limit: loaded.daemon.maxConnectionsPerHost)
     let supervisor = WorkerSupervisor(executable: executable, registry: registry)
     // Long work says how far it is every 10 s, at info level, one line per remote.
@@ -101,7 +103,7 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
         SystemdNotify.send("RELOADING=1")
         defer { SystemdNotify.send("READY=1") }
         do {
-            let config = try await state.reload(redactor: redactor)
+            let config = try await state.reload(redactor: redactor) { discoverer.run($0, list: false, record: false).config }
             await scheduler.update(config)
             notifier.setTargets(try notifyTargets(config, environment: environment, redactor: redactor))
             metrics.recordReload(success: true)
@@ -130,6 +132,11 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
         // Shut down in reverse: the scheduler first, then the recorder writes what it published last.
         services: [.init(service: scheduleRecorder), .init(service: application), .init(service: ReloadService(reload: reload)),
                    .init(service: ConfigWatchService(file: configFile, reload: reload)), .init(service: schedulerService),
+                   .init(service: DiscoveryService(state: state, discoverer: discoverer, apply: { expanded in
+                       let owned = await state.apply(expanded)
+                       await scheduler.update(owned)
+                       metrics.keepBehind(only: Set(owned.repositories.map(\.name)))
+                   }, logger: logger)),
                    .init(service: RetentionService(state: state, store: store, logger: logger))],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))

@@ -6,6 +6,10 @@ public actor DaemonState {
     public private(set) var config: Config
     /// Every repository in the file, owned here or not: a hook for any of them is accepted and routed.
     private(set) var fleet: [Mirror]
+    /// The file as written (its discover: sources not expanded).
+    public private(set) var written: Config
+    /// Counts the loads of the file: a discovery of an older load is not applied over a newer one.
+    private(set) var loads = 0
     public private(set) var hookSecrets: HookSecrets
     let configFile: URL
     let shard: Shard
@@ -22,6 +26,7 @@ public actor DaemonState {
         try Self.checkPeers(config, shard: shard)
         self.config = Self.owned(config, shard: shard)
         self.fleet = config.repositories
+        self.written = config
         self.configFile = configFile
         self.shard = shard
         self.environment = environment
@@ -52,15 +57,25 @@ public actor DaemonState {
     }
 
     /// Loads the file again; an invalid one is refused and the running configuration stays.
-    func reload(redactor: Redactor) throws -> Config {
+    /// `expand` adds the discovered repositories (as last listed).
+    func reload(redactor: Redactor, expand: (Config) -> Config) throws -> Config {
         let loaded = try ConfigLoader.forThisMachine(environment: environment).load(file: configFile, environment: environment)
         try Self.checkPeers(loaded, shard: shard)
         let secrets = try Self.secrets(loaded, environment: environment, redactor: redactor)
-        config = Self.owned(loaded, shard: shard)
-        fleet = loaded.repositories
+        written = loaded
+        loads += 1
         hookSecrets = secrets
+        return apply(expand(loaded))
+    }
+
+    /// Takes a configuration with its discovered repositories; returns the part this replica owns.
+    @discardableResult
+    func apply(_ expanded: Config) -> Config {
+        config = Self.owned(expanded, shard: shard)
+        fleet = expanded.repositories
         return config
     }
+
 
     /// The shard that owns a repository of the file; nil for a name the file does not have.
     func owner(of name: String) -> Int? {

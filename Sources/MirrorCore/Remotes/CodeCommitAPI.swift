@@ -26,12 +26,12 @@ public struct CodeCommitAPI: Sendable {
         var message: String
     }
 
-    func call(_ action: String, _ payload: [String: String]) throws(SyncFailure) -> Result<[String: Any], APIError> {
+    func call(_ action: String, _ payload: [String: Any]) throws(SyncFailure) -> Result<[String: Any], APIError> {
         try callRecordingDate(action, payload).0
     }
 
-    func callRecordingDate(_ action: String, _ payload: [String: String]) throws(SyncFailure) -> (Result<[String: Any], APIError>, Date?) {
-        let body = (try? JSONSerialization.data(withJSONObject: payload)) ?? Data()
+    func callRecordingDate(_ action: String, _ payload: [String: Any]) throws(SyncFailure) -> (Result<[String: Any], APIError>, Date?) {
+        let body = (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])) ?? Data()
         var headers = ["Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "CodeCommit_20150413.\(action)"]
         headers.merge(SigV4.sign(method: "POST", url: endpoint, headers: headers, body: body, service: "codecommit",
                                  region: region, credentials: credentials)) { _, signed in signed }
@@ -73,9 +73,57 @@ public struct CodeCommitAPI: Sendable {
         }
     }
 
+    /// Every repository of the region, with its default branch and description (ListRepositories,
+    /// then BatchGetRepositories 25 at a time). `clone` makes the address a repository is cloned from.
+    public func repositories() throws(SyncFailure) -> [DiscoveredRepository] {
+        var names: [String] = []
+        var token: String?
+        repeat {
+            var payload: [String: Any] = ["sortBy": "repositoryName", "order": "ascending"]
+            if let token { payload["nextToken"] = token }
+            switch try call("ListRepositories", payload) {
+            case .success(let object):
+                names += (object["repositories"] as? [[String: Any]] ?? []).compactMap { $0["repositoryName"] as? String }
+                token = (object["nextToken"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+            case .failure(let error): throw classify(error, doing: "ListRepositories in \(region)")
+            }
+        } while token != nil
+        var found: [DiscoveredRepository] = []
+        for start in stride(from: 0, to: names.count, by: 25) {
+            let batch = Array(names[start..<min(start + 25, names.count)])
+            switch try call("BatchGetRepositories", ["repositoryNames": batch]) {
+            case .success(let object):
+                for item in object["repositories"] as? [[String: Any]] ?? [] {
+                    guard let name = item["repositoryName"] as? String else { continue }
+                    found.append(DiscoveredRepository(path: name, name: name, cloneURL: "codecommit::\(region)://\(name)",
+                                                      defaultBranch: item["defaultBranch"] as? String,
+                                                      description: (item["repositoryDescription"] as? String).flatMap { $0.isEmpty ? nil : $0 }))
+                }
+            case .failure(let error): throw classify(error, doing: "BatchGetRepositories in \(region)")
+            }
+        }
+        return found.sorted { $0.path < $1.path }
+    }
+
+    /// The repository's default branch (nil: none yet).
+    public func defaultBranch(of name: String) throws(SyncFailure) -> String? {
+        switch try call("GetRepository", ["repositoryName": name]) {
+        case .success(let object): return (object["repositoryMetadata"] as? [String: Any])?["defaultBranch"] as? String
+        case .failure(let error): throw classify(error, doing: "GetRepository \(name)")
+        }
+    }
+
+    /// Points the repository's HEAD at `branch`, which must exist there.
+    public func updateDefaultBranch(_ name: String, to branch: String) throws(SyncFailure) {
+        switch try call("UpdateDefaultBranch", ["repositoryName": name, "defaultBranchName": branch]) {
+        case .success: return
+        case .failure(let error): throw classify(error, doing: "UpdateDefaultBranch \(name) to \(branch)")
+        }
+    }
+
     /// Creates the repository; one that already exists counts as created.
-    public func createRepository(_ name: String) throws(SyncFailure) {
-        switch try call("CreateRepository", ["repositoryName": name, "repositoryDescription": "Mirror created by gitmirror"]) {
+    public func createRepository(_ name: String, description: String? = nil) throws(SyncFailure) {
+        switch try call("CreateRepository", ["repositoryName": name, "repositoryDescription": description ?? "Mirror created by gitmirror"]) {
         case .success: return
         case .failure(let error) where error.type == "RepositoryNameExistsException": return
         case .failure(let error): throw classify(error, doing: "CreateRepository \(name)")
@@ -85,7 +133,9 @@ public struct CodeCommitAPI: Sendable {
     func classify(_ error: APIError, doing what: String) -> SyncFailure {
         switch Classification.awsAPI(errorType: error.type) {
         case .auth?:
-            return SyncFailure(.auth, "\(what) was refused (\(error.type): \(error.message)); the identity needs codecommit:GetRepository and codecommit:CreateRepository")
+            return SyncFailure(.auth, "\(what) was refused (\(error.type): \(error.message)); the identity needs codecommit:\(what.split(separator: " ").first ?? "") (and, for create: true and discovery, codecommit:GetRepository, CreateRepository, ListRepositories, BatchGetRepositories and UpdateDefaultBranch)")
+        case .rateLimited?:
+            return SyncFailure(.rateLimited, "\(what): AWS throttled the call (\(error.type)); the next run tries again")
         case .tooLarge?:
             return SyncFailure(.tooLarge, "\(what): the account's repository limit is reached (\(error.message))")
         default:

@@ -85,7 +85,7 @@ public struct CredentialResolver: Sendable {
             access.secret = .sshKey(username: spec.username ?? remote.url.user, privateKey: privateKey, passphrase: passphrase)
         } else if let source = spec.secret {
             let secret = try read(source, for: name, key: "token/password")
-            access.secret = .password(username: spec.username ?? remote.url.user ?? Forge.of(remote.url).tokenUsername, password: secret)
+            access.secret = .password(username: spec.username ?? remote.url.user ?? Forge.of(remote).tokenUsername, password: secret)
         }
         return access
     }

@@ -5,6 +5,16 @@ import Foundation
 public enum Forge: String, Sendable {
     case github, gitlab, gitea, codeCommit = "codecommit", other
 
+    /// The hosting service of a remote: its stated forge, else what its address says.
+    public static func of(_ remote: RemoteSpec) -> Forge {
+        switch remote.forge?.kind {
+        case .github?: return .github
+        case .gitlab?: return .gitlab
+        case .gitea?: return .gitea
+        case nil: return of(remote.url)
+        }
+    }
+
     public static func of(_ url: RemoteURL) -> Forge {
         if url.codeCommit != nil { return .codeCommit }
         let host = url.host?.lowercased() ?? ""

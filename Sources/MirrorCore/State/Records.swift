@@ -53,6 +53,8 @@ public struct RemoteState: Codable, Sendable, FetchableRecord, PersistableRecord
     public var lastError: String?
     public var refsFingerprint: String?
     public var lastRunId: Int64?
+    /// The branch the remote's HEAD pointed at when last seen (`refs/heads/main`), if it advertised one.
+    public var head: String? = nil
 
     public enum Columns {
         public static let repository = Column(CodingKeys.repository)
@@ -151,4 +153,36 @@ public struct SyncProgress: Codable, Sendable, FetchableRecord, PersistableRecor
         self.startedAt = startedAt
         self.updatedAt = updatedAt
     }
+}
+
+/// A repository a `discover:` source listed, as it was last listed; `goneSince` is set when a later
+/// listing no longer had it (it is then unscheduled, and nothing is deleted anywhere).
+public struct DiscoveredRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "discovered"
+    public var source: String
+    public var path: String
+    /// The DiscoveredRepository, as JSON.
+    public var listing: String
+    public var firstSeen: Date
+    public var lastSeen: Date
+    public var goneSince: Date?
+
+    public var repository: DiscoveredRepository? { try? JSONDecoder().decode(DiscoveredRepository.self, from: Data(listing.utf8)) }
+
+    public enum Columns {
+        public static let source = Column(CodingKeys.source)
+        public static let path = Column(CodingKeys.path)
+        public static let goneSince = Column(CodingKeys.goneSince)
+    }
+}
+
+/// When a `discover:` source was last listed, and how that went.
+public struct DiscoverySourceState: Codable, Sendable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "discovery_source"
+    public var source: String
+    public var lastAttempt: Date
+    public var lastSuccess: Date?
+    public var lastErrorClass: ErrorClass?
+    public var lastError: String?
+    public var count: Int
 }

@@ -100,7 +100,7 @@ public struct Preflight: Sendable {
             }
             if remote.role == .secondary { checkPush(request, remote: remote, limits: limits, finding: &finding) }
         case .failure(let failure):
-            if failure.errorClass == .notFound && remote.create && remote.url.codeCommit != nil {
+            if failure.errorClass == .notFound && remote.create && (remote.url.codeCommit != nil || remote.forge != nil) {
                 finding.access = "missing; create: true will create it"
             } else {
                 finding.failure = SyncFailure(failure.errorClass, credentials.redactor.redact(failure.message))
@@ -173,7 +173,7 @@ public struct Preflight: Sendable {
         case .auth: return "check that \(credential) is current and may \(remote.role == .primary ? "read" : "push to") this repository"
         case .hostKey: return "confirm the fingerprint with the server's owner, then add the key to known_hosts (ssh-keyscan)"
         case .tls: return "add the server's CA with ca_file (AWS_CA_BUNDLE for CodeCommit), or fix the server's certificate"
-        case .notFound: return remote.url.codeCommit != nil ? "create the repository, or set create: true on this secondary" : "create the repository on the server, or correct the URL"
+        case .notFound: return remote.url.codeCommit != nil || remote.forge != nil ? "create the repository, or set create: true on this secondary" : "create the repository on the server, or correct the URL"
         case .network: return "check the host name, DNS, firewalls and proxies between this machine and the server"
         case .timeout: return "the server accepted the connection but did not answer; check it is a git server and is healthy"
         case .config: return "fix mirrors.yaml or the environment as the message says"

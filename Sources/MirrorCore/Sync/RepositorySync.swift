@@ -122,14 +122,14 @@ public struct RepositorySync: Sendable {
                 source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
             }
             progress(mirror.name, "primary", "done: fetched")
-            secondaries = syncSecondaries(mirror, mirror.secondaries, source: source, seeded: seeded, runId: runId)
+            secondaries = syncSecondaries(mirror, mirror.secondaries, source: source, seeded: seeded, primaryHead: primary.head, runId: runId)
             let suspects = secondaries.filter { $0.report.failure.map(Self.suspectsCache) == true }
             if !suspects.isEmpty, !repaired, let suspicion = suspects.first?.report.failure,
                let note = try repairCache(mirror, runId: runId, suspicion: suspicion) {
                 notes.append(note)
                 source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
                 let again = syncSecondaries(mirror, mirror.secondaries.filter { spec in suspects.contains { $0.report.remote == spec.name } },
-                                            source: source, seeded: seeded, runId: runId)
+                                            source: source, seeded: seeded, primaryHead: primary.head, runId: runId)
                 secondaries = secondaries.map { entry in again.first { $0.report.remote == entry.report.remote } ?? entry }
             }
         } catch {
@@ -168,7 +168,9 @@ public struct RepositorySync: Sendable {
         try credentials.prepare(&listing, for: mirror.primary, config: config)
         let limits = WorkerSupervisor.Limits(timeout: mirror.primary.policy.timeout, stall: mirror.primary.policy.stallTimeout)
         progress(mirror.name, "primary", "listing refs")
-        let heads = try worker(listing, limits: limits, remote: mirror.primary, repository: mirror.name).heads
+        let listed = try worker(listing, limits: limits, remote: mirror.primary, repository: mirror.name)
+        let heads = listed.heads
+        report.head = listed.defaultBranch
 
         let patterns = Array(Set(mirror.secondaries.flatMap(\.policy.refs))).sorted()
         let wanted = Dictionary(heads.filter { RefFilter.matches($0.name, patterns) }.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
@@ -251,10 +253,10 @@ public struct RepositorySync: Sendable {
     /// Syncs these secondaries in parallel. Each outcome is recorded as it comes (so that `status` shows
     /// it while slower ones run), except one that suspects the cache: the caller may repair and re-run it.
     func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID], seeded: [String: SeedOutcome] = [:],
-                         runId: Int64?) -> [(report: RemoteReport, fingerprint: String?)] {
+                         primaryHead: String? = nil, runId: Int64?) -> [(report: RemoteReport, fingerprint: String?)] {
         concurrently(secondaries.count, limit: config.maxParallelPushes) { index in
             let secondary = secondaries[index]
-            let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name])
+            let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name], primaryHead: primaryHead)
             if let runId, !self.options.planOnly, outcome.report.failure.map(Self.suspectsCache) != true {
                 self.record(outcome.report, runId: runId, remote: secondary, fingerprint: outcome.fingerprint)
             }
@@ -262,11 +264,13 @@ public struct RepositorySync: Sendable {
         }
     }
 
-    func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], seeded: SeedOutcome? = nil) -> (report: RemoteReport, fingerprint: String?) {
+    func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], seeded: SeedOutcome? = nil,
+                       primaryHead: String? = nil) -> (report: RemoteReport, fingerprint: String?) {
         let started = Date()
         var report = RemoteReport(repository: mirror.name, remote: secondary.name, role: .secondary, url: secondary.url.display, result: .ok)
         var work = SecondarySync(sync: self, mirror: mirror, secondary: secondary, source: source, report: report)
         work.seeded = seeded?.created ?? [:]
+        work.primaryHead = primaryHead
         do {
             try work.run()
             report = work.report
@@ -388,21 +392,63 @@ public struct RepositorySync: Sendable {
         return stride(from: 0, to: changes.count, by: size).map { Array(changes[$0..<min($0 + size, changes.count)]) }
     }
 
-    /// `create: true`: a missing CodeCommit repository is created through the API, then listed again.
+    /// `create: true`: a missing repository is created through CodeCommit's or the forge's API, then listed again.
     func createRepository(_ secondary: RemoteSpec, repository: String) throws {
-        guard let target = secondary.url.codeCommit else { return }
-        var spec = secondary.credentialName.flatMap { config.credentials[$0]?.aws } ?? AWSCredentialSpec()
-        if spec.profile == nil { spec.profile = target.profile }
-        let keys = try credentials.awsCredentials(spec, name: secondary.credentialName ?? "aws-default-chain", region: target.region)
-        let api = CodeCommitAPI(region: target.region, credentials: keys, environment: credentials.environment)
         do {
-            if try !api.repositoryExists(target.repository) {
-                progress(repository, secondary.name, "creating CodeCommit repository \(target.repository) in \(target.region)")
-                try api.createRepository(target.repository)
+            if let api = try codeCommitAPI(for: secondary), let target = secondary.url.codeCommit {
+                if try !api.repositoryExists(target.repository) {
+                    progress(repository, secondary.name, "creating CodeCommit repository \(target.repository) in \(target.region)")
+                    try api.createRepository(target.repository, description: secondary.description)
+                }
+            } else if let (client, path) = try forgeClient(for: secondary) {
+                if try client.repository(at: path) == nil {
+                    progress(repository, secondary.name, "creating \(secondary.visibility) repository \(path) through the \(secondary.forge!.kind.displayName) API")
+                    try client.createRepository(at: path, visibility: secondary.visibility, description: secondary.description)
+                }
             }
         } catch {
             throw redacted(SyncFailure(error.errorClass, "secondary '\(secondary.name)': \(error.message)"))
         }
+    }
+
+    /// Points a secondary's HEAD at `branch`; false when this server has no way gitmirror knows.
+    func setDefaultBranch(of secondary: RemoteSpec, to branch: String, repository: String) throws -> Bool {
+        if let api = try codeCommitAPI(for: secondary), let target = secondary.url.codeCommit {
+            try api.updateDefaultBranch(target.repository, to: branch)
+            return true
+        }
+        if let (client, path) = try forgeClient(for: secondary) {
+            try client.setDefaultBranch(of: path, to: branch)
+            return true
+        }
+        if secondary.url.scheme == .file {
+            // A bare repository on a path this machine reaches: HEAD is a file of its own.
+            let bare = FileManager.default.fileExists(atPath: secondary.url.path + "/objects")
+            guard bare else { return false }
+            try gitCall { try Repository.openBare(at: secondary.url.path).setHead(to: "refs/heads/\(branch)") }
+            return true
+        }
+        return false
+    }
+
+    func codeCommitAPI(for remote: RemoteSpec) throws(SyncFailure) -> CodeCommitAPI? {
+        guard let target = remote.url.codeCommit else { return nil }
+        var spec = remote.credentialName.flatMap { config.credentials[$0]?.aws } ?? AWSCredentialSpec()
+        if spec.profile == nil { spec.profile = target.profile }
+        let keys = try credentials.awsCredentials(spec, name: remote.credentialName ?? "aws-default-chain", region: target.region)
+        return CodeCommitAPI(region: target.region, credentials: keys, environment: credentials.environment)
+    }
+
+    /// The forge API of a remote and the repository's path there (`acme/widget`), with the remote's token.
+    func forgeClient(for remote: RemoteSpec) throws(SyncFailure) -> (any ForgeClient, String)? {
+        guard let forge = remote.forge else { return nil }
+        let spec = remote.credentialName.flatMap { config.credentials[$0] }
+        let token = try spec?.secret.map { (secret) throws(SyncFailure) in try credentials.read(secret, for: spec!.name, key: "token") }
+        var path = remote.url.path
+        while path.hasPrefix("/") { path.removeFirst() }
+        while path.hasSuffix("/") { path.removeLast() }
+        if path.hasSuffix(".git") { path.removeLast(4) }
+        return (MirrorCore.forgeClient(forge, token: token, caBundle: spec?.caFile?.path), path)
     }
 
     // MARK: helpers
@@ -487,7 +533,7 @@ public struct RepositorySync: Sendable {
         let row = RemoteState(repository: report.repository, remote: report.remote, role: report.role, url: redactor.redact(report.url),
                               state: condition, lastAttempt: now, lastSuccess: report.failure == nil ? now : nil,
                               lastErrorClass: report.failure?.errorClass, lastError: report.failure.map { redactor.redact($0.message) },
-                              refsFingerprint: fingerprint, lastRunId: runId)
+                              refsFingerprint: fingerprint, lastRunId: runId, head: report.head)
         let refs = report.refs.map { ref in
             RefUpdate(id: nil, runId: runId, repository: report.repository, remote: report.remote, ref: ref.ref,
                       oldOid: ref.old?.hex, newOid: ref.new?.hex, action: ref.action.rawValue, outcome: ref.outcome.rawValue,

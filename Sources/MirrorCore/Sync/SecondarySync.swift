@@ -16,6 +16,8 @@ struct SecondarySync {
     var finalHeads: [RemoteHead]?
     /// Refs this secondary accepted while the primary's pack streamed to it (first seed).
     var seeded: [String: ObjectID] = [:]
+    /// The branch the primary's HEAD points at.
+    var primaryHead: String?
     static let seededMessage = "created from the primary's pack as it arrived"
 
     init(sync: RepositorySync, mirror: Mirror, secondary: RemoteSpec, source: [String: ObjectID], report: RemoteReport) {
@@ -39,7 +41,8 @@ struct SecondarySync {
     mutating func run() throws {
         var access = WorkerRequest(operation: .list, url: "")
         try sync.credentials.prepare(&access, for: secondary, config: sync.config)
-        let heads = try list(access)
+        let (heads, listedHead) = try list(access)
+        report.head = listedHead
         let plan = try self.plan(heads)
         if sync.options.planOnly {
             report.result = .planned
@@ -55,18 +58,45 @@ struct SecondarySync {
             verify(sent)
         }
         conclude(plan, changed: !changes.isEmpty || report.refs.contains { $0.outcome == .applied })
+        settleHead(holding: Set((finalHeads ?? heads).map(\.name)))
+    }
+
+    // MARK: default branch
+
+    /// Gives the secondary the primary's default branch once it holds that branch: through the API
+    /// where there is one (CodeCommit, GitHub, GitLab, Gitea), by writing HEAD on a local path; where
+    /// there is none, the report says how they differ (`status` shows it). Never a failure of the refs.
+    mutating func settleHead(holding refs: Set<String>) {
+        guard let wanted = primaryHead, wanted != report.head, refs.contains(wanted), source[wanted] != nil else { return }
+        let branch = String(wanted.dropFirst("refs/heads/".count))
+        let was = report.head.map { "HEAD pointed at \($0.replacingOccurrences(of: "refs/heads/", with: ""))" } ?? "HEAD pointed at no branch it holds"
+        do {
+            if try sync.setDefaultBranch(of: secondary, to: branch, repository: mirror.name) {
+                report.head = wanted
+                report.headNote = "default branch set to \(branch) (\(was))"
+            } else {
+                report.headNote = "\(was), the primary's at \(branch); gitmirror has no API to set it on this server: run git symbolic-ref HEAD \(wanted) there"
+            }
+        } catch {
+            let failure = error as? SyncFailure ?? SyncFailure(.internal, "\(error)")
+            report.headNote = sync.redactor.redact("\(was), the primary's at \(branch), and setting it failed: \(failure.description)")
+        }
+        say(report.headNote ?? "")
     }
 
     // MARK: list
 
-    /// The secondary's refs; a missing repository is created first where the configuration says so.
-    func list(_ access: WorkerRequest) throws -> [RemoteHead] {
+    /// The secondary's refs and the branch its HEAD points at; a missing repository is created first
+    /// where the configuration says so.
+    func list(_ access: WorkerRequest) throws -> (heads: [RemoteHead], head: String?) {
         say("listing refs")
         do {
-            return try worker(access, limits: limits).heads
+            let result = try worker(access, limits: limits)
+            return (result.heads, result.defaultBranch)
         } catch let failure as SyncFailure where failure.errorClass == .notFound && secondary.create && !sync.options.planOnly {
             try sync.createRepository(secondary, repository: mirror.name)
-            return try worker(access, limits: limits).heads
+            let result = try worker(access, limits: limits)
+            return (result.heads, result.defaultBranch)
         }
     }
 

@@ -43,6 +43,10 @@ public struct RemoteReport: Codable, Sendable {
     public var upToDate = 0
     public var duration: TimeInterval = 0
     public var bytes = 0
+    /// The branch HEAD points at after the run (`refs/heads/main`), when the remote advertised one.
+    public var head: String?
+    /// What was done about a secondary's HEAD, or why it differs from the primary's.
+    public var headNote: String?
 
     public var created: Int { count(.create) }
     public var updated: Int { count(.fastForward) + count(.force) }

@@ -1,0 +1,336 @@
+import Foundation
+
+/// The hosting services whose REST APIs gitmirror speaks: discovery, creation, default branches.
+public enum ForgeKind: String, Sendable, CaseIterable, Codable {
+    case github, gitlab, gitea
+
+    /// The API root for a git host: the public service's own, or the path each product serves its API
+    /// under on a self-hosted server (GitHub Enterprise `/api/v3`, GitLab `/api/v4`, Gitea and Forgejo `/api/v1`).
+    public func apiRoot(host: String, port: Int?, scheme: String = "https") -> URL? {
+        let lower = host.lowercased()
+        if self == .github && (lower == "github.com" || lower == "www.github.com") { return URL(string: "https://api.github.com") }
+        let authority = port.map { "\(host):\($0)" } ?? host
+        let path = ["github": "/api/v3", "gitlab": "/api/v4", "gitea": "/api/v1"][rawValue]!
+        return URL(string: "\(scheme)://\(authority)\(path)")
+    }
+
+    /// The kind a well-known public host runs.
+    public static func known(host: String?) -> ForgeKind? {
+        switch host?.lowercased() {
+        case "github.com"?, "www.github.com"?: return .github
+        case "gitlab.com"?: return .gitlab
+        case "codeberg.org"?, "gitea.com"?: return .gitea
+        default: return nil
+        }
+    }
+}
+
+/// Where a forge's REST API answers for a repository: its kind and its API root.
+public struct ForgeEndpoint: Sendable, Equatable {
+    public var kind: ForgeKind
+    public var api: URL
+
+    public init(kind: ForgeKind, api: URL) {
+        self.kind = kind
+        self.api = api
+    }
+}
+
+/// A repository as a source's API describes it: what discovery stores, filters and expands.
+public struct DiscoveredRepository: Codable, Sendable, Equatable {
+    /// The full name on the forge (`acme/widget`, `platform/tools/cli`); CodeCommit: the repository name.
+    public var path: String
+    /// The last part of the path.
+    public var name: String
+    /// The HTTPS clone address the API gives (CodeCommit: a `codecommit::REGION://NAME` address).
+    public var cloneURL: String
+    public var sshURL: String?
+    public var defaultBranch: String?
+    public var description: String?
+    /// `public`, `private` or `internal`.
+    public var visibility: String
+    public var archived: Bool
+    public var fork: Bool
+
+    public init(path: String, name: String, cloneURL: String, sshURL: String? = nil, defaultBranch: String? = nil,
+                description: String? = nil, visibility: String = "private", archived: Bool = false, fork: Bool = false) {
+        self.path = path
+        self.name = name
+        self.cloneURL = cloneURL
+        self.sshURL = sshURL
+        self.defaultBranch = defaultBranch
+        self.description = description
+        self.visibility = visibility
+        self.archived = archived
+        self.fork = fork
+    }
+
+    /// The namespace part of the path (`acme`, `platform/tools`).
+    public var owner: String {
+        guard let slash = path.lastIndex(of: "/") else { return "" }
+        return String(path[..<slash])
+    }
+}
+
+/// Why an address (written, or a template expanded) cannot be used.
+public struct AddressProblem: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// What a relative or templated address needs to be parsed as mirrors.yaml parses a written one.
+public struct URLContext: Sendable {
+    public var base: URL
+    public var defaultRegion: String?
+    public var codeCommitEndpoint: String?
+}
+
+/// A secondary (or a discovered primary) whose address has `{name}`, `{path}` or `{owner}` in it.
+public struct RemoteTemplate: Sendable {
+    /// Every setting but the address (whose value here is the template's sample expansion).
+    public var spec: RemoteSpec
+    public var url: String
+    public var allowInsecure: Bool
+    /// The `endpoint:` of a CodeCommit address.
+    public var endpoint: String?
+    /// A `forge:` written without `api:`: the API root follows the expanded address's host.
+    public var forgeKind: ForgeKind?
+    public var forgeAPIWritten: Bool
+    public var context: URLContext
+
+    public static let placeholders = ["name", "path", "owner"]
+
+    /// `{name}`, `{path}` and `{owner}` replaced; an unknown placeholder is left as it is.
+    public static func substitute(_ template: String, repository: DiscoveredRepository) -> String {
+        template.replacingOccurrences(of: "{name}", with: repository.name)
+            .replacingOccurrences(of: "{path}", with: repository.path)
+            .replacingOccurrences(of: "{owner}", with: repository.owner)
+    }
+
+    /// The placeholders in `template` that are not known.
+    public static func unknownPlaceholders(in template: String) -> [String] {
+        guard let regex = try? NSRegularExpression(pattern: #"\{([^{}]*)\}"#) else { return [] }
+        return regex.matches(in: template, range: NSRange(template.startIndex..., in: template)).compactMap { match in
+            Range(match.range(at: 1), in: template).map { String(template[$0]) }
+        }.filter { !placeholders.contains($0) }
+    }
+
+    /// The remote for one discovered repository, or why its address is not valid.
+    public func expand(for repository: DiscoveredRepository) -> Result<RemoteSpec, AddressProblem> {
+        let text = Self.substitute(url, repository: repository)
+        switch RemoteURL.parseChecked(text, context: context, allowInsecure: allowInsecure, endpoint: endpoint) {
+        case .failure(let problem):
+            return .failure(AddressProblem("\(spec.role == .primary ? "the primary" : "secondary '\(spec.name)'") \(text): \(problem)"))
+        case .success(let parsed):
+            var remote = spec
+            remote.url = parsed
+            if let forgeKind, !forgeAPIWritten {
+                remote.forge = parsed.host.flatMap { forgeKind.apiRoot(host: $0, port: parsed.port) }.map { ForgeEndpoint(kind: forgeKind, api: $0) }
+            }
+            if remote.description == nil { remote.description = repository.description }
+            return .success(remote)
+        }
+    }
+}
+
+/// One `discover:` entry: a place to list repositories from, which of them to take, and where each goes.
+public struct DiscoverySource: Sendable {
+    public enum Kind: Sendable, Equatable {
+        case forge(ForgeEndpoint)
+        case codeCommit(region: String)
+    }
+
+    public enum CloneProtocol: String, Sendable { case https, ssh }
+
+    /// `github:acme`, `gitlab:platform/tools`, `codecommit:eu-west-1`: names the source in reports and in SQLite.
+    public var id: String
+    public var kind: Kind
+    /// The organisation, user or group (a CodeCommit source: its region).
+    public var owner: String
+    /// The token for the API (and for cloning the primaries, unless `primary:` says otherwise).
+    public var credentialName: String?
+    public var include: [String] = []
+    public var exclude: [String] = []
+    public var archived = true
+    public var forks = true
+    /// nil: every visibility.
+    public var visibility: Set<String>?
+    public var subgroups = true
+    /// The mirror's name; slashes of `{path}` and `{owner}` become dashes.
+    public var nameTemplate = "{name}"
+    public var clone: CloneProtocol = .https
+    /// Where the primary is cloned from instead of the address the API gives.
+    public var primary: RemoteTemplate?
+    public var primaryPolicy = Policy()
+    public var secondaries: [RemoteTemplate] = []
+    public var interval: TimeInterval?
+    public var location: SourceLocation
+
+    /// The mirror name for a repository (not yet checked).
+    public func mirrorName(for repository: DiscoveredRepository) -> String {
+        nameTemplate.replacingOccurrences(of: "{name}", with: repository.name)
+            .replacingOccurrences(of: "{path}", with: repository.path.replacingOccurrences(of: "/", with: "-"))
+            .replacingOccurrences(of: "{owner}", with: repository.owner.replacingOccurrences(of: "/", with: "-"))
+    }
+
+    /// Why a listed repository is left out, or nil when it is taken.
+    public func exclusion(of repository: DiscoveredRepository) -> String? {
+        if !archived && repository.archived { return "archived (archived: false)" }
+        if !forks && repository.fork { return "a fork (forks: false)" }
+        if let visibility, !visibility.contains(repository.visibility) {
+            return "\(repository.visibility) (visibility: \(visibility.sorted().joined(separator: ", ")))"
+        }
+        if !include.isEmpty && !include.contains(where: { Self.glob($0, matches: repository.path) }) {
+            return "matches no include pattern"
+        }
+        if let pattern = exclude.first(where: { Self.glob($0, matches: repository.path) }) { return "matches exclude '\(pattern)'" }
+        return nil
+    }
+
+    /// Shell-style patterns on the full name, case-insensitive (forges' names are); `*` also crosses `/`.
+    public static func glob(_ pattern: String, matches name: String) -> Bool {
+        fnmatch(pattern.lowercased(), name.lowercased(), 0) == 0
+    }
+
+    /// The mirror for one listed repository, or why it cannot be one.
+    public func mirror(for repository: DiscoveredRepository) -> Result<Mirror, AddressProblem> {
+        let name = mirrorName(for: repository)
+        guard isSafeIdentifier(name) else {
+            return .failure(AddressProblem("its mirror name '\(name)' is not a safe name (1-100 letters, digits, '.', '_' or '-'); set name: on the discover entry"))
+        }
+        let primary: RemoteSpec
+        if let template = self.primary {
+            switch template.expand(for: repository) {
+            case .success(let spec): primary = spec
+            case .failure(let problem): return .failure(problem)
+            }
+        } else {
+            let address = clone == .ssh ? (repository.sshURL ?? repository.cloneURL) : repository.cloneURL
+            let context = secondaries.first?.context ?? URLContext(base: URL(fileURLWithPath: "/"), defaultRegion: nil, codeCommitEndpoint: nil)
+            switch RemoteURL.parseChecked(address, context: context, allowInsecure: true, endpoint: nil) {
+            case .failure(let problem): return .failure(AddressProblem("the API gave the clone address \(address), which is not usable: \(problem)"))
+            case .success(let url):
+                // The source's token clones over HTTPS too (an SSH clone needs a key: write primary: for it).
+                let token = url.scheme == .https || url.scheme == .http ? credentialName : nil
+                var spec = RemoteSpec(name: "primary", role: .primary, url: url, credentialName: token, policy: primaryPolicy)
+                if case .forge(let endpoint) = kind { spec.forge = endpoint }
+                primary = spec
+            }
+        }
+        var secondaries: [RemoteSpec] = []
+        for template in self.secondaries {
+            switch template.expand(for: repository) {
+            case .success(let spec):
+                if spec.url.identity == primary.url.identity { return .failure(AddressProblem("secondary '\(spec.name)' \(spec.url) is the primary itself")) }
+                secondaries.append(spec)
+            case .failure(let problem): return .failure(problem)
+            }
+        }
+        return .success(Mirror(name: name, primary: primary, secondaries: secondaries, interval: interval,
+                               origin: MirrorOrigin(source: id, path: repository.path)))
+    }
+}
+
+/// Where a discovered repository came from.
+public struct MirrorOrigin: Sendable, Equatable {
+    public var source: String
+    public var path: String
+}
+
+/// What became of one repository a source listed.
+public struct DiscoveryEntry: Sendable {
+    public enum Status: Sendable, Equatable {
+        /// Mirrored as discovered.
+        case mirrored
+        /// A repository of this name is written in mirrors.yaml, and that one is mirrored.
+        case written
+        case excluded(String)
+        /// Its name or a secondary is another discovered repository's too: neither is mirrored.
+        case collision(String)
+        case invalid(String)
+
+        public var word: String {
+            switch self {
+            case .mirrored: return "mirrored"
+            case .written: return "written"
+            case .excluded: return "excluded"
+            case .collision: return "collision"
+            case .invalid: return "invalid"
+            }
+        }
+
+        public var reason: String? {
+            switch self {
+            case .mirrored: return nil
+            case .written: return "a repository of this name is written in repositories:, and it wins"
+            case .excluded(let why), .collision(let why), .invalid(let why): return why
+            }
+        }
+    }
+
+    public var source: String
+    public var repository: DiscoveredRepository
+    /// The mirror's name (as the template makes it).
+    public var name: String
+    public var status: Status
+    public var mirror: Mirror?
+}
+
+extension Config {
+    /// The written repositories and the ones the listings (source id → repositories) add, with what
+    /// became of every listed repository. Written repositories win over discovered ones of the same
+    /// name; discovered ones that collide with each other (a name, a secondary) are all left out.
+    public func expanded(with listings: [String: [DiscoveredRepository]]) -> (config: Config, entries: [DiscoveryEntry]) {
+        var entries: [DiscoveryEntry] = []
+        for source in discover {
+            for repository in (listings[source.id] ?? []).sorted(by: { $0.path < $1.path }) {
+                var entry = DiscoveryEntry(source: source.id, repository: repository, name: source.mirrorName(for: repository), status: .mirrored)
+                if let reason = source.exclusion(of: repository) {
+                    entry.status = .excluded(reason)
+                } else {
+                    switch source.mirror(for: repository) {
+                    case .success(let mirror): entry.mirror = mirror
+                    case .failure(let problem): entry.status = .invalid(problem.message)
+                    }
+                }
+                entries.append(entry)
+            }
+        }
+        let written = Set(repositories.map { $0.name.lowercased() })
+        for index in entries.indices where entries[index].status == .mirrored && written.contains(entries[index].name.lowercased()) {
+            entries[index].status = .written
+            entries[index].mirror = nil
+        }
+        // The same name (folded: one cache folder each) from two listings.
+        let taken = entries.indices.filter { entries[$0].status == .mirrored }
+        let byName = Dictionary(grouping: taken) { entries[$0].name.lowercased() }
+        for (_, group) in byName where group.count > 1 {
+            for index in group {
+                let others = group.filter { $0 != index }.map { "\(entries[$0].source) \(entries[$0].repository.path)" }
+                entries[index].status = .collision("the name '\(entries[index].name)' is also that of \(others.joined(separator: ", ")); set name: (for example \"{owner}-{name}\") so that each has its own")
+                entries[index].mirror = nil
+            }
+        }
+        // A secondary that two repositories would push to: a written one keeps it.
+        var owners: [String: String] = [:]
+        for mirror in repositories { for secondary in mirror.secondaries { owners[secondary.url.identity] = "written repository '\(mirror.name)'" } }
+        let remaining = entries.indices.filter { entries[$0].status == .mirrored }
+        var claims: [String: [Int]] = [:]
+        for index in remaining { for secondary in entries[index].mirror!.secondaries { claims[secondary.url.identity, default: []].append(index) } }
+        for index in remaining {
+            for secondary in entries[index].mirror!.secondaries {
+                if let owner = owners[secondary.url.identity] {
+                    entries[index].status = .collision("secondary '\(secondary.name)' \(secondary.url) is already that of \(owner)")
+                } else if let claimants = claims[secondary.url.identity], claimants.count > 1 {
+                    let others = claimants.filter { $0 != index }.map { "\(entries[$0].source) \(entries[$0].repository.path)" }
+                    entries[index].status = .collision("secondary '\(secondary.name)' \(secondary.url) would also be that of \(others.joined(separator: ", "))")
+                }
+            }
+            if entries[index].status != .mirrored { entries[index].mirror = nil }
+        }
+        var config = self
+        config.repositories += entries.compactMap(\.mirror)
+        return (config, entries)
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import MirrorCore
+import Testing
+import TestSupport
+
+/// `discover:` against loopback forge APIs that follow each documented contract, with real git
+/// servers behind them: what is listed, filtered, created, mirrored and reported.
+@Suite(.onTestThreads) struct DiscoveryTests {
+    static let sourceToken = "ghp_SourceCanary0123456789abcdefABCDEF"
+    static let backupToken = "ghp_BackupCanary9876543210fedcbaFEDCBA"
+
+    /// A GitHub-style organisation `acme` whose repositories are bare repositories under `primaries/`,
+    /// and a GitHub-style destination `backup` (API + HTTPS git server) that creates repositories.
+    struct Stage {
+        let sandbox: Sandbox
+        let primaries: URL
+        let source: ForgeAPIServer
+        let destination: ForgeAPIServer
+        let git: HTTPSServer
+        let config: URL
+
+        init(_ name: String, maxPerPage: Int = 3) throws {
+            sandbox = try Sandbox(name)
+            primaries = try sandbox.directory("primaries")
+            let served = try sandbox.directory("served")
+            source = try ForgeAPIServer(sandbox: sandbox, kind: .github, token: DiscoveryTests.sourceToken, accounts: ["acme": "Organization"],
+                                        cloneBase: primaries.path, maxPerPage: maxPerPage)
+            destination = try ForgeAPIServer(sandbox: sandbox, kind: .github, token: DiscoveryTests.backupToken, accounts: ["backup": "Organization"],
+                                             gitRoot: served)
+            git = try HTTPSServer(sandbox: sandbox, root: served, user: "x-access-token", password: DiscoveryTests.backupToken)
+            config = sandbox.path("mirrors.yaml")
+        }
+
+        /// A repository of the organisation: listed by the API and held under primaries/.
+        @discardableResult
+        func repository(_ name: String, defaultBranch: String = "main", description: String? = nil, archived: Bool = false, fork: Bool = false) throws -> BareRepository {
+            let bare = try BareRepository.create(at: primaries.appendingPathComponent("acme/\(name).git"))
+            try bare.commit("\(name) first", on: defaultBranch)
+            try bare.tag("v1", at: "refs/heads/\(defaultBranch)")
+            _ = try Shell.run(["git", "--git-dir=\(bare.path)", "symbolic-ref", "HEAD", "refs/heads/\(defaultBranch)"])
+            try source.add("acme/\(name)", description: description, archived: archived, fork: fork, defaultBranch: defaultBranch)
+            return bare
+        }
+
+        func served(_ name: String) -> BareRepository { BareRepository(url: git.root.appendingPathComponent("backup/\(name).git")) }
+
+        func write(extra: String = "") throws {
+            _ = try sandbox.write("mirrors.yaml", """
+                state_dir: state
+                credentials:
+                  source:
+                    token_env: SOURCE_TOKEN
+                  backup:
+                    token_env: BACKUP_TOKEN
+                    ca_file: \(git.authority.certificate.path)
+                discover:
+                  - github: acme
+                    api: \(source.api)
+                    credentials: source
+                    archived: false
+                    forks: false
+                    exclude: ["acme/legacy-*"]
+                    secondaries:
+                      - name: backup
+                        url: "\(git.url("backup/{name}.git"))"
+                        forge: github
+                        api: \(destination.api)
+                        credentials: backup
+                        create: true
+                \(extra)
+                """)
+        }
+
+        var environment: [String: String] { ["SOURCE_TOKEN": DiscoveryTests.sourceToken, "BACKUP_TOKEN": DiscoveryTests.backupToken] }
+
+        @discardableResult
+        func gitmirror(_ arguments: String...) throws -> Shell.Output {
+            try Gitmirror.run(arguments, config: config, environment: environment)
+        }
+    }
+
+    @Test func anOrganisationIsListedAcrossPagesFilteredCreatedAndMirroredWithItsDefaultBranch() throws {
+        // Given an organisation of seven repositories over three pages: one archived, one fork, one excluded by name
+        let stage = try Stage("discover-github")
+        let alpha = try stage.repository("alpha", defaultBranch: "trunk", description: "The alpha service")
+        try stage.repository("beta")
+        try stage.repository("epsilon")
+        try stage.repository("gamma", archived: true)
+        try stage.repository("delta", fork: true)
+        try stage.repository("legacy-x")
+        try stage.repository("zeta")
+        try stage.write()
+
+        // When discover runs, it lists every page and changes nothing
+        let listed = try stage.gitmirror("discover", "--json")
+        #expect(listed.status == 0, "\(listed)")
+        let document = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [String: Any] ?? [:]
+        let entries = document["repositories"] as? [[String: Any]] ?? []
+        let status = Dictionary(uniqueKeysWithValues: entries.map { ($0["path"] as? String ?? "", $0["status"] as? String ?? "") })
+        #expect(status == ["acme/alpha": "mirrored", "acme/beta": "mirrored", "acme/epsilon": "mirrored", "acme/zeta": "mirrored",
+                           "acme/gamma": "excluded", "acme/delta": "excluded", "acme/legacy-x": "excluded"])
+        #expect(stage.source.requests.filter { $0.contains("/orgs/acme/repos") }.count == 3, "\(stage.source.requests)")
+        #expect(stage.destination.requests.isEmpty)
+        let recorded = FileManager.default.fileExists(atPath: stage.sandbox.path("state/gitmirror.sqlite").path) ? try Gitmirror.store(stage.config).discovered() : []
+        #expect(recorded.isEmpty)
+
+        // When sync runs
+        let first = try stage.gitmirror("sync")
+
+        // Then each missing secondary was created (private, described) and holds its primary's refs with its default branch
+        #expect(first.status == 0, "\(first)")
+        for name in ["alpha", "beta", "epsilon", "zeta"] {
+            let created = try #require(stage.destination.repository("backup/\(name)"), "\(name)")
+            #expect(created["visibility"] as? String == "private")
+            #expect(try stage.served(name).refs() == BareRepository(url: stage.primaries.appendingPathComponent("acme/\(name).git")).refs())
+        }
+        #expect(stage.destination.repository("backup/alpha")?["description"] as? String == "The alpha service")
+        #expect(stage.destination.repository("backup/gamma") == nil)
+        #expect(try Shell.run(["git", "--git-dir=\(stage.served("alpha").path)", "symbolic-ref", "HEAD"]).stdout.contains("refs/heads/trunk"))
+        #expect(try stage.served("alpha").refs()["refs/heads/trunk"] == alpha.refs()["refs/heads/trunk"])
+        #expect(first.stdout.contains("default branch set to trunk"), "\(first)")
+        let rows = try Gitmirror.store(stage.config).remoteStates()
+        #expect(rows.first { $0.repository == "alpha" && $0.remote == "backup" }?.head == "refs/heads/trunk")
+        #expect(try Gitmirror.store(stage.config).discovered().count == 7)
+
+        // When sync runs again, nothing is created, set or pushed
+        let posts = stage.destination.requests.filter { !$0.hasPrefix("GET") }.count
+        let second = try stage.gitmirror("sync", "--json")
+        #expect(second.status == 0, "\(second)")
+        #expect(stage.destination.requests.filter { !$0.hasPrefix("GET") }.count == posts, "\(stage.destination.requests)")
+        let reports = try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(reports.count == 4)
+        let results = reports.flatMap { ($0["secondaries"] as? [[String: Any]] ?? []).map { $0["result"] as? String ?? "" } }
+        #expect(results == ["up_to_date", "up_to_date", "up_to_date", "up_to_date"], "\(second.stdout)")
+
+        // And no token reached the state, the output or the logs
+        let canaries = [Self.sourceToken, Self.backupToken]
+        let scan = stage.sandbox.files(under: "state", containing: canaries)
+        #expect(scan.read > 0)
+        #expect(scan.hits.isEmpty, "\(scan.hits)")
+        for output in [listed, first, second] { #expect(!canaries.contains { output.stdout.contains($0) || output.stderr.contains($0) }) }
+    }
+
+    @Test func aRepositoryThatDisappearsIsUnscheduledAndReportedAndARateLimitIsWaitedOutOrDeferred() throws {
+        // Given an organisation mirrored once
+        let stage = try Stage("discover-gone", maxPerPage: 2)
+        try stage.repository("alpha")
+        try stage.repository("beta")
+        try stage.repository("gamma")
+        try stage.write()
+        #expect(try stage.gitmirror("sync").status == 0)
+
+        // When beta disappears from the organisation and the API answers the first listing with a short 429
+        try stage.source.remove("acme/beta")
+        try stage.source.rateLimit(count: 1, retryAfter: 1)
+        let before = stage.source.requests.count
+        let output = try stage.gitmirror("sync", "--json")
+
+        // Then the limit was waited out and asked again once, beta is reported gone, not synced, and nothing of it is deleted
+        #expect(output.status == 0, "\(output)")
+        let asked = stage.source.requests.dropFirst(before).filter { $0.contains("/orgs/acme/repos") }
+        #expect(asked.count == 2, "\(asked)")   // the refused page, then the same page again (two repositories: one page)
+        #expect(output.stderr.contains("acme/beta: no longer listed"), "\(output.stderr)")
+        let reports = try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(Set(reports.compactMap { $0["repository"] as? String }) == ["alpha", "gamma"])
+        #expect(FileManager.default.fileExists(atPath: stage.sandbox.path("state/cache/beta.git").path))
+        #expect(try !stage.served("beta").refs().isEmpty)
+        let status = try stage.gitmirror("status")
+        #expect(status.stdout.contains("github:acme@127.0.0.1:\(stage.source.port) acme/beta since"), "\(status)")
+        #expect(!status.stdout.contains("beta  "), "\(status)")
+
+        // When the quota is used up for an hour
+        try stage.source.rateLimit(count: 5, retryAfter: 3600, style: "reset")
+        let limited = try stage.gitmirror("sync", "--json")
+
+        // Then the listing is deferred (asked once, not hammered), the last listing is synced, and the run says so
+        #expect(limited.status == 1, "\(limited)")
+        #expect(limited.stderr.contains("rate_limited"), "\(limited.stderr)")
+        #expect((stage.source.state["rate_limit"] as? [String: Any])?["count"] as? Int == 4)
+        let synced = try JSONSerialization.jsonObject(with: Data(limited.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(Set(synced.compactMap { $0["repository"] as? String }) == ["alpha", "gamma"])
+        let sources = try Gitmirror.store(stage.config).discoverySources()
+        #expect(sources.first?.lastErrorClass == .rateLimited)
+    }
+}
