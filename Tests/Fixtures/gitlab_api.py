@@ -30,12 +30,12 @@ class GitLab(ForgeHandler):
             project["forked_from_project"] = {"id": 1, "path_with_namespace": "upstream/" + name}
         return project
 
-    def headers(self, number, last, size, total):
+    def pagination_headers(self, number, last, size, total):
         return {"X-Page": str(number), "X-Per-Page": str(size), "X-Next-Page": str(number + 1) if number < last else "",
                 "X-Prev-Page": str(number - 1) if number > 1 else "", "X-Total": str(total), "X-Total-Pages": str(last)}
 
     def page(self, items, query, state, extra_headers=None):
-        ForgeHandler.page(self, items, query, state, self.headers)
+        ForgeHandler.page(self, items, query, state, self.pagination_headers)
 
     def route(self, method, parts, query, body, state):
         accounts = state.get("accounts", {})

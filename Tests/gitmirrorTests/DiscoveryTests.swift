@@ -183,3 +183,148 @@ import TestSupport
         #expect(sources.first?.lastErrorClass == .rateLimited)
     }
 }
+
+/// `create: true` and default branches on each forge, for a written repository.
+@Suite(.onTestThreads) struct ForgeCreationTests {
+    static let token = "glpat-CreationCanary0123456789abcdef"
+
+    @Test(arguments: [ForgeKind.github, .gitlab, .gitea])
+    func aMissingSecondaryIsCreatedInItsNamespaceAndGetsTheDefaultBranch(kind: ForgeKind) throws {
+        // Given a primary whose default branch is trunk, and a forge where mirrors/app does not exist yet
+        let scenario = try Scenario("create-\(kind.rawValue)")
+        try scenario.primary.commit("first", on: "trunk")
+        try scenario.primary.commit("other", on: "main")
+        _ = try Shell.run(["git", "--git-dir=\(scenario.primary.path)", "symbolic-ref", "HEAD", "refs/heads/trunk"])
+        let served = try scenario.sandbox.directory("served-https")
+        let account = kind == .gitlab ? "Group" : "Organization"
+        let api = try ForgeAPIServer(sandbox: scenario.sandbox, kind: kind, token: Self.token, accounts: ["mirrors": account], gitRoot: served)
+        let git = try HTTPSServer(sandbox: scenario.sandbox, root: served, user: kind == .gitlab ? "oauth2" : kind == .github ? "x-access-token" : "git",
+                                  password: Self.token)
+        try scenario.configure(secondaries: """
+            - name: forge
+              url: \(git.url("mirrors/app.git"))
+              forge: \(kind.rawValue)
+              api: \(api.api)
+              credentials: forge
+              create: true
+              visibility: internal
+            """, credentials: "forge:\n  token_env: FORGE_TOKEN\n  ca_file: \(git.authority.certificate.path)")
+
+        // When gitmirror syncs twice
+        let first = try scenario.gitmirror("sync", environment: ["FORGE_TOKEN": Self.token])
+        let changes = api.requests.filter { !$0.hasPrefix("GET") }
+        let second = try scenario.gitmirror("sync", environment: ["FORGE_TOKEN": Self.token])
+
+        // Then the repository was created once, in the namespace, with the visibility asked for, holds every ref, and HEAD is trunk
+        #expect(first.status == 0, "\(first)")
+        #expect(second.status == 0, "\(second)")
+        let created = try #require(api.repository("mirrors/app"))
+        // Gitea has no internal visibility through this call: it is private there.
+        #expect(created["visibility"] as? String == (kind == .gitea ? "private" : "internal"))
+        let mirrored = BareRepository(url: served.appendingPathComponent("mirrors/app.git"))
+        #expect(try mirrored.refs() == scenario.primary.refs())
+        #expect(try Shell.run(["git", "--git-dir=\(mirrored.path)", "symbolic-ref", "HEAD"]).stdout.contains("refs/heads/trunk"))
+        #expect(changes.count == 2, "\(changes)")   // the creation and the default branch
+        #expect(api.requests.filter { !$0.hasPrefix("GET") }.count == 2, "\(api.requests)")
+        #expect(try scenario.state("forge")?.head == "refs/heads/trunk")
+        #expect(!first.stdout.contains(Self.token) && !first.stderr.contains(Self.token))
+    }
+
+    @Test func aCreatorThatLosesTheRaceTakesTheRepositoryTheWinnerMade() throws {
+        // Given a Gitea whose next create finds that another creator made the repository first
+        let scenario = try Scenario("create-race")
+        try scenario.primary.commit("first")
+        let served = try scenario.sandbox.directory("served-https")
+        let api = try ForgeAPIServer(sandbox: scenario.sandbox, kind: .gitea, token: Self.token, accounts: ["mirrors": "Organization"], gitRoot: served)
+        let git = try HTTPSServer(sandbox: scenario.sandbox, root: served, user: "git", password: Self.token)
+        try api.update { $0["create_race"] = true }
+        try scenario.configure(secondaries: """
+            - name: forge
+              url: \(git.url("mirrors/app.git"))
+              forge: gitea
+              api: \(api.api)
+              credentials: forge
+              create: true
+            """, credentials: "forge:\n  token_env: FORGE_TOKEN\n  ca_file: \(git.authority.certificate.path)")
+
+        let output = try scenario.gitmirror("sync", environment: ["FORGE_TOKEN": Self.token])
+
+        // Then the 409 is no failure: the repository is mirrored
+        #expect(output.status == 0, "\(output)")
+        #expect(api.requests.contains { $0.hasPrefix("POST /api/v1/orgs/mirrors/repos") })
+        #expect(try BareRepository(url: served.appendingPathComponent("mirrors/app.git")).refs() == scenario.primary.refs())
+    }
+
+    @Test func aRefusedTokenIsAnAuthFailureThatNamesTheCall() throws {
+        let scenario = try Scenario("create-refused")
+        try scenario.primary.commit("first")
+        let served = try scenario.sandbox.directory("served-https")
+        let api = try ForgeAPIServer(sandbox: scenario.sandbox, kind: .github, token: "ghp_TheRightToken0123456789abcdefABCD", accounts: ["mirrors": "Organization"],
+                                     gitRoot: served)
+        let git = try HTTPSServer(sandbox: scenario.sandbox, root: served, user: "x-access-token", password: Self.token)
+        try scenario.configure(secondaries: """
+            - name: forge
+              url: \(git.url("mirrors/app.git"))
+              forge: github
+              api: \(api.api)
+              credentials: forge
+              create: true
+            """, credentials: "forge:\n  token_env: FORGE_TOKEN\n  ca_file: \(git.authority.certificate.path)")
+
+        let output = try scenario.gitmirror("sync", environment: ["FORGE_TOKEN": Self.token])
+
+        #expect(output.status == 1, "\(output)")
+        let state = try #require(try scenario.state("forge"))
+        #expect(state.lastErrorClass == .auth)
+        #expect(state.lastError?.contains("HTTP 401") == true, "\(state.lastError ?? "")")
+        #expect(api.repository("mirrors/app") == nil)
+    }
+}
+
+/// GitLab groups: subgroups, X-Next-Page pagination, collisions and written repositories.
+@Suite(.onTestThreads) struct GitLabDiscoveryTests {
+    @Test func subgroupsAreListedPageByPageAndCollidingNamesAreReportedNotMerged() throws {
+        // Given a group whose subgroups hold two projects named tool, and a written repository named api
+        let sandbox = try Sandbox("discover-gitlab")
+        let api = try ForgeAPIServer(sandbox: sandbox, kind: .gitlab, token: "glpat-DiscoverCanary0123456789ab", accounts: ["platform": "Group"],
+                                     cloneBase: sandbox.path("primaries").path, maxPerPage: 2)
+        try api.update { $0["link_header"] = false }
+        for path in ["platform/api", "platform/web", "platform/a/tool", "platform/b/tool", "platform/b/cli"] { try api.add(path) }
+        let backup = sandbox.path("backup").path
+        let config = try sandbox.write("mirrors.yaml", """
+            state_dir: state
+            credentials:
+              gitlab:
+                token_env: GITLAB_TOKEN
+            repositories:
+              - name: api
+                primary: \(sandbox.path("elsewhere/api.git").path)
+                secondaries:
+                  - name: backup
+                    url: \(sandbox.path("elsewhere/api-backup.git").path)
+            discover:
+              - gitlab: platform
+                api: \(api.api)
+                credentials: gitlab
+                secondaries:
+                  - name: backup
+                    url: "\(backup)/{path}.git"
+            """)
+
+        let output = try Gitmirror.run(["discover", "--json"], config: config, environment: ["GITLAB_TOKEN": "glpat-DiscoverCanary0123456789ab"])
+
+        // Then every page was read through X-Next-Page alone, and the collision and the written name are reported
+        #expect(output.status == 1, "\(output)")
+        let document = try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any] ?? [:]
+        let entries = document["repositories"] as? [[String: Any]] ?? []
+        let status = Dictionary(uniqueKeysWithValues: entries.map { ($0["path"] as? String ?? "", $0["status"] as? String ?? "") })
+        #expect(status == ["platform/api": "written", "platform/web": "mirrored", "platform/a/tool": "collision", "platform/b/tool": "collision",
+                           "platform/b/cli": "mirrored"], "\(output.stdout)")
+        let collision = entries.first { $0["path"] as? String == "platform/a/tool" }?["reason"] as? String ?? ""
+        #expect(collision.contains("platform/b/tool"), "\(collision)")
+        #expect(api.requests.filter { $0.contains("/groups/platform/projects") }.count == 3, "\(api.requests)")
+        #expect(api.requests.allSatisfy { !$0.contains("glpat-") })
+        let web = entries.first { $0["path"] as? String == "platform/web" }
+        #expect((web?["secondaries"] as? [[String: Any]])?.first?["url"] as? String == "\(backup)/platform/web.git")
+    }
+}

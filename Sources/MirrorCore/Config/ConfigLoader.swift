@@ -883,12 +883,13 @@ private struct Walker {
         var policy = defaults
         if let value = pairs.first(where: { $0.key == "defaults" })?.value { policy = self.policy(value, inheriting: defaults, what: "the discover entry's defaults") }
         let apiNode = pairs.first { $0.key == "api" }?.value
+        var unusable = false
         let kind: DiscoverySource.Kind
         if kindPair.key == "codecommit" {
             if let apiNode { report(apiNode, "a CodeCommit source takes no api: (its endpoint comes from AWS_ENDPOINT_URL_CODECOMMIT, as for the AWS SDKs)") }
-            guard owner.range(of: "^[a-z]{2}(-[a-z]+)+-[0-9]+$", options: .regularExpression) != nil else {
+            if owner.range(of: "^[a-z]{2}(-[a-z]+)+-[0-9]+$", options: .regularExpression) == nil {
                 report(kindPair.value, "codecommit: takes an AWS region such as eu-west-1 (got '\(owner)')")
-                return nil
+                unusable = true
             }
             kind = .codeCommit(region: owner)
         } else {
@@ -898,20 +899,20 @@ private struct Walker {
                                                             : "\(kindPair.key): takes an organisation or user name such as acme (got '\(owner)')")
                 return nil
             }
-            let api: URL?
+            // Without a usable API the rest is still checked: every problem is reported in one pass.
+            var api: URL?
             if let apiNode {
                 api = apiURL(apiNode, allowInsecure: allowInsecure)
-                if api == nil { return nil }
             } else {
                 switch forgeKind {
                 case .github: api = URL(string: "https://api.github.com")
                 case .gitlab: api = URL(string: "https://gitlab.com/api/v4")
                 case .gitea:
                     report(kindPair.keyNode, "a gitea: source needs api: (the server's API root, such as https://gitea.example.com/api/v1 or https://codeberg.org/api/v1)")
-                    return nil
                 }
             }
-            kind = .forge(ForgeEndpoint(kind: forgeKind, api: api!))
+            if api == nil { unusable = true }
+            kind = .forge(ForgeEndpoint(kind: forgeKind, api: api ?? URL(string: "https://invalid.invalid")!))
         }
         var id = "\(kindPair.key):\(owner)"
         if case .forge(let endpoint) = kind, let host = endpoint.api.host, !["api.github.com", "gitlab.com"].contains(host) {
@@ -993,7 +994,7 @@ private struct Walker {
             }
             source.secondaries.append(template)
         }
-        guard source.secondaries.count == items.count else { return nil }
+        guard source.secondaries.count == items.count, !unusable else { return nil }
         return source
     }
 

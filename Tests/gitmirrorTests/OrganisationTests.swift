@@ -1,0 +1,92 @@
+import Foundation
+import MirrorCore
+import Testing
+import TestSupport
+
+/// The whole of #11's promise at once: a GitHub-style organisation of 120 repositories (three pages)
+/// mirrored into CodeCommit by one discover: entry — created, mirrored with default branches — and a
+/// second run that changes nothing.
+@Suite(.onTestThreads) struct OrganisationTests {
+    static let token = "ghp_OrganisationCanary0123456789abcdEF"
+
+    @Test func anOrganisationOf120RepositoriesIsMirroredIntoCodeCommitAndASecondRunIsANoOp() throws {
+        // Given an organisation of 120 repositories, some with develop as their default branch
+        let sandbox = try Sandbox("organisation")
+        let primaries = try sandbox.directory("primaries/acme")
+        let api = try ForgeAPIServer(sandbox: sandbox, kind: .github, token: Self.token, accounts: ["acme": "Organization"],
+                                     cloneBase: primaries.deletingLastPathComponent().path, maxPerPage: 50)
+        let template = try BareRepository.create(at: sandbox.path("template.git"))
+        try template.commit("first")
+        try template.commit("work", on: "develop")
+        try template.tag("v1", message: "one")
+        let names = (1...120).map { String(format: "service-%03d", $0) }
+        try api.update { state in
+            state["repositories"] = names.enumerated().map { index, name -> [String: Any] in
+                ["path": "acme/\(name)", "visibility": "private", "default_branch": index % 10 == 0 ? "develop" : "main",
+                 "description": "The \(name) service"]
+            }
+        }
+        for (index, name) in names.enumerated() {
+            let copy = primaries.appendingPathComponent("\(name).git")
+            try FileManager.default.copyItem(at: template.url, to: copy)
+            try "ref: refs/heads/\(index % 10 == 0 ? "develop" : "main")\n".write(to: copy.appendingPathComponent("HEAD"), atomically: true, encoding: .utf8)
+        }
+        let moto = try MotoServer(sandbox: sandbox, pageSize: 50)
+        let endpoint = try CodeCommitEndpoint(sandbox: sandbox, region: "eu-west-1", accessKey: CodeCommitTests.accessKey,
+                                              secretKey: CodeCommitTests.secret, moto: moto)
+        let config = try sandbox.write("mirrors.yaml", """
+            state_dir: state
+            credentials:
+              github:
+                token_env: GITHUB_TOKEN
+            discover:
+              - github: acme
+                api: \(api.api)
+                credentials: github
+                secondaries:
+                  - name: codecommit
+                    url: "codecommit::eu-west-1://{name}"
+                    endpoint: \(endpoint.endpoint)
+                    create: true
+            """)
+        var environment = CodeCommitTests().environment(endpoint)
+        environment["AWS_ENDPOINT_URL"] = moto.url
+        environment["GITHUB_TOKEN"] = Self.token
+
+        // When gitmirror syncs the organisation
+        let first = try Gitmirror.run(["sync", "--jobs", "8", "--json"], config: config, environment: environment)
+
+        // Then all three pages were read, every repository was created in CodeCommit with its description and default branch,
+        // and holds its primary's refs
+        #expect(first.status == 0, "\(first.stderr.suffix(3000))")
+        #expect(api.requests.filter { $0.contains("/orgs/acme/repos") }.count == 3, "\(api.requests)")
+        let listing = try moto.python("""
+            names = []
+            token = None
+            while True:
+                page = client.list_repositories(**({"nextToken": token} if token else {}))
+                names += [r["repositoryName"] for r in page["repositories"]]
+                token = page.get("nextToken")
+                if not token: break
+            print(len(names))
+            meta = client.batch_get_repositories(repositoryNames=["service-001", "service-002"])["repositories"]
+            print(json.dumps({m["repositoryName"]: [m.get("defaultBranch"), m.get("repositoryDescription")] for m in meta}, sort_keys=True))
+            """).split(separator: "\n")
+        #expect(listing.first == "120")
+        #expect(listing.last == #"{"service-001": ["develop", "The service-001 service"], "service-002": ["main", "The service-002 service"]}"#)
+        for name in ["service-001", "service-002", "service-120"] {
+            #expect(try BareRepository(url: endpoint.root.appendingPathComponent(name)).refs() == template.refs(), "\(name)")
+        }
+        let reports = try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(reports.count == 120)
+
+        // When it syncs again, nothing changes anywhere
+        let second = try Gitmirror.run(["sync", "--jobs", "8", "--json"], config: config, environment: environment)
+        #expect(second.status == 0, "\(second.stderr.suffix(3000))")
+        let again = try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [[String: Any]] ?? []
+        let results = Set(again.flatMap { ($0["secondaries"] as? [[String: Any]] ?? []).map { $0["result"] as? String ?? "" } })
+        #expect(results == ["up_to_date"])
+        #expect(again.allSatisfy { ($0["secondaries"] as? [[String: Any]] ?? []).allSatisfy { $0["headNote"] == nil } }, "\(second.stdout.prefix(2000))")
+        #expect(!first.stdout.contains(Self.token) && !first.stderr.contains(Self.token))
+    }
+}
