@@ -328,3 +328,58 @@ import TestSupport
         #expect((web?["secondaries"] as? [[String: Any]])?.first?["url"] as? String == "\(backup)/platform/web.git")
     }
 }
+
+/// The daemon lists its sources at start and again on a reload: new repositories are scheduled,
+/// vanished ones unscheduled; local bare secondaries get the primary's HEAD written.
+@Suite(.onTestThreads) struct DaemonDiscoveryTests {
+    @Test func aRepositoryThatAppearsIsMirroredAndOneThatVanishesIsUnscheduled() throws {
+        // Given a daemon mirroring an organisation of one repository (default branch trunk) to local bare repositories
+        let sandbox = try Sandbox("daemon-discover")
+        let primaries = try sandbox.directory("primaries")
+        let api = try ForgeAPIServer(sandbox: sandbox, kind: .gitea, token: nil, accounts: ["acme": "Organization"], cloneBase: primaries.path)
+        func repository(_ name: String, branch: String) throws -> BareRepository {
+            let bare = try BareRepository.create(at: primaries.appendingPathComponent("acme/\(name).git"))
+            try bare.commit("\(name) first", on: branch)
+            _ = try Shell.run(["git", "--git-dir=\(bare.path)", "symbolic-ref", "HEAD", "refs/heads/\(branch)"])
+            try api.add("acme/\(name)", defaultBranch: branch)
+            return bare
+        }
+        let alpha = try repository("alpha", branch: "trunk")
+        let backupAlpha = try BareRepository.create(at: sandbox.path("backup/alpha.git"))
+        let backupBeta = try BareRepository.create(at: sandbox.path("backup/beta.git"))
+        let config = try sandbox.write("mirrors.yaml", """
+            state_dir: state
+            daemon:
+              interval: 1h
+              start_spread: 0s
+            discover:
+              - gitea: acme
+                api: \(api.api)
+                secondaries:
+                  - name: backup
+                    url: "\(sandbox.path("backup").path)/{name}.git"
+            """)
+        let daemon = try DaemonProcess(sandbox: sandbox, config: config)
+        try daemon.waitUntilReady()
+        #expect(eventually(within: 30) { try backupAlpha.refs() == alpha.refs() }, "\(daemon.logText)")
+        #expect(eventually(within: 10) { try Shell.run(["git", "--git-dir=\(backupAlpha.path)", "symbolic-ref", "HEAD"]).stdout.contains("trunk") })
+
+        // When beta appears in the organisation and the daemon reloads
+        let beta = try repository("beta", branch: "main")
+        daemon.process.signal(SIGHUP)
+
+        // Then beta is discovered and mirrored without waiting for the hour
+        #expect(eventually(within: 30) { try backupBeta.refs() == beta.refs() }, "\(daemon.logText)")
+        #expect(daemon.logText.contains("repository discovered"), "\(daemon.logText)")
+
+        // When alpha vanishes from the organisation
+        try api.remove("acme/alpha")
+        daemon.process.signal(SIGHUP)
+
+        // Then it is unscheduled and reported, and its mirror and cache are left as they are
+        #expect(eventually(within: 30) { daemon.logText.contains("no longer listed by its source") }, "\(daemon.logText)")
+        #expect(eventually(within: 10) { daemon.logText.contains("no longer scheduled") }, "\(daemon.logText)")
+        #expect(try backupAlpha.refs() == alpha.refs())
+        #expect(FileManager.default.fileExists(atPath: sandbox.path("state/cache/alpha.git").path))
+    }
+}

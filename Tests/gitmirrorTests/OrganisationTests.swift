@@ -89,4 +89,43 @@ import TestSupport
         #expect(again.allSatisfy { ($0["secondaries"] as? [[String: Any]] ?? []).allSatisfy { $0["headNote"] == nil } }, "\(second.stdout.prefix(2000))")
         #expect(!first.stdout.contains(Self.token) && !first.stderr.contains(Self.token))
     }
+
+    @Test func aCodeCommitRegionIsListedAndItsRepositoriesMirroredOut() throws {
+        // Given a region holding two repositories (three pages of one), and a backup folder for each
+        let sandbox = try Sandbox("discover-codecommit")
+        let moto = try MotoServer(sandbox: sandbox, pageSize: 1)
+        let endpoint = try CodeCommitEndpoint(sandbox: sandbox, region: "eu-west-1", accessKey: CodeCommitTests.accessKey,
+                                              secretKey: CodeCommitTests.secret, moto: moto)
+        for name in ["billing", "ledger"] {
+            _ = try moto.python("client.create_repository(repositoryName='\(name)', repositoryDescription='The \(name) service')")
+            try endpoint.repository(name).commit("\(name) first")
+            try BareRepository.create(at: sandbox.path("backup/\(name).git"))
+        }
+        let config = try sandbox.write("mirrors.yaml", """
+            state_dir: state
+            discover:
+              - codecommit: eu-west-1
+                secondaries:
+                  - name: backup
+                    url: "\(sandbox.path("backup").path)/{name}.git"
+            """)
+        var environment = CodeCommitTests().environment(endpoint)
+        environment["AWS_ENDPOINT_URL"] = moto.url
+        environment["CODE_COMMIT_ENDPOINT"] = endpoint.endpoint
+
+        // When discover and sync run
+        let listed = try Gitmirror.run(["discover", "--json"], config: config, environment: environment)
+        let synced = try Gitmirror.run(["sync"], config: config, environment: environment)
+
+        // Then both repositories were listed through ListRepositories' pages and mirrored from CodeCommit
+        #expect(listed.status == 0, "\(listed)")
+        let document = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [String: Any] ?? [:]
+        let entries = document["repositories"] as? [[String: Any]] ?? []
+        #expect(entries.compactMap { $0["path"] as? String } == ["billing", "ledger"])
+        #expect(entries.first?["primary"] as? String == "https://\(endpoint.endpoint)/v1/repos/billing")
+        #expect(synced.status == 0, "\(synced)")
+        for name in ["billing", "ledger"] {
+            #expect(try BareRepository(url: sandbox.path("backup/\(name).git")).refs() == endpoint.repository(name).refs())
+        }
+    }
 }

@@ -99,6 +99,12 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
         },
         onSchedule: { entry in scheduleRecorder.record(entry) })
 
+    let discovery = DiscoveryService(state: state, discoverer: discoverer, apply: { expanded in
+        let owned = await state.apply(expanded)
+        await scheduler.update(owned)
+        metrics.keepBehind(only: Set(owned.repositories.map(\.name)))
+    }, logger: logger)
+
     let reload: @Sendable () async -> Result<Config, any Error> = {
         SystemdNotify.send("RELOADING=1")
         defer { SystemdNotify.send("READY=1") }
@@ -109,6 +115,8 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
             metrics.recordReload(success: true)
             metrics.keepBehind(only: Set(config.repositories.map(\.name)))
             logger.info("configuration reloaded", metadata: ["repositories": "\(config.repositories.count)"])
+            // The sources (perhaps new ones, or new filters) are listed again now, not at the next interval.
+            if !(await state.written.discover.isEmpty) { Task { await discovery.discover() } }
             return .success(config)
         } catch {
             metrics.recordReload(success: false)
@@ -132,11 +140,7 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
         // Shut down in reverse: the scheduler first, then the recorder writes what it published last.
         services: [.init(service: scheduleRecorder), .init(service: application), .init(service: ReloadService(reload: reload)),
                    .init(service: ConfigWatchService(file: configFile, reload: reload)), .init(service: schedulerService),
-                   .init(service: DiscoveryService(state: state, discoverer: discoverer, apply: { expanded in
-                       let owned = await state.apply(expanded)
-                       await scheduler.update(owned)
-                       metrics.keepBehind(only: Set(owned.repositories.map(\.name)))
-                   }, logger: logger)),
+                   .init(service: discovery),
                    .init(service: RetentionService(state: state, store: store, logger: logger))],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))
