@@ -18,7 +18,8 @@ struct DoctorCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let config = try options.load()
+        // discover: sources are listed too: their tokens and APIs are checked, and their repositories with the rest.
+        let (config, discovered) = Discovery.expand(try options.load(), record: false)
         let mirrors = try options.select(repositories, from: config)
         let preflight = Preflight(config: config, supervisor: WorkerSupervisor(executable: ChildProcess.ownExecutable),
                                   credentials: CredentialResolver(redactor: Redactor()))
@@ -42,6 +43,6 @@ struct DoctorCommand: ParsableCommand {
                 }
             }
         }
-        if findings.contains(where: \.wouldFail) { throw ExitStatus.outOfStep }
+        if findings.contains(where: \.wouldFail) || !discovered { throw ExitStatus.outOfStep }
     }
 }
