@@ -32,6 +32,21 @@ public struct BareRepository: Sendable {
         return commit
     }
 
+    /// Stores `data` as an LFS object the way git-lfs keeps one in a local repository
+    /// (`lfs/objects/ab/cd/<oid>`) and commits its pointer; returns the object's oid.
+    @discardableResult
+    public func commitLFSObject(_ data: Data, named file: String, on branch: String = "main") throws -> String {
+        let incoming = url.appendingPathComponent("lfs-incoming")
+        try data.write(to: incoming)
+        let oid = String(try Shell.run(["sha256sum", incoming.path]).stdout.prefix(64))
+        let folder = url.appendingPathComponent("lfs/objects/\(oid.prefix(2))/\(oid.dropFirst(2).prefix(2))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(at: folder.appendingPathComponent(oid))
+        try FileManager.default.moveItem(at: incoming, to: folder.appendingPathComponent(oid))
+        try commit("add \(file)", on: branch, file: file, content: "version https://git-lfs.github.com/spec/v1\noid sha256:\(oid)\nsize \(data.count)\n")
+        return oid
+    }
+
     /// A lightweight tag, or an annotated one when `message` is given.
     @discardableResult
     public func tag(_ name: String, at target: String = "refs/heads/main", message: String? = nil) throws -> String {

@@ -29,7 +29,9 @@ public struct CertificateAuthority: Sendable {
 }
 
 /// nginx + fcgiwrap running `git http-backend` over HTTPS (or plain HTTP) with basic auth;
-/// or, with `redirect`, a front that answers every request with a 302 to that origin.
+/// or, with `redirect`, a front that answers every request with a 302 to that origin. With `lfs`,
+/// giftless (a real Git LFS server) answers `<repo>.git/info/lfs/…` behind the same nginx: its batch
+/// API behind the same basic auth, its object storage behind the tokens it hands out itself.
 public final class HTTPSServer: Server, @unchecked Sendable {
     public let root: URL
     public let port: Int
@@ -38,9 +40,12 @@ public final class HTTPSServer: Server, @unchecked Sendable {
     public let authority: CertificateAuthority
     private let nginx: ChildProcess
     private let fcgiwrap: ChildProcess
+    private var giftless: ChildProcess?
+    /// Where giftless keeps the objects: `<org>/<repo>/<oid>`.
+    public private(set) var lfsStorage: URL?
 
     public init(sandbox: Sandbox, root: URL, user: String, password: String, authority: CertificateAuthority? = nil,
-                tls: Bool = true, redirect: String? = nil) throws {
+                tls: Bool = true, redirect: String? = nil, lfs: Bool = false) throws {
         self.root = root
         self.tls = tls
         port = try Network.freePort()
@@ -55,6 +60,57 @@ public final class HTTPSServer: Server, @unchecked Sendable {
         accessLog = directory.appendingPathComponent("access.log")
         let errorLog = directory.appendingPathComponent("error.log")
         for temp in ["body", "fastcgi", "proxy", "uwsgi", "scgi"] { try FileManager.default.createDirectory(at: directory.appendingPathComponent(temp), withIntermediateDirectories: true) }
+        var lfsLocations = ""
+        if lfs {
+            let lfsPort = try Network.freePort()
+            let storage = try sandbox.directory("nginx-\(port)/lfs-storage")
+            lfsStorage = storage
+            let settings = directory.appendingPathComponent("giftless.yaml")
+            try """
+                LEGACY_ENDPOINTS: false
+                AUTH_PROVIDERS:
+                  - giftless.auth.allow_anon:read_write
+                TRANSFER_ADAPTERS:
+                  basic:
+                    factory: giftless.transfer.basic_streaming:factory
+                    options:
+                      storage_class: giftless.storage.local_storage:LocalStorage
+                      storage_options:
+                        path: \(storage.path)
+                PRE_AUTHORIZED_ACTION_PROVIDER:
+                  factory: giftless.auth.jwt:factory
+                  options:
+                    algorithm: HS256
+                    private_key: \(UUID().uuidString)\(UUID().uuidString)
+                    default_lifetime: 600
+                MIDDLEWARE:
+                  - class: werkzeug.middleware.proxy_fix:ProxyFix
+                    kwargs: {x_host: 1, x_port: 1, x_proto: 1}
+                """.write(to: settings, atomically: true, encoding: .utf8)
+            var environment = ProcessInfo.processInfo.environment
+            environment["GIFTLESS_CONFIG_FILE"] = settings.path
+            let giftlessLog = directory.appendingPathComponent("giftless.log")
+            giftless = try Shell.start(["/usr/bin/env", "python3", "-c",
+                                        "from giftless.app import init_app; init_app().run(host='127.0.0.1', port=\(lfsPort), threaded=True)"],
+                                       log: giftlessLog, environment: environment)
+            try Network.waitForPort(port: lfsPort, process: giftless!, log: giftlessLog, seconds: 30)
+            let proxy = """
+                proxy_pass http://127.0.0.1:\(lfsPort);
+                proxy_set_header X-Forwarded-Host $http_host;
+                proxy_set_header X-Forwarded-Proto \(tls ? "https" : "http");
+                proxy_request_buffering off;
+                """
+            lfsLocations = """
+                location ~ /info/lfs/objects/batch$ {
+                    auth_basic "git";
+                    auth_basic_user_file \(directory.path)/htpasswd;
+                    \(proxy)
+                }
+                location ~ /info/lfs/objects/storage/ {
+                    \(proxy)
+                }
+                """
+        }
         let config = directory.appendingPathComponent("nginx.conf")
         try """
             daemon off;
@@ -75,6 +131,7 @@ public final class HTTPSServer: Server, @unchecked Sendable {
                     \(tls ? "ssl_certificate \(issued.certificate.path);" : "")
                     \(tls ? "ssl_certificate_key \(issued.key.path);" : "")
                     client_max_body_size 0;
+                    \(lfsLocations)
                     \(redirect.map { "location / { return 302 \($0)$request_uri; }" } ?? "")
                     location \(redirect == nil ? "/" : "/never-served/") {
                         auth_basic "git";
@@ -116,5 +173,6 @@ public final class HTTPSServer: Server, @unchecked Sendable {
     public func stop() {
         terminate(nginx)
         terminate(fcgiwrap)
+        if let giftless { terminate(giftless) }
     }
 }

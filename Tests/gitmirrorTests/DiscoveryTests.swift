@@ -27,7 +27,7 @@ import TestSupport
                                         cloneBase: primaries.path, maxPerPage: maxPerPage)
             destination = try ForgeAPIServer(sandbox: sandbox, kind: .github, token: DiscoveryTests.backupToken, accounts: ["backup": "Organization"],
                                              gitRoot: served)
-            git = try HTTPSServer(sandbox: sandbox, root: served, user: "x-access-token", password: DiscoveryTests.backupToken)
+            git = try HTTPSServer(sandbox: sandbox, root: served, user: "x-access-token", password: DiscoveryTests.backupToken, lfs: true)
             config = sandbox.path("mirrors.yaml")
         }
 
@@ -67,6 +67,7 @@ import TestSupport
                         api: \(destination.api)
                         credentials: backup
                         create: true
+                        lfs: true
                 \(extra)
                 """)
         }
@@ -79,10 +80,12 @@ import TestSupport
         }
     }
 
-    @Test func anOrganisationIsListedAcrossPagesFilteredCreatedAndMirroredWithItsDefaultBranch() throws {
+    @Test func anOrganisationIsListedAcrossPagesFilteredCreatedAndMirroredWithDefaultBranchesAndLFSObjects() throws {
         // Given an organisation of seven repositories over three pages: one archived, one fork, one excluded by name
         let stage = try Stage("discover-github")
         let alpha = try stage.repository("alpha", defaultBranch: "trunk", description: "The alpha service")
+        let model = Data((0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        let object = try alpha.commitLFSObject(model, named: "model.bin", on: "trunk")
         try stage.repository("beta")
         try stage.repository("epsilon")
         try stage.repository("gamma", archived: true)
@@ -119,6 +122,8 @@ import TestSupport
         #expect(try Shell.run(["git", "--git-dir=\(stage.served("alpha").path)", "symbolic-ref", "HEAD"]).stdout.contains("refs/heads/trunk"))
         #expect(try stage.served("alpha").refs()["refs/heads/trunk"] == alpha.refs()["refs/heads/trunk"])
         #expect(first.stdout.contains("default branch set to trunk"), "\(first)")
+        // and alpha's LFS object reached the backup's LFS server before its refs
+        #expect(FileManager.default.contents(atPath: stage.git.lfsStorage!.appendingPathComponent("backup/alpha/\(object)").path) == model)
         let rows = try Gitmirror.store(stage.config).remoteStates()
         #expect(rows.first { $0.repository == "alpha" && $0.remote == "backup" }?.head == "refs/heads/trunk")
         #expect(try Gitmirror.store(stage.config).discovered().count == 7)

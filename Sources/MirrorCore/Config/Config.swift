@@ -115,6 +115,8 @@ public struct Policy: Sendable, Equatable {
     public var maxDeletes = 20
     public var timeout: TimeInterval = 30 * 60
     public var stallTimeout: TimeInterval = 2 * 60
+    /// Mirror the Git LFS objects the pushed refs point to, before the refs (HTTPS secondaries).
+    public var lfs = false
 
     public init() {}
 }

@@ -599,7 +599,7 @@ private struct Walker {
 
     mutating func policy(_ node: Node, inheriting parent: Policy, what: String, extraKeys: [String] = []) -> Policy {
         var policy = parent
-        let keys = ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout"]
+        let keys = ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout", "lfs"]
         guard let pairs = mapping(node, allowed: keys + extraKeys, what: what) else { return policy }
         applyPolicy(pairs, to: &policy)
         return policy
@@ -614,6 +614,7 @@ private struct Walker {
             case "max_deletes": if let number = integer(value, "max_deletes", minimum: 0) { policy.maxDeletes = number }
             case "timeout": if let seconds = duration(value, "timeout") { policy.timeout = seconds }
             case "stall_timeout": if let seconds = duration(value, "stall_timeout") { policy.stallTimeout = seconds }
+            case "lfs": if let flag = bool(value, "lfs") { policy.lfs = flag }
             default: break
             }
         }
@@ -749,6 +750,9 @@ private struct Walker {
             if let name { remoteNodes["\(name)/\(secondary.name)"] = item }
             secondaries.append(secondary)
         }
+        if let primary, secondaries.contains(where: \.policy.lfs), primary.url.scheme == .ssh || primary.url.scheme == .git, let primaryNode {
+            report(primaryNode, "a secondary has lfs: true, but the primary is \(primary.url.scheme.rawValue): its LFS objects are read over HTTPS; give the primary an https:// (or local) address")
+        }
         guard let name, let primary, secondaries.count == items.count else { return nil }
         return Mirror(name: name, primary: primary, secondaries: secondaries, interval: interval)
     }
@@ -758,7 +762,7 @@ private struct Walker {
             guard let url = url(node, allowInsecure: false) else { return nil }
             return RemoteSpec(name: "primary", role: .primary, url: url, credentialName: nil, policy: defaults)
         }
-        let policyKeys = role == .secondary ? ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout"] : ["timeout", "stall_timeout"]
+        let policyKeys = role == .secondary ? ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout", "lfs"] : ["timeout", "stall_timeout"]
         let keys = (role == .secondary ? ["name", "create", "visibility"] : []) + ["url", "codecommit", "endpoint", "credentials", "allow_insecure", "forge", "api"] + policyKeys
         guard let pairs = mapping(node, allowed: keys, what: role == .primary ? "the primary" : "a secondary") else { return nil }
         var name: String? = role == .primary ? "primary" : nil
@@ -830,6 +834,14 @@ private struct Walker {
         } else if let apiNode {
             report(apiNode, url.codeCommit != nil ? "api: is for GitHub, GitLab and Gitea; a CodeCommit address takes endpoint:"
                                                   : "api: needs forge: (github, gitlab or gitea) to say which API it is")
+        }
+        if role == .secondary && policy.lfs {
+            let lfsNode = pairs.first { $0.key == "lfs" }?.value ?? addressNode
+            if url.codeCommit != nil {
+                report(lfsNode, "CodeCommit does not store Git LFS objects: with lfs: true its refs would point at objects it cannot serve; set lfs: false on '\(name)' (or mirror it without LFS)")
+            } else if url.scheme == .ssh || url.scheme == .git {
+                report(lfsNode, "lfs: true needs an https:// (or local) address: LFS objects travel over the server's HTTPS batch API, and this one is \(url.scheme.rawValue)")
+            }
         }
         if create && url.codeCommit == nil && forge == nil, let createNode {
             report(createNode, "create: true needs an API that creates repositories: CodeCommit, or a forge (set forge: github, gitlab or gitea, and api: for a self-hosted server); otherwise create the repository by hand")

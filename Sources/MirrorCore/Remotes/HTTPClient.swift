@@ -24,10 +24,37 @@ public struct HTTPClient: Sendable {
     private static let global: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
     public func send(_ method: String, _ url: URL, headers: [String: String] = [:], body: Data? = nil) throws(SyncFailure) -> Response {
+        try perform(method, url, headers: headers, body: body, upload: nil, download: nil)
+    }
+
+    /// A GET whose body goes to `file` (created or truncated) as it arrives: an LFS object of any size.
+    /// The response's body is empty unless the status is not 200 (then it holds the error's text).
+    public func download(_ url: URL, headers: [String: String] = [:], to file: URL) throws(SyncFailure) -> Response {
+        guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let handle = FileHandle(forWritingAtPath: file.path) else {
+            throw SyncFailure(.internal, "cannot write \(file.path): \(String(cString: strerror(errno)))")
+        }
+        defer { try? handle.close() }
+        return try perform("GET", url, headers: headers, body: nil, upload: nil, download: handle)
+    }
+
+    /// A PUT (or `method`) whose body is read from `file` as it is sent.
+    public func upload(_ method: String = "PUT", _ url: URL, headers: [String: String] = [:], from file: URL) throws(SyncFailure) -> Response {
+        guard let handle = FileHandle(forReadingAtPath: file.path) else {
+            throw SyncFailure(.internal, "cannot read \(file.path): \(String(cString: strerror(errno)))")
+        }
+        defer { try? handle.close() }
+        return try perform(method, url, headers: headers, body: nil, upload: handle, download: nil)
+    }
+
+    private func perform(_ method: String, _ url: URL, headers: [String: String], body: Data?, upload: FileHandle?,
+                         download: FileHandle?) throws(SyncFailure) -> Response {
         _ = Self.global
         guard let handle = curl_easy_init() else { throw SyncFailure(.internal, "libcurl could not start a request") }
         defer { curl_easy_cleanup(handle) }
         let sink = ResponseSink()
+        sink.file = download
+        sink.source = upload
         var list: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(list) }
         for (name, value) in headers where name.lowercased() != "host" {
@@ -51,7 +78,14 @@ public struct HTTPClient: Sendable {
                     gitmirror_curl_setopt_string(handle, CURLOPT_CAPATH, "/etc/ssl/certs")
                 }
                 _ = method.withCString { gitmirror_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, $0) }
-                if method == "POST" || method == "PUT" || !payload.isEmpty {
+                if let upload {
+                    let size = (try? upload.seekToEnd()) ?? 0
+                    try? upload.seek(toOffset: 0)
+                    gitmirror_curl_setopt_long(handle, CURLOPT_UPLOAD, 1)
+                    gitmirror_curl_setopt_long(handle, CURLOPT_INFILESIZE_LARGE, Int(size))
+                    gitmirror_curl_setopt_write(handle, CURLOPT_READFUNCTION, readCallback)
+                    gitmirror_curl_setopt_pointer(handle, CURLOPT_READDATA, Unmanaged.passUnretained(sink).toOpaque())
+                } else if method == "POST" || method == "PUT" || !payload.isEmpty {
                     gitmirror_curl_setopt_long(handle, CURLOPT_POST, 1)
                     gitmirror_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
                     gitmirror_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, payload.count)
@@ -84,20 +118,42 @@ public struct HTTPClient: Sendable {
 private final class ResponseSink {
     var body = Data()
     var headers: [String: String] = [:]
+    var status = 0
+    /// Where a 200's body goes instead of `body`.
+    var file: FileHandle?
+    /// Where an upload's body comes from.
+    var source: FileHandle?
 }
 
 private let bodyCallback: gitmirror_curl_write_callback = { data, size, count, userdata in
     guard let data, let userdata else { return 0 }
     let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
-    sink.body.append(UnsafeRawPointer(data).assumingMemoryBound(to: UInt8.self), count: size * count)
+    let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
+    if let file = sink.file, sink.status == 200 {
+        do { try file.write(contentsOf: bytes) } catch { return 0 }
+    } else if sink.body.count < 1 << 20 || sink.file == nil {
+        sink.body.append(contentsOf: bytes)
+    }
     return size * count
+}
+
+private let readCallback: gitmirror_curl_write_callback = { buffer, size, count, userdata in
+    guard let buffer, let userdata else { return 0 }
+    let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
+    guard let chunk = try? sink.source?.read(upToCount: size * count), !chunk.isEmpty else { return 0 }
+    chunk.copyBytes(to: UnsafeMutableRawBufferPointer(start: buffer, count: chunk.count))
+    return chunk.count
 }
 
 private let headerCallback: gitmirror_curl_write_callback = { data, size, count, userdata in
     guard let data, let userdata else { return 0 }
     let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
     let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
-    if line.hasPrefix("HTTP/") { sink.headers = [:] }   // a new response (after a redirect or 100 Continue)
+    if line.hasPrefix("HTTP/") {
+        // A new response (after a redirect or 100 Continue): its status decides where its body goes.
+        sink.headers = [:]
+        sink.status = Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
     if let colon = line.firstIndex(of: ":") {
         sink.headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
     }

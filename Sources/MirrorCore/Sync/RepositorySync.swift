@@ -232,7 +232,8 @@ public struct RepositorySync: Sendable {
     /// create on them. At most max_parallel_pushes of them, as for pushes.
     func seedTargets(_ mirror: Mirror, wanted: [String: ObjectID]) -> [SeedTarget] {
         var targets: [SeedTarget] = []
-        for secondary in mirror.secondaries where targets.count < config.maxParallelPushes {
+        // A secondary with lfs: true gets its LFS objects before any ref: it is never seeded from the fetch.
+        for secondary in mirror.secondaries where targets.count < config.maxParallelPushes && !secondary.policy.lfs {
             let url = secondary.url
             let scheme = url.scheme == .file ? "file" : url.scheme.rawValue
             var access = WorkerRequest(operation: .push, url: "")
@@ -470,10 +471,10 @@ public struct RepositorySync: Sendable {
         case .success(let value): return value
         case .failure(var failure):
             // A job that only reads the cache and never finishes is reading a damaged object.
-            if [.ancestry, .backup, .verify].contains(request.operation), failure.errorClass == .timeout, registry?.isStopping != true {
+            if [.ancestry, .backup, .verify, .lfsScan].contains(request.operation), failure.errorClass == .timeout, registry?.isStopping != true {
                 failure.cacheDamage = "reading the cache did not finish (\(failure.message))"
             }
-            let place = [.ancestry, .backup, .verify].contains(request.operation) ? "the cache of '\(repository)'"
+            let place = [.ancestry, .backup, .verify, .lfsScan].contains(request.operation) ? "the cache of '\(repository)'"
                 : "\(remote.role == .primary ? "primary" : "secondary '\(remote.name)'") \(remote.url)"
             throw redacted(SyncFailure(failure.errorClass, "\(place): \(failure.message)", cacheDamage: failure.cacheDamage))
         }

@@ -54,11 +54,33 @@ struct SecondarySync {
         if changes.isEmpty {
             finalHeads = heads
         } else {
+            if secondary.policy.lfs { try mirrorLFS(changes, holding: heads) }
             let sent = try transfer(changes, access: access)
             verify(sent)
         }
         conclude(plan, changed: !changes.isEmpty || report.refs.contains { $0.outcome == .applied })
         settleHead(holding: Set((finalHeads ?? heads).map(\.name)))
+    }
+
+    // MARK: LFS
+
+    /// The LFS objects the pushed history points to and the secondary lacks go first (LFSTransfer).
+    mutating func mirrorLFS(_ changes: [RefOutcome], holding heads: [RemoteHead]) throws {
+        let tips = Array(Set(changes.filter { $0.action != .delete }.compactMap(\.new))).sorted()
+        guard !tips.isEmpty else { return }
+        var scan = WorkerRequest(operation: .lfsScan, url: "")
+        scan.cachePath = sync.cachePath(mirror)
+        scan.lfsTips = tips
+        scan.lfsKnown = Array(Set(heads.filter { $0.name.hasPrefix("refs/") }.map(\.id))).sorted()
+        let pointers = try worker(scan, limits: sync.cacheLimits(secondary)).lfsPointers ?? []
+        guard !pointers.isEmpty else { return }
+        let (sync, repository, remote) = (self.sync, mirror.name, secondary.name)
+        let transfer = LFSTransfer(sync: sync, mirror: mirror, say: { sync.progress(repository, remote, $0) })
+        let sent = try transfer.mirror(pointers, to: secondary)
+        report.bytes += sent.bytes
+        if sent.objects > 0 {
+            report.lfsObjects = sent.objects
+        }
     }
 
     // MARK: default branch

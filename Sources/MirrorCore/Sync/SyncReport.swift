@@ -47,6 +47,8 @@ public struct RemoteReport: Codable, Sendable {
     public var head: String?
     /// What was done about a secondary's HEAD, or why it differs from the primary's.
     public var headNote: String?
+    /// LFS objects uploaded before the refs.
+    public var lfsObjects = 0
 
     public var created: Int { count(.create) }
     public var updated: Int { count(.fastForward) + count(.force) }

@@ -152,6 +152,10 @@ public enum Worker {
                 result.missing = try writeBackups(request.backups ?? [], cachePath: request.cachePath ?? "")
             case .verify:
                 (result.verified, result.damage) = try verify(cachePath: request.cachePath ?? "", announceFrom: request.announceFrom)
+            case .lfsScan:
+                hooks.progress("scanning the pushed history for LFS pointers")
+                result.lfsPointers = try Repository.openBare(at: request.cachePath ?? "")
+                    .lfsPointers(reachableFrom: request.lfsTips ?? [], excluding: request.lfsKnown ?? [])
             }
             if result.serverMessages.isEmpty { result.serverMessages = hooks.serverMessages }
             return .success(result)

@@ -20,6 +20,8 @@ public struct WorkerRequest: Codable, Sendable {
         case backup
         /// Read every object of the cache; with `announceFrom`, name each object before reading it from that index on.
         case verify
+        /// List the LFS pointers in the history of `lfsTips` that is not in the history of `lfsKnown`.
+        case lfsScan = "lfs_scan"
     }
 
     public var operation: Operation
@@ -42,6 +44,8 @@ public struct WorkerRequest: Codable, Sendable {
     /// How long a seeded secondary may stay silent, and how long after the job's start all seeding ends.
     public var seedStall: Double?
     public var seedDeadline: Double?
+    public var lfsTips: [ObjectID]?
+    public var lfsKnown: [ObjectID]?
 
     public init(operation: Operation, url: String) {
         self.operation = operation
@@ -116,6 +120,8 @@ public struct WorkerResult: Codable, Sendable {
     public var damage: String?
     /// `fetch` with `seeds`: what each seeded secondary accepted.
     public var seeded: [SeedOutcome]?
+    /// `lfsScan`: the LFS objects the scanned history points to.
+    public var lfsPointers: [LFSPointer]?
 }
 
 /// One line a worker writes on stdout.
