@@ -388,3 +388,30 @@ import TestSupport
         #expect(FileManager.default.fileExists(atPath: sandbox.path("state/cache/alpha.git").path))
     }
 }
+
+/// Where no API can set a secondary's HEAD, the difference is shown, not hidden.
+@Suite(.onTestThreads) struct HeadDifferenceTests {
+    @Test func statusShowsASecondaryWhoseHeadIsNotThePrimarys() throws {
+        // Given a primary whose default branch is trunk and a git daemon secondary whose HEAD is main
+        let scenario = try Scenario("head-differs")
+        try scenario.primary.commit("first", on: "trunk")
+        try scenario.primary.commit("second", on: "main")
+        _ = try Shell.run(["git", "--git-dir=\(scenario.primary.path)", "symbolic-ref", "HEAD", "refs/heads/trunk"])
+        let secondary = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(secondary))")
+
+        // When it is synced
+        let sync = try scenario.gitmirror("sync")
+
+        // Then the refs are in step, the sync says what to run on the server, and status lists the difference
+        #expect(sync.status == 0, "\(sync)")
+        #expect(sync.stdout.contains("git symbolic-ref HEAD refs/heads/trunk"), "\(sync)")
+        let status = try scenario.gitmirror("status")
+        #expect(status.status == 0, "\(status)")
+        #expect(status.stdout.contains("app/backup: HEAD points at main, the primary's at trunk"), "\(status)")
+        let json = try scenario.gitmirror("status", "--json")
+        let rows = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(rows.first { $0["remote"] as? String == "backup" }?["head_differs"] as? Bool == true)
+        #expect(rows.first { $0["remote"] as? String == "primary" }?["head"] as? String == "refs/heads/trunk")
+    }
+}
