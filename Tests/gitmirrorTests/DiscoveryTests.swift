@@ -193,96 +193,90 @@ import TestSupport
 @Suite(.onTestThreads) struct ForgeCreationTests {
     static let token = "glpat-CreationCanary0123456789abcdef"
 
+    /// A scenario whose secondary `forge` is mirrors/app on an HTTPS git server with a forge API in
+    /// front of it (`apiToken`: what the API accepts), with create: true.
+    struct Stage {
+        let scenario: Scenario
+        let served: URL
+        let api: ForgeAPIServer
+
+        init(_ name: String, kind: ForgeKind, apiToken: String = ForgeCreationTests.token, extra: String = "") throws {
+            scenario = try Scenario(name)
+            served = try scenario.sandbox.directory("served-https")
+            api = try ForgeAPIServer(sandbox: scenario.sandbox, kind: kind, token: apiToken,
+                                     accounts: ["mirrors": kind == .gitlab ? "Group" : "Organization"], gitRoot: served)
+            let git = try HTTPSServer(sandbox: scenario.sandbox, root: served,
+                                      user: kind == .gitlab ? "oauth2" : kind == .github ? "x-access-token" : "git", password: ForgeCreationTests.token)
+            try scenario.configure(secondaries: """
+                - name: forge
+                  url: \(git.url("mirrors/app.git"))
+                  forge: \(kind.rawValue)
+                  api: \(api.api)
+                  credentials: forge
+                  create: true
+                  \(extra)
+                """, credentials: "forge:\n  token_env: FORGE_TOKEN\n  ca_file: \(git.authority.certificate.path)")
+        }
+
+        var mirrored: BareRepository { BareRepository(url: served.appendingPathComponent("mirrors/app.git")) }
+
+        func sync() throws -> Shell.Output { try scenario.gitmirror("sync", environment: ["FORGE_TOKEN": ForgeCreationTests.token]) }
+    }
+
     @Test(arguments: [ForgeKind.github, .gitlab, .gitea])
     func aMissingSecondaryIsCreatedInItsNamespaceAndGetsTheDefaultBranch(kind: ForgeKind) throws {
         // Given a primary whose default branch is trunk, and a forge where mirrors/app does not exist yet
-        let scenario = try Scenario("create-\(kind.rawValue)")
-        try scenario.primary.commit("first", on: "trunk")
-        try scenario.primary.commit("other", on: "main")
-        _ = try Shell.run(["git", "--git-dir=\(scenario.primary.path)", "symbolic-ref", "HEAD", "refs/heads/trunk"])
-        let served = try scenario.sandbox.directory("served-https")
-        let account = kind == .gitlab ? "Group" : "Organization"
-        let api = try ForgeAPIServer(sandbox: scenario.sandbox, kind: kind, token: Self.token, accounts: ["mirrors": account], gitRoot: served)
-        let git = try HTTPSServer(sandbox: scenario.sandbox, root: served, user: kind == .gitlab ? "oauth2" : kind == .github ? "x-access-token" : "git",
-                                  password: Self.token)
-        try scenario.configure(secondaries: """
-            - name: forge
-              url: \(git.url("mirrors/app.git"))
-              forge: \(kind.rawValue)
-              api: \(api.api)
-              credentials: forge
-              create: true
-              visibility: internal
-            """, credentials: "forge:\n  token_env: FORGE_TOKEN\n  ca_file: \(git.authority.certificate.path)")
+        let stage = try Stage("create-\(kind.rawValue)", kind: kind, extra: "visibility: internal")
+        let primary = stage.scenario.primary
+        try primary.commit("first", on: "trunk")
+        try primary.commit("other", on: "main")
+        _ = try Shell.run(["git", "--git-dir=\(primary.path)", "symbolic-ref", "HEAD", "refs/heads/trunk"])
 
         // When gitmirror syncs twice
-        let first = try scenario.gitmirror("sync", environment: ["FORGE_TOKEN": Self.token])
-        let changes = api.requests.filter { !$0.hasPrefix("GET") }
-        let second = try scenario.gitmirror("sync", environment: ["FORGE_TOKEN": Self.token])
+        let first = try stage.sync()
+        let changes = stage.api.requests.filter { !$0.hasPrefix("GET") }
+        let second = try stage.sync()
 
         // Then the repository was created once, in the namespace, with the visibility asked for, holds every ref, and HEAD is trunk
         #expect(first.status == 0, "\(first)")
         #expect(second.status == 0, "\(second)")
-        let created = try #require(api.repository("mirrors/app"))
+        let created = try #require(stage.api.repository("mirrors/app"))
         // Gitea has no internal visibility through this call: it is private there.
         #expect(created["visibility"] as? String == (kind == .gitea ? "private" : "internal"))
-        let mirrored = BareRepository(url: served.appendingPathComponent("mirrors/app.git"))
-        #expect(try mirrored.refs() == scenario.primary.refs())
-        #expect(try Shell.run(["git", "--git-dir=\(mirrored.path)", "symbolic-ref", "HEAD"]).stdout.contains("refs/heads/trunk"))
+        #expect(try stage.mirrored.refs() == primary.refs())
+        #expect(try Shell.run(["git", "--git-dir=\(stage.mirrored.path)", "symbolic-ref", "HEAD"]).stdout.contains("refs/heads/trunk"))
         #expect(changes.count == 2, "\(changes)")   // the creation and the default branch
-        #expect(api.requests.filter { !$0.hasPrefix("GET") }.count == 2, "\(api.requests)")
-        #expect(try scenario.state("forge")?.head == "refs/heads/trunk")
+        #expect(stage.api.requests.filter { !$0.hasPrefix("GET") }.count == 2, "\(stage.api.requests)")
+        #expect(try stage.scenario.state("forge")?.head == "refs/heads/trunk")
         #expect(!first.stdout.contains(Self.token) && !first.stderr.contains(Self.token))
     }
 
     @Test func aCreatorThatLosesTheRaceTakesTheRepositoryTheWinnerMade() throws {
         // Given a Gitea whose next create finds that another creator made the repository first
-        let scenario = try Scenario("create-race")
-        try scenario.primary.commit("first")
-        let served = try scenario.sandbox.directory("served-https")
-        let api = try ForgeAPIServer(sandbox: scenario.sandbox, kind: .gitea, token: Self.token, accounts: ["mirrors": "Organization"], gitRoot: served)
-        let git = try HTTPSServer(sandbox: scenario.sandbox, root: served, user: "git", password: Self.token)
-        try api.update { $0["create_race"] = true }
-        try scenario.configure(secondaries: """
-            - name: forge
-              url: \(git.url("mirrors/app.git"))
-              forge: gitea
-              api: \(api.api)
-              credentials: forge
-              create: true
-            """, credentials: "forge:\n  token_env: FORGE_TOKEN\n  ca_file: \(git.authority.certificate.path)")
+        let stage = try Stage("create-race", kind: .gitea)
+        try stage.scenario.primary.commit("first")
+        try stage.api.update { $0["create_race"] = true }
 
-        let output = try scenario.gitmirror("sync", environment: ["FORGE_TOKEN": Self.token])
+        let output = try stage.sync()
 
         // Then the 409 is no failure: the repository is mirrored
         #expect(output.status == 0, "\(output)")
-        #expect(api.requests.contains { $0.hasPrefix("POST /api/v1/orgs/mirrors/repos") })
-        #expect(try BareRepository(url: served.appendingPathComponent("mirrors/app.git")).refs() == scenario.primary.refs())
+        #expect(stage.api.requests.contains { $0.hasPrefix("POST /api/v1/orgs/mirrors/repos") })
+        #expect(try stage.mirrored.refs() == stage.scenario.primary.refs())
     }
 
     @Test func aRefusedTokenIsAnAuthFailureThatNamesTheCall() throws {
-        let scenario = try Scenario("create-refused")
-        try scenario.primary.commit("first")
-        let served = try scenario.sandbox.directory("served-https")
-        let api = try ForgeAPIServer(sandbox: scenario.sandbox, kind: .github, token: "ghp_TheRightToken0123456789abcdefABCD", accounts: ["mirrors": "Organization"],
-                                     gitRoot: served)
-        let git = try HTTPSServer(sandbox: scenario.sandbox, root: served, user: "x-access-token", password: Self.token)
-        try scenario.configure(secondaries: """
-            - name: forge
-              url: \(git.url("mirrors/app.git"))
-              forge: github
-              api: \(api.api)
-              credentials: forge
-              create: true
-            """, credentials: "forge:\n  token_env: FORGE_TOKEN\n  ca_file: \(git.authority.certificate.path)")
+        // Given an API that takes another token than the one configured
+        let stage = try Stage("create-refused", kind: .github, apiToken: "ghp_TheRightToken0123456789abcdefABCD")
+        try stage.scenario.primary.commit("first")
 
-        let output = try scenario.gitmirror("sync", environment: ["FORGE_TOKEN": Self.token])
+        let output = try stage.sync()
 
         #expect(output.status == 1, "\(output)")
-        let state = try #require(try scenario.state("forge"))
+        let state = try #require(try stage.scenario.state("forge"))
         #expect(state.lastErrorClass == .auth)
         #expect(state.lastError?.contains("HTTP 401") == true, "\(state.lastError ?? "")")
-        #expect(api.repository("mirrors/app") == nil)
+        #expect(stage.api.repository("mirrors/app") == nil)
     }
 }
 
