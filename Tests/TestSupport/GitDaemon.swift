@@ -53,3 +53,35 @@ public final class SilentServer: Server, @unchecked Sendable {
 
     public func stop() { close(descriptor) }
 }
+
+/// A TCP proxy that delays every chunk each way (Tests/Fixtures/delay_proxy.py): a server as far
+/// away as a real remote. Its log says when each connection opened and closed.
+public final class DelayProxy: Server, @unchecked Sendable {
+    public let port: Int
+    public let log: URL
+    private let process: ChildProcess
+
+    public init(sandbox: Sandbox, targetPort: Int, delay: Double) throws {
+        port = try Network.freePort()
+        log = sandbox.path("delay-\(port).log")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/delay_proxy.py")
+        process = try Shell.start(["/usr/bin/env", "python3", script.path, "--port", "\(port)", "--target-port", "\(targetPort)",
+                                   "--delay", "\(delay)", "--log", log.path], log: sandbox.path("delay-\(port).out"))
+        sandbox.keep(self)
+        try Network.waitForPort(port: port, process: process, log: sandbox.path("delay-\(port).out"))
+    }
+
+    /// Each connection's (opened, closed) wall-clock times, in the order they opened.
+    public var connections: [(opened: Double, closed: Double?)] {
+        var opened: [Int: Double] = [:], closed: [Int: Double] = [:]
+        for line in ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, let number = Int(parts[1]), let time = Double(parts[2]) else { continue }
+            if parts[0] == "open" { opened[number] = time } else { closed[number] = time }
+        }
+        return opened.keys.sorted().map { (opened[$0]!, closed[$0]) }
+    }
+
+    public func stop() { terminate(process) }
+}

@@ -107,6 +107,10 @@ public struct RepositorySync: Sendable {
             notes.append(note)
         }
 
+        // The secondaries are listed while the primary is: unless this is the first fetch into an empty
+        // cache, whose pack may stream to empty secondaries (PackSeed) and change what they hold.
+        let prelisting = Self.cacheHasRefs(cachePath(mirror)) ? Prelisting(mirror, sync: self) : nil
+        defer { prelisting?.waitAll() }
         var secondaries: [(report: RemoteReport, fingerprint: String?)] = []
         var repaired = false
         var seeded: [String: SeedOutcome] = [:]
@@ -122,7 +126,8 @@ public struct RepositorySync: Sendable {
                 source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
             }
             progress(mirror.name, "primary", "done: fetched")
-            secondaries = syncSecondaries(mirror, mirror.secondaries, source: source, seeded: seeded, primaryHead: primary.head, runId: runId)
+            secondaries = syncSecondaries(mirror, mirror.secondaries, source: source, seeded: seeded, primaryHead: primary.head,
+                                          prelisting: repaired ? nil : prelisting, runId: runId)
             let suspects = secondaries.filter { $0.report.failure.map(Self.suspectsCache) == true }
             if !suspects.isEmpty, !repaired, let suspicion = suspects.first?.report.failure,
                let note = try repairCache(mirror, runId: runId, suspicion: suspicion) {
@@ -254,10 +259,11 @@ public struct RepositorySync: Sendable {
     /// Syncs these secondaries in parallel. Each outcome is recorded as it comes (so that `status` shows
     /// it while slower ones run), except one that suspects the cache: the caller may repair and re-run it.
     func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID], seeded: [String: SeedOutcome] = [:],
-                         primaryHead: String? = nil, runId: Int64?) -> [(report: RemoteReport, fingerprint: String?)] {
+                         primaryHead: String? = nil, prelisting: Prelisting? = nil, runId: Int64?) -> [(report: RemoteReport, fingerprint: String?)] {
         concurrently(secondaries.count, limit: config.maxParallelPushes) { index in
             let secondary = secondaries[index]
-            let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name], primaryHead: primaryHead)
+            let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name], primaryHead: primaryHead,
+                                             listed: prelisting?.listing(of: secondary.name))
             if let runId, !self.options.planOnly, outcome.report.failure.map(Self.suspectsCache) != true {
                 self.record(outcome.report, runId: runId, remote: secondary, fingerprint: outcome.fingerprint)
             }
@@ -266,12 +272,13 @@ public struct RepositorySync: Sendable {
     }
 
     func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], seeded: SeedOutcome? = nil,
-                       primaryHead: String? = nil) -> (report: RemoteReport, fingerprint: String?) {
+                       primaryHead: String? = nil, listed: Prelisting.Pending? = nil) -> (report: RemoteReport, fingerprint: String?) {
         let started = Date()
         var report = RemoteReport(repository: mirror.name, remote: secondary.name, role: .secondary, url: secondary.url.display, result: .ok)
         var work = SecondarySync(sync: self, mirror: mirror, secondary: secondary, source: source, report: report)
         work.seeded = seeded?.created ?? [:]
         work.primaryHead = primaryHead
+        work.listed = listed
         do {
             try work.run()
             report = work.report
@@ -288,6 +295,12 @@ public struct RepositorySync: Sendable {
         report.duration = Date().timeIntervalSince(started) + (seeded?.created.isEmpty == false ? seeded?.seconds ?? 0 : 0)
         progress(mirror.name, secondary.name, "done: \(report.result.rawValue)")
         return (report, work.finalHeads.map(fingerprint))
+    }
+
+    /// Whether the cache holds any ref (reads ref names only, never an object).
+    static func cacheHasRefs(_ path: String) -> Bool {
+        guard FileManager.default.fileExists(atPath: path + "/objects") else { return false }
+        return ((try? Repository.openBare(at: path).references(matching: "refs/*")) ?? [:]).isEmpty == false
     }
 
     /// Jobs that only read the cache: no server to wait for, so silence this long means a read that never ends.

@@ -18,6 +18,8 @@ struct SecondarySync {
     var seeded: [String: ObjectID] = [:]
     /// The branch the primary's HEAD points at.
     var primaryHead: String?
+    /// This secondary's listing, started with the primary's (Prelisting).
+    var listed: Prelisting.Pending?
     static let seededMessage = "created from the primary's pack as it arrived"
 
     init(sync: RepositorySync, mirror: Mirror, secondary: RemoteSpec, source: [String: ObjectID], report: RemoteReport) {
@@ -113,7 +115,7 @@ struct SecondarySync {
     func list(_ access: WorkerRequest) throws -> (heads: [RemoteHead], head: String?) {
         say("listing refs")
         do {
-            let result = try worker(access, limits: limits)
+            let result = try listed.map { try $0.wait().get() } ?? worker(access, limits: limits)
             return (result.heads, result.defaultBranch)
         } catch let failure as SyncFailure where failure.errorClass == .notFound && secondary.create && !sync.options.planOnly {
             try sync.createRepository(secondary, repository: mirror.name)

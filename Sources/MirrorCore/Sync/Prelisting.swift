@@ -1,0 +1,58 @@
+import Foundation
+import Synchronization
+
+/// The secondaries' listings, started together with the primary's: on a pass where nothing moved,
+/// a repository then costs one round trip of listings, not the primary's and then the secondaries'.
+/// A listing is only a starting point for the plan: every push still carries its lease, so a ref
+/// that moves on the server after it was listed is left alone and reported, as before.
+final class Prelisting: Sendable {
+    final class Pending: Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        private let result = Mutex<Result<WorkerResult, SyncFailure>?>(nil)
+
+        func finish(_ value: Result<WorkerResult, SyncFailure>) {
+            result.withLock { $0 = value }
+            done.signal()
+        }
+
+        /// The listing, once it is done.
+        func wait() -> Result<WorkerResult, SyncFailure> {
+            done.wait()
+            done.signal()
+            return result.withLock { $0! }
+        }
+    }
+
+    private let pending: [String: Pending]
+    private let all = DispatchGroup()
+
+    /// Starts listing every secondary of `mirror` (at most max_parallel_pushes at once, as for pushes).
+    init(_ mirror: Mirror, sync: RepositorySync) {
+        pending = Dictionary(uniqueKeysWithValues: mirror.secondaries.map { ($0.name, Pending()) })
+        let entries = mirror.secondaries.map { ($0, pending[$0.name]!) }
+        let group = all
+        group.enter()
+        Thread.detachNewThread {
+            _ = concurrently(entries.count, limit: sync.config.maxParallelPushes) { index in
+                let (secondary, slot) = entries[index]
+                slot.finish(Result { () throws(SyncFailure) -> WorkerResult in
+                    var access = WorkerRequest(operation: .list, url: "")
+                    try sync.credentials.prepare(&access, for: secondary, config: sync.config)
+                    let limits = WorkerSupervisor.Limits(timeout: secondary.policy.timeout, stall: secondary.policy.stallTimeout)
+                    do {
+                        return try sync.worker(access, limits: limits, remote: secondary, repository: mirror.name)
+                    } catch {
+                        throw error as? SyncFailure ?? SyncFailure(.internal, "\(error)")
+                    }
+                })
+            }
+            group.leave()
+        }
+    }
+
+    /// The listing of one secondary (each is taken at most once: a second sync of it lists anew).
+    func listing(of name: String) -> Pending? { pending[name] }
+
+    /// Waits until every listing is done: nothing is left running behind the run.
+    func waitAll() { all.wait() }
+}
