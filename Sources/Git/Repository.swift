@@ -55,14 +55,6 @@ public final class Repository {
         try check("git_repository_set_head", git_repository_set_head(pointer, ref))
     }
 
-    /// The ref HEAD points at (nil when HEAD is detached).
-    public func headTarget() -> String? {
-        var reference: OpaquePointer?
-        guard git_reference_lookup(&reference, pointer, "HEAD") == 0, let reference else { return nil }
-        defer { git_reference_free(reference) }
-        return git_reference_symbolic_target(reference).map { String(cString: $0) }
-    }
-
     public func reference(named name: String) throws(GitError) -> ObjectID? {
         var oid = git_oid()
         let code = git_reference_name_to_id(&oid, pointer, name)

@@ -105,14 +105,6 @@ public struct CodeCommitAPI: Sendable {
         return found.sorted { $0.path < $1.path }
     }
 
-    /// The repository's default branch (nil: none yet).
-    public func defaultBranch(of name: String) throws(SyncFailure) -> String? {
-        switch try call("GetRepository", ["repositoryName": name]) {
-        case .success(let object): return (object["repositoryMetadata"] as? [String: Any])?["defaultBranch"] as? String
-        case .failure(let error): throw classify(error, doing: "GetRepository \(name)")
-        }
-    }
-
     /// Points the repository's HEAD at `branch`, which must exist there.
     public func updateDefaultBranch(_ name: String, to branch: String) throws(SyncFailure) {
         switch try call("UpdateDefaultBranch", ["repositoryName": name, "defaultBranchName": branch]) {

@@ -17,10 +17,8 @@ struct LFSTransfer {
 
     var store: URL { sync.config.stateDirectory.appendingPathComponent("lfs/objects") }
 
-    func stored(_ pointer: LFSPointer) -> URL {
-        let oid = pointer.oid
-        return store.appendingPathComponent("\(oid.prefix(2))/\(oid.dropFirst(2).prefix(2))/\(oid)")
-    }
+    /// The store keeps git-lfs's own layout.
+    func stored(_ pointer: LFSPointer) -> URL { Self.objectPath(in: store, pointer) }
 
     /// Makes sure `secondary` holds every object of `pointers`. Returns how many were uploaded and their bytes.
     func mirror(_ pointers: [LFSPointer], to secondary: RemoteSpec) throws(SyncFailure) -> (objects: Int, bytes: Int) {
