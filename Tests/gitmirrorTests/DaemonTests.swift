@@ -341,7 +341,8 @@ import TestSupport
         #expect(eventually(within: 5) { second.logText.contains("in step") })
         #expect(receiver.events.isEmpty, "\(receiver.events.map(\.body))")
 
-        // And a daemon killed outright leaves a run "running": the next start records it as interrupted
+        // And a daemon killed outright leaves a run "running": the next start, on the same port while the killed
+        // one's push still hangs, binds it (no worker or git process holds the listening socket) and records the run as interrupted
         try one.installHook("pre-receive", "#!/bin/sh\nsleep 20\n")
         let third = try scenario.primary.commit("third")
         #expect(try second.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(Self.syncToken)"]).status == 202)
@@ -349,7 +350,7 @@ import TestSupport
         let killed = try #require(try runs(scenario).first)
         second.stop()
         try FileManager.default.removeItem(atPath: one.path + "/hooks/pre-receive")
-        let restarted = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: environment)
+        let restarted = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: environment, port: second.port)
         #expect(eventually(within: 5) { try one.refs()["refs/heads/main"] == third }, "\(restarted.logText)")
         #expect(try runs(scenario).first { $0.id == killed.id }?.result == .interrupted)
         #expect(restarted.logText.contains("a run left running by a stopped process is recorded as interrupted"), "\(restarted.logText)")

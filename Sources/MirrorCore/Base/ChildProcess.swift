@@ -46,6 +46,12 @@ public final class ChildProcess: Sendable {
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
         // Descriptors the child (and what it starts) inherits at fixed numbers; dup2 clears close-on-exec.
         for descriptor in inherited { posix_spawn_file_actions_adddup2(&actions, descriptor.source, descriptor.target) }
+        // Nothing else crosses over, close-on-exec or not: a descriptor another library opened without
+        // it (the daemon's listening socket, an HTTP client's connection) would otherwise live on in every
+        // worker and git process, keeping the port bound after the daemon stopped.
+        #if os(Linux)
+        _ = spawnCloseFrom(&actions, max(2, inherited.map(\.target).max() ?? 2) + 1)
+        #endif
         let argv = command.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -172,3 +178,9 @@ public final class ChildProcess: Sendable {
         return data
     }
 }
+
+#if os(Linux)
+/// glibc (2.34+) declares it only for _GNU_SOURCE, which Swift's Glibc module is not built with.
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+private func spawnCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
+#endif
