@@ -12,22 +12,22 @@ public final class CodeCommitEndpoint: Server, @unchecked Sendable {
 
     public init(sandbox: Sandbox, region: String, accessKey: String, secretKey: String, sessionToken: String? = nil, skew: Int = 0,
                 moto: MotoServer? = nil) throws {
-        port = try Network.freePort()
-        root = try sandbox.directory("codecommit-\(port)")
-        let directory = try sandbox.directory("codecommit-server-\(port)")
-        authority = try CertificateAuthority(sandbox: sandbox, name: "codecommit-ca-\(port)")
+        let unique = UUID().uuidString.prefix(8).lowercased()
+        root = try sandbox.directory("codecommit-\(unique)")
+        let directory = try sandbox.directory("codecommit-server-\(unique)")
+        authority = try CertificateAuthority(sandbox: sandbox, name: "codecommit-ca-\(unique)")
         let issued = try authority.issue(in: directory)
         log = directory.appendingPathComponent("auth.log")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/codecommit_endpoint.py")
-        var command = ["/usr/bin/env", "python3", script.path, "--port", "\(port)", "--root", root.path, "--cert", issued.certificate.path,
+        var command = ["/usr/bin/env", "python3", script.path, "--root", root.path, "--cert", issued.certificate.path,
                        "--key", issued.key.path, "--region", region, "--access-key", accessKey, "--secret-key", secretKey,
                        "--skew", "\(skew)", "--log", log.path]
         if let sessionToken { command += ["--session-token", sessionToken] }
         if let moto { command += ["--moto", moto.url] }
-        process = try Shell.start(command, log: directory.appendingPathComponent("server.out"))
+        let out = directory.appendingPathComponent("server.out")
+        (port, process, _) = try Network.serve { port in (try Shell.start(command + ["--port", "\(port)"], log: out), out) }
         sandbox.keep(self)
-        try Network.waitForPort(port: port, process: process, log: directory.appendingPathComponent("server.out"))
     }
 
     /// A bare repository the endpoint serves as CodeCommit repository `name`.
@@ -53,16 +53,16 @@ public final class MotoServer: Server, @unchecked Sendable {
 
     /// `pageSize`: how many repositories one ListRepositories answer holds.
     public init(sandbox: Sandbox, pageSize: Int? = nil) throws {
-        port = try Network.freePort()
-        let log = sandbox.path("moto-\(port).log")
         // moto's own server, with the CodeCommit calls moto lacks added (Tests/Fixtures/moto_server.py).
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/moto_server.py")
         var environment = ProcessInfo.processInfo.environment
         if let pageSize { environment["MOTO_CODECOMMIT_PAGE_SIZE"] = "\(pageSize)" }
-        process = try Shell.start(["/usr/bin/env", "python3", script.path, "-H", "127.0.0.1", "-p", "\(port)"], log: log, environment: environment)
+        (port, process, _) = try Network.serve(seconds: 30) { port in
+            let log = sandbox.path("moto-\(port).log")
+            return (try Shell.start(["/usr/bin/env", "python3", script.path, "-H", "127.0.0.1", "-p", "\(port)"], log: log, environment: environment), log)
+        }
         sandbox.keep(self)
-        try Network.waitForPort(port: port, process: process, log: log, seconds: 30)
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }

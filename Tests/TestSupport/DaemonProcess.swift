@@ -10,14 +10,14 @@ public final class DaemonProcess: Server, @unchecked Sendable {
 
     /// `port`: a port chosen beforehand (a fleet's peers must know each other's); `arguments` follow the rest.
     public init(sandbox: Sandbox, config: URL, environment: [String: String] = [:], port: Int? = nil, arguments: [String] = []) throws {
-        self.port = try port ?? Network.freePort()
-        log = sandbox.path("daemon-\(self.port).log")
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { _, new in new }
-        process = try Shell.start([Gitmirror.executable.path, "daemon", "--config", config.path, "--listen", "127.0.0.1:\(self.port)"] + arguments,
-                                  log: log, environment: env)
+        (self.port, process, log) = try Network.serve(port: port, seconds: 30) { port in
+            let log = sandbox.path("daemon-\(port).log")
+            return (try Shell.start([Gitmirror.executable.path, "daemon", "--config", config.path, "--listen", "127.0.0.1:\(port)"] + arguments,
+                                    log: log, environment: env), log)
+        }
         sandbox.keep(self)
-        try Network.waitForPort(port: self.port, process: process, log: log, seconds: 30)
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }

@@ -15,8 +15,7 @@ public final class ForgeAPIServer: Server, @unchecked Sendable {
     public init(sandbox: Sandbox, kind: ForgeKind, token: String?, login: String = "mirror-bot", accounts: [String: String],
                 gitRoot: URL? = nil, cloneBase: String? = nil, maxPerPage: Int? = nil) throws {
         self.kind = kind
-        port = try Network.freePort()
-        let directory = try sandbox.directory("\(kind.rawValue)-api-\(port)")
+        let directory = try sandbox.directory("\(kind.rawValue)-api-\(UUID().uuidString.prefix(8).lowercased())")
         stateFile = directory.appendingPathComponent("state.json")
         log = directory.appendingPathComponent("requests.log")
         var state: [String: Any] = ["login": login, "accounts": accounts, "repositories": [[String: Any]]()]
@@ -27,10 +26,11 @@ public final class ForgeAPIServer: Server, @unchecked Sendable {
         try Self.write(state, to: stateFile)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/\(kind.rawValue)_api.py")
-        process = try Shell.start(["/usr/bin/env", "python3", script.path, "--port", "\(port)", "--state", stateFile.path, "--log", log.path],
-                                  log: directory.appendingPathComponent("server.out"))
+        let out = directory.appendingPathComponent("server.out")
+        (port, process, _) = try Network.serve { [stateFile, log] port in
+            (try Shell.start(["/usr/bin/env", "python3", script.path, "--port", "\(port)", "--state", stateFile.path, "--log", log.path], log: out), out)
+        }
         sandbox.keep(self)
-        try Network.waitForPort(port: port, process: process, log: directory.appendingPathComponent("server.out"))
     }
 
     /// The API root, as mirrors.yaml's `api:` takes it.

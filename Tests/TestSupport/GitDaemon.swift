@@ -12,14 +12,15 @@ public final class GitDaemon: Server, @unchecked Sendable {
     /// `receivePack: false` serves the repositories read-only, as git daemon does by default.
     public init(sandbox: Sandbox, root: URL, port: Int? = nil, environment: [String: String] = [:], receivePack: Bool = true) throws {
         self.root = root
-        self.port = try port ?? Network.freePort()
-        log = sandbox.path("git-daemon-\(self.port).log")
-        process = try Shell.start(["/usr/bin/git", "daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=\(self.port)",
-                                   "--base-path=\(root.path)", "--export-all"] + (receivePack ? ["--enable=receive-pack"] : []) + ["--verbose",
-                                   "--informative-errors", root.path], log: log,
-                                  environment: environment.isEmpty ? nil : Shell.gitEnvironment.merging(environment) { _, new in new })
+        (self.port, process, log) = try Network.serve(port: port) { port in
+            let log = sandbox.path("git-daemon-\(port).log")
+            let process = try Shell.start(["/usr/bin/git", "daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=\(port)",
+                                           "--base-path=\(root.path)", "--export-all"] + (receivePack ? ["--enable=receive-pack"] : []) + ["--verbose",
+                                           "--informative-errors", root.path], log: log,
+                                          environment: environment.isEmpty ? nil : Shell.gitEnvironment.merging(environment) { _, new in new })
+            return (process, log)
+        }
         sandbox.keep(self)
-        try Network.waitForPort(port: self.port, process: process, log: log)
     }
 
     public func url(_ name: String) -> String { "git://127.0.0.1:\(port)/\(name)" }
@@ -62,14 +63,15 @@ public final class DelayProxy: Server, @unchecked Sendable {
     private let process: ChildProcess
 
     public init(sandbox: Sandbox, targetPort: Int, delay: Double) throws {
-        port = try Network.freePort()
-        log = sandbox.path("delay-\(port).log")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/delay_proxy.py")
-        process = try Shell.start(["/usr/bin/env", "python3", script.path, "--port", "\(port)", "--target-port", "\(targetPort)",
-                                   "--delay", "\(delay)", "--log", log.path], log: sandbox.path("delay-\(port).out"))
+        (port, process, _) = try Network.serve { port in
+            (try Shell.start(["/usr/bin/env", "python3", script.path, "--port", "\(port)", "--target-port", "\(targetPort)",
+                              "--delay", "\(delay)", "--log", sandbox.path("delay-\(port).log").path], log: sandbox.path("delay-\(port).out")),
+             sandbox.path("delay-\(port).out"))
+        }
+        log = sandbox.path("delay-\(port).log")
         sandbox.keep(self)
-        try Network.waitForPort(port: port, process: process, log: sandbox.path("delay-\(port).out"))
     }
 
     /// Each connection's (opened, closed) wall-clock times, in the order they opened.

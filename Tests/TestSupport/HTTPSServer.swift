@@ -48,9 +48,9 @@ public final class HTTPSServer: Server, @unchecked Sendable {
                 tls: Bool = true, redirect: String? = nil, lfs: Bool = false) throws {
         self.root = root
         self.tls = tls
-        port = try Network.freePort()
-        let directory = try sandbox.directory("nginx-\(port)")
-        self.authority = try authority ?? CertificateAuthority(sandbox: sandbox, name: "ca-\(port)")
+        let unique = UUID().uuidString.prefix(8).lowercased()
+        let directory = try sandbox.directory("nginx-\(unique)")
+        self.authority = try authority ?? CertificateAuthority(sandbox: sandbox, name: "ca-\(unique)")
         let issued = try self.authority.issue(in: directory)
         let hash = try Shell.run(["openssl", "passwd", "-apr1", "-stdin"], input: password).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try "\(user):\(hash)\n".write(to: directory.appendingPathComponent("htpasswd"), atomically: true, encoding: .utf8)
@@ -62,8 +62,7 @@ public final class HTTPSServer: Server, @unchecked Sendable {
         for temp in ["body", "fastcgi", "proxy", "uwsgi", "scgi"] { try FileManager.default.createDirectory(at: directory.appendingPathComponent(temp), withIntermediateDirectories: true) }
         var lfsLocations = ""
         if lfs {
-            let lfsPort = try Network.freePort()
-            let storage = try sandbox.directory("nginx-\(port)/lfs-storage")
+            let storage = try sandbox.directory("nginx-\(unique)/lfs-storage")
             lfsStorage = storage
             let settings = directory.appendingPathComponent("giftless.yaml")
             try """
@@ -90,10 +89,12 @@ public final class HTTPSServer: Server, @unchecked Sendable {
             var environment = ProcessInfo.processInfo.environment
             environment["GIFTLESS_CONFIG_FILE"] = settings.path
             let giftlessLog = directory.appendingPathComponent("giftless.log")
-            giftless = try Shell.start(["/usr/bin/env", "python3", "-c",
-                                        "from giftless.app import init_app; init_app().run(host='127.0.0.1', port=\(lfsPort), threaded=True)"],
-                                       log: giftlessLog, environment: environment)
-            try Network.waitForPort(port: lfsPort, process: giftless!, log: giftlessLog, seconds: 30)
+            let lfsPort: Int
+            (lfsPort, giftless, _) = try Network.serve(seconds: 30) { lfsPort in
+                (try Shell.start(["/usr/bin/env", "python3", "-c",
+                                  "from giftless.app import init_app; init_app().run(host='127.0.0.1', port=\(lfsPort), threaded=True)"],
+                                 log: giftlessLog, environment: environment), giftlessLog)
+            }
             let proxy = """
                 proxy_pass http://127.0.0.1:\(lfsPort);
                 proxy_set_header X-Forwarded-Host $http_host;
@@ -112,52 +113,53 @@ public final class HTTPSServer: Server, @unchecked Sendable {
                 """
         }
         let config = directory.appendingPathComponent("nginx.conf")
-        try """
-            daemon off;
-            user root;
-            worker_processes 1;
-            pid \(directory.path)/nginx.pid;
-            error_log \(errorLog.path) info;
-            events { worker_connections 128; }
-            http {
-                access_log \(accessLog.path);
-                client_body_temp_path \(directory.path)/body;
-                fastcgi_temp_path \(directory.path)/fastcgi;
-                proxy_temp_path \(directory.path)/proxy;
-                uwsgi_temp_path \(directory.path)/uwsgi;
-                scgi_temp_path \(directory.path)/scgi;
-                server {
-                    listen 127.0.0.1:\(port)\(tls ? " ssl" : "");
-                    \(tls ? "ssl_certificate \(issued.certificate.path);" : "")
-                    \(tls ? "ssl_certificate_key \(issued.key.path);" : "")
-                    client_max_body_size 0;
-                    \(lfsLocations)
-                    \(redirect.map { "location / { return 302 \($0)$request_uri; }" } ?? "")
-                    location \(redirect == nil ? "/" : "/never-served/") {
-                        auth_basic "git";
-                        auth_basic_user_file \(directory.path)/htpasswd;
-                        fastcgi_pass unix:\(socket.path);
-                        fastcgi_buffering off;
-                        fastcgi_request_buffering off;
-                        fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
-                        fastcgi_param GIT_PROJECT_ROOT \(root.path);
-                        fastcgi_param GIT_HTTP_EXPORT_ALL "";
-                        fastcgi_param PATH_INFO $uri;
-                        fastcgi_param REMOTE_USER $remote_user;
-                        fastcgi_param QUERY_STRING $query_string;
-                        fastcgi_param REQUEST_METHOD $request_method;
-                        fastcgi_param CONTENT_TYPE $content_type;
-                        fastcgi_param CONTENT_LENGTH $content_length;
-                        fastcgi_param HTTP_CONTENT_ENCODING $http_content_encoding;
-                        fastcgi_param GIT_CONFIG_NOSYSTEM 1;
-                        fastcgi_param HOME \(directory.path);
+        (port, nginx, _) = try Network.serve { [accessLog, root, lfsLocations] port in
+            try """
+                daemon off;
+                user root;
+                worker_processes 1;
+                pid \(directory.path)/nginx.pid;
+                error_log \(errorLog.path) info;
+                events { worker_connections 128; }
+                http {
+                    access_log \(accessLog.path);
+                    client_body_temp_path \(directory.path)/body;
+                    fastcgi_temp_path \(directory.path)/fastcgi;
+                    proxy_temp_path \(directory.path)/proxy;
+                    uwsgi_temp_path \(directory.path)/uwsgi;
+                    scgi_temp_path \(directory.path)/scgi;
+                    server {
+                        listen 127.0.0.1:\(port)\(tls ? " ssl" : "");
+                        \(tls ? "ssl_certificate \(issued.certificate.path);" : "")
+                        \(tls ? "ssl_certificate_key \(issued.key.path);" : "")
+                        client_max_body_size 0;
+                        \(lfsLocations)
+                        \(redirect.map { "location / { return 302 \($0)$request_uri; }" } ?? "")
+                        location \(redirect == nil ? "/" : "/never-served/") {
+                            auth_basic "git";
+                            auth_basic_user_file \(directory.path)/htpasswd;
+                            fastcgi_pass unix:\(socket.path);
+                            fastcgi_buffering off;
+                            fastcgi_request_buffering off;
+                            fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+                            fastcgi_param GIT_PROJECT_ROOT \(root.path);
+                            fastcgi_param GIT_HTTP_EXPORT_ALL "";
+                            fastcgi_param PATH_INFO $uri;
+                            fastcgi_param REMOTE_USER $remote_user;
+                            fastcgi_param QUERY_STRING $query_string;
+                            fastcgi_param REQUEST_METHOD $request_method;
+                            fastcgi_param CONTENT_TYPE $content_type;
+                            fastcgi_param CONTENT_LENGTH $content_length;
+                            fastcgi_param HTTP_CONTENT_ENCODING $http_content_encoding;
+                            fastcgi_param GIT_CONFIG_NOSYSTEM 1;
+                            fastcgi_param HOME \(directory.path);
+                        }
                     }
                 }
-            }
-            """.write(to: config, atomically: true, encoding: .utf8)
-        nginx = try Shell.start(["/usr/sbin/nginx", "-p", directory.path, "-c", config.path], log: directory.appendingPathComponent("nginx.out"))
+                """.write(to: config, atomically: true, encoding: .utf8)
+            return (try Shell.start(["/usr/sbin/nginx", "-p", directory.path, "-c", config.path], log: directory.appendingPathComponent("nginx.out")), errorLog)
+        }
         sandbox.keep(self)
-        try Network.waitForPort(port: port, process: nginx, log: errorLog)
     }
 
     public func url(_ name: String) -> String { "\(tls ? "https" : "http")://127.0.0.1:\(port)/\(name)" }

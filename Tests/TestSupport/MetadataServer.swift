@@ -9,15 +9,16 @@ public final class MetadataServer: Server, @unchecked Sendable {
     private let process: ChildProcess
 
     public init(sandbox: Sandbox, mode: Mode, accessKey: String, secretKey: String, token: String, authorization: String = "") throws {
-        port = try Network.freePort()
-        log = sandbox.path("metadata-\(port).log")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/metadata_server.py")
-        process = try Shell.start(["/usr/bin/env", "python3", script.path, "--port", "\(port)", "--mode", mode.rawValue,
-                                   "--authorization", authorization, "--access-key", accessKey, "--secret-key", secretKey,
-                                   "--token", token, "--log", log.path], log: sandbox.path("metadata-\(port).out"))
+        (port, process, _) = try Network.serve { port in
+            (try Shell.start(["/usr/bin/env", "python3", script.path, "--port", "\(port)", "--mode", mode.rawValue,
+                              "--authorization", authorization, "--access-key", accessKey, "--secret-key", secretKey,
+                              "--token", token, "--log", sandbox.path("metadata-\(port).log").path], log: sandbox.path("metadata-\(port).out")),
+             sandbox.path("metadata-\(port).out"))
+        }
+        log = sandbox.path("metadata-\(port).log")
         sandbox.keep(self)
-        try Network.waitForPort(port: port, process: process, log: sandbox.path("metadata-\(port).out"))
     }
 
     public var url: String { "http://127.0.0.1:\(port)" }
@@ -33,14 +34,15 @@ public final class NotifyReceiver: Server, @unchecked Sendable {
     private let process: ChildProcess
 
     public init(sandbox: Sandbox) throws {
-        port = try Network.freePort()
-        log = sandbox.path("notify-\(port).log")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/notify_receiver.py")
-        process = try Shell.start(["/usr/bin/env", "python3", script.path, "--port", "\(port)", "--log", log.path],
-                                  log: sandbox.path("notify-\(port).out"))
+        (port, process, _) = try Network.serve { port in
+            (try Shell.start(["/usr/bin/env", "python3", script.path, "--port", "\(port)", "--log", sandbox.path("notify-\(port).log").path],
+                             log: sandbox.path("notify-\(port).out")),
+             sandbox.path("notify-\(port).out"))
+        }
+        log = sandbox.path("notify-\(port).log")
         sandbox.keep(self)
-        try Network.waitForPort(port: port, process: process, log: sandbox.path("notify-\(port).out"))
     }
 
     public var url: String { "http://127.0.0.1:\(port)/events" }

@@ -69,6 +69,30 @@ public enum Network {
     }
 }
 
+extension Network {
+    /// Starts a server on a free port (`fixed`: on that one), waiting until it accepts connections.
+    /// A port another process bound between being picked and the server binding it costs one more
+    /// try on another port, up to five, rather than the test.
+    public static func serve(host: String = "127.0.0.1", port fixed: Int? = nil, seconds: Double = 15,
+                             _ start: (Int) throws -> (process: ChildProcess, log: URL)) throws -> (port: Int, process: ChildProcess, log: URL) {
+        var attempt = 1
+        while true {
+            let port = try fixed ?? freePort(host: host)
+            let (process, log) = try start(port)
+            do {
+                try waitForPort(host: host, port: port, process: process, log: log, seconds: seconds)
+                return (port, process, log)
+            } catch {
+                terminate(process)
+                let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+                let taken = ["Address already in use", "address already in use", "Errno 98"].contains { text.contains($0) }
+                guard taken, fixed == nil, attempt < 5 else { throw error }
+                attempt += 1
+            }
+        }
+    }
+}
+
 public struct TestError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }

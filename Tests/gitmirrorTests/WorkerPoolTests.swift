@@ -5,10 +5,12 @@ import TestSupport
 @testable import MirrorCore
 
 /// A worker that finished an operation serves the next one; never one with another trust store.
-/// Serialized: the tests count the worker processes of this process.
-@Suite(.serialized, .onTestThreads) struct WorkerPoolTests {
-    func workers(of supervisor: Int32 = getpid()) -> Set<Int32> {
-        Set(ProcessTable.gitmirrorProcesses().filter { $0.parent == supervisor && $0.argv.contains("__worker") }.map(\.pid))
+/// The workers counted are the supervisor's own: other suites run workers of this process meanwhile.
+@Suite(.onTestThreads) struct WorkerPoolTests {
+    /// The supervisor's idle workers that are this process's running children.
+    func workers(of supervisor: WorkerSupervisor) -> Set<Int32> {
+        let running = Set(ProcessTable.gitmirrorProcesses().filter { $0.parent == getpid() && $0.argv.contains("__worker") }.map(\.pid))
+        return supervisor.pool.idleProcesses.intersection(running)
     }
 
     let limits = WorkerSupervisor.Limits(timeout: 60, stall: 30)
@@ -23,13 +25,13 @@ import TestSupport
     @Test func aFinishedWorkerServesTheNextOperationButNotAnotherTrustStore() throws {
         // Given a served repository and a supervisor of our own
         let (scenario, head, supervisor, listing) = try stage("worker-pool")
-        let before = workers()
+        let before = workers(of: supervisor)
 
         // When it lists the repository twice
         let first = try supervisor.run(listing, limits: limits).get()
-        let afterFirst = workers().subtracting(before)
+        let afterFirst = workers(of: supervisor).subtracting(before)
         let second = try supervisor.run(listing, limits: limits).get()
-        let afterSecond = workers().subtracting(before)
+        let afterSecond = workers(of: supervisor).subtracting(before)
 
         // Then both answers are right and one worker process served both
         #expect(first.heads.first { $0.name == "refs/heads/main" }?.id.description == head)
@@ -43,19 +45,19 @@ import TestSupport
         _ = try supervisor.run(trusting, limits: limits).get()
 
         // Then it got a worker of its own, and the plain worker is still there for plain operations
-        let afterTrusting = workers().subtracting(before)
+        let afterTrusting = workers(of: supervisor).subtracting(before)
         #expect(afterTrusting.count == 2 && afterTrusting.isSuperset(of: afterFirst), "\(afterTrusting)")
         _ = try supervisor.run(listing, limits: limits).get()
-        #expect(workers().subtracting(before) == afterTrusting)
+        #expect(workers(of: supervisor).subtracting(before) == afterTrusting)
     }
 
     @Test func aWorkerKilledWhileIdleIsReplacedWithoutAnError() throws {
         // Given a worker waiting in the pool
         let (scenario, head, supervisor, listing) = try stage("worker-pool-killed")
         defer { withExtendedLifetime(scenario) {} }   // its git daemon serves until the end
-        let before = workers()
+        let before = workers(of: supervisor)
         _ = try supervisor.run(listing, limits: limits).get()
-        let idle = try #require(workers().subtracting(before).first)
+        let idle = try #require(workers(of: supervisor).subtracting(before).first)
 
         // When it dies (OOM killer, an admin) before the next operation
         kill(idle, SIGKILL)
@@ -64,7 +66,7 @@ import TestSupport
         // Then the next operation still succeeds, on a new worker
         let result = supervisor.run(listing, limits: limits)
         #expect((try? result.get())?.heads.first { $0.name == "refs/heads/main" }?.id.description == head, "\(result)")
-        #expect(!workers().contains(idle))
+        #expect(!workers(of: supervisor).contains(idle))
     }
 }
 

@@ -177,6 +177,13 @@ final class WorkerPool: @unchecked Sendable {
         return worker
     }
 
+    /// The processes waiting in the pool.
+    var idleProcesses: Set<pid_t> {
+        lock.lock()
+        defer { lock.unlock() }
+        return Set(idle.map(\.child.pid))
+    }
+
     /// Jobs one worker serves before it is retired: a daemon that is never idle still
     /// starts fresh processes now and then, so nothing libgit2 keeps can grow for a year.
     static let jobsPerWorker = 200
