@@ -2,11 +2,11 @@ import ArgumentParser
 import Foundation
 import MirrorCore
 
-/// How many repositories one `sync` or `plan` works on at once.
+/// How many repositories one `sync` or `plan` fetches or pushes at once.
 struct ParallelOptions: ParsableArguments {
     @Option(name: [.short, .long], help: ArgumentHelp(
-        "How many repositories to work on at once.",
-        discussion: "Defaults to daemon.max_parallel_repositories (4). Connections to one host stay within daemon.max_connections_per_host.",
+        "How many repositories may fetch or push at once.",
+        discussion: "Defaults to daemon.max_parallel_repositories (4). Repositories where nothing moved only list their remotes: up to daemon.max_connections (32) listings run at once, at most daemon.max_connections_per_host (16) to one host.",
         valueName: "n"))
     var jobs: Int?
 

@@ -32,12 +32,14 @@ struct StatusCommand: ParsableCommand {
         var head: String?
         /// A secondary whose HEAD is not the primary's.
         var headDiffers = false
+        /// A primary row whose repository's run is overdue (a running daemon's schedule is behind).
+        var overdue = false
 
         enum CodingKeys: String, CodingKey {
             case repository, remote, role, url, state
             case lastAttempt = "last_attempt", lastSuccess = "last_success"
             case lastErrorClass = "last_error_class", lastError = "last_error"
-            case nextRun = "next_run", schedule, progress, head, headDiffers = "head_differs"
+            case nextRun = "next_run", schedule, progress, head, headDiffers = "head_differs", overdue
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -56,6 +58,7 @@ struct StatusCommand: ParsableCommand {
             try container.encode(progress, forKey: .progress)
             try container.encode(head, forKey: .head)
             if role == "secondary" { try container.encode(headDiffers, forKey: .headDiffers) }
+            if role == "primary" { try container.encode(overdue, forKey: .overdue) }
         }
     }
 
@@ -69,6 +72,7 @@ struct StatusCommand: ParsableCommand {
         var known: [String: RemoteState] = [:]
         var schedule: [String: ScheduleEntry] = [:]
         var working: [String: SyncProgress] = [:]
+        var lastPass: PassRecord?
         if FileManager.default.fileExists(atPath: config.databaseURL.path) {
             do {
                 let store = try StateStore(path: config.databaseURL.path, readOnly: true)
@@ -77,6 +81,7 @@ struct StatusCommand: ParsableCommand {
                 for entry in (try? store.schedule()) ?? [] where kill(entry.pid, 0) == 0 { schedule[entry.repository] = entry }
                 // Only a sync whose process still runs is in progress.
                 for entry in (try? store.progress()) ?? [] where kill(entry.pid, 0) == 0 { working["\(entry.repository)\u{0}\(entry.remote)"] = entry }
+                lastPass = try? store.lastPass()
             } catch {
                 Terminal.error("error: cannot read the state database \(config.databaseURL.path): \(error)")
                 throw ExitStatus.outOfStep
@@ -95,7 +100,12 @@ struct StatusCommand: ParsableCommand {
                                 schedule: schedule[mirror.name].map { [$0.state, $0.note].compactMap { $0 }.joined(separator: "; ") },
                                 progress: now.map { "\($0.phase) (for \(formatDuration(Date().timeIntervalSince($0.startedAt))))" },
                                 head: state?.head,
-                                headDiffers: remote.role == .secondary && state != nil && primaryHead != nil && state?.head != primaryHead))
+                                headDiffers: remote.role == .secondary && state != nil && primaryHead != nil && state?.head != primaryHead,
+                                overdue: remote.role == .primary && schedule[mirror.name].map { entry in
+                                    entry.state == "idle" && entry.nextRun.map {
+                                        Scheduler.isOverdue(nextRun: $0, interval: mirror.interval ?? config.daemon.interval, now: Date())
+                                    } == true
+                                } == true))
             }
         }
         // Like sync: a script can tell from the exit status alone whether everything is in step.
@@ -126,6 +136,15 @@ struct StatusCommand: ParsableCommand {
         }
         let running = rows.compactMap { row in row.progress.map { "\(row.repository)/\(row.remote): \($0)" } }
         if !running.isEmpty { print("\nsyncing now:\n" + running.map { "  " + $0 }.joined(separator: "\n")) }
+        if let lastPass {
+            print("\nlast full pass: \(lastPass.repositories) repositor\(lastPass.repositories == 1 ? "y" : "ies") in \(formatDuration(lastPass.duration))"
+                  + " (\(lastPass.source), ended \(Terminal.time(lastPass.finishedAt)))")
+        }
+        if daemonRunning {
+            let overdue = rows.filter(\.overdue).map(\.repository)
+            print("\(lastPass == nil ? "\n" : "")overdue: \(overdue.isEmpty ? "none" : "\(overdue.count) of \(config.repositories.count) (\(overdue.prefix(5).joined(separator: ", "))\(overdue.count > 5 ? ", …" : ""))")"
+                  + (overdue.isEmpty ? "" : " — the daemon cannot start them as fast as they fall due: raise daemon.max_connections, or the interval"))
+        }
         if outOfStep { throw ExitStatus.outOfStep }
     }
 

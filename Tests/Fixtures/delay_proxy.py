@@ -6,6 +6,7 @@ import asyncio
 import time
 
 parser = argparse.ArgumentParser()
+parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (any of 127.0.0.0/8: a host of its own)")
 parser.add_argument("--port", type=int, required=True)
 parser.add_argument("--target-port", type=int, required=True)
 parser.add_argument("--delay", type=float, required=True)
@@ -67,7 +68,7 @@ async def handle(client_reader, client_writer):
 
 
 async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", args.port)
+    server = await asyncio.start_server(handle, args.host, args.port)
     print("listening on %d" % args.port, flush=True)
     async with server:
         await server.serve_forever()

@@ -8,8 +8,9 @@ import TestSupport
 
 /// The scheduling policy in process, on a clock the test moves: no test waits for a real interval.
 @Suite(.onTestThreads) struct SchedulerTests {
-    /// A clock that moves only when told, and jitter that always picks the middle of its range
-    /// (or what the test says).
+    /// A clock that moves only when told (at a multiple of every interval here), jitter that always
+    /// picks the middle of its range (or what the test says), and every repository's slot at phase 0
+    /// (unless `phases`): a run that ends at a slot is next due one interval later.
     final class Stage: Sendable {
         let clock = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
         /// How often the scheduler asked the time: a loop that spins asks without end.
@@ -19,11 +20,14 @@ import TestSupport
         let started = Mutex<[(String, String)]>([])
         /// What each run reports: the classes its secondary fails with, nil for success.
         let failures = Mutex<[ErrorClass?]>([])
+        let phases: Bool
+
+        init(phases: Bool = false) { self.phases = phases }
 
         var timing: Scheduler.Timing {
             Scheduler.Timing(now: { self.reads.withLock { $0 += 1 }; return self.clock.withLock { $0 } }, random: { range in
                 self.picks.withLock { $0.isEmpty ? (range.lowerBound + range.upperBound) / 2 : $0.removeFirst() }
-            })
+            }, phase: { [phases] name in phases ? Scheduler.Timing.phase(of: name) : 0 })
         }
 
         var now: Date { clock.withLock { $0 } }
@@ -105,6 +109,88 @@ import TestSupport
         #expect(await scheduler(try config("  interval: 1h\n  start_spread: 2m"), stage).nextRun(of: "app") == stage.now.addingTimeInterval(60))
     }
 
+    @Test func aFleetDueAllAtOnceIsSpreadEvenlyAcrossTheIntervalAndStaysSpread() async throws {
+        // Given 200 repositories all due at once (a start with no spread), each at its own slot
+        let stage = Stage(phases: true)
+        let names = (0..<200).map { "repo-\($0)" }
+        let scheduler = scheduler(try config("  interval: 5m\n  start_spread: 0s\n  max_connections: 200", repositories: names), stage)
+
+        // When they have all run
+        await settle(scheduler)
+        #expect(stage.started.withLock { $0.count } == 200)
+
+        // Then their next runs fall across one whole interval, half an interval on at the earliest,
+        // and every tenth of it holds about a tenth of them (none empty, none a burst)
+        var next: [String: Date] = [:]
+        for name in names { next[name] = try #require(await scheduler.nextRun(of: name)) }
+        let start = stage.now.addingTimeInterval(150)
+        #expect(next.values.allSatisfy { $0 >= start && $0 < start.addingTimeInterval(300) })
+        var buckets = [Int](repeating: 0, count: 10)
+        for date in next.values { buckets[Int((date.timeIntervalSince(start) / 30).rounded(.down))] += 1 }
+        #expect(buckets.allSatisfy { (8...32).contains($0) }, "\(buckets)")
+
+        // And when each has run at its slot, the next comes exactly one interval later: the spread holds
+        for (name, date) in next.sorted(by: { $0.value < $1.value }) {
+            stage.advance(date.timeIntervalSince(stage.now))
+            await settle(scheduler)
+            #expect(await scheduler.nextRun(of: name) == date.addingTimeInterval(300))
+        }
+        #expect(stage.started.withLock { $0.count } == 400)
+    }
+
+    @Test func aPassEndsWhenEveryRepositoryRanAndWaitingRunsCountAsOverdue() async throws {
+        // Given three repositories, one connection, and what the scheduler reports
+        let stage = Stage()
+        let passes = Mutex<[PassRecord]>([])
+        let overdue = Mutex<[Int]>([])
+        let gate = Gate()
+        let scheduler = Scheduler(config: try config("  interval: 10m\n  start_spread: 0s\n  max_connections: 1", repositories: ["a", "b", "c"]),
+                                  logger: Logger(label: "test"), timing: stage.timing,
+                                  runner: { mirror, _ in await gate.wait(); return stage.report(mirror) },
+                                  onFinished: { _ in }, onSchedule: { _ in },
+                                  onPass: { pass in passes.withLock { $0.append(pass) } }, onOverdue: { count in overdue.withLock { $0.append(count) } })
+
+        // When the first runs and the others wait past a tenth of the interval (60 s)
+        await scheduler.startDueRuns()
+        await gate.held()
+        stage.advance(61)
+        await scheduler.startDueRuns()
+
+        // Then the two waiting are overdue, and no pass is over
+        #expect(overdue.withLock { $0 } == [2])
+        #expect(await scheduler.overdueCount == 2)
+        #expect(passes.withLock { $0 }.isEmpty)
+
+        // When all three have run, one after the other, 10 s each
+        for index in 0..<3 {
+            stage.advance(10)
+            await gate.release()
+            _ = await scheduler.drain(within: nil)
+            await scheduler.startDueRuns()
+            if index < 2 { await gate.held() }
+        }
+
+        // Then one pass is recorded, from the start to the end of the last run, and nothing is overdue any more
+        let recorded = passes.withLock { $0 }
+        #expect(recorded.count == 1 && recorded.first?.repositories == 3, "\(recorded)")
+        #expect(recorded.first.map { $0.duration } == 91, "\(recorded)")
+        #expect(overdue.withLock { $0 } == [2, 1, 0])
+        #expect(await scheduler.overdueCount == 0)
+    }
+
+    @Test func aRunAHookStartedNearItsSlotDoesNotRunAgainAtOnce() async throws {
+        // Given a repository whose slot is the top of the hour, triggered by a hook ten minutes before it
+        let stage = Stage()
+        let scheduler = scheduler(try config("  interval: 1h\n  start_spread: 0s"), stage)
+        await settle(scheduler)
+        stage.advance(3000)
+        #expect(await scheduler.trigger("app", by: "github"))
+        await settle(scheduler)
+
+        // Then its next run is the slot after (less than half an interval away is too soon)
+        #expect(await scheduler.nextRun(of: "app") == stage.now.addingTimeInterval(600 + 3600))
+    }
+
     @Test func failuresBackOffExponentiallyPerRemoteAndASuccessResetsToTheInterval() async throws {
         // Given a secondary that fails with network errors three times, then recovers
         let stage = Stage()
@@ -119,8 +205,8 @@ import TestSupport
             notes.append(await scheduler.note(of: "app") ?? "")
             stage.advance(delays.last!)
         }
-        // Then the retries come after 10 s, 20 s, 40 s, and a success goes back to the interval (jitter 1.0×)
-        #expect(delays == [10, 20, 40, 3600], "\(delays)")
+        // Then the retries come after 10 s, 20 s, 40 s, and a success goes back to the repository's slot (the top of the hour)
+        #expect(delays == [10, 20, 40, 3530], "\(delays)")
         #expect(notes[2] == "backing off after 3 failures of backup (network)")
         #expect(notes[3] == "")
         #expect(stage.started.withLock { $0.count } == 4)
@@ -169,10 +255,10 @@ import TestSupport
         #expect(await scheduler.nextRun(of: "app") == stage.now.addingTimeInterval(3600))
     }
 
-    @Test func noMoreThanMaxParallelRepositoriesRunAtOnce() async throws {
+    @Test func noMoreThanMaxConnectionsRunAtOnce() async throws {
         let stage = Stage()
         let gate = Gate()
-        let scheduler = scheduler(try config("  start_spread: 0s\n  max_parallel_repositories: 2", repositories: ["a", "b", "c"]), stage, gate: gate)
+        let scheduler = scheduler(try config("  start_spread: 0s\n  max_connections: 2\n  max_parallel_repositories: 1", repositories: ["a", "b", "c"]), stage, gate: gate)
         await scheduler.startDueRuns()
         #expect(await scheduler.runningCount == 2)
         await gate.held()
@@ -192,7 +278,7 @@ import TestSupport
         // Given one slot, taken by a held sync, and a second repository due
         let stage = Stage()
         let gate = Gate()
-        let scheduler = scheduler(try config("  start_spread: 0s\n  max_parallel_repositories: 1", repositories: ["a", "b"]), stage, gate: gate)
+        let scheduler = scheduler(try config("  start_spread: 0s\n  max_connections: 1", repositories: ["a", "b"]), stage, gate: gate)
         let loop = Task { await scheduler.run() }
         await gate.held()
 

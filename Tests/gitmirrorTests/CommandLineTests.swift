@@ -56,6 +56,14 @@ import TestSupport
         for key in ["repository", "remote", "role", "state", "last_attempt", "last_success", "last_error_class", "last_error"] {
             #expect(rows.allSatisfy { $0.keys.contains(key) }, "missing \(key)")
         }
+        // No daemon runs: nothing is overdue by its schedule
+        #expect(byRemote["primary"]?["overdue"] as? Bool == false)
+
+        // And the sync of every repository was a full pass: SQLite has it, the table shows it
+        let pass = try #require(try scenario.store().lastPass())
+        #expect(pass.source == "sync" && pass.repositories == 1 && pass.duration > 0 && pass.duration < 120, "\(pass)")
+        let table = try scenario.gitmirror("status")
+        #expect(table.stdout.contains("last full pass: 1 repository in "), "\(table.stdout)")
     }
 
     @Test func planPrintsEveryRefAndPushesNothing() throws {

@@ -189,14 +189,15 @@ import TestSupport
         let status = try scenario.gitmirror("status", "--json")
         #expect(status.stdout.contains("backing off after"), "\(status.stdout)")
 
-        // When the server comes up, the next retry succeeds and the backoff resets to the interval
+        // When the server comes up, the next retry succeeds and the backoff resets to the interval: the
+        // next run is the repository's slot, at least half an interval on
         _ = try GitDaemon(sandbox: scenario.sandbox, root: later, port: port)
         #expect(eventually(within: 30, every: 0.2) { try target.refs() == scenario.primary.refs() }, "\(daemon.logText)")
         #expect(eventually(within: 5) {
             let rows = try JSONSerialization.jsonObject(with: Data(try scenario.gitmirror("status", "--json").stdout.utf8)) as? [[String: Any]] ?? []
             let primary = rows.first { $0["role"] as? String == "primary" }
             guard let next = primary?["next_run"] as? String, let date = ISO8601DateFormatter().date(from: next) else { return false }
-            return date.timeIntervalSinceNow > 50 * 60
+            return date.timeIntervalSinceNow > 29 * 60
         })
     }
 
@@ -427,6 +428,11 @@ import TestSupport
         #expect(metrics.contains(#"gitmirror_build_info{version="0.1.0"} 1"#), "\(metrics)")
         let loaded = try #require(value("gitmirror_config_last_reload_success_timestamp_seconds"))
         #expect(abs(loaded - Date().timeIntervalSince1970) < 120)
+        // The one repository ran: that was a full pass, and nothing waits overdue
+        #expect((value("gitmirror_last_full_pass_seconds") ?? 0) > 0, "\(metrics)")
+        #expect(abs((value("gitmirror_last_full_pass_end_timestamp_seconds") ?? 0) - Date().timeIntervalSince1970) < 120)
+        #expect(value("gitmirror_repositories_overdue") == 0, "\(metrics)")
+        #expect(eventually(within: 10) { try scenario.store().lastPass()?.source == "daemon" })
         // "ready" is said once the port is bound, with the address
         let log = daemon.logText
         let bound = try #require(log.range(of: "Server started and listening"))

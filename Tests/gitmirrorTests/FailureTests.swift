@@ -229,7 +229,7 @@ import TestSupport
     }
 
     @Test func ctrlCStopsTheSyncRecordsTheRunInterruptedAndExits130() throws {
-        // Given a sync of two repositories, one at a time, the first hanging on a silent secondary
+        // Given a sync of two repositories, one at a time (one connection), the first hanging on a silent secondary
         let scenario = try Scenario("interrupted")
         try scenario.primary.commit("first")
         let laterBackup = try scenario.secondary("later-backup")
@@ -238,7 +238,7 @@ import TestSupport
             .init("app", primary: scenario.url(scenario.primary),
                   secondaries: [#"{name: silent, url: "git://127.0.0.1:\#(silent.port)/repo.git", stall_timeout: 5m}"#]),
             .init("later", primary: scenario.url(scenario.primary), secondaries: [#"{name: backup, url: "\#(scenario.url(laterBackup))"}"#]),
-        ])
+        ], daemon: "max_connections: 1")
         let log = scenario.sandbox.path("interrupted-sync.log")
         let sync = try Shell.start([Gitmirror.executable.path, "sync", "--jobs", "1", "--config", scenario.config.path], log: log)
         let hungWorker = try workerOnTheSecondaries(of: sync, scenario, log: log)

@@ -34,8 +34,13 @@ public struct Mirror: Sendable {
 public struct DaemonSettings: Sendable {
     public var listen = "127.0.0.1:9150"
     public var interval: TimeInterval = 5 * 60
+    /// Repositories fetching, pushing or reading their cache at once (`--jobs`); listings do not count.
     public var maxParallelRepositories = 4
-    public var maxConnectionsPerHost = 8
+    /// Connections (listings, fetches, pushes) to one host at once.
+    public var maxConnectionsPerHost = 16
+    /// Connections at once in all, and repositories being synced at once: at 100 ms a listing, 32 list
+    /// 10,000 repositories × 4 remotes in about two minutes.
+    public var maxConnections = 32
     /// How often the `discover:` sources are listed again.
     public var discoverInterval: TimeInterval = 60 * 60
     public var shutdownGrace: TimeInterval = 60

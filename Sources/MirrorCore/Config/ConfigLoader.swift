@@ -515,7 +515,7 @@ private struct Walker {
 
     mutating func daemon(_ node: Node) -> DaemonSettings {
         var settings = DaemonSettings()
-        let keys = ["listen", "interval", "max_parallel_repositories", "max_connections_per_host", "shutdown_grace",
+        let keys = ["listen", "interval", "max_parallel_repositories", "max_connections_per_host", "max_connections", "shutdown_grace",
                     "retry_base", "retry_cap", "start_spread", "discover_interval", "hooks", "notify", "peers"]
         guard let pairs = mapping(node, allowed: keys, what: "daemon") else { return settings }
         for (key, _, value) in pairs {
@@ -530,6 +530,7 @@ private struct Walker {
             case "interval": if let seconds = minimumDuration(value, "interval", at: 10) { settings.interval = seconds }
             case "max_parallel_repositories": if let number = integer(value, key, minimum: 1) { settings.maxParallelRepositories = number }
             case "max_connections_per_host": if let number = integer(value, key, minimum: 1) { settings.maxConnectionsPerHost = number }
+            case "max_connections": if let number = integer(value, key, minimum: 1) { settings.maxConnections = number }
             case "shutdown_grace": if let seconds = duration(value, key) { settings.shutdownGrace = seconds }
             case "retry_base": if let seconds = duration(value, key) { settings.retryBase = seconds }
             case "retry_cap": if let seconds = duration(value, key) { settings.retryCap = seconds }

@@ -29,7 +29,8 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
     }
     let notifier = Notifier(known: (try? store.remoteStates()) ?? [], logger: logger)
     notifier.setTargets(try notifyTargets(loaded, environment: environment, redactor: redactor))
-    let hostLimiter = HostLimiter(limit: loaded.daemon.maxConnectionsPerHost)
+    // Fixed at start, as the listening address is: a reload does not resize the limits of work in flight.
+    let hostLimiter = HostLimiter(loaded.daemon)
     let supervisor = WorkerSupervisor(executable: executable, registry: registry)
     // Long work says how far it is every 10 s, at info level, one line per remote.
     let board = ProgressBoard()
@@ -97,7 +98,14 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
                 }
             }
         },
-        onSchedule: { entry in scheduleRecorder.record(entry) })
+        onSchedule: { entry in scheduleRecorder.record(entry) },
+        onPass: { pass in
+            metrics.recordPass(pass)
+            logger.info("full pass finished", metadata: ["repositories": "\(pass.repositories)", "duration": "\(formatDuration(pass.duration))"])
+            Thread.detachNewThread { try? store.recordPass(pass) }
+        },
+        onOverdue: { count in metrics.recordOverdue(count) })
+    metrics.recordOverdue(0)
 
     let discovery = DiscoveryService(state: state, discoverer: discoverer, apply: { expanded in
         let owned = await state.apply(expanded)

@@ -79,6 +79,20 @@ public final class DaemonMetrics: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// A full pass over the fleet ended: how long it took, and when.
+    public func recordPass(_ pass: PassRecord) {
+        registry.makeGauge(descriptor: Self.name("last_full_pass", "seconds", "How long the last full pass took: until every scheduled repository had finished a run."),
+                           labels: []).set(to: pass.duration)
+        registry.makeGauge(descriptor: Self.name("last_full_pass_end", "timestamp_seconds", "When the last full pass ended."),
+                           labels: []).set(to: pass.finishedAt.timeIntervalSince1970)
+    }
+
+    /// Repositories whose run is overdue (due more than a tenth of their interval ago, waiting for a slot).
+    public func recordOverdue(_ count: Int) {
+        registry.makeGauge(descriptor: Self.name("repositories_overdue", "", "Repositories whose scheduled run is overdue."),
+                           labels: []).set(to: Double(count))
+    }
+
     public func recordReload(success: Bool) {
         registry.makeCounter(descriptor: Self.name("config_reloads", "total", "Configuration reloads by result."),
                              labels: [("result", success ? "success" : "error")]).increment()

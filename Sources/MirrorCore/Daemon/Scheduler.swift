@@ -1,10 +1,14 @@
 import Foundation
 import Logging
 
-/// When each repository syncs next: every `interval` with jitter, sooner on a
+/// When each repository syncs next: once per `interval`, at its own slot in the interval, sooner on a
 /// trigger, later after failures (exponential per remote, slow for failures
 /// that retrying will not heal). A repository never syncs twice at once; triggers
 /// during a sync coalesce into one follow-up.
+///
+/// A repository's slot is a fixed phase of its interval (a hash of its name), counted from the Unix
+/// epoch: a fleet's runs are spread evenly across every interval, whatever bunched them once (a
+/// start, a reload, an outage, a flood of hooks), and stay where they are across restarts and shards.
 ///
 /// Time and chance come from outside (`Timing`), so the policy is tested in process with a
 /// clock the test moves; the daemon passes the real ones. `run()` sleeps until the next run
@@ -13,15 +17,43 @@ public actor Scheduler {
     /// The clock and the source of jitter.
     public struct Timing: Sendable {
         public var now: @Sendable () -> Date
-        /// A number in the range, for the jitter of first runs and intervals.
+        /// A number in the range, for the spread of first runs.
         public var random: @Sendable (Range<Double>) -> Double
+        /// Where in its interval a repository's slot is, in 0..<1.
+        public var phase: @Sendable (String) -> Double
 
-        public init(now: @escaping @Sendable () -> Date, random: @escaping @Sendable (Range<Double>) -> Double) {
+        public init(now: @escaping @Sendable () -> Date, random: @escaping @Sendable (Range<Double>) -> Double,
+                    phase: @escaping @Sendable (String) -> Double = Timing.phase(of:)) {
             self.now = now
             self.random = random
+            self.phase = phase
         }
 
         public static let system = Timing(now: { Date() }, random: { Double.random(in: $0) })
+
+        /// A stable hash of the name as a fraction, the same in every process and version: FNV-1a (64 bits),
+        /// then MurmurHash3's finalizer, so that names differing only at the end (`repo-1`, `repo-2`) land far apart.
+        public static func phase(of name: String) -> Double {
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in name.utf8 {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x100_0000_01b3
+            }
+            hash ^= hash >> 33
+            hash = hash &* 0xff51_afd7_ed55_8ccd
+            hash ^= hash >> 33
+            hash = hash &* 0xc4ce_b9fe_1a85_ec53
+            hash ^= hash >> 33
+            return Double(hash >> 11) / Double(1 << 53)
+        }
+    }
+
+    /// The repository's next slot: the first point of its phase at least half an interval after `now`
+    /// (so a run a hook started just before its slot does not run again at once).
+    static func slot(after now: Date, interval: TimeInterval, phase: Double) -> Date {
+        let offset = phase * interval
+        let cycles = ((now.timeIntervalSince1970 + interval / 2 - offset) / interval).rounded(.up)
+        return Date(timeIntervalSince1970: cycles * interval + offset)
     }
 
     struct Entry {
@@ -45,6 +77,12 @@ public actor Scheduler {
     private let runner: @Sendable (Mirror, String) async -> RepositoryReport
     private let onFinished: @Sendable (RepositoryReport) async -> Void
     private let onSchedule: @Sendable (ScheduleEntry) -> Void
+    private let onPass: @Sendable (PassRecord) -> Void
+    private let onOverdue: @Sendable (Int) -> Void
+    /// The pass under way: since when, and the repositories that have not finished a run in it.
+    private var passStarted: Date
+    private var passPending: Set<String>
+    private var lastOverdue = 0
     private let logger: Logger
     /// The sleeping `run()`, and the timer that will wake it.
     private var sleeper: CheckedContinuation<Void, Never>?
@@ -58,8 +96,11 @@ public actor Scheduler {
     public init(config: Config, logger: Logger, startNow: Set<String> = [], timing: Timing = .system,
                 runner: @escaping @Sendable (Mirror, String) async -> RepositoryReport,
                 onFinished: @escaping @Sendable (RepositoryReport) async -> Void,
-                onSchedule: @escaping @Sendable (ScheduleEntry) -> Void) {
+                onSchedule: @escaping @Sendable (ScheduleEntry) -> Void,
+                onPass: @escaping @Sendable (PassRecord) -> Void = { _ in }, onOverdue: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.settings = config.daemon
+        self.onPass = onPass
+        self.onOverdue = onOverdue
         self.timing = timing
         self.runner = runner
         self.onFinished = onFinished
@@ -72,6 +113,29 @@ public actor Scheduler {
             initial[mirror.name] = Entry(mirror: mirror, nextRun: now.addingTimeInterval(delay))
         }
         self.entries = initial
+        passStarted = now
+        passPending = Set(initial.keys)
+    }
+
+    /// A repository is overdue when its run was due more than a tenth of its interval ago (at least
+    /// 30 s) and has not started: the fleet needs more than the limits allow (or no daemon runs).
+    public static func isOverdue(nextRun: Date, interval: TimeInterval, now: Date) -> Bool {
+        nextRun < now.addingTimeInterval(-max(30, interval * 0.1))
+    }
+
+    /// How many repositories are overdue now.
+    public var overdueCount: Int {
+        let now = timing.now()
+        return entries.values.filter { !$0.running && Self.isOverdue(nextRun: $0.nextRun, interval: interval($0.mirror, settings), now: now) }.count
+    }
+
+    /// A pass ends when every repository scheduled when it began (and still configured) has finished a run.
+    private func passProgress(finished name: String?, now: Date) {
+        if let name { passPending.remove(name) }
+        guard passPending.isEmpty, !entries.isEmpty else { return }
+        onPass(PassRecord(source: "daemon", startedAt: passStarted, finishedAt: now, repositories: entries.count))
+        passStarted = now
+        passPending = Set(entries.keys)
     }
 
     public var isReady: Bool { firstPassDone }
@@ -93,9 +157,11 @@ public actor Scheduler {
         let names = Set(config.repositories.map(\.name))
         for name in entries.keys where !names.contains(name) {
             entries[name] = nil
+            passPending.remove(name)
             logger.info("repository removed from the configuration; no longer scheduled", metadata: ["repository": "\(name)"])
         }
         let now = timing.now()
+        passProgress(finished: nil, now: now)
         for mirror in config.repositories {
             if entries[mirror.name] != nil {
                 entries[mirror.name]?.mirror = mirror
@@ -174,13 +240,22 @@ public actor Scheduler {
         drainers.removeValue(forKey: id)?.resume(returning: false)
     }
 
-    /// Starts every run that is due, within `max_parallel_repositories`. Tests call it after moving their clock.
+    /// Starts every run that is due, within `max_connections` (a run waits for its connections, and for a
+    /// transfer slot in `max_parallel_repositories` only when it fetches or pushes). Tests call it after moving their clock.
     func startDueRuns() {
         guard !stopping else { return }
         let now = timing.now()
         var running = entries.values.filter(\.running).count
         let due = entries.values.filter { !$0.running && $0.nextRun <= now }.sorted { $0.nextRun < $1.nextRun }
-        for entry in due where running < settings.maxParallelRepositories {
+        // What is still due after this round waits for a slot: overdue once it waited too long. The loop
+        // comes back here whenever a run ends, so the count never goes stale while runs wait.
+        let overdue = due.dropFirst(max(settings.maxConnections - running, 0))
+            .filter { Self.isOverdue(nextRun: $0.nextRun, interval: interval($0.mirror, settings), now: now) }.count
+        if overdue != lastOverdue {
+            lastOverdue = overdue
+            onOverdue(overdue)
+        }
+        for entry in due where running < settings.maxConnections {
             let name = entry.mirror.name
             let trigger = entry.triggered ?? "schedule"
             entries[name]!.running = true
@@ -203,7 +278,7 @@ public actor Scheduler {
         let waiting = entries.values.filter { !$0.running }.map(\.nextRun)
         // Nothing waiting (all running, or none at all), or as many running as allowed (what is due
         // waits for a slot): a finished run, a trigger, a reload or a stop wakes us, not the clock.
-        let atCapacity = entries.values.filter(\.running).count >= settings.maxParallelRepositories
+        let atCapacity = entries.values.filter(\.running).count >= settings.maxConnections
         let delay = atCapacity ? nil : waiting.min().map { max($0.timeIntervalSince(now), 0.001) }
         await withCheckedContinuation { continuation in
             sleeper = continuation
@@ -235,6 +310,8 @@ public actor Scheduler {
         guard var entry = entries[name] else { return }
         entry.running = false
         let now = timing.now()
+        // A run a shutdown interrupted checked nothing: the pass is not over for it.
+        if !report.wasInterrupted { passProgress(finished: name, now: now) }
         // Per remote: a streak of failures grows its delay; a success resets it.
         for remote in [report.primary] + report.secondaries where remote.result != .interrupted {
             if let failure = remote.failure, failure.errorClass != .diverged {
@@ -244,14 +321,14 @@ public actor Scheduler {
                 entry.failures[remote.remote] = nil
             }
         }
-        let regular = interval(entry.mirror, settings) * timing.random(0.9..<1.1)
+        let regular = Self.slot(after: now, interval: interval(entry.mirror, settings), phase: timing.phase(name))
         if let source = entry.queued {
             entry.queued = nil
             entry.triggered = source
             entry.nextRun = now
             entry.note = "queued by a trigger during the last run"
         } else if entry.failures.isEmpty {
-            entry.nextRun = now.addingTimeInterval(regular)
+            entry.nextRun = regular
             entry.note = nil
         } else {
             let delays = entry.failures.map { remote, failure -> (TimeInterval, String) in

@@ -129,6 +129,29 @@ public struct ScheduleEntry: Codable, Sendable, FetchableRecord, PersistableReco
     }
 }
 
+/// One full pass over a fleet: a `sync` of every configured repository, or the daemon's runs from
+/// the end of the previous pass until every repository it schedules had finished one.
+public struct PassRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "pass"
+    public var id: Int64?
+    /// `sync` or `daemon`.
+    public var source: String
+    public var startedAt: Date
+    public var finishedAt: Date
+    public var repositories: Int
+
+    public init(source: String, startedAt: Date, finishedAt: Date, repositories: Int) {
+        self.source = source
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.repositories = repositories
+    }
+
+    public var duration: TimeInterval { finishedAt.timeIntervalSince(startedAt) }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
 /// What a running sync is doing on one remote, for `status`: written every few seconds while it
 /// works, removed when that remote is done.
 public struct SyncProgress: Codable, Sendable, FetchableRecord, PersistableRecord {

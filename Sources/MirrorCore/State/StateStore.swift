@@ -20,6 +20,11 @@ public final class StateStore: Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.readonly = readOnly
+        // In WAL mode, NORMAL never corrupts the database; a power cut may lose the last few commits
+        // (runs and states the next sync records again; backup refs themselves live in git). FULL
+        // made every one of a pass's ~10 commits per repository wait for the disk, serialized: on a
+        // far-away fleet those waits, not the network, set the pace.
+        if !readOnly { configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") } }
         let folder = (path as NSString).deletingLastPathComponent
         if !readOnly {
             do {
@@ -173,6 +178,16 @@ public final class StateStore: Sendable {
                 t.column("count", .integer).notNull()
             }
             try db.alter(table: "remote_state") { t in t.add(column: "head", .text) }
+        }
+        migrator.registerMigration("v6") { db in
+            // How long full passes over the fleet took (the last hundred), for `status` and freshness.
+            try db.create(table: "pass") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("source", .text).notNull()
+                t.column("startedAt", .datetime).notNull()
+                t.column("finishedAt", .datetime).notNull()
+                t.column("repositories", .integer).notNull()
+            }
         }
         return migrator
     }
@@ -328,6 +343,21 @@ public final class StateStore: Sendable {
 
     public func schedule() throws -> [ScheduleEntry] {
         try pool.read { db in try ScheduleEntry.fetchAll(db) }
+    }
+
+    // MARK: full passes
+
+    /// Records a finished pass and forgets all but the last hundred.
+    public func recordPass(_ pass: PassRecord) throws {
+        try write { db in
+            var row = pass
+            try row.insert(db)
+            try db.execute(sql: "DELETE FROM pass WHERE id <= ?", arguments: [(row.id ?? 0) - 100])
+        }
+    }
+
+    public func lastPass() throws -> PassRecord? {
+        try pool.read { db in try PassRecord.order(Column("id").desc).fetchOne(db) }
     }
 
     // MARK: progress of running syncs

@@ -479,7 +479,12 @@ public struct RepositorySync: Sendable {
                 }
             }
         }
-        let result = hostLimiter.map { $0.withSlot(remote.url.host ?? "local", run) } ?? run()
+        // A listing only waits on the network; anything else moves objects or reads the cache.
+        let network = ![.ancestry, .backup, .verify, .lfsScan].contains(request.operation)
+        let result = hostLimiter.map {
+            $0.withSlot(host: network ? remote.url.host ?? "local" : nil, repository: repository,
+                        transfer: ![.list, .pushAccess].contains(request.operation), run)
+        } ?? run()
         switch result {
         case .success(let value): return value
         case .failure(var failure):

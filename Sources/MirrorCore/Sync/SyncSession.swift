@@ -2,7 +2,8 @@ import Foundation
 
 /// The composition root of `gitmirror sync` and `gitmirror plan` (the daemon's is `makeDaemon`):
 /// builds the state store, workers, credentials and host limits from a configuration, runs the
-/// repositories `jobs` at a time, and prunes the history afterwards. Output is the caller's.
+/// repositories (at most `jobs` of them fetching or pushing at once), and prunes the history afterwards.
+/// Output is the caller's.
 public struct SyncSession: Sendable {
     /// How the caller shows work in progress.
     public struct Display: Sendable {
@@ -59,16 +60,23 @@ public struct SyncSession: Sendable {
         let sync = RepositorySync(
             config: config, store: store, supervisor: WorkerSupervisor(executable: ChildProcess.ownExecutable, registry: registry),
             credentials: CredentialResolver(environment: ProcessInfo.processInfo.environment, redactor: redactor), options: options,
-            hostLimiter: HostLimiter(limit: config.daemon.maxConnectionsPerHost),
+            hostLimiter: HostLimiter(config.daemon, transferring: jobs),
             progress: { repository, remote, message in
                 board.update(repository: repository, remote: remote, message: redactor.redact(message))
                 display.progress(board.active)
             })
+        let started = Date()
         let stopHeartbeat = board.everyInterval(heartbeat) { display.heartbeat($0) }
-        let reports = concurrently(mirrors.count, limit: jobs) { sync.run(mirrors[$0]) }
+        // As many repositories at once as there may be connections: most only list, and wait on far-away
+        // remotes; the host limiter holds fetches and pushes to `jobs` repositories.
+        let reports = concurrently(mirrors.count, limit: max(jobs, config.daemon.maxConnections)) { sync.run(mirrors[$0]) }
         stopHeartbeat()
         display.finished()
         if !options.planOnly && !registry.isStopping {
+            // A sync of the whole fleet is a full pass (`status` shows how long the last one took).
+            if Set(mirrors.map(\.name)) == Set(config.repositories.map(\.name)) && !mirrors.isEmpty {
+                try? store.recordPass(PassRecord(source: "sync", startedAt: started, finishedAt: Date(), repositories: mirrors.count))
+            }
             do {
                 try store.prune(config.retention)
             } catch {

@@ -1,0 +1,106 @@
+import Foundation
+import Synchronization
+import Testing
+import TestSupport
+@testable import MirrorCore
+
+/// The limits a pass runs within (DESIGN, "Concurrency"): connections per host and in all, and
+/// repositories transferring. Operations here block on a gate the test opens, so what runs at once is
+/// observed, not timed.
+@Suite(.onTestThreads) struct HostLimiterTests {
+    /// Operations started on threads, each holding its slots until its gate opens.
+    final class Stage: @unchecked Sendable {
+        let limiter: HostLimiter
+        let running = Mutex<[String]>([])
+        let finished = Mutex<[String]>([])
+        let gates = Mutex<[String: DispatchSemaphore]>([:])
+
+        init(_ limiter: HostLimiter) { self.limiter = limiter }
+
+        func start(_ name: String, host: String?, repository: String, transfer: Bool) {
+            let gate = DispatchSemaphore(value: 0)
+            gates.withLock { $0[name] = gate }
+            Thread.detachNewThread {
+                self.limiter.withSlot(host: host, repository: repository, transfer: transfer) {
+                    self.running.withLock { $0.append(name) }
+                    gate.wait()
+                    self.running.withLock { $0.removeAll { $0 == name } }
+                }
+                self.finished.withLock { $0.append(name) }
+            }
+        }
+
+        var runningNow: Set<String> { Set(running.withLock { $0 }) }
+        var finishedNow: Set<String> { Set(finished.withLock { $0 }) }
+
+        /// Lets these operations end, and waits until they have.
+        func release(_ names: Set<String>) {
+            for name in names { gates.withLock { $0[name] }?.signal() }
+            _ = eventually(within: 10, every: 0.005) { self.finishedNow.isSuperset(of: names) }
+        }
+    }
+
+    @Test func connectionsStayWithinTheHostsLimitAndTheOverallOne() {
+        // Given two connections per host and three in all
+        let stage = Stage(HostLimiter(perHost: 2, overall: 3, transferring: 8))
+
+        // When four listings start against host a and three against host b
+        for index in 0..<4 { stage.start("a\(index)", host: "a", repository: "r\(index)", transfer: false) }
+        #expect(eventually(within: 10, every: 0.005) { stage.runningNow.count == 2 })
+        for index in 0..<3 { stage.start("b\(index)", host: "b", repository: "s\(index)", transfer: false) }
+
+        // Then three run: two on a (its limit) and one on b (the overall limit), and the waiting ones of a
+        // hold no slot that b could use
+        #expect(eventually(within: 10, every: 0.005) { stage.runningNow.count == 3 })
+        #expect(stage.runningNow.filter { $0.hasPrefix("a") }.count == 2)
+        #expect(stage.runningNow.filter { $0.hasPrefix("b") }.count == 1)
+
+        // And as each ends another starts, never past the limits, until all seven are done
+        while stage.finishedNow.count < 7 {
+            guard let any = stage.runningNow.first else { break }
+            stage.release([any])
+            let now = stage.runningNow
+            #expect(now.count <= 3 && now.filter { $0.hasPrefix("a") }.count <= 2 && now.filter { $0.hasPrefix("b") }.count <= 2, "\(now)")
+        }
+    }
+
+    @Test func aRepositoryTakesOneTransferSlotHoweverManyOfItsSecondariesPush() {
+        // Given one repository transferring at a time
+        let stage = Stage(HostLimiter(perHost: 8, overall: 8, transferring: 1))
+
+        // When repository one pushes to two secondaries at once, and repository two wants to push
+        stage.start("one-x", host: "x", repository: "one", transfer: true)
+        stage.start("one-y", host: "y", repository: "one", transfer: true)
+        #expect(eventually(within: 10, every: 0.005) { stage.runningNow == ["one-x", "one-y"] })
+        stage.start("two-x", host: "x", repository: "two", transfer: true)
+
+        // Then both of one's pushes run, and two's waits until both are over
+        #expect(!eventually(within: 0.2, every: 0.01) { stage.runningNow.contains("two-x") })
+        stage.release(["one-x"])
+        #expect(!stage.runningNow.contains("two-x"))
+        stage.release(["one-y"])
+        #expect(eventually(within: 10, every: 0.005) { stage.runningNow == ["two-x"] })
+        stage.release(["two-x"])
+    }
+
+    @Test func aListingNeverWaitsForATransferSlot() {
+        // Given one repository transferring at a time, taken by a fetch
+        let stage = Stage(HostLimiter(perHost: 8, overall: 8, transferring: 1))
+        stage.start("fetch", host: "x", repository: "busy", transfer: true)
+        #expect(eventually(within: 10, every: 0.005) { stage.runningNow == ["fetch"] })
+
+        // When other repositories list, and one reads its cache (no connection, but a transfer)
+        stage.start("list-1", host: "x", repository: "idle-1", transfer: false)
+        stage.start("list-2", host: "y", repository: "idle-2", transfer: false)
+        stage.start("ancestry", host: nil, repository: "other", transfer: true)
+
+        // Then the listings run at once, and the cache job waits for the transfer slot
+        #expect(eventually(within: 10, every: 0.005) { stage.runningNow == ["fetch", "list-1", "list-2"] })
+        stage.release(["list-1", "list-2"])
+        #expect(!stage.finishedNow.contains("ancestry") && !stage.runningNow.contains("ancestry"))
+        stage.release(["fetch"])
+        #expect(eventually(within: 10, every: 0.005) { stage.runningNow == ["ancestry"] })
+        stage.release(["ancestry"])
+        #expect(stage.finishedNow == ["fetch", "list-1", "list-2", "ancestry"])
+    }
+}
