@@ -121,7 +121,14 @@ final class SeedSession: @unchecked Sendable {
             throw SyncFailure(.config, "\(target.scheme) secondaries are pushed after the fetch")
         }
         session.startWriter()
-        try session.readAdvertisement(timeout: timeout)
+        do {
+            try session.readAdvertisement(timeout: timeout)
+        } catch {
+            // Ends the writer thread, which holds the session: otherwise the connection to a server that
+            // never answered stayed open (and the thread waiting) for the rest of the pooled worker's life.
+            session.drop("it did not advertise its refs")
+            throw error
+        }
         return session
     }
 
