@@ -31,14 +31,10 @@ public actor Scheduler {
 
         public static let system = Timing(now: { Date() }, random: { Double.random(in: $0) })
 
-        /// A stable hash of the name as a fraction, the same in every process and version: FNV-1a (64 bits),
-        /// then MurmurHash3's finalizer, so that names differing only at the end (`repo-1`, `repo-2`) land far apart.
+        /// The name's stable hash as a fraction, the same in every process and version, mixed with
+        /// MurmurHash3's finalizer so that names differing only at the end (`repo-1`, `repo-2`) land far apart.
         public static func phase(of name: String) -> Double {
-            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-            for byte in name.utf8 {
-                hash ^= UInt64(byte)
-                hash = hash &* 0x100_0000_01b3
-            }
+            var hash = stableHash(name)
             hash ^= hash >> 33
             hash = hash &* 0xff51_afd7_ed55_8ccd
             hash ^= hash >> 33

@@ -36,9 +36,7 @@ public struct Shard: Sendable, Equatable, CustomStringConvertible {
     /// The shard that owns `repository`.
     public func owner(of repository: String) -> Int {
         guard count > 1 else { return 0 }
-        var hash: UInt64 = 0xcbf29ce484222325
-        for byte in repository.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
-        return Int(hash % UInt64(count))
+        return Int(stableHash(repository) % UInt64(count))
     }
 
     public func owns(_ repository: String) -> Bool { owner(of: repository) == index }
