@@ -103,4 +103,41 @@ import TestSupport
         stage.release(["ancestry"])
         #expect(stage.finishedNow == ["fetch", "list-1", "list-2", "ancestry"])
     }
+
+    @Test func aHostStartsWithAFewConnectionsAndGetsMoreWhileItsListingsStayFast() {
+        // Given a host allowed sixteen connections, with nothing known of it yet
+        let stage = Stage(HostLimiter(perHost: 16, overall: 32, transferring: 4))
+
+        // When eight listings of it start together
+        for index in 0..<8 { stage.start("a\(index)", host: "a", repository: "r\(index)", transfer: false) }
+
+        // Then four run at first: a burst of sixteen would overflow a small listen backlog
+        #expect(eventually(within: 10, every: 0.005) { stage.runningNow.count == 4 })
+        #expect(!eventually(within: 0.2, every: 0.01) { stage.runningNow.count > 4 })
+        stage.release(Set((0..<8).map { "a\($0)" }))
+
+        // When its listings keep coming back as fast as the fastest (100 ms away, nothing queued)
+        let gate = HostGate(ceiling: 16)
+        for _ in 0..<40 { gate.adapt(to: 0.100) }
+
+        // Then it gets all sixteen
+        #expect(gate.allowed == 16)
+    }
+
+    @Test func aHostWhoseListingsSlowDownGetsFewerConnectionsThenMoreAgain() {
+        // Given a host at its sixteen, whose listings took 20 ms
+        let gate = HostGate(ceiling: 16)
+        for _ in 0..<40 { gate.adapt(to: 0.020) }
+        #expect(gate.allowed == 16)
+
+        // When its listings take a second more (connections dropped by a full backlog, retried by TCP)
+        for _ in 0..<50 { gate.adapt(to: 1.020) }
+
+        // Then it is down to four at once (the gradient halves at most, and √limit is left to probe with)
+        #expect(gate.allowed == 4)
+
+        // When they are fast again, it grows back to its limit
+        for _ in 0..<60 { gate.adapt(to: 0.020) }
+        #expect(gate.allowed == 16)
+    }
 }

@@ -628,7 +628,7 @@ import TestSupport
 
 /// max_connections_per_host bounds the daemon's concurrent operations against one server.
 @Suite(.onTestThreads) struct DaemonHostLimitTests {
-    @Test func oneConnectionPerHostMeansOneWorkerAtATime() throws {
+    @Test func oneConnectionPerHostMeansOneConnectionAtATime() throws {
         // Given two repositories whose secondaries hang on the same silent host, and a limit of one connection per host
         let scenario = try Scenario("daemon-host-limit")
         try scenario.primary.commit("first")
@@ -655,8 +655,9 @@ import TestSupport
             usleep(50_000)
         }
 
-        // Then only one worker talks to 127.0.0.1 at a time: the other repository waits for the slot
-        #expect(most == 1)
+        // Then only one connection to 127.0.0.1 is open at a time: the other repository waits for the slot;
+        // and at most two workers run (one for listings, which may be kept for the next, one for the fetch)
         #expect(mostConnections == 1)
+        #expect(most <= 2, "\(most) workers")
     }
 }

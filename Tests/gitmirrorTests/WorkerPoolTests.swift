@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Git
 import Testing
 import TestSupport
@@ -10,7 +11,7 @@ import TestSupport
     /// The supervisor's idle workers that are this process's running children.
     func workers(of supervisor: WorkerSupervisor) -> Set<Int32> {
         let running = Set(ProcessTable.gitmirrorProcesses().filter { $0.parent == getpid() && $0.argv.contains("__worker") }.map(\.pid))
-        return supervisor.pool.idleProcesses.intersection(running)
+        return supervisor.keptProcesses.intersection(running)
     }
 
     let limits = WorkerSupervisor.Limits(timeout: 60, stall: 30)
@@ -49,6 +50,56 @@ import TestSupport
         #expect(afterTrusting.count == 2 && afterTrusting.isSuperset(of: afterFirst), "\(afterTrusting)")
         _ = try supervisor.run(listing, limits: limits).get()
         #expect(workers(of: supervisor).subtracting(before) == afterTrusting)
+    }
+
+    @Test func listingsShareAWorkerAndOneThatStallsTakesNoOtherDown() throws {
+        // Given a served repository, a server that accepts connections and never answers, and a supervisor of our own
+        let (scenario, head, supervisor, listing) = try stage("worker-pool-shared")
+        let silent = try SilentServer(sandbox: scenario.sandbox)
+        let hung = WorkerRequest(operation: .list, url: "git://127.0.0.1:\(silent.port)/repo.git")
+        let before = workers(of: supervisor)
+
+        // When a listing of the silent server that gives up after 3 s starts, then one that gives up after 6 s
+        let outcomes = Mutex<[TimeInterval: (Result<WorkerResult, SyncFailure>, TimeInterval)]>([:])
+        let done = DispatchSemaphore(value: 0)
+        func start(stall: TimeInterval) {
+            Thread.detachNewThread {
+                let started = Date()
+                let outcome = supervisor.run(hung, limits: .init(timeout: 60, stall: stall))
+                outcomes.withLock { $0[stall] = (outcome, Date().timeIntervalSince(started)) }
+                done.signal()
+            }
+        }
+        start(stall: 3)
+        #expect(eventually(within: 10) { !workers(of: supervisor).subtracting(before).isEmpty }, "the first listing's worker")
+        start(stall: 6)
+
+        // and, while both wait, the served repository is listed three times
+        for _ in 0..<3 {
+            let result = supervisor.run(listing, limits: limits)
+            #expect((try? result.get())?.heads.first { $0.name == "refs/heads/main" }?.id.description == head, "\(result)")
+        }
+
+        // Then one worker process ran all five listings at once
+        let during = workers(of: supervisor).subtracting(before)
+        #expect(during.count == 1, "\(during)")
+
+        // and each silent listing failed for its own stall: the 6 s one, whose worker was killed for the
+        // 3 s one, ran again on another worker instead of failing with it
+        done.wait()
+        done.wait()
+        let (short, shortTook) = try #require(outcomes.withLock { $0[3] })
+        let (long, longTook) = try #require(outcomes.withLock { $0[6] })
+        for outcome in [short, long] {
+            guard case .failure(let failure) = outcome else {
+                Issue.record("a listing of a silent server succeeded: \(outcome)")
+                continue
+            }
+            #expect(failure.errorClass == .timeout && failure.message.contains("stall_timeout"), "\(failure)")
+        }
+        #expect(shortTook >= 3 && shortTook < 6, "\(shortTook)")
+        #expect(longTook >= 6, "\(longTook)")
+        #expect(!workers(of: supervisor).contains(during.first!), "the killed worker is not kept")
     }
 
     @Test func aWorkerKilledWhileIdleIsReplacedWithoutAnError() throws {

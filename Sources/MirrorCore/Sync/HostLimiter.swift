@@ -9,6 +9,14 @@ import Synchronization
 ///   (`max_parallel_repositories`, `--jobs`): that is where CPU, memory and bandwidth go. A repository
 ///   whose remotes only need listing (nothing moved) never waits for one of these.
 ///
+/// How many of a host's `perHost` connections are open at once adapts to how fast its listings come back
+/// (a gradient limit, as TCP Vegas does for a window): while listings take about as long as the fastest
+/// one seen, the host gets more at once; when they take longer — the server, or this machine, queues
+/// them — fewer. A fixed 16 at once to a nearby `git daemon` (listen backlog 5) overflowed its backlog
+/// and every dropped connection waited a second for TCP to try again; sshd drops connections past
+/// `MaxStartups` (10) in the same way. Far away, where listings wait on the network, the host soon gets
+/// all of `perHost`.
+///
 /// Slots are taken in one order (transfer, host, overall) and a connection slot is never held while
 /// waiting for another kind, so nothing waits in a circle; a connection waiting for a busy host holds
 /// no overall slot that another host's connection could use.
@@ -16,7 +24,7 @@ public final class HostLimiter: Sendable {
     public let perHost: Int
     public let overall: Int
     public let transferring: Int
-    private let hosts = Mutex<[String: DispatchSemaphore]>([:])
+    private let hosts = Mutex<[String: HostGate]>([:])
     private let connections: DispatchSemaphore
     private let transfers: DispatchSemaphore
     /// Operations holding a transfer slot, by repository: a repository takes one slot however many of
@@ -43,16 +51,18 @@ public final class HostLimiter: Sendable {
         if transfer { enterTransfer(repository) }
         defer { if transfer { leaveTransfer(repository) } }
         guard let host else { return try body() }
-        let semaphore = hosts.withLock { hosts in
+        let gate = hosts.withLock { hosts in
             if let existing = hosts[host] { return existing }
-            let created = DispatchSemaphore(value: perHost)
+            let created = HostGate(ceiling: perHost)
             hosts[host] = created
             return created
         }
-        semaphore.wait()
-        defer { semaphore.signal() }
+        gate.enter()
         connections.wait()
         defer { connections.signal() }
+        // A listing's time is the host's latency sample; a fetch or push takes as long as its data does.
+        let started = ProcessInfo.processInfo.systemUptime
+        defer { gate.leave(sample: transfer ? nil : ProcessInfo.processInfo.systemUptime - started) }
         return try body()
     }
 
@@ -85,5 +95,51 @@ public final class HostLimiter: Sendable {
             return count <= 0
         }
         if released { transfers.signal() }
+    }
+}
+
+/// One host's connections: at most `limit` (Double, rounded down, at least `floor`) at once, where the
+/// limit follows the host's listing times (see HostLimiter).
+final class HostGate: @unchecked Sendable {
+    private let condition = NSCondition()
+    let ceiling: Double
+    let floor: Double
+    private(set) var limit: Double
+    private var open = 0
+    /// The fastest listing seen, drifting up slowly so that a host that got slower for good is not
+    /// held to what it once did.
+    private var fastest: TimeInterval?
+
+    init(ceiling: Int, initial: Int = 4, floor: Int = 2) {
+        self.ceiling = Double(ceiling)
+        self.floor = Double(min(floor, ceiling))
+        limit = Double(min(initial, ceiling))
+    }
+
+    var allowed: Int { condition.withLock { Int(limit) } }
+
+    func enter() {
+        condition.lock()
+        defer { condition.unlock() }
+        while open >= Int(limit) { condition.wait() }
+        open += 1
+    }
+
+    func leave(sample: TimeInterval?) {
+        condition.lock()
+        defer { condition.unlock() }
+        open -= 1
+        if let sample, sample > 0 { adapt(to: sample) }
+        condition.broadcast()
+    }
+
+    /// The gradient: the limit scaled by how much slower this listing was than the fastest (at most
+    /// halved at once), plus room to grow of √limit; smoothed, and kept within [floor, ceiling].
+    func adapt(to sample: TimeInterval) {
+        let fastest = min((self.fastest ?? sample) * 1.005, sample)
+        self.fastest = fastest
+        let gradient = max(0.5, min(1, fastest / sample))
+        let target = limit * gradient + limit.squareRoot()
+        limit = max(floor, min(ceiling, limit * 0.8 + target * 0.2))
     }
 }

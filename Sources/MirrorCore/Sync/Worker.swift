@@ -15,26 +15,66 @@ public enum Worker {
         signal(SIGPIPE, SIG_IGN)
         watchParent(supervisor ?? getppid())
         let decoder = JSONDecoder()
+        // stdin is read here without stdio's buffer: several jobs may arrive in one read, and each
+        // must start before the next wait for input.
+        var pending: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            if let idleExit, !inputArrives(within: idleExit) { return 0 }
-            guard let line = readLine(strippingNewline: true) else { return 0 }
+            guard let newline = pending.firstIndex(of: 0x0A) else {
+                if let idleExit, !awaitInput(idleExit: idleExit) { return 0 }
+                let count = read(STDIN_FILENO, &chunk, chunk.count)
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 {
+                    // End of input: the supervisor lets this worker go; jobs under way still answer.
+                    concurrent.waitUntilIdle()
+                    return 0
+                }
+                pending.append(contentsOf: chunk[0..<count])
+                continue
+            }
+            let line = Data(pending[..<newline])
+            pending.removeSubrange(...newline)
             if line.isEmpty { continue }
             let request: WorkerRequest
             do {
-                request = try decoder.decode(WorkerRequest.self, from: Data(line.utf8))
+                request = try decoder.decode(WorkerRequest.self, from: line)
             } catch {
                 emit(WorkerEvent(failure: SyncFailure(.internal, "the worker could not read its job: \(error)")))
                 return 1
             }
-            switch run(request) {
-            case .success(let result): emit(WorkerEvent(result: result))
-            case .failure(let failure): emit(WorkerEvent(failure: failure))
+            if let id = request.id {
+                concurrent.start { answer(run(request), id: id) }
+            } else {
+                answer(run(request), id: nil)
             }
         }
     }
 
-    /// Whether stdin has something to read (a job, or its end) within `seconds`. The
-    /// supervisor sends a job only after the previous answer, so stdio's buffer is empty here.
+    static func answer(_ outcome: Result<WorkerResult, SyncFailure>, id: Int?) {
+        switch outcome {
+        case .success(let result): emit(WorkerEvent(id: id, result: result))
+        case .failure(let failure): emit(WorkerEvent(id: id, failure: failure))
+        }
+    }
+
+    /// The jobs with an id, each on a thread of its own.
+    static let concurrent = ConcurrentJobs()
+
+    /// Whether a job (or the end of input) arrives before the worker has been idle for `idleExit`:
+    /// jobs still running on their threads keep the worker busy.
+    static func awaitInput(idleExit: TimeInterval) -> Bool {
+        var idleSince = Date()
+        while true {
+            if inputArrives(within: min(idleExit, 1)) { return true }
+            if concurrent.running > 0 {
+                idleSince = Date()
+            } else if Date().timeIntervalSince(idleSince) >= idleExit {
+                return false
+            }
+        }
+    }
+
+    /// Whether stdin has something to read (a job, or its end) within `seconds`.
     static func inputArrives(within seconds: TimeInterval) -> Bool {
         var descriptor = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
         while true {
@@ -65,11 +105,14 @@ public enum Worker {
         _exit(3)
     }
 
+    /// One line per event; the lock keeps the lines of jobs running side by side whole.
     static func emit(_ event: WorkerEvent) {
         guard var data = try? JSONEncoder().encode(event) else { return }
         data.append(0x0A)
-        FileHandle.standardOutput.write(data)
+        emitLock.withLock { FileHandle.standardOutput.write(data) }
     }
+
+    private static let emitLock = NSLock()
 
     /// Hooks for one connection: the credential is answered once per connection.
     static func makeHooks(_ request: WorkerRequest, caBundle: String?) -> TransferHooks {
@@ -98,7 +141,7 @@ public enum Worker {
             let now = Date()
             if now.timeIntervalSince(lastProgress) >= 0.5 {
                 lastProgress = now
-                emit(WorkerEvent(progress: line))
+                emit(WorkerEvent(id: request.id, progress: line))
             }
         }
         return hooks
@@ -107,12 +150,11 @@ public enum Worker {
     static func run(_ request: WorkerRequest) -> Result<WorkerResult, SyncFailure> {
         Libgit2.initialize()
         var bundle: URL?
-        defer { if let bundle { try? FileManager.default.removeItem(at: bundle) } }
+        defer { if let caFile = request.caFile, bundle != nil { bundles.release(caFile) } }
         var hooks = makeHooks(request, caBundle: nil)
         do {
             if let caFile = request.caFile {
-                bundle = try certificateBundle(adding: caFile)
-                try Libgit2.setCertificateFile(bundle!.path)
+                bundle = try bundles.acquire(caFile)
                 hooks = makeHooks(request, caBundle: bundle?.path)
             }
             var result = WorkerResult()
@@ -331,6 +373,9 @@ public enum Worker {
         }
     }
 
+    /// The trust stores of the jobs under way (a worker serves one `ca_file`, see WorkerPool).
+    static let bundles = CertificateBundles()
+
     /// libgit2 (mbedTLS) replaces its CA store with the file it is given, so the
     /// extra CA is appended to the system bundle in a temporary file.
     static func certificateBundle(adding caFile: String) throws -> URL {
@@ -416,4 +461,70 @@ public enum Worker {
         }
     }
 
+}
+
+/// Jobs running side by side in one worker, each on a thread of its own.
+final class ConcurrentJobs: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var count = 0
+
+    var running: Int { condition.withLock { count } }
+
+    func start(_ job: @escaping @Sendable () -> Void) {
+        condition.withLock { count += 1 }
+        let thread = Thread { [self] in
+            job()
+            condition.withLock {
+                count -= 1
+                condition.broadcast()
+            }
+        }
+        // libgit2's transports keep buffers on the stack; a secondary thread's default is small.
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    func waitUntilIdle() {
+        condition.withLock {
+            while count > 0 { condition.wait() }
+        }
+    }
+}
+
+/// The temporary trust stores (system CAs plus `ca_file`) of the jobs under way: made and given to
+/// libgit2 by the first job that needs one, shared by the jobs that run beside it, removed by the last.
+/// libgit2's store is process-wide, which is why a worker never serves two `ca_file`s.
+final class CertificateBundles: @unchecked Sendable {
+    private let lock = NSLock()
+    private var bundles: [String: (url: URL, users: Int)] = [:]
+
+    func acquire(_ caFile: String) throws -> URL {
+        try lock.withLock {
+            if let held = bundles[caFile] {
+                bundles[caFile] = (held.url, held.users + 1)
+                return held.url
+            }
+            let url = try Worker.certificateBundle(adding: caFile)
+            do {
+                try Libgit2.setCertificateFile(url.path)
+            } catch {
+                try? FileManager.default.removeItem(at: url)
+                throw error
+            }
+            bundles[caFile] = (url, 1)
+            return url
+        }
+    }
+
+    func release(_ caFile: String) {
+        lock.withLock {
+            guard let held = bundles[caFile] else { return }
+            if held.users > 1 {
+                bundles[caFile] = (held.url, held.users - 1)
+            } else {
+                bundles[caFile] = nil
+                try? FileManager.default.removeItem(at: held.url)
+            }
+        }
+    }
 }

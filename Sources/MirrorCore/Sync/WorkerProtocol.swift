@@ -22,6 +22,11 @@ public struct WorkerRequest: Codable, Sendable {
         case verify
         /// List the LFS pointers in the history of `lfsTips` that is not in the history of `lfsKnown`.
         case lfsScan = "lfs_scan"
+
+        /// Operations one worker runs several of at once: they open one connection, only read from
+        /// it, and touch no file, so they are cheap to run side by side and safe to run again on
+        /// another worker when the one they shared is killed for somebody else's stall.
+        public var isListing: Bool { self == .list || self == .pushAccess }
     }
 
     public var operation: Operation
@@ -46,6 +51,9 @@ public struct WorkerRequest: Codable, Sendable {
     public var seedDeadline: Double?
     public var lfsTips: [ObjectID]?
     public var lfsKnown: [ObjectID]?
+    /// Set on a job for a worker that runs several at once (listings): the worker starts it at
+    /// once on a thread of its own and tags every event about it with this id.
+    public var id: Int?
 
     public init(operation: Operation, url: String) {
         self.operation = operation
@@ -126,6 +134,8 @@ public struct WorkerResult: Codable, Sendable {
 
 /// One line a worker writes on stdout.
 public struct WorkerEvent: Codable, Sendable {
+    /// The job's id, when it had one.
+    public var id: Int?
     public var progress: String?
     public var result: WorkerResult?
     public var failure: SyncFailure?

@@ -11,6 +11,7 @@ public struct WorkerSupervisor: Sendable {
     /// Set by the daemon and the CLI, so that a shutdown can stop running workers.
     public let registry: WorkerRegistry?
     let pool = WorkerPool()
+    let listings = ListingWorkers()
     /// How long an idle worker waits for its next operation before it exits.
     public static let idleExit: TimeInterval = 20
 
@@ -19,6 +20,9 @@ public struct WorkerSupervisor: Sendable {
         self.arguments = arguments
         self.registry = registry
     }
+
+    /// The worker processes kept for the next operations (idle, or running listings).
+    var keptProcesses: Set<pid_t> { pool.idleProcesses.union(listings.processes) }
 
     static let interrupted = SyncFailure(.interrupted, "gitmirror was stopped (Ctrl-C or SIGTERM) during this operation; it is retried on the next run")
 
@@ -55,6 +59,7 @@ public struct WorkerSupervisor: Sendable {
         }
         job.append(0x0A)
         let trust = request.caFile ?? ""
+        if request.operation.isListing { return list(request, trust: trust, limits: limits, progress: progress) }
         // An idle worker may have exited (idle time, killed) just as it was taken: then a new one.
         for _ in 0..<3 {
             let worker: PooledWorker
@@ -91,6 +96,45 @@ public struct WorkerSupervisor: Sendable {
         return .failure(SyncFailure(.internal, "workers kept exiting before they could take the job"))
     }
 
+    /// A listing, on a worker that runs several (ListingWorkers). One that lost its worker to another
+    /// listing's limit, or to a worker that was gone before it answered, runs again on another.
+    private func list(_ request: WorkerRequest, trust: String, limits: Limits, progress: @escaping @Sendable (String) -> Void) -> Result<WorkerResult, SyncFailure> {
+        var crashes = 0
+        for _ in 0..<5 {
+            if registry?.isStopping == true { return .failure(Self.interrupted) }
+            let worker: SharedWorker
+            if let shared = listings.take(trust: trust) {
+                worker = shared
+            } else {
+                do {
+                    let (child, input, output, errors) = try spawnProcess()
+                    worker = SharedWorker(child: child, input: input, output: output, errors: errors, trust: trust, registry: registry)
+                    if let registry, !registry.register(child) { child.signalGroup(SIGKILL) }
+                } catch {
+                    return .failure(SyncFailure(.internal, "cannot start the worker \(executable.path): \(error)"))
+                }
+                listings.add(worker)
+            }
+            switch worker.run(request, limits: limits, progress: progress) {
+            case .finished(let outcome):
+                return outcome
+            case .killed(let failure):
+                return .failure(failure)
+            case .lost(let killedForAnother, let heard):
+                if registry?.isStopping == true { return .failure(Self.interrupted) }
+                if killedForAnother || !heard { continue }
+                // Died under this listing (and maybe because of it): once more, then it is this listing's failure.
+                crashes += 1
+                if crashes < 2 { continue }
+                let status = worker.child.wait()
+                let stderr = worker.errorText.trimmingCharacters(in: .whitespacesAndNewlines)
+                let how = status > 128 ? "was killed by signal \(status - 128)" : "exited with status \(status)"
+                return .failure(SyncFailure(.internal, "the worker \(how) without a result" + (stderr.isEmpty ? "" : ": \(stderr.suffix(500))")))
+            }
+        }
+        return .failure(SyncFailure(.internal, "workers kept exiting before they could answer the listing"))
+    }
+
     enum Operation {
         case finished(Result<WorkerResult, SyncFailure>)
         /// The worker was gone before it said anything about this job.
@@ -100,7 +144,17 @@ public struct WorkerSupervisor: Sendable {
     }
 
     private func spawn(trust: String) throws -> PooledWorker {
-        let (child, input, output, errors) = try ChildProcess.withSpawnLock {
+        let (child, input, output, errors) = try spawnProcess()
+        let worker = PooledWorker(child: child, input: input, trust: trust, registry: registry)
+        if let registry, !registry.register(child) { child.signalGroup(SIGKILL) }
+        Thread.detachNewThread { worker.channel.readEvents(from: output) }
+        Thread.detachNewThread { worker.channel.readErrors(from: errors) }
+        return worker
+    }
+
+    /// A worker process: its pid, and the supervisor's ends of its stdin, stdout and stderr.
+    private func spawnProcess() throws -> (ChildProcess, Int32, Int32, Int32) {
+        try ChildProcess.withSpawnLock {
             let stdin = try ChildProcess.makePipe(), stdout = try ChildProcess.makePipe(), stderr = try ChildProcess.makePipe()
             defer {
                 close(stdin.read)
@@ -120,11 +174,6 @@ public struct WorkerSupervisor: Sendable {
                                          newProcessGroup: true)
             return (child, stdin.write, stdout.read, stderr.read)
         }
-        let worker = PooledWorker(child: child, input: input, trust: trust, registry: registry)
-        if let registry, !registry.register(child) { child.signalGroup(SIGKILL) }
-        Thread.detachNewThread { worker.channel.readEvents(from: output) }
-        Thread.detachNewThread { worker.channel.readErrors(from: errors) }
-        return worker
     }
 
     /// Sends one job to the worker and waits for its answer within the limits.
@@ -359,7 +408,7 @@ final class WorkerChannel: @unchecked Sendable {
     }
 
     /// Reads until end of file, chunk by chunk, then closes the descriptor.
-    private static func read(_ descriptor: Int32, _ body: (ArraySlice<UInt8>) -> Void) {
+    static func read(_ descriptor: Int32, _ body: (ArraySlice<UInt8>) -> Void) {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = Glibc.read(descriptor, &chunk, chunk.count)
