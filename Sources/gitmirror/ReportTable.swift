@@ -19,6 +19,10 @@ enum ReportTable {
         }
         var text = Terminal.table(["REPOSITORY", "REMOTE", "RESULT", "CREATED", "UPDATED", "DELETED", "KEPT", "DURATION"], rows)
         if !problems.isEmpty { text += "\n\n" + problems.joined(separator: "\n") }
+        let unchanged = reports.filter { $0.primary.unchanged != nil }.count
+        if unchanged > 0 {
+            text += "\n\n\(unchanged) repositor\(unchanged == 1 ? "y was" : "ies were") not listed: the primary's forge API said nothing changed since every remote was last listed (change_check: api; each is listed at least every verify_interval)."
+        }
         let bad = reports.filter { !$0.inStep }.count
         text += "\n\n" + (bad == 0 ? "\(reports.count) repositor\(reports.count == 1 ? "y" : "ies") in step."
                                    : "\(bad) of \(reports.count) repositor\(reports.count == 1 ? "y" : "ies") out of step.")
@@ -53,6 +57,7 @@ enum ReportTable {
     }
 
     static func label(_ remote: RemoteReport) -> String {
+        if remote.unchanged != nil { return "unchanged (API)" }
         switch remote.result {
         case .failed: return "failed (\(remote.failure?.errorClass.rawValue ?? "error"))"
         case .interrupted: return "interrupted"

@@ -14,8 +14,14 @@ The state file (JSON), read at every request and written back atomically after a
                  requests are refused as the forge refuses an exhausted quota
   create_race    true: the next create finds that another creator made the repository first
   link_header    false: GitLab pages say where the next is by X-Next-Page alone
+
+A repository under git_root is also what its API answer says of its last push: GitHub's pushed_at,
+Gitea's updated_at and GitLab's newest event follow the newest file under its refs/ (and packed-refs),
+as a push moves them. Every GET answer has an ETag, and If-None-Match with it gets 304 (RFC 9110).
 """
 import argparse
+import datetime
+import hashlib
 import http.server
 import json
 import os
@@ -114,6 +120,15 @@ class ForgeHandler(http.server.BaseHTTPRequestHandler):
 
     def reply(self, status, payload, headers=None):
         data = json.dumps(payload).encode()
+        if self.command == "GET" and status == 200:
+            etag = 'W/"%s"' % hashlib.sha1(data).hexdigest()
+            headers = dict(headers or {}, ETag=etag)
+            if self.headers.get("If-None-Match") == etag:
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -169,6 +184,25 @@ class ForgeHandler(http.server.BaseHTTPRequestHandler):
             if repository["path"].lower() == path.lower():
                 return repository
         return None
+
+    @staticmethod
+    def last_push(state, path):
+        """When the served repository's refs last moved (seconds since the epoch), or None."""
+        root = state.get("git_root")
+        folder = os.path.join(root, path + ".git") if root else None
+        if not folder or not os.path.isdir(folder):
+            return None
+        times = [os.path.getmtime(os.path.join(folder, "packed-refs"))] if os.path.exists(os.path.join(folder, "packed-refs")) else []
+        for directory, _, files in os.walk(os.path.join(folder, "refs")):
+            times += [os.path.getmtime(os.path.join(directory, name)) for name in files]
+        return max(times) if times else None
+
+    @staticmethod
+    def timestamp(seconds):
+        """ISO 8601 to the second, as the forges write it."""
+        if seconds is None:
+            return None
+        return datetime.datetime.fromtimestamp(int(seconds), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     @staticmethod
     def clone_url(state, path):

@@ -26,6 +26,7 @@ class Gitea(ForgeHandler):
                 "description": repository.get("description") or "", "fork": repository.get("fork", False),
                 "archived": repository.get("archived", False), "mirror": False,
                 "default_branch": repository.get("default_branch", "main"),
+                "updated_at": self.timestamp(self.last_push(state, repository["path"])),
                 "clone_url": self.clone_url(state, repository["path"]), "ssh_url": "git@gitea.example:%s.git" % repository["path"]}
 
     def total(self, number, last, size, total):

@@ -16,6 +16,7 @@ class GitHub(ForgeHandler):
                 "private": visibility != "public", "visibility": visibility, "description": repository.get("description"),
                 "fork": repository.get("fork", False), "archived": repository.get("archived", False),
                 "default_branch": repository.get("default_branch", "main"),
+                "pushed_at": self.timestamp(self.last_push(state, repository["path"])),
                 "clone_url": self.clone_url(state, repository["path"]),
                 "ssh_url": "git@github.example:%s.git" % repository["path"]}
 

@@ -70,6 +70,15 @@ class GitLab(ForgeHandler):
             if not self.add(state, path, body.get("description"), body.get("visibility", "private")):
                 return self.reply(400, {"message": {"name": ["has already been taken"], "path": ["has already been taken"]}})
             return self.reply(201, self.represent(state, self.find(state, path)))
+        if method == "GET" and len(parts) == 3 and parts[0] == "projects" and parts[2] == "events":
+            # The newest first; a push is an event with a new, larger id.
+            repository = self.find(state, parts[1])
+            if repository is None:
+                return self.reply(404, {"message": "404 Project Not Found"})
+            pushed = self.last_push(state, repository["path"])
+            events = [] if pushed is None else [{"id": int(pushed * 1000), "action_name": "pushed to",
+                                                  "created_at": self.timestamp(pushed)}]
+            return self.reply(200, events[:int(query.get("per_page", "20"))])
         if len(parts) == 2 and parts[0] == "projects":
             repository = self.find(state, parts[1])
             if repository is None:

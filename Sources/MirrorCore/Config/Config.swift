@@ -122,8 +122,22 @@ public struct Policy: Sendable, Equatable {
     public var stallTimeout: TimeInterval = 2 * 60
     /// Mirror the Git LFS objects the pushed refs point to, before the refs (HTTPS secondaries).
     public var lfs = false
+    /// The primary's: ask its forge's API whether anything changed before listing (`change_check: api`).
+    public var changeCheck = ChangeCheckMode.none
+    /// The primary's: with `change_check: api`, every remote is still listed at least this often.
+    public var verifyInterval: TimeInterval = 60 * 60
 
     public init() {}
+}
+
+/// How a scheduled run learns that the primary may have changed.
+public enum ChangeCheckMode: String, Sendable, Equatable, CaseIterable {
+    /// Every run lists every remote.
+    case none
+    /// A run first asks the primary's forge API (GitHub, GitLab, Gitea) with a conditional request;
+    /// when it says nothing changed since the last run that left every remote in step, and that run
+    /// was less than `verify_interval` ago, nothing is listed.
+    case api
 }
 
 public enum SecretSource: Sendable, Equatable, CustomStringConvertible {

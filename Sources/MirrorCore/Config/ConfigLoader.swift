@@ -600,7 +600,7 @@ private struct Walker {
 
     mutating func policy(_ node: Node, inheriting parent: Policy, what: String, extraKeys: [String] = []) -> Policy {
         var policy = parent
-        let keys = ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout", "lfs"]
+        let keys = ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout", "lfs", "change_check", "verify_interval"]
         guard let pairs = mapping(node, allowed: keys + extraKeys, what: what) else { return policy }
         applyPolicy(pairs, to: &policy)
         return policy
@@ -616,6 +616,12 @@ private struct Walker {
             case "timeout": if let seconds = duration(value, "timeout") { policy.timeout = seconds }
             case "stall_timeout": if let seconds = duration(value, "stall_timeout") { policy.stallTimeout = seconds }
             case "lfs": if let flag = bool(value, "lfs") { policy.lfs = flag }
+            case "change_check":
+                guard let text = string(value, "change_check") else { continue }
+                if let mode = ChangeCheckMode(rawValue: text) { policy.changeCheck = mode } else {
+                    report(value, "change_check must be \(ChangeCheckMode.allCases.map(\.rawValue).joined(separator: " or ")) (got '\(text)')")
+                }
+            case "verify_interval": if let seconds = minimumDuration(value, "verify_interval", at: 60) { policy.verifyInterval = seconds }
             default: break
             }
         }
@@ -761,9 +767,17 @@ private struct Walker {
     mutating func remote(_ node: Node, role: Role, defaults: Policy, credentials: [String: CredentialSpec], credentialNames: Set<String>) -> RemoteSpec? {
         if role == .primary, case .scalar = node {
             guard let url = url(node, allowInsecure: false) else { return nil }
-            return RemoteSpec(name: "primary", role: .primary, url: url, credentialName: nil, policy: defaults)
+            var spec = RemoteSpec(name: "primary", role: .primary, url: url, credentialName: nil, policy: defaults)
+            if url.codeCommit == nil, let kind = ForgeKind.known(host: url.host), let host = url.host {
+                spec.forge = kind.apiRoot(host: host, port: url.scheme == .https ? url.port : nil).map { ForgeEndpoint(kind: kind, api: $0) }
+            }
+            if defaults.changeCheck == .api && spec.forge == nil {
+                report(node, "change_check: api (from defaults:) asks the primary's forge whether anything changed, and \(url.display) is on no forge gitmirror knows: write the primary as a mapping with forge: and api:, or set change_check: none")
+            }
+            return spec
         }
-        let policyKeys = role == .secondary ? ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout", "lfs"] : ["timeout", "stall_timeout"]
+        let policyKeys = role == .secondary ? ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout", "lfs"]
+                                            : ["timeout", "stall_timeout", "change_check", "verify_interval"]
         let keys = (role == .secondary ? ["name", "create", "visibility"] : []) + ["url", "codecommit", "endpoint", "credentials", "allow_insecure", "forge", "api"] + policyKeys
         guard let pairs = mapping(node, allowed: keys, what: role == .primary ? "the primary" : "a secondary") else { return nil }
         var name: String? = role == .primary ? "primary" : nil
@@ -843,6 +857,10 @@ private struct Walker {
             } else if url.scheme == .ssh || url.scheme == .git {
                 report(lfsNode, "lfs: true needs an https:// (or local) address: LFS objects travel over the server's HTTPS batch API, and this one is \(url.scheme.rawValue)")
             }
+        }
+        if role == .primary && policy.changeCheck == .api && forge == nil {
+            let node = pairs.first { $0.key == "change_check" }?.value ?? addressNode
+            report(node, "change_check: api asks the primary's forge whether anything changed, and \(url.display) is on no forge gitmirror knows: set forge: (github, gitlab or gitea) and api: for a self-hosted server, or use change_check: none")
         }
         if create && url.codeCommit == nil && forge == nil, let createNode {
             report(createNode, "create: true needs an API that creates repositories: CodeCommit, or a forge (set forge: github, gitlab or gitea, and api: for a self-hosted server); otherwise create the repository by hand")
@@ -933,6 +951,9 @@ private struct Walker {
         }
         var source = DiscoverySource(id: id, kind: kind, owner: owner, location: location(node))
         source.primaryPolicy = policy
+        if case .codeCommit = kind, policy.changeCheck == .api {
+            report(pairs.first { $0.key == "defaults" }?.value ?? node, "change_check: api needs a primary on GitHub, GitLab or Gitea; CodeCommit's repositories are listed with git (change_check: none)")
+        }
         var secondariesNode: Node?
         for (key, keyNode, value) in pairs {
             switch key {

@@ -11,6 +11,20 @@ public protocol ForgeClient: Sendable {
     func createRepository(at path: String, visibility: String, description: String?) throws(SyncFailure)
     /// Points the repository's HEAD at `branch` (a name without refs/heads/).
     func setDefaultBranch(of path: String, to branch: String) throws(SyncFailure)
+    /// What the API says of the repository's last change, asked conditionally on `etag` (the ETag of
+    /// the last answer): `.notModified` when the API says its answer is the same (HTTP 304), else a
+    /// marker that any push changes. nil when the repository is not there (or not visible).
+    func changeMarker(of path: String, etag: String?) throws(SyncFailure) -> ChangeMarker?
+}
+
+/// A forge's answer to "did this repository change?".
+public enum ChangeMarker: Sendable, Equatable {
+    /// 304: the same answer as for the ETag sent.
+    case notModified
+    /// The answer: a marker any push changes (GitHub's `pushed_at`, GitLab's newest event, Gitea's
+    /// `updated_at`, each with the default branch where the answer has it), the answer's ETag, and
+    /// the time of that change where the API says it (to the second).
+    case marker(String, etag: String?, changedAt: Date?)
 }
 
 /// Makes the client for a forge endpoint.
@@ -75,8 +89,8 @@ struct ForgeREST: Sendable {
     }
 
     /// One request; a rate limit that ends soon is waited out (at most three times).
-    func send(_ method: String, _ url: URL, body: [String: Any]? = nil, doing what: String) throws(SyncFailure) -> Answer {
-        var headers = ["Accept": "application/json", "User-Agent": "gitmirror"]
+    func send(_ method: String, _ url: URL, body: [String: Any]? = nil, headers extra: [String: String] = [:], doing what: String) throws(SyncFailure) -> Answer {
+        var headers = ["Accept": "application/json", "User-Agent": "gitmirror"].merging(extra) { $1 }
         if api.host == "api.github.com" || api.path.hasSuffix("/api/v3") {
             headers["Accept"] = "application/vnd.github+json"
             headers["X-GitHub-Api-Version"] = "2022-11-28"
@@ -146,6 +160,29 @@ struct ForgeREST: Sendable {
         if answer.status == 404 { return nil }
         guard answer.status == 200, let object = answer.json as? [String: Any] else { throw failure(answer, doing: what) }
         return object
+    }
+
+    /// A conditional GET of one object (`If-None-Match`): nil when it is not there (404).
+    func conditional(_ url: URL, etag: String?, doing what: String, marker: ([String: Any]) -> (String, Date?)) throws(SyncFailure) -> ChangeMarker? {
+        let answer = try send("GET", url, headers: etag.map { ["If-None-Match": $0] } ?? [:], doing: what)
+        if answer.status == 304 { return .notModified }
+        if answer.status == 404 { return nil }
+        guard answer.status == 200 else { throw failure(answer, doing: what) }
+        let object: [String: Any]
+        if let one = answer.json as? [String: Any] { object = one }
+        else if let list = answer.json as? [[String: Any]] { object = list.first ?? [:] }
+        else { throw SyncFailure(.internal, "\(what): the API answered with something that is not JSON") }
+        let (text, changedAt) = marker(object)
+        return .marker(text, etag: answer.headers["etag"], changedAt: changedAt)
+    }
+
+    /// An API's ISO 8601 time (`2026-11-23T07:31:02Z`, with or without fractions or an offset).
+    static func time(_ text: String?) -> Date? {
+        guard let text else { return nil }
+        let formatter = ISO8601DateFormatter()
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
     }
 
     /// A change the API must accept with `status`.

@@ -65,6 +65,13 @@ struct GitHubAPI: ForgeClient {
         try rest.change("PATCH", rest.url("/repos/\(ForgeREST.encodedPath(path))"), body: ["default_branch": branch],
                         doing: "setting the default branch of \(path) on GitHub to \(branch)")
     }
+
+    /// The repository itself: `pushed_at` moves on every push. A 304 does not count against the rate limit.
+    func changeMarker(of path: String, etag: String?) throws(SyncFailure) -> ChangeMarker? {
+        try rest.conditional(rest.url("/repos/\(ForgeREST.encodedPath(path))"), etag: etag, doing: "asking GitHub whether \(path) changed") { object in
+            ("pushed_at=\(object.string("pushed_at") ?? "-") default_branch=\(object.string("default_branch") ?? "-")", ForgeREST.time(object.string("pushed_at")))
+        }
+    }
 }
 
 /// `owner/name` (GitLab: `group/sub/name`) into its namespace and its last part.

@@ -56,4 +56,13 @@ struct GitLabAPI: ForgeClient {
         try rest.change("PUT", rest.url("/projects/\(ForgeREST.encode(path))"), body: ["default_branch": branch],
                         doing: "setting the default branch of \(path) on GitLab to \(branch)")
     }
+
+    /// The project's newest event: every push is one (`pushed to`, `pushed new`, `deleted`). The
+    /// project's own `last_activity_at` is not used: GitLab moves it at most once an hour.
+    func changeMarker(of path: String, etag: String?) throws(SyncFailure) -> ChangeMarker? {
+        let url = rest.url("/projects/\(ForgeREST.encode(path))/events", query: [("per_page", "1")])
+        return try rest.conditional(url, etag: etag, doing: "asking GitLab whether \(path) changed") { newest in
+            ("event=\((newest["id"] as? Int).map(String.init) ?? newest.string("created_at") ?? "-")", ForgeREST.time(newest.string("created_at")))
+        }
+    }
 }

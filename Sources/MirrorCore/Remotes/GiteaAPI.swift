@@ -64,4 +64,11 @@ struct GiteaAPI: ForgeClient {
         try rest.change("PATCH", rest.url("/repos/\(ForgeREST.encodedPath(path))"), body: ["default_branch": branch],
                         doing: "setting the default branch of \(path) on Gitea to \(branch)")
     }
+
+    /// The repository itself: Gitea moves its `updated_at` on every push.
+    func changeMarker(of path: String, etag: String?) throws(SyncFailure) -> ChangeMarker? {
+        try rest.conditional(rest.url("/repos/\(ForgeREST.encodedPath(path))"), etag: etag, doing: "asking Gitea whether \(path) changed") { object in
+            ("updated_at=\(object.string("updated_at") ?? "-") default_branch=\(object.string("default_branch") ?? "-")", ForgeREST.time(object.string("updated_at")))
+        }
+    }
 }

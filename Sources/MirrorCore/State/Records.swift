@@ -152,6 +152,25 @@ public struct PassRecord: Codable, Sendable, FetchableRecord, MutablePersistable
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
+/// What the primary's forge API said before the last run that left every remote in step
+/// (`change_check: api`): a run whose answer is the same, less than `verify_interval` after it, lists nothing.
+public struct ChangeCheckRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "change_check"
+    public var repository: String
+    public var marker: String
+    /// The answer's ETag, sent back as If-None-Match (a 304 costs GitHub's rate limit nothing).
+    public var etag: String?
+    /// When that run asked, just before it listed every remote.
+    public var listedAt: Date
+
+    public init(repository: String, marker: String, etag: String?, listedAt: Date) {
+        self.repository = repository
+        self.marker = marker
+        self.etag = etag
+        self.listedAt = listedAt
+    }
+}
+
 /// What a running sync is doing on one remote, for `status`: written every few seconds while it
 /// works, removed when that remote is done.
 public struct SyncProgress: Codable, Sendable, FetchableRecord, PersistableRecord {

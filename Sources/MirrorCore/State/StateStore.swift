@@ -189,6 +189,15 @@ public final class StateStore: Sendable {
                 t.column("repositories", .integer).notNull()
             }
         }
+        migrator.registerMigration("v7") { db in
+            // change_check: api — the forge's last answer for repositories left in step.
+            try db.create(table: "change_check") { t in
+                t.primaryKey("repository", .text)
+                t.column("marker", .text).notNull()
+                t.column("etag", .text)
+                t.column("listedAt", .datetime).notNull()
+            }
+        }
         return migrator
     }
 
@@ -358,6 +367,20 @@ public final class StateStore: Sendable {
 
     public func lastPass() throws -> PassRecord? {
         try pool.read { db in try PassRecord.order(Column("id").desc).fetchOne(db) }
+    }
+
+    // MARK: change checks (change_check: api)
+
+    public func changeCheck(repository: String) throws -> ChangeCheckRecord? {
+        try pool.read { db in try ChangeCheckRecord.fetchOne(db, key: repository) }
+    }
+
+    public func saveChangeCheck(_ record: ChangeCheckRecord) throws {
+        try write { db in try record.save(db) }
+    }
+
+    public func clearChangeCheck(repository: String) throws {
+        try write { db in _ = try ChangeCheckRecord.deleteOne(db, key: repository) }
     }
 
     // MARK: progress of running syncs

@@ -100,6 +100,16 @@ public struct RepositorySync: Sendable {
         }
 
         var notes: [String] = []
+        let verdict = checkForChange(mirror, now: started)
+        if case .unchanged(let listedAt) = verdict {
+            var report = unchangedReport(mirror, listedAt: listedAt, started: started)
+            report.runId = runId
+            if let runId, let store {
+                try? store.recordRunFinished(id: runId, result: .ok, summary: report.primary.unchanged)
+            }
+            return report
+        }
+        if case .list(_, let note?) = verdict { notes.append(note) }
         let swept = cache(mirror).sweep(olderThan: lock.acquiredAt)
         if !swept.isEmpty {
             let note = "removed \(swept.count) file\(swept.count == 1 ? "" : "s") a killed process left in the cache (\(swept.prefix(5).joined(separator: ", "))\(swept.count > 5 ? ", …" : ""))"
@@ -160,6 +170,7 @@ public struct RepositorySync: Sendable {
             let summary = (notes + (failures.isEmpty ? [] : [failures])).joined(separator: "; ")
             try? store.recordRunFinished(id: runId, result: result, summary: summary.isEmpty ? nil : redactor.redact(summary))
         }
+        keepChangeCheck(verdict, report: report, mirror: mirror)
         return report
     }
 

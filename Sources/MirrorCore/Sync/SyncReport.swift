@@ -49,6 +49,8 @@ public struct RemoteReport: Codable, Sendable {
     public var headNote: String?
     /// LFS objects uploaded before the refs.
     public var lfsObjects = 0
+    /// Set when the run listed nothing because the primary's forge said nothing changed (`change_check: api`).
+    public var unchanged: String?
 
     public var created: Int { count(.create) }
     public var updated: Int { count(.fastForward) + count(.force) }
