@@ -57,7 +57,7 @@ public final class HostLimiter: Sendable {
             hosts[host] = created
             return created
         }
-        gate.enter()
+        gate.enter(adaptive: !transfer)
         connections.wait()
         defer { connections.signal() }
         // A listing's time is the host's latency sample; a fetch or push takes as long as its data does.
@@ -98,8 +98,9 @@ public final class HostLimiter: Sendable {
     }
 }
 
-/// One host's connections: at most `limit` (Double, rounded down, at least `floor`) at once, where the
-/// limit follows the host's listing times (see HostLimiter).
+/// One host's connections: listings start while fewer than `limit` (rounded down, at least `floor`)
+/// are open, where the limit follows the host's listing times (see HostLimiter); fetches and pushes,
+/// which the transfer slots already bound, while fewer than `ceiling` are.
 final class HostGate: @unchecked Sendable {
     private let condition = NSCondition()
     let ceiling: Double
@@ -118,10 +119,12 @@ final class HostGate: @unchecked Sendable {
 
     var allowed: Int { condition.withLock { Int(limit) } }
 
-    func enter() {
+    /// A listing (`adaptive`) waits for room within the adapted limit; a fetch or push, already bounded
+    /// by the transfer slots, only for room within the host's own limit.
+    func enter(adaptive: Bool = true) {
         condition.lock()
         defer { condition.unlock() }
-        while open >= Int(limit) { condition.wait() }
+        while open >= (adaptive ? Int(limit) : Int(ceiling)) { condition.wait() }
         open += 1
     }
 
