@@ -40,6 +40,35 @@ import TestSupport
         }
     }
 
+    @Test func aConnectionThatRidesAlongIsTakenOnlyWhenFreeNow() {
+        // Given two connections per host and three in all, with one listing holding one on host a
+        let stage = Stage(HostLimiter(perHost: 2, overall: 3, transferring: 8))
+        stage.start("held", host: "a", repository: "r", transfer: false)
+        #expect(eventually(within: 10, every: 0.005) { stage.runningNow == ["held"] })
+
+        // When connections that ride along are asked for, they come while there is room and are
+        // refused at once when the host or the overall limit is full
+        let first = stage.limiter.connectionIfFree(to: "a")
+        #expect(first != nil)
+        #expect(stage.limiter.connectionIfFree(to: "a") == nil)
+        let onB = stage.limiter.connectionIfFree(to: "b")
+        #expect(onB != nil)
+        #expect(stage.limiter.connectionIfFree(to: "b") == nil)
+
+        // And a listing on b waits for the one given back, which counts once however often it is given back
+        stage.start("waiting", host: "b", repository: "s", transfer: false)
+        #expect(!eventually(within: 0.2, every: 0.005) { stage.runningNow.contains("waiting") })
+        onB?.release()
+        onB?.release()
+        #expect(eventually(within: 10, every: 0.005) { stage.runningNow == ["held", "waiting"] })
+        #expect(stage.limiter.connectionIfFree(to: "b") == nil)
+        first?.release()
+        stage.release(["held", "waiting"])
+        let again = stage.limiter.connectionIfFree(to: "a")
+        #expect(again != nil)
+        again?.release()
+    }
+
     @Test func connectionsStayWithinTheHostsLimitAndTheOverallOne() {
         // Given two connections per host and three in all
         let stage = Stage(HostLimiter(perHost: 2, overall: 3, transferring: 8))

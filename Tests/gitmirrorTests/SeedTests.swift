@@ -102,6 +102,33 @@ import TestSupport
         #expect(!output.combined.contains("canary-seed-password-3318"))
     }
 
+    @Test func seedsTakeTheHostsConnectionsAndThoseLeftOverArePushedAfterwards() throws {
+        // Given a primary and three empty git:// secondaries on the same host, which allows two connections
+        let scenario = try Scenario("seed-host-limit")
+        try scenario.primary.commit("first")
+        try scenario.primary.tag("v1")
+        let secondaries = try ["one", "two", "three"].map { try scenario.secondary($0) }
+        try scenario.configure(secondaries: secondaries.enumerated().map { index, secondary in
+            "- name: \(["one", "two", "three"][index])\n  url: \(scenario.url(secondary))"
+        }.joined(separator: "\n"), daemon: "max_connections_per_host: 2")
+
+        // When gitmirror syncs for the first time
+        let output = try scenario.gitmirror("sync")
+
+        // Then the fetch took one connection and one seed the other: the first secondary got the
+        // primary's pack as it arrived, the other two were pushed to afterwards, and all are in step
+        #expect(output.status == 0, "\(output)")
+        let expected = try scenario.primary.refs()
+        for secondary in secondaries { #expect(try secondary.refs() == expected, "\(secondary.path)") }
+        let history = try scenario.store().refHistory(repository: "app")
+        let seeded = Set(history.filter { $0.message == Self.seeded }.map(\.remote))
+        #expect(seeded == ["one"], "\(history)")
+        for remote in ["two", "three"] {
+            let rows = history.filter { $0.remote == remote }
+            #expect(rows.count == expected.count && rows.allSatisfy { $0.outcome == "applied" && $0.message == nil }, "\(remote): \(rows)")
+        }
+    }
+
     @Test func aSeededSecondaryThatRefusesARefGetsItPushedAsUsualAndTheRefusalReported() throws {
         // Given an empty local secondary whose update hook refuses one branch
         let scenario = try Scenario("seed-refused")

@@ -66,6 +66,41 @@ public final class HostLimiter: Sendable {
         return try body()
     }
 
+    /// A connection to `host` that rides along an operation already holding its own slots (a first
+    /// seed's push, opened by the primary's fetch), taken only if the host and the overall limit have
+    /// room now: waiting for it while holding a slot could wait in a circle. Nil when there is none;
+    /// the caller does without (the secondary is pushed to afterwards, as usual) and releases what it got.
+    public func connectionIfFree(to host: String) -> Connection? {
+        let gate = hosts.withLock { hosts in
+            if let existing = hosts[host] { return existing }
+            let created = HostGate(ceiling: perHost)
+            hosts[host] = created
+            return created
+        }
+        guard gate.tryEnter() else { return nil }
+        guard connections.wait(timeout: .now()) == .success else {
+            gate.leave(sample: nil)
+            return nil
+        }
+        return Connection(release: { [connections] in
+            connections.signal()
+            gate.leave(sample: nil)
+        })
+    }
+
+    /// A connection taken by `connectionIfFree(to:)`, given back once by `release()`.
+    public final class Connection: Sendable {
+        private let released = Mutex(false)
+        private let give: @Sendable () -> Void
+
+        init(release: @escaping @Sendable () -> Void) { give = release }
+
+        public func release() {
+            guard !released.withLock({ done in defer { done = true }; return done }) else { return }
+            give()
+        }
+    }
+
     /// The first operation of a repository to transfer takes a slot for it; the others join it.
     private func enterTransfer(_ repository: String) {
         let turn = repositoryTurns.withLock { turns in
@@ -126,6 +161,15 @@ final class HostGate: @unchecked Sendable {
         defer { condition.unlock() }
         while open >= (adaptive ? Int(limit) : Int(ceiling)) { condition.wait() }
         open += 1
+    }
+
+    /// Room within the host's own limit now, without waiting.
+    func tryEnter() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard open < Int(ceiling) else { return false }
+        open += 1
+        return true
     }
 
     func leave(sample: TimeInterval?) {

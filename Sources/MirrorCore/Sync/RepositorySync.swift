@@ -480,7 +480,21 @@ public struct RepositorySync: Sendable {
 
     func worker(_ request: WorkerRequest, limits: WorkerSupervisor.Limits, remote: RemoteSpec, repository: String) throws -> WorkerResult {
         let run = {
-            supervisor.run(request, limits: limits) { line in
+            // A first seed's pushes are connections of their own, opened by the fetch's worker: each
+            // takes a slot on its host if one is free now, and a secondary that gets none is pushed to
+            // afterwards instead, so that the fetch never opens more than a host's limit allows.
+            var request = request
+            var riders: [HostLimiter.Connection] = []
+            if let hostLimiter, let seeds = request.seeds, !seeds.isEmpty {
+                request.seeds = seeds.filter { seed in
+                    guard seed.scheme != "file" else { return true }
+                    guard let connection = hostLimiter.connectionIfFree(to: seed.host ?? "local") else { return false }
+                    riders.append(connection)
+                    return true
+                }
+            }
+            defer { riders.forEach { $0.release() } }
+            return supervisor.run(request, limits: limits) { line in
                 // `[seed NAME] …`: a secondary receiving the primary's pack during the fetch.
                 if line.hasPrefix(Worker.seedPrefix), let close = line.firstIndex(of: "]") {
                     let name = String(line[line.index(line.startIndex, offsetBy: Worker.seedPrefix.count)..<close])
