@@ -33,6 +33,11 @@ import TestSupport
 
     func runIDs() throws -> Set<Int64> { Set(try store.runs(limit: 10_000).compactMap(\.id)) }
 
+    @Test func backupRefsAreStampedWithTheTimeInUTC() {
+        #expect(RepositorySync.backupStamp(Date(timeIntervalSince1970: 1_795_428_912.75)) == "20261123T101512Z")
+        #expect(RepositorySync.backupStamp(Date(timeIntervalSince1970: 0)) == "19700101T000000Z")
+    }
+
     @Test func oldQuietRunsGoAndTheJournalStaysForeverByDefault() throws {
         // Given quiet runs, a run that moved a ref, one that forced with a backup, the run a remote's state names, and a running run
         _ = try run()

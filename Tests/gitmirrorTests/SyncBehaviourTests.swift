@@ -155,6 +155,9 @@ import TestSupport
         #expect(row.action == "force" && row.outcome == "applied" && row.oldOid == theirs && row.newOid == ours)
         let backupRef = try #require(row.backupRef)
         #expect(backupRef.hasPrefix("refs/gitmirror/backup/backup/refs/heads/main@"))
+        // stamped with the time it was written, in UTC
+        let stamp = String(backupRef.split(separator: "@").last ?? "")
+        #expect(stamp.wholeMatch(of: /20[0-9]{6}T[0-9]{6}Z/) != nil, "\(stamp)")
         #expect(try scenario.cache.refs()[backupRef] == theirs)
         let history = try scenario.gitmirror("history", "app", "--ref", "refs/heads/main")
         #expect(history.status == 0 && history.stdout.contains(backupRef), "\(history)")

@@ -136,12 +136,18 @@ public final class HostLimiter: Sendable {
 /// One host's connections: listings start while fewer than `limit` (rounded down, at least `floor`)
 /// are open, where the limit follows the host's listing times (see HostLimiter); fetches and pushes,
 /// which the transfer slots already bound, while fewer than `ceiling` are.
+///
+/// Waiters queue, each kind in its order, and a connection that ends hands its room to the first
+/// that fits: a pass keeps a hundred or more listings waiting on a busy host, and waking them all
+/// to see which one may go (a broadcast) cost more CPU than the listings themselves.
 final class HostGate: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let lock = NSLock()
     let ceiling: Double
     let floor: Double
-    private(set) var limit: Double
+    private var _limit: Double
     private var open = 0
+    private var listings: [DispatchSemaphore] = []
+    private var transfers: [DispatchSemaphore] = []
     /// The fastest listing seen, drifting up slowly so that a host that got slower for good is not
     /// held to what it once did.
     private var fastest: TimeInterval?
@@ -149,44 +155,65 @@ final class HostGate: @unchecked Sendable {
     init(ceiling: Int, initial: Int = 4, floor: Int = 2) {
         self.ceiling = Double(ceiling)
         self.floor = Double(min(floor, ceiling))
-        limit = Double(min(initial, ceiling))
+        _limit = Double(min(initial, ceiling))
     }
 
-    var allowed: Int { condition.withLock { Int(limit) } }
+    var limit: Double { lock.withLock { _limit } }
+    var allowed: Int { lock.withLock { Int(_limit) } }
 
     /// A listing (`adaptive`) waits for room within the adapted limit; a fetch or push, already bounded
     /// by the transfer slots, only for room within the host's own limit.
     func enter(adaptive: Bool = true) {
-        condition.lock()
-        defer { condition.unlock() }
-        while open >= (adaptive ? Int(limit) : Int(ceiling)) { condition.wait() }
-        open += 1
+        let turn: DispatchSemaphore? = lock.withLock {
+            let queue = adaptive ? listings : transfers
+            if queue.isEmpty && open < (adaptive ? Int(_limit) : Int(ceiling)) {
+                open += 1
+                return nil
+            }
+            let waiting = DispatchSemaphore(value: 0)
+            if adaptive { listings.append(waiting) } else { transfers.append(waiting) }
+            return waiting
+        }
+        // The connection that admits this one counts it as open before signalling.
+        turn?.wait()
     }
 
     /// Room within the host's own limit now, without waiting.
     func tryEnter() -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        guard open < Int(ceiling) else { return false }
-        open += 1
-        return true
+        lock.withLock {
+            guard open < Int(ceiling) else { return false }
+            open += 1
+            return true
+        }
     }
 
     func leave(sample: TimeInterval?) {
-        condition.lock()
-        defer { condition.unlock() }
-        open -= 1
-        if let sample, sample > 0 { adapt(to: sample) }
-        condition.broadcast()
+        lock.withLock {
+            open -= 1
+            if let sample, sample > 0 { adaptHoldingLock(to: sample) }
+            // Transfers first: each holds a repository's transfer slot that others wait for.
+            while !transfers.isEmpty && open < Int(ceiling) {
+                open += 1
+                transfers.removeFirst().signal()
+            }
+            while !listings.isEmpty && open < Int(_limit) {
+                open += 1
+                listings.removeFirst().signal()
+            }
+        }
     }
 
     /// The gradient: the limit scaled by how much slower this listing was than the fastest (at most
     /// halved at once), plus room to grow of √limit; smoothed, and kept within [floor, ceiling].
     func adapt(to sample: TimeInterval) {
+        lock.withLock { adaptHoldingLock(to: sample) }
+    }
+
+    private func adaptHoldingLock(to sample: TimeInterval) {
         let fastest = min((self.fastest ?? sample) * 1.005, sample)
         self.fastest = fastest
         let gradient = max(0.5, min(1, fastest / sample))
-        let target = limit * gradient + limit.squareRoot()
-        limit = max(floor, min(ceiling, limit * 0.8 + target * 0.2))
+        let target = _limit * gradient + _limit.squareRoot()
+        _limit = max(floor, min(ceiling, _limit * 0.8 + target * 0.2))
     }
 }

@@ -542,12 +542,14 @@ public struct RepositorySync: Sendable {
         SyncFailure(failure.errorClass, redactor.redact(failure.message), cacheDamage: failure.cacheDamage.map(redactor.redact))
     }
 
-    static func backupStamp() -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        return formatter.string(from: Date())
+    /// `20261123T081512Z`: the time a backup ref was written, in UTC (gmtime_r, not a DateFormatter,
+    /// whose ICU set-up cost more than a whole no-op listing).
+    static func backupStamp(_ date: Date = Date()) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(format: "%04d%02d%02dT%02d%02d%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                      parts.tm_hour, parts.tm_min, parts.tm_sec)
     }
 
     /// A short digest of what the remote advertises, to tell at a glance whether it changed.

@@ -180,9 +180,11 @@ struct SecondarySync {
     /// Saves the old tip of every ref the plan overwrites or deletes under `refs/gitmirror/backup/…`,
     /// fetching it from the secondary when the cache lacks it. A ref that cannot be backed up is not touched.
     mutating func backUp(_ access: WorkerRequest) throws {
-        let stamp = RepositorySync.backupStamp()
         var wanted: [(index: Int, backup: BackupRef)] = []
-        for index in report.refs.indices where report.refs[index].action == .force || report.refs[index].action == .delete {
+        let overwritten = report.refs.indices.filter { report.refs[$0].action == .force || report.refs[$0].action == .delete }
+        guard !overwritten.isEmpty else { return }
+        let stamp = RepositorySync.backupStamp()
+        for index in overwritten {
             guard let old = report.refs[index].old else { continue }
             let ref = report.refs[index].ref
             wanted.append((index, BackupRef(ref: "refs/gitmirror/backup/\(secondary.name)/\(ref)@\(stamp)", id: old,
