@@ -31,18 +31,23 @@ public final class Redactor: Sendable {
 
     /// `scheme://user:password@host` → `scheme://user:***@host`.
     static func scrubUserinfo(_ text: String) -> String {
-        guard text.contains("://") else { return text }
-        let pattern = #"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@"#
-        guard let regex = try? NSRegularExpression(pattern: pattern) else { return text }
+        // Only text with a password in a URL has `:` then `@` after `://`.
+        guard let scheme = text.range(of: "://"), text[scheme.upperBound...].contains("@"), let regex = userinfoRegex else { return text }
         let range = NSRange(text.startIndex..., in: text)
         return regex.stringByReplacingMatches(in: text, range: range, withTemplate: "$1:***@")
     }
 
     static func scrubQuery(_ text: String) -> String {
-        guard text.contains("=") else { return text }
-        let keys = secretQueryKeys.map(NSRegularExpression.escapedPattern(for:)).joined(separator: "|")
-        guard let regex = try? NSRegularExpression(pattern: "([?&](?:\(keys))=)[^&\\s]*", options: [.caseInsensitive]) else { return text }
+        guard text.contains("="), let regex = queryRegex else { return text }
         let range = NSRange(text.startIndex..., in: text)
         return regex.stringByReplacingMatches(in: text, range: range, withTemplate: "$1***")
     }
+
+    // Compiled once (every outcome recorded is redacted): NSRegularExpression is immutable once made
+    // and safe to match from any thread.
+    nonisolated(unsafe) private static let userinfoRegex = try? NSRegularExpression(pattern: #"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@"#)
+    nonisolated(unsafe) private static let queryRegex: NSRegularExpression? = {
+        let keys = secretQueryKeys.map(NSRegularExpression.escapedPattern(for:)).joined(separator: "|")
+        return try? NSRegularExpression(pattern: "([?&](?:\(keys))=)[^&\\s]*", options: [.caseInsensitive])
+    }()
 }

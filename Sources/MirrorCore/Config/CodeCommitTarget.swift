@@ -22,10 +22,13 @@ public struct CodeCommitTarget: Sendable, Equatable {
     }
 
     static let hostPattern = #"^(vpce-[^.]+\.)?git-codecommit(-fips)?\.([a-z0-9-]+)\.(vpce\.)?amazonaws\.com(\.cn)?$"#
+    /// NSRegularExpression is immutable once made and safe to match from any thread.
+    nonisolated(unsafe) static let hostRegex = try? NSRegularExpression(pattern: hostPattern, options: [.caseInsensitive])
 
     /// Recognizes an HTTPS or SSH address on a CodeCommit host (also FIPS, China and VPC endpoint hosts).
     static func recognize(host: String, path: String) -> CodeCommitTarget? {
-        guard let regex = try? NSRegularExpression(pattern: hostPattern, options: [.caseInsensitive]) else { return nil }
+        // Every remote's URL is parsed on every run: most are on no CodeCommit host, and the regex is compiled once.
+        guard host.range(of: "git-codecommit", options: .caseInsensitive) != nil, let regex = hostRegex else { return nil }
         let range = NSRange(host.startIndex..., in: host)
         guard let match = regex.firstMatch(in: host, range: range),
               let regionRange = Range(match.range(at: 3), in: host) else { return nil }

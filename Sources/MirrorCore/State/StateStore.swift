@@ -483,16 +483,34 @@ public final class StateStore: Sendable {
     /// Records that this process holds the repository; returns the lease it replaced, if any
     /// (left by a process that died while holding it).
     @discardableResult
-    public func takeLease(repository: String) throws -> Lease? {
+    private static func takeLease(_ db: Database, repository: String) throws -> Lease? {
+        let previous = try Lease.fetchOne(db, key: repository)
+        if let previous {
+            // Its holder died mid-run: say so in the journal rather than leave it "running".
+            try markInterrupted(db, SyncRun.Columns.repository == repository && SyncRun.Columns.pid == previous.pid)
+        }
+        let now = Date()
+        try Lease(repository: repository, pid: getpid(), host: ProcessInfo.processInfo.hostName, acquiredAt: now, heartbeatAt: now).save(db)
+        return previous
+    }
+
+    /// A repository's run begins: its lease taken (returning the one a dead holder left) and the run
+    /// recorded, in one transaction (a no-op pass is a few transactions per repository, and each counts).
+    public func beginRun(repository: String, trigger: String) throws -> (previousLease: Lease?, runId: Int64) {
         try write { db in
-            let previous = try Lease.fetchOne(db, key: repository)
-            if let previous {
-                // Its holder died mid-run: say so in the journal rather than leave it "running".
-                try Self.markInterrupted(db, SyncRun.Columns.repository == repository && SyncRun.Columns.pid == previous.pid)
-            }
-            let now = Date()
-            try Lease(repository: repository, pid: getpid(), host: ProcessInfo.processInfo.hostName, acquiredAt: now, heartbeatAt: now).save(db)
-            return previous
+            let previous = try Self.takeLease(db, repository: repository)
+            var run = SyncRun(id: nil, repository: repository, startedAt: Date(), finishedAt: nil, result: .running,
+                              trigger: trigger, pid: getpid(), summary: nil)
+            try run.insert(db)
+            return (previous, run.id!)
+        }
+    }
+
+    /// A repository's run is over: what it showed as in progress goes, and so does its lease.
+    public func endRun(repository: String) throws {
+        try write { db in
+            _ = try SyncProgress.filter(SyncProgress.Columns.repository == repository).deleteAll(db)
+            _ = try Lease.filter(Lease.Columns.repository == repository && Lease.Columns.pid == getpid()).deleteAll(db)
         }
     }
 
@@ -532,12 +550,6 @@ public final class StateStore: Sendable {
 
     public func lease(repository: String) throws -> Lease? {
         try pool.read { db in try Lease.fetchOne(db, key: repository) }
-    }
-
-    public func releaseLease(repository: String) throws {
-        try write { db in
-            _ = try Lease.filter(Lease.Columns.repository == repository && Lease.Columns.pid == getpid()).deleteAll(db)
-        }
     }
 }
 

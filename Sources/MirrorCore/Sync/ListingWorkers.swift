@@ -11,6 +11,10 @@ import Foundation
 final class ListingWorkers: @unchecked Sendable {
     /// Listings one worker runs at once.
     static let perWorker = 4
+    /// Listings one worker serves before it is retired (as `WorkerPool.jobsPerWorker` for the other
+    /// jobs): a listing keeps nothing once it is done, and at 200 a 200-repository pass started a third
+    /// more workers than it ran at once, each start a few dozen milliseconds of CPU the listings waited on.
+    static let listingsPerWorker = 1000
 
     private let lock = NSLock()
     private var workers: [SharedWorker] = []
@@ -83,8 +87,8 @@ final class SharedWorker: @unchecked Sendable {
     var load: Int { condition.withLock { reserved + jobs.count } }
     var isClosed: Bool { condition.withLock { eventsClosed } }
     var idleFor: TimeInterval { condition.withLock { Date().timeIntervalSince(lastBusy) } }
-    /// After `WorkerPool.jobsPerWorker` listings a worker takes no more and leaves when its last one ends.
-    var isRetiring: Bool { condition.withLock { served + reserved >= WorkerPool.jobsPerWorker } }
+    /// After `ListingWorkers.listingsPerWorker` listings a worker takes no more and leaves when its last one ends.
+    var isRetiring: Bool { condition.withLock { served + reserved >= ListingWorkers.listingsPerWorker } }
     var errorText: String { condition.withLock { String(decoding: errorBuffer, as: UTF8.self) } }
 
     /// Holds a place for a listing about to be sent; false when the worker is full or gone.
@@ -162,7 +166,7 @@ final class SharedWorker: @unchecked Sendable {
             jobs[id] = nil
             served += 1
             lastBusy = Date()
-            return jobs.isEmpty && reserved == 0 && (served >= WorkerPool.jobsPerWorker || registry?.isStopping == true)
+            return jobs.isEmpty && reserved == 0 && (served >= ListingWorkers.listingsPerWorker || registry?.isStopping == true)
         }
         if leave { close() }
     }

@@ -79,8 +79,7 @@ public struct RepositorySync: Sendable {
         }
         defer {
             if !options.planOnly {
-                try? store?.clearProgress(repository: mirror.name)
-                try? store?.releaseLease(repository: mirror.name)
+                try? store?.endRun(repository: mirror.name)
             }
             lock.release()
         }
@@ -88,10 +87,11 @@ public struct RepositorySync: Sendable {
         var runId: Int64?
         if !options.planOnly, let store {
             do {
-                if let previous = try store.takeLease(repository: mirror.name), previous.pid != getpid() {
+                let begun = try store.beginRun(repository: mirror.name, trigger: options.trigger)
+                if let previous = begun.previousLease, previous.pid != getpid() {
                     progress(mirror.name, "primary", "took over the lease left by pid \(previous.pid) on \(previous.host), which no longer holds the lock")
                 }
-                runId = try store.recordRunStarted(repository: mirror.name, trigger: options.trigger)
+                runId = begun.runId
             } catch {
                 primary.result = .failed
                 primary.failure = SyncFailure(.internal, "cannot write the state database \(config.databaseURL.path): \(error)")
@@ -593,37 +593,74 @@ public struct RepositorySync: Sendable {
     }
 }
 
-/// Writes a remote's latest progress to the state database at most every `interval` seconds
-/// (the first word at once), and removes it when the remote is done.
-final class ProgressRecorder: Sendable {
+/// Writes what a remote is doing to the state database, for `status`: once its work has gone on for
+/// `delay`, then its latest word at most every `interval`, and removes it when the remote is done.
+/// A listing done in a tenth of a second writes nothing (it used to write a row and delete it: two of
+/// the few transactions a no-op pass costs per remote); a remote that goes silent, as a hung server
+/// does, still shows, since a timer writes what was last said.
+final class ProgressRecorder: @unchecked Sendable {
     let store: StateStore
+    let delay: TimeInterval
     let interval: TimeInterval
-    /// Per remote: when its work started, and when its progress was last written.
-    private let times = Mutex<(started: [String: Date], written: [String: Date])>(([:], [:]))
+    private struct Entry {
+        var started: Date
+        var written: Date?
+        var pending: SyncProgress?
 
-    init(store: StateStore, interval: TimeInterval = 2) {
-        self.store = store
-        self.interval = interval
+        func due(at now: Date, delay: TimeInterval, interval: TimeInterval) -> Bool {
+            written.map { now.timeIntervalSince($0) >= interval } ?? (now.timeIntervalSince(started) >= delay)
+        }
     }
+    /// By "repository/remote". Held while writing, so that a remote's row is never written after the
+    /// remote is done and its row removed.
+    private let lock = NSLock()
+    private var entries: [String: Entry] = [:]
+    private let timer: any DispatchSourceTimer
+
+    init(store: StateStore, delay: TimeInterval = 1, interval: TimeInterval = 2) {
+        self.store = store
+        self.delay = delay
+        self.interval = interval
+        timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.schedule(deadline: .now() + delay / 2, repeating: delay / 2, leeway: .milliseconds(100))
+        timer.setEventHandler { [weak self] in self?.flush() }
+        timer.resume()
+    }
+
+    deinit { timer.cancel() }
 
     func note(repository: String, remote: String, message: String, now: Date = Date()) {
         let key = "\(repository)/\(remote)"
+        lock.lock()
+        defer { lock.unlock() }
         if message.hasPrefix("done:") {
-            times.withLock { times in
-                times.started[key] = nil
-                times.written[key] = nil
+            if entries.removeValue(forKey: key)?.written != nil {
+                try? store.clearProgress(repository: repository, remote: remote)
             }
-            try? store.clearProgress(repository: repository, remote: remote)
             return
         }
-        let since: Date? = times.withLock { times in
-            let first = times.started[key] ?? now
-            times.started[key] = first
-            if let last = times.written[key], now.timeIntervalSince(last) < interval { return nil }
-            times.written[key] = now
-            return first
+        var entry = entries[key] ?? Entry(started: now)
+        let progress = SyncProgress(repository: repository, remote: remote, phase: message, startedAt: entry.started, updatedAt: now)
+        if entry.due(at: now, delay: delay, interval: interval) {
+            try? store.recordProgress(progress)
+            entry.written = now
+            entry.pending = nil
+        } else {
+            entry.pending = progress
         }
-        guard let since else { return }
-        try? store.recordProgress(SyncProgress(repository: repository, remote: remote, phase: message, startedAt: since, updatedAt: now))
+        entries[key] = entry
+    }
+
+    /// Writes the words that have waited long enough.
+    func flush(now: Date = Date()) {
+        lock.lock()
+        defer { lock.unlock() }
+        for (key, entry) in entries {
+            guard var progress = entry.pending, entry.due(at: now, delay: delay, interval: interval) else { continue }
+            progress.updatedAt = now
+            try? store.recordProgress(progress)
+            entries[key]?.written = now
+            entries[key]?.pending = nil
+        }
     }
 }
