@@ -9,13 +9,15 @@ import Synchronization
 ///   (`max_parallel_repositories`, `--jobs`): that is where CPU, memory and bandwidth go. A repository
 ///   whose remotes only need listing (nothing moved) never waits for one of these.
 ///
-/// How many of a host's `perHost` connections are open at once adapts to how fast its listings come back
-/// (a gradient limit, as TCP Vegas does for a window): while listings take about as long as the fastest
-/// one seen, the host gets more at once; when they take longer — the server, or this machine, queues
-/// them — fewer. A fixed 16 at once to a nearby `git daemon` (listen backlog 5) overflowed its backlog
-/// and every dropped connection waited a second for TCP to try again; sshd drops connections past
-/// `MaxStartups` (10) in the same way. Far away, where listings wait on the network, the host soon gets
-/// all of `perHost`.
+/// How many of a host's `perHost` connections are open at once follows its listings, as TCP's window
+/// follows acknowledgements: a host starts with 4, gets one more for each listing that comes back
+/// (so the connections of a pass's start open a few at a time, not 16 in the same millisecond), and is
+/// halved, once per round of listings, when one takes half a second longer than the fastest — what a
+/// connection the server dropped costs, since TCP waits a second to try again. A fixed 16 at once to a
+/// nearby `git daemon` (listen backlog 5) overflowed its backlog that way, and sshd drops connections
+/// past `MaxStartups` (10) alike. Listings slowed by this machine's own load (tens of milliseconds) do
+/// not count: a limit that followed them (a gradient, tried first) starved a loopback pass of
+/// listings while its transfers had the CPU.
 ///
 /// Slots are taken in one order (transfer, host, overall) and a connection slot is never held while
 /// waiting for another kind, so nothing waits in a circle; a connection waiting for a busy host holds
@@ -62,7 +64,7 @@ public final class HostLimiter: Sendable {
         defer { connections.signal() }
         // A listing's time is the host's latency sample; a fetch or push takes as long as its data does.
         let started = ProcessInfo.processInfo.systemUptime
-        defer { gate.leave(sample: transfer ? nil : ProcessInfo.processInfo.systemUptime - started) }
+        defer { gate.leave(sample: transfer ? nil : (started, ProcessInfo.processInfo.systemUptime - started)) }
         return try body()
     }
 
@@ -151,11 +153,16 @@ final class HostGate: @unchecked Sendable {
     /// The fastest listing seen, drifting up slowly so that a host that got slower for good is not
     /// held to what it once did.
     private var fastest: TimeInterval?
+    /// Below it the limit grows by one per listing (slow start); above it, by one per round.
+    private var threshold: Double
+    /// When the limit was last cut (system uptime): listings started before it do not cut it again.
+    private var lastCut: TimeInterval = -.infinity
 
     init(ceiling: Int, initial: Int = 4, floor: Int = 2) {
         self.ceiling = Double(ceiling)
         self.floor = Double(min(floor, ceiling))
         _limit = Double(min(initial, ceiling))
+        threshold = Double(ceiling)
     }
 
     var limit: Double { lock.withLock { _limit } }
@@ -187,10 +194,11 @@ final class HostGate: @unchecked Sendable {
         }
     }
 
-    func leave(sample: TimeInterval?) {
+    /// `sample`: when a listing started (system uptime) and how long it took.
+    func leave(sample: (started: TimeInterval, took: TimeInterval)?) {
         lock.withLock {
             open -= 1
-            if let sample, sample > 0 { adaptHoldingLock(to: sample) }
+            if let sample, sample.took > 0 { adaptHoldingLock(to: sample.took, started: sample.started) }
             // Transfers first: each holds a repository's transfer slot that others wait for.
             while !transfers.isEmpty && open < Int(ceiling) {
                 open += 1
@@ -203,17 +211,23 @@ final class HostGate: @unchecked Sendable {
         }
     }
 
-    /// The gradient: the limit scaled by how much slower this listing was than the fastest (at most
-    /// halved at once), plus room to grow of √limit; smoothed, and kept within [floor, ceiling].
-    func adapt(to sample: TimeInterval) {
-        lock.withLock { adaptHoldingLock(to: sample) }
+    /// One listing back: a drop (half a second slower than the fastest, and twice as slow) halves the
+    /// limit and sets the threshold there, once for the listings that were under way when it was cut;
+    /// otherwise the limit grows by one below the threshold and by 1/limit above it.
+    func adapt(to sample: TimeInterval, started: TimeInterval = .infinity) {
+        lock.withLock { adaptHoldingLock(to: sample, started: started) }
     }
 
-    private func adaptHoldingLock(to sample: TimeInterval) {
+    private func adaptHoldingLock(to sample: TimeInterval, started: TimeInterval) {
         let fastest = min((self.fastest ?? sample) * 1.005, sample)
         self.fastest = fastest
-        let gradient = max(0.5, min(1, fastest / sample))
-        let target = _limit * gradient + _limit.squareRoot()
-        _limit = max(floor, min(ceiling, _limit * 0.8 + target * 0.2))
+        if sample > fastest + 0.5 && sample > 2 * fastest {
+            guard started > lastCut else { return }
+            threshold = max(floor, _limit / 2)
+            _limit = threshold
+            lastCut = ProcessInfo.processInfo.systemUptime
+        } else {
+            _limit = min(ceiling, _limit + (_limit < threshold ? 1 : 1 / _limit))
+        }
     }
 }

@@ -20,28 +20,30 @@ final class ListingWorkers: @unchecked Sendable {
     private var workers: [SharedWorker] = []
 
     /// A running worker for this trust store with room for one more listing, the busiest first
-    /// (so that a pass uses as few processes as it can); workers that are gone or idle too long are let go.
-    func take(trust: String) -> SharedWorker? {
+    /// (so that a pass uses as few processes as it can), or else one `start` makes; its place for the
+    /// listing is reserved. Workers that are gone or idle too long are let go. A worker is started
+    /// with the lock held: the listings a pass starts together then share the first worker rather than
+    /// each starting one (a listing sent before the worker reads it waits in the pipe).
+    func take(trust: String, orStart start: () throws -> SharedWorker) rethrows -> SharedWorker {
         lock.lock()
         var gone: [SharedWorker] = []
+        defer {
+            lock.unlock()
+            for worker in gone { worker.close() }
+        }
         workers.removeAll { worker in
             let expired = worker.isClosed || (worker.load == 0 && worker.idleFor > WorkerSupervisor.idleExit - 2)
             if expired { gone.append(worker) }
             return expired
         }
-        let worker = workers
+        let candidates = workers
             .filter { $0.trust == trust && !$0.isRetiring && $0.load < Self.perWorker }
-            .max { $0.load < $1.load }
-        let assigned = worker.map { $0.reserve() } ?? false
-        lock.unlock()
-        for worker in gone { worker.close() }
-        return assigned ? worker : nil
-    }
-
-    /// A new worker, with its first listing reserved.
-    func add(_ worker: SharedWorker) {
-        _ = worker.reserve()
-        lock.withLock { workers.append(worker) }
+            .sorted { $0.load > $1.load }
+        for worker in candidates where worker.reserve() { return worker }
+        let started = try start()
+        _ = started.reserve()
+        workers.append(started)
+        return started
     }
 
     var processes: Set<pid_t> {

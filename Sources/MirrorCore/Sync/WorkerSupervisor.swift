@@ -103,17 +103,15 @@ public struct WorkerSupervisor: Sendable {
         for _ in 0..<5 {
             if registry?.isStopping == true { return .failure(Self.interrupted) }
             let worker: SharedWorker
-            if let shared = listings.take(trust: trust) {
-                worker = shared
-            } else {
-                do {
+            do {
+                worker = try listings.take(trust: trust) {
                     let (child, input, output, errors) = try spawnProcess()
-                    worker = SharedWorker(child: child, input: input, output: output, errors: errors, trust: trust, registry: registry)
+                    let started = SharedWorker(child: child, input: input, output: output, errors: errors, trust: trust, registry: registry)
                     if let registry, !registry.register(child) { child.signalGroup(SIGKILL) }
-                } catch {
-                    return .failure(SyncFailure(.internal, "cannot start the worker \(executable.path): \(error)"))
+                    return started
                 }
-                listings.add(worker)
+            } catch {
+                return .failure(SyncFailure(.internal, "cannot start the worker \(executable.path): \(error)"))
             }
             switch worker.run(request, limits: limits, progress: progress) {
             case .finished(let outcome):
