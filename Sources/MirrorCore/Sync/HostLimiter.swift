@@ -17,7 +17,8 @@ import Synchronization
 /// nearby `git daemon` (listen backlog 5) overflowed its backlog that way, and sshd drops connections
 /// past `MaxStartups` (10) alike. Listings slowed by this machine's own load (tens of milliseconds) do
 /// not count: a limit that followed them (a gradient, tried first) starved a loopback pass of
-/// listings while its transfers had the CPU.
+/// listings while its transfers had the CPU. A host whose listings take under 20 ms gets at most 8:
+/// nearby, more at once only queue on this machine's CPU.
 ///
 /// Slots are taken in one order (transfer, host, overall) and a connection slot is never held while
 /// waiting for another kind, so nothing waits in a circle; a connection waiting for a busy host holds
@@ -153,6 +154,9 @@ final class HostGate: @unchecked Sendable {
     /// The fastest listing seen, drifting up slowly so that a host that got slower for good is not
     /// held to what it once did.
     private var fastest: TimeInterval?
+    /// A host whose fastest listing took less than this is nearby, and gets at most `nearby` at once.
+    static let nearbyLatency: TimeInterval = 0.02
+    static let nearby: Double = 8
     /// Below it the limit grows by one per listing (slow start); above it, by one per round.
     private var threshold: Double
     /// When the limit was last cut (system uptime): listings started before it do not cut it again.
@@ -227,7 +231,10 @@ final class HostGate: @unchecked Sendable {
             _limit = threshold
             lastCut = ProcessInfo.processInfo.systemUptime
         } else {
-            _limit = min(ceiling, _limit + (_limit < threshold ? 1 : 1 / _limit))
+            // A host a few milliseconds away gains nothing from more than `nearby` at once (its
+            // listings wait on this machine's CPU, not on the network) and may have a small listen backlog.
+            let cap = fastest < Self.nearbyLatency ? min(ceiling, Self.nearby) : ceiling
+            _limit = min(cap, _limit + (_limit < threshold ? 1 : 1 / _limit))
         }
     }
 }
