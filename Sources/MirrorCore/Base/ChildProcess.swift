@@ -184,3 +184,17 @@ public final class ChildProcess: Sendable {
 @_silgen_name("posix_spawn_file_actions_addclosefrom_np")
 private func spawnCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
 #endif
+
+/// Writes all of `bytes` to `descriptor` (retrying short writes and EINTR); false when the other end is gone.
+func writeAll(_ descriptor: Int32, _ bytes: some ContiguousBytes) -> Bool {
+    bytes.withUnsafeBytes { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { return false }
+            offset += written
+        }
+        return true
+    }
+}

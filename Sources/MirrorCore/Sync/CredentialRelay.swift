@@ -110,17 +110,6 @@ public final class CredentialRelay: @unchecked Sendable {
         }
     }
 
-    static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { return false }
-            offset += written
-        }
-        return true
-    }
-
     /// The helper's side, run by `gitmirror __credential <fd> <action>`: git's question from stdin
     /// goes to the worker, the answer to stdout. Returns the exit status.
     public static func helperMain(descriptor: Int32, action: String) -> Int32 {

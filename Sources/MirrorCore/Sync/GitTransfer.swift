@@ -163,7 +163,7 @@ struct GitTransfer: PackTransfer {
         _ = fchmod(descriptor, 0o600)
         var text = contents
         if !text.hasSuffix("\n") { text += "\n" }
-        guard CredentialRelay.writeAll(descriptor, Array(text.utf8)) else {
+        guard writeAll(descriptor, Array(text.utf8)) else {
             close(descriptor)
             throw SyncFailure(.internal, "cannot hold the SSH key in memory: \(String(cString: strerror(errno)))")
         }

@@ -169,7 +169,6 @@ final class HostGate: @unchecked Sendable {
         threshold = Double(ceiling)
     }
 
-    var limit: Double { lock.withLock { _limit } }
     var allowed: Int { lock.withLock { Int(_limit) } }
 
     /// A listing (`adaptive`) waits for room within the adapted limit; a fetch or push, already bounded

@@ -176,16 +176,7 @@ final class SharedWorker: @unchecked Sendable {
     private func send(_ job: Data) -> Bool {
         condition.withLock {
             guard inputOpen else { return false }
-            return job.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = write(input, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written < 0 && errno == EINTR { continue }
-                    if written <= 0 { return false }
-                    offset += written
-                }
-                return true
-            }
+            return writeAll(input, job)
         }
     }
 

@@ -269,16 +269,7 @@ final class PooledWorker: @unchecked Sendable {
 
     /// Writes the job; false when the worker is gone.
     func send(_ job: Data) -> Bool {
-        job.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(input, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                if written <= 0 { return false }
-                offset += written
-            }
-            return true
-        }
+        writeAll(input, job)
     }
 
     private func closeInput() {
