@@ -63,6 +63,17 @@ public struct RemoteState: Codable, Sendable, FetchableRecord, PersistableRecord
     }
 }
 
+/// A remote's state row and the journal rows of one run, written together.
+public struct RemoteOutcome: Sendable {
+    public var state: RemoteState
+    public var refs: [RefUpdate]
+
+    public init(state: RemoteState, refs: [RefUpdate]) {
+        self.state = state
+        self.refs = refs
+    }
+}
+
 /// One ref of one remote in one run: what it was, what it became, and why.
 public struct RefUpdate: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
     public static let databaseTableName = "ref_update"

@@ -421,25 +421,47 @@ public final class StateStore: Sendable {
 
     /// One remote's outcome in one run: its state row and every ref row, in one transaction.
     public func recordRemoteOutcome(_ state: RemoteState, refs: [RefUpdate]) throws {
+        try recordRemoteOutcomes([RemoteOutcome(state: state, refs: refs)])
+    }
+
+    /// Several remotes' outcomes in one transaction.
+    public func recordRemoteOutcomes(_ outcomes: [RemoteOutcome]) throws {
+        guard !outcomes.isEmpty else { return }
         try write { db in
-            var merged = state
-            if let previous = try RemoteState.fetchOne(db, key: ["repository": state.repository, "remote": state.remote]) {
-                if merged.lastSuccess == nil { merged.lastSuccess = previous.lastSuccess }
-                if merged.refsFingerprint == nil { merged.refsFingerprint = previous.refsFingerprint }
-                if merged.head == nil { merged.head = previous.head }
+            for outcome in outcomes { try Self.record(db, outcome) }
+        }
+    }
+
+    /// Each remote of every repository, every pass: one statement, compiled once per connection,
+    /// that keeps what this outcome does not know (the last success of a remote that failed now,
+    /// the fingerprint and HEAD of one not listed) rather than a read, a decode and a write.
+    private static let upsertRemoteState = """
+        INSERT INTO remote_state (repository, remote, role, url, state, lastAttempt, lastSuccess, lastErrorClass, lastError, refsFingerprint, lastRunId, head)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (repository, remote) DO UPDATE SET
+            role = excluded.role, url = excluded.url, state = excluded.state, lastAttempt = excluded.lastAttempt,
+            lastSuccess = COALESCE(excluded.lastSuccess, remote_state.lastSuccess),
+            lastErrorClass = excluded.lastErrorClass, lastError = excluded.lastError,
+            refsFingerprint = COALESCE(excluded.refsFingerprint, remote_state.refsFingerprint),
+            lastRunId = excluded.lastRunId, head = COALESCE(excluded.head, remote_state.head)
+        """
+
+    private static func record(_ db: Database, _ outcome: RemoteOutcome) throws {
+        let state = outcome.state
+        try db.cachedStatement(sql: upsertRemoteState).execute(arguments: [
+            state.repository, state.remote, state.role.rawValue, state.url, state.state.rawValue, state.lastAttempt, state.lastSuccess,
+            state.lastErrorClass?.rawValue, state.lastError, state.refsFingerprint, state.lastRunId, state.head,
+        ])
+        for var ref in outcome.refs {
+            // A ref left alone again (kept, diverged) is news only when something about it changed:
+            // a daemon syncing every few minutes for a year must not bury the journal in repeats.
+            if ref.outcome == "kept", let last = try RefUpdate
+                .filter(RefUpdate.Columns.repository == ref.repository && RefUpdate.Columns.remote == ref.remote && RefUpdate.Columns.ref == ref.ref)
+                .order(RefUpdate.Columns.id.desc).fetchOne(db),
+                last.outcome == ref.outcome, last.action == ref.action, last.oldOid == ref.oldOid, last.newOid == ref.newOid {
+                continue
             }
-            try merged.save(db)
-            for var ref in refs {
-                // A ref left alone again (kept, diverged) is news only when something about it changed:
-                // a daemon syncing every few minutes for a year must not bury the journal in repeats.
-                if ref.outcome == "kept", let last = try RefUpdate
-                    .filter(RefUpdate.Columns.repository == ref.repository && RefUpdate.Columns.remote == ref.remote && RefUpdate.Columns.ref == ref.ref)
-                    .order(RefUpdate.Columns.id.desc).fetchOne(db),
-                    last.outcome == ref.outcome, last.action == ref.action, last.oldOid == ref.oldOid, last.newOid == ref.newOid {
-                    continue
-                }
-                try ref.insert(db)
-            }
+            try ref.insert(db)
         }
     }
 
@@ -484,33 +506,50 @@ public final class StateStore: Sendable {
     /// (left by a process that died while holding it).
     @discardableResult
     private static func takeLease(_ db: Database, repository: String) throws -> Lease? {
-        let previous = try Lease.fetchOne(db, key: repository)
+        let previous = try Lease.fetchOne(db.cachedStatement(sql: "SELECT * FROM lease WHERE repository = ?"), arguments: [repository])
         if let previous {
             // Its holder died mid-run: say so in the journal rather than leave it "running".
             try markInterrupted(db, SyncRun.Columns.repository == repository && SyncRun.Columns.pid == previous.pid)
         }
         let now = Date()
-        try Lease(repository: repository, pid: getpid(), host: ProcessInfo.processInfo.hostName, acquiredAt: now, heartbeatAt: now).save(db)
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO lease (repository, pid, host, acquiredAt, heartbeatAt) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [repository, getpid(), hostName, now, now])
         return previous
     }
+
+    /// This host's name, looked up once.
+    private static let hostName = ProcessInfo.processInfo.hostName
 
     /// A repository's run begins: its lease taken (returning the one a dead holder left) and the run
     /// recorded, in one transaction (a no-op pass is a few transactions per repository, and each counts).
     public func beginRun(repository: String, trigger: String) throws -> (previousLease: Lease?, runId: Int64) {
         try write { db in
             let previous = try Self.takeLease(db, repository: repository)
-            var run = SyncRun(id: nil, repository: repository, startedAt: Date(), finishedAt: nil, result: .running,
-                              trigger: trigger, pid: getpid(), summary: nil)
-            try run.insert(db)
-            return (previous, run.id!)
+            try db.cachedStatement(sql: "INSERT INTO run (repository, startedAt, finishedAt, result, trigger, pid, summary) VALUES (?, ?, NULL, ?, ?, ?, NULL)")
+                .execute(arguments: [repository, Date(), RunResult.running.rawValue, trigger, getpid()])
+            return (previous, db.lastInsertedRowID)
         }
     }
 
     /// A repository's run is over: what it showed as in progress goes, and so does its lease.
     public func endRun(repository: String) throws {
+        try write { db in try Self.end(db, repository: repository) }
+    }
+
+    private static func end(_ db: Database, repository: String) throws {
+        try db.cachedStatement(sql: "DELETE FROM progress WHERE repository = ?").execute(arguments: [repository])
+        try db.cachedStatement(sql: "DELETE FROM lease WHERE repository = ? AND pid = ?").execute(arguments: [repository, getpid()])
+    }
+
+    /// A repository's run is over, in one transaction: the outcomes held back for its end (see
+    /// `HeldOutcomes`), the run's result, and what `endRun` clears. A no-op repository is then two
+    /// transactions a pass, this and `beginRun`, where it was seven.
+    public func finishRun(repository: String, id: Int64, result: RunResult, summary: String?, outcomes: [RemoteOutcome]) throws {
         try write { db in
-            _ = try SyncProgress.filter(SyncProgress.Columns.repository == repository).deleteAll(db)
-            _ = try Lease.filter(Lease.Columns.repository == repository && Lease.Columns.pid == getpid()).deleteAll(db)
+            for outcome in outcomes { try Self.record(db, outcome) }
+            try db.cachedStatement(sql: "UPDATE run SET finishedAt = ?, result = ?, summary = ? WHERE id = ?")
+                .execute(arguments: [Date(), result.rawValue, summary, id])
+            try Self.end(db, repository: repository)
         }
     }
 

@@ -9,8 +9,11 @@ import Foundation
 /// or stall limit has the worker killed (the only way to stop a hung libgit2 call), and the
 /// listings that shared it, which read nothing and wrote nothing, run again on another worker.
 final class ListingWorkers: @unchecked Sendable {
-    /// Listings one worker runs at once.
-    static let perWorker = 4
+    /// Listings one worker runs at once. A worker's start is most of its cost (~50 ms of CPU: the
+    /// dynamic linker, Swift's runtime, libgit2's CA store), and a listing thread almost none: at 4,
+    /// a 32-listing pass started 8 workers, a fifth of its CPU. A killed worker's other listings
+    /// (read nothing, wrote nothing) run again on the next one.
+    static let perWorker = 16
     /// Listings one worker serves before it is retired (as `WorkerPool.jobsPerWorker` for the other
     /// jobs): a listing keeps nothing once it is done, and at 200 a 200-repository pass started a third
     /// more workers than it ran at once, each start a few dozen milliseconds of CPU the listings waited on.

@@ -77,8 +77,12 @@ public struct RepositorySync: Sendable {
             primary.failure = error as? SyncFailure ?? SyncFailure(.internal, "\(error)")
             return RepositoryReport(repository: mirror.name, runId: nil, primary: primary, secondaries: [], duration: Date().timeIntervalSince(started))
         }
+        // Outcomes with nothing for the journal wait for the run's end, to be written with it.
+        let held = HeldOutcomes(since: started)
+        var finished = false
         defer {
-            if !options.planOnly {
+            if !options.planOnly && !finished {
+                try? store?.recordRemoteOutcomes(held.take())
                 try? store?.endRun(repository: mirror.name)
             }
             lock.release()
@@ -105,7 +109,8 @@ public struct RepositorySync: Sendable {
             var report = unchangedReport(mirror, listedAt: listedAt, started: started)
             report.runId = runId
             if let runId, let store {
-                try? store.recordRunFinished(id: runId, result: .ok, summary: report.primary.unchanged)
+                finished = (try? store.finishRun(repository: mirror.name, id: runId, result: .ok, summary: report.primary.unchanged,
+                                                 outcomes: held.take())) != nil
             }
             return report
         }
@@ -137,14 +142,14 @@ public struct RepositorySync: Sendable {
             }
             progress(mirror.name, "primary", "done: fetched")
             secondaries = syncSecondaries(mirror, mirror.secondaries, source: source, seeded: seeded, primaryHead: primary.head,
-                                          prelisting: repaired ? nil : prelisting, runId: runId)
+                                          prelisting: repaired ? nil : prelisting, runId: runId, held: held)
             let suspects = secondaries.filter { $0.report.failure.map(Self.suspectsCache) == true }
             if !suspects.isEmpty, !repaired, let suspicion = suspects.first?.report.failure,
                let note = try repairCache(mirror, runId: runId, suspicion: suspicion) {
                 notes.append(note)
                 source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
                 let again = syncSecondaries(mirror, mirror.secondaries.filter { spec in suspects.contains { $0.report.remote == spec.name } },
-                                            source: source, seeded: seeded, primaryHead: primary.head, runId: runId)
+                                            source: source, seeded: seeded, primaryHead: primary.head, runId: runId, held: held)
                 secondaries = secondaries.map { entry in again.first { $0.report.remote == entry.report.remote } ?? entry }
             }
         } catch {
@@ -155,7 +160,7 @@ public struct RepositorySync: Sendable {
         if let runId, !options.planOnly {
             for entry in secondaries where entry.report.failure.map(Self.suspectsCache) == true {
                 guard let spec = mirror.secondaries.first(where: { $0.name == entry.report.remote }) else { continue }
-                record(entry.report, runId: runId, remote: spec, fingerprint: entry.fingerprint)
+                record(entry.report, runId: runId, remote: spec, fingerprint: entry.fingerprint, held: held)
             }
         }
         primary.duration = Date().timeIntervalSince(started)
@@ -163,12 +168,18 @@ public struct RepositorySync: Sendable {
         let report = RepositoryReport(repository: mirror.name, runId: runId, primary: primary, secondaries: secondaries.map(\.report),
                                       duration: Date().timeIntervalSince(started))
         if let runId, let store {
-            record(primary, runId: runId, remote: mirror.primary, fingerprint: nil)
             let result: RunResult = report.wasInterrupted || (supervisor.registry?.isStopping == true && !report.inStep) ? .interrupted
                 : report.primary.failure != nil ? .failed : (report.inStep ? .ok : .failed)
             let failures = report.primary.failure?.description ?? report.secondaries.compactMap { $0.failure.map { "\($0.errorClass.rawValue)" } }.joined(separator: ", ")
             let summary = (notes + (failures.isEmpty ? [] : [failures])).joined(separator: "; ")
-            try? store.recordRunFinished(id: runId, result: result, summary: summary.isEmpty ? nil : redactor.redact(summary))
+            let outcomes = held.take() + [outcome(primary, runId: runId, fingerprint: nil)].compactMap { $0 }
+            do {
+                try store.finishRun(repository: mirror.name, id: runId, result: result, summary: summary.isEmpty ? nil : redactor.redact(summary),
+                                    outcomes: outcomes)
+                finished = true
+            } catch {
+                progress(mirror.name, "primary", "could not record the run's end in SQLite: \(error)")
+            }
         }
         keepChangeCheck(verdict, report: report, mirror: mirror)
         return report
@@ -268,15 +279,17 @@ public struct RepositorySync: Sendable {
     // MARK: steps 4-7: the secondaries, in parallel
 
     /// Syncs these secondaries in parallel. Each outcome is recorded as it comes (so that `status` shows
-    /// it while slower ones run), except one that suspects the cache: the caller may repair and re-run it.
+    /// it while slower ones run; one with nothing for the journal may wait in `held` for the run's end),
+    /// except one that suspects the cache: the caller may repair and re-run it.
     func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID], seeded: [String: SeedOutcome] = [:],
-                         primaryHead: String? = nil, prelisting: Prelisting? = nil, runId: Int64?) -> [(report: RemoteReport, fingerprint: String?)] {
+                         primaryHead: String? = nil, prelisting: Prelisting? = nil, runId: Int64?,
+                         held: HeldOutcomes? = nil) -> [(report: RemoteReport, fingerprint: String?)] {
         concurrently(secondaries.count, limit: config.maxParallelPushes) { index in
             let secondary = secondaries[index]
             let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name], primaryHead: primaryHead,
                                              listed: prelisting?.listing(of: secondary.name))
             if let runId, !self.options.planOnly, outcome.report.failure.map(Self.suspectsCache) != true {
-                self.record(outcome.report, runId: runId, remote: secondary, fingerprint: outcome.fingerprint)
+                self.record(outcome.report, runId: runId, remote: secondary, fingerprint: outcome.fingerprint, held: held)
             }
             return (report: outcome.report, fingerprint: outcome.fingerprint)
         }
@@ -563,18 +576,30 @@ public struct RepositorySync: Sendable {
         return String(format: "%016llx", hash)
     }
 
-    func record(_ report: RemoteReport, runId: Int64, remote: RemoteSpec, fingerprint: String?) {
-        guard let store else { return }
+    /// Records a remote's outcome: at once, or held for the run's end when `held` takes it.
+    func record(_ report: RemoteReport, runId: Int64, remote: RemoteSpec, fingerprint: String?, held: HeldOutcomes? = nil) {
+        guard let store, let outcome = outcome(report, runId: runId, fingerprint: fingerprint) else { return }
+        if let held, held.hold(outcome) { return }
+        do {
+            try store.recordRemoteOutcomes((held?.take() ?? []) + [outcome])
+        } catch {
+            progress(report.repository, report.remote, "could not record the outcome in SQLite: \(error)")
+        }
+    }
+
+    /// The rows a remote's outcome writes; nil for a remote without a verdict (stopped), whose state
+    /// row stays as it was and whose refs applied before the stop are journaled here and now.
+    func outcome(_ report: RemoteReport, runId: Int64, fingerprint: String?) -> RemoteOutcome? {
+        guard let store else { return nil }
         let now = Date()
         guard let condition = report.result.condition else {
-            // No verdict on the remote: its state row stays as it was. What was applied before the stop is journaled.
             let applied = report.refs.filter { $0.outcome == .applied }.map { ref in
                 RefUpdate(id: nil, runId: runId, repository: report.repository, remote: report.remote, ref: ref.ref,
                           oldOid: ref.old?.hex, newOid: ref.new?.hex, action: ref.action.rawValue, outcome: ref.outcome.rawValue,
                           message: ref.message.map(redactor.redact), backupRef: ref.backupRef, recordedAt: now)
             }
             if !applied.isEmpty { try? store.recordJournal(applied) }
-            return
+            return nil
         }
         let row = RemoteState(repository: report.repository, remote: report.remote, role: report.role, url: redactor.redact(report.url),
                               state: condition, lastAttempt: now, lastSuccess: report.failure == nil ? now : nil,
@@ -585,13 +610,39 @@ public struct RepositorySync: Sendable {
                       oldOid: ref.old?.hex, newOid: ref.new?.hex, action: ref.action.rawValue, outcome: ref.outcome.rawValue,
                       message: ref.message.map(redactor.redact), backupRef: ref.backupRef, recordedAt: now)
         }
-        do {
-            try store.recordRemoteOutcome(row, refs: refs)
-        } catch {
-            progress(report.repository, report.remote, "could not record the outcome in SQLite: \(error)")
+        return RemoteOutcome(state: row, refs: refs)
+    }
+}
+
+/// Outcomes that can wait for the end of their repository's run, to be written in its one closing
+/// transaction (`StateStore.finishRun`): those with no journal rows (a remote found in step, or one
+/// that failed before changing anything), while the run is younger than `patience`. A run that
+/// lasts longer writes each outcome as it comes, with any still held, so that `status` shows them
+/// while a slow push goes on; a journal row (a ref applied, rejected or kept) is never held back.
+final class HeldOutcomes: @unchecked Sendable {
+    static let patience: TimeInterval = 1
+    private let lock = NSLock()
+    private let since: Date
+    private var outcomes: [RemoteOutcome] = []
+
+    init(since: Date) { self.since = since }
+
+    /// Holds the outcome and returns true, or returns false when it is to be written now.
+    func hold(_ outcome: RemoteOutcome) -> Bool {
+        guard outcome.refs.isEmpty, Date().timeIntervalSince(since) < Self.patience else { return false }
+        lock.withLock { outcomes.append(outcome) }
+        return true
+    }
+
+    /// The outcomes held, which are no longer.
+    func take() -> [RemoteOutcome] {
+        lock.withLock {
+            defer { outcomes = [] }
+            return outcomes
         }
     }
 }
+
 
 /// Writes what a remote is doing to the state database, for `status`: once its work has gone on for
 /// `delay`, then its latest word at most every `interval`, and removes it when the remote is done.
