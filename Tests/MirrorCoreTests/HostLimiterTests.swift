@@ -196,4 +196,32 @@ import TestSupport
         // Then it gets eight at once, not its sixteen
         #expect(gate.allowed == 8)
     }
+
+    @Test func aHostsConnectionsStartSpacedNotInABurst() {
+        // Given a host with nothing known of it yet
+        let gate = HostGate(ceiling: 16)
+
+        // When four connections are about to open in the same instant
+        let first = (0..<4).map { _ in gate.pace(now: 100) }
+
+        // Then they start 2 ms apart, not in the same millisecond
+        #expect(zip(first, [0, 0.002, 0.004, 0.006]).allSatisfy { abs($0 - $1) < 1e-9 }, "\(first)")
+
+        // When it is 100 ms away and allowed sixteen at once
+        for _ in 0..<40 { gate.adapt(to: 0.100) }
+        #expect(gate.allowed == 16)
+
+        // Then a wave of sixteen spreads over half a round trip: 100 ms ÷ (2 × 16) apart
+        let wave = (0..<16).map { _ in gate.pace(now: 200) }
+        #expect(abs(wave[1] - 0.100 / 32) < 1e-9 && abs(wave[15] - 15 * 0.100 / 32) < 1e-9, "\(wave)")
+
+        // And a connection that comes after the spacing has passed waits for nothing
+        #expect(gate.pace(now: 201) == 0)
+
+        // And a nearby host's spacing is a fraction of a millisecond
+        let nearby = HostGate(ceiling: 16)
+        for _ in 0..<100 { nearby.adapt(to: 0.003) }
+        _ = nearby.pace(now: 300)
+        #expect(nearby.pace(now: 300) < 0.0002)
+    }
 }

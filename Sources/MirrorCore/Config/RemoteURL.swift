@@ -54,6 +54,8 @@ public struct RemoteURL: Sendable, Equatable, CustomStringConvertible {
     /// A key for "is this the same repository?": scheme-independent (a forge serves one repository over
     /// HTTPS and SSH), no user, host case folded, a port only when it is not its scheme's default, no
     /// trailing `.git` or `/`; a local path with its symlinks resolved.
+    private static let defaultPorts: [Scheme: Int] = [.https: 443, .http: 80, .ssh: 22, .git: 9418]
+
     public var identity: String {
         var trimmedPath = path
         while trimmedPath.hasSuffix("/") && trimmedPath.count > 1 { trimmedPath.removeLast() }
@@ -65,9 +67,8 @@ public struct RemoteURL: Sendable, Equatable, CustomStringConvertible {
             if local.hasSuffix(".git") { local.removeLast(4) }
             return "file:" + local
         }
-        let defaultPorts: [Scheme: Int] = [.https: 443, .http: 80, .ssh: 22, .git: 9418]
-        let portPart = port.flatMap { $0 == defaultPorts[scheme] ? nil : ":\($0)" } ?? ""
-        let host = (self.host ?? "").lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let portPart = port.flatMap { $0 == Self.defaultPorts[scheme] ? nil : ":\($0)" } ?? ""
+        let host = (self.host ?? "").lowercased().filter { $0 != "[" && $0 != "]" }
         return "\(host)\(portPart):\(trimmedPath.hasPrefix("/") ? trimmedPath : "/" + trimmedPath)"
     }
 

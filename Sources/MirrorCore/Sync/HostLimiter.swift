@@ -63,6 +63,8 @@ public final class HostLimiter: Sendable {
         gate.enter(adaptive: !transfer)
         connections.wait()
         defer { connections.signal() }
+        let wait = gate.pace()
+        if wait > 0 { usleep(useconds_t(wait * 1_000_000)) }
         // A listing's time is the host's latency sample; a fetch or push takes as long as its data does.
         let started = ProcessInfo.processInfo.systemUptime
         defer { gate.leave(sample: transfer ? nil : (started, ProcessInfo.processInfo.systemUptime - started)) }
@@ -161,6 +163,11 @@ final class HostGate: @unchecked Sendable {
     private var threshold: Double
     /// When the limit was last cut (system uptime): listings started before it do not cut it again.
     private var lastCut: TimeInterval = -.infinity
+    /// When the host's next connection may start (system uptime); see `pace`.
+    private var nextStart: TimeInterval = 0
+    /// The spacing before the host's first listing is back, and the most it ever is.
+    static let firstSpacing: TimeInterval = 0.002
+    static let maxSpacing: TimeInterval = 0.01
 
     init(ceiling: Int, initial: Int = 4, floor: Int = 2) {
         self.ceiling = Double(ceiling)
@@ -186,6 +193,22 @@ final class HostGate: @unchecked Sendable {
         }
         // The connection that admits this one counts it as open before signalling.
         turn?.wait()
+    }
+
+    /// How long the connection about to open waits so that the host's connections start spaced, not in
+    /// bursts: listings that started together end together, and the next wave's connections would
+    /// reach the host in the same millisecond, where `git daemon` (listen backlog 5) drops the SYNs
+    /// past its backlog, each a second's TCP retry (a 1-host pass at 100 ms lost a fifth of its time
+    /// so), and sshd refuses past `MaxStartups`. The spacing is the fastest listing over twice the
+    /// limit: half what the limit's own rate needs at that latency, so it never holds the pass back
+    /// (at 100 ms and 16 at once, 3 ms; a nearby host's is a fraction of a millisecond).
+    func pace(now: TimeInterval = ProcessInfo.processInfo.systemUptime) -> TimeInterval {
+        lock.withLock {
+            let spacing = fastest.map { min(Self.maxSpacing, $0 / (2 * max(_limit, 1))) } ?? Self.firstSpacing
+            let start = max(now, nextStart)
+            nextStart = start + spacing
+            return start - now
+        }
     }
 
     /// Room within the host's own limit now, without waiting.
