@@ -144,7 +144,7 @@ import TestSupport
 
         // Given lock files a killed process left in the cache
         let old = Date().addingTimeInterval(-3600)
-        for name in ["refs/heads/main.lock", "packed-refs.lock"] {
+        for name in ["refs/heads/main.lock", "packed-refs.lock", "objects/pack/tmp_pack_Xy12ab", "objects/ab/tmp_object_git2_Qz90"] {
             let lock = try scenario.sandbox.write("state/cache/app.git/\(name)", "")
             try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: lock.path)
         }
@@ -156,7 +156,9 @@ import TestSupport
         // Then the sync goes through, the locks are gone, and the run says so
         #expect(output.status == 0, "\(output)")
         #expect(try backup.refs() == scenario.primary.refs())
-        #expect(!FileManager.default.fileExists(atPath: scenario.sandbox.path("state/cache/app.git/refs/heads/main.lock").path))
+        for name in ["refs/heads/main.lock", "packed-refs.lock", "objects/pack/tmp_pack_Xy12ab", "objects/ab/tmp_object_git2_Qz90"] {
+            #expect(!FileManager.default.fileExists(atPath: scenario.sandbox.path("state/cache/app.git/\(name)").path), "\(name)")
+        }
         let run = try #require(try scenario.store().runs(repository: "app").first)
         #expect(run.summary?.contains("refs/heads/main.lock") == true, "\(String(describing: run.summary))")
     }

@@ -1,4 +1,8 @@
 import Foundation
+// On Linux `struct stat` reaches Swift through Dispatch's C module, which MemberImportVisibility wants named.
+#if canImport(CDispatch)
+import CDispatch
+#endif
 
 /// The bare cache of one repository. It is gitmirror's own and guarded by the repository's
 /// lock, so what a killed process left in it can be cleared by whoever holds the lock.
@@ -12,21 +16,36 @@ struct Cache: Sendable {
     /// lock: no one else can be writing) and the temporary packs and objects of a killed fetch.
     /// Returns what was removed, relative to the cache.
     func sweep(olderThan since: Date) -> [String] {
-        let root = URL(fileURLWithPath: path)
-        guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.contentModificationDateKey, .isRegularFileKey]) else { return [] }
-        var removed: [String] = []
-        while let file = walker.nextObject() as? URL {
-            let name = file.lastPathComponent
-            let isTemporary = name.hasPrefix("pack_git2_") || name.hasPrefix("tmp_object_git2_") || name.hasPrefix("tmp_pack_")
-                || name.hasPrefix("tmp_idx_")
-            guard name.hasSuffix(".lock") || isTemporary else { continue }
-            let values = try? file.resourceValues(forKeys: [.contentModificationDateKey, .isRegularFileKey])
-            guard values?.isRegularFile == true, (values?.contentModificationDate ?? .distantFuture) < since else { continue }
-            if (try? FileManager.default.removeItem(at: file)) != nil {
-                removed.append(String(file.path.dropFirst(root.path.count + 1)))
+        let limit = since.timeIntervalSince1970
+        var found: [String] = []
+        // readdir, not FileManager's enumerator: this runs before every listing of every repository,
+        // and the enumerator stat()ed each of the cache's files; here only a left-over's name is.
+        func walk(_ relative: String) {
+            let folder = relative.isEmpty ? path : path + "/" + relative
+            guard let directory = opendir(folder) else { return }
+            defer { closedir(directory) }
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard name != ".", name != ".." else { continue }
+                let child = relative.isEmpty ? name : relative + "/" + name
+                var type = Int32(entry.pointee.d_type)
+                let leftOver = name.hasSuffix(".lock") || name.hasPrefix("pack_git2_") || name.hasPrefix("tmp_object_git2_")
+                    || name.hasPrefix("tmp_pack_") || name.hasPrefix("tmp_idx_")
+                var info = stat()
+                if type == Int32(DT_UNKNOWN) || leftOver {
+                    guard lstat(path + "/" + child, &info) == 0 else { continue }
+                    type = (info.st_mode & S_IFMT) == S_IFDIR ? Int32(DT_DIR) : (info.st_mode & S_IFMT) == S_IFREG ? Int32(DT_REG) : Int32(DT_UNKNOWN)
+                }
+                if type == Int32(DT_DIR) {
+                    walk(child)
+                } else if leftOver, type == Int32(DT_REG),
+                          Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1_000_000_000 < limit {
+                    found.append(child)
+                }
             }
         }
-        return removed.sorted()
+        walk("")
+        return found.filter { unlink(path + "/" + $0) == 0 }.sorted()
     }
 
     /// Moves the cache to `state_dir/quarantine/<name>-<stamp>.git`, keeping it for inspection.

@@ -124,7 +124,8 @@ public struct RepositorySync: Sendable {
 
         // The secondaries are listed while the primary is: unless this is the first fetch into an empty
         // cache, whose pack may stream to empty secondaries (PackSeed) and change what they hold.
-        let prelisting = Self.cacheHasRefs(cachePath(mirror)) ? Prelisting(mirror, sync: self) : nil
+        let cacheRefs = Self.cacheRefs(cachePath(mirror))
+        let prelisting = cacheRefs.isEmpty ? nil : Prelisting(mirror, sync: self)
         defer { prelisting?.waitAll() }
         var secondaries: [(report: RemoteReport, fingerprint: String?)] = []
         var repaired = false
@@ -132,7 +133,7 @@ public struct RepositorySync: Sendable {
         do {
             var source: [String: ObjectID]
             do {
-                source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
+                source = try fetchPrimary(mirror, report: &primary, seeded: &seeded, cacheRefs: cacheRefs.isEmpty ? nil : cacheRefs)
             } catch let failure as SyncFailure where Self.suspectsCache(failure) {
                 // The fetch reads the cache too (to negotiate): a damaged one is rebuilt, once.
                 guard let note = try repairCache(mirror, runId: runId, suspicion: failure) else { throw failure }
@@ -190,7 +191,9 @@ public struct RepositorySync: Sendable {
     /// Lists the primary, fetches what changed into the cache, and returns the
     /// primary's refs as the cache now holds them. Into an empty cache, the pack also streams to the
     /// empty secondaries it can reach as it arrives; `seeded` gets what each of them accepted.
-    func fetchPrimary(_ mirror: Mirror, report: inout RemoteReport, seeded: inout [String: SeedOutcome]) throws -> [String: ObjectID] {
+    /// `cacheRefs`: the cache's refs as this run read them already (it holds the lock: they are still so).
+    func fetchPrimary(_ mirror: Mirror, report: inout RemoteReport, seeded: inout [String: SeedOutcome],
+                      cacheRefs: [String: ObjectID]? = nil) throws -> [String: ObjectID] {
         var listing = WorkerRequest(operation: .list, url: "")
         try credentials.prepare(&listing, for: mirror.primary, config: config)
         let limits = WorkerSupervisor.Limits(timeout: mirror.primary.policy.timeout, stall: mirror.primary.policy.stallTimeout)
@@ -207,14 +210,24 @@ public struct RepositorySync: Sendable {
         }
 
         let cachePath = self.cachePath(mirror)
-        var cache = try gitCall { try Repository.openOrCreateBare(at: cachePath) }
-        let everything = try gitCall { try cache.references(matching: "refs/*") }
+        // The cache is opened only when it is to change: a pass where nothing moved reads its refs once.
+        var opened: Repository?
+        func cache() throws -> Repository {
+            if let opened { return opened }
+            let repository = try gitCall { try Repository.openOrCreateBare(at: cachePath) }
+            opened = repository
+            return repository
+        }
+        let everything = try cacheRefs ?? gitCall { try cache().references(matching: "refs/*") }
         var cached = everything.filter { !$0.key.hasPrefix("refs/gitmirror/") }
+        var changed = false
         // Refs the primary no longer has leave the cache first (their objects stay), as `git fetch
         // --prune` does: a branch renamed into a folder (`a` → `a/b`, or back) then has room.
         for name in cached.keys.sorted() where wanted[name] == nil {
-            try gitCall { try cache.deleteReference(name) }
+            let repository = try cache()
+            try gitCall { try repository.deleteReference(name) }
             cached[name] = nil
+            changed = true
         }
         let missing = wanted.filter { cached[$0.key] != $0.value }.keys.sorted()
         if !missing.isEmpty {
@@ -241,10 +254,11 @@ public struct RepositorySync: Sendable {
                     progress(mirror.name, outcome.name, outcome.note.map { "\(took); \($0): the rest is pushed as usual" } ?? took)
                 }
             }
-            cache = try gitCall { try Repository.openBare(at: cachePath) }
+            opened = try gitCall { try Repository.openBare(at: cachePath) }
+            changed = true
         }
         var source: [String: ObjectID] = [:]
-        let now = try gitCall { try cache.references(matching: "refs/*") }
+        let now = changed ? try gitCall { try cache().references(matching: "refs/*") } : everything
         for name in wanted.keys {
             guard let id = now[name] else {
                 throw SyncFailure(.internal, "the fetch from the primary did not bring \(name); nothing was pushed")
@@ -321,10 +335,10 @@ public struct RepositorySync: Sendable {
         return (report, work.finalHeads.map(fingerprint))
     }
 
-    /// Whether the cache holds any ref (reads ref names only, never an object).
-    static func cacheHasRefs(_ path: String) -> Bool {
-        guard FileManager.default.fileExists(atPath: path + "/objects") else { return false }
-        return ((try? Repository.openBare(at: path).references(matching: "refs/*")) ?? [:]).isEmpty == false
+    /// The refs the cache holds (read from ref files, never an object); none when it cannot be read.
+    static func cacheRefs(_ path: String) -> [String: ObjectID] {
+        guard FileManager.default.fileExists(atPath: path + "/objects") else { return [:] }
+        return (try? Repository.openBare(at: path).references(matching: "refs/*")) ?? [:]
     }
 
     /// Jobs that only read the cache: no server to wait for, so silence this long means a read that never ends.
