@@ -10,12 +10,12 @@ import Synchronization
 ///   whose remotes only need listing (nothing moved) never waits for one of these.
 ///
 /// How many of a host's `perHost` connections are open at once follows its listings, as TCP's window
-/// follows acknowledgements: a host starts with 4, gets one more for each listing that comes back
-/// (so the connections of a pass's start open a few at a time, not 16 in the same millisecond), and is
-/// halved, once per round of listings, when one takes half a second longer than the fastest — what a
-/// connection the server dropped costs, since TCP waits a second to try again. A fixed 16 at once to a
-/// nearby `git daemon` (listen backlog 5) overflowed its backlog that way, and sshd drops connections
-/// past `MaxStartups` (10) alike. Listings slowed by this machine's own load (tens of milliseconds) do
+/// follows acknowledgements: a host starts with 8 (under sshd's `MaxStartups`, 10), gets one more for
+/// each listing that comes back, and is halved, once per round of listings, when one takes half a
+/// second longer than the fastest — what a connection the server dropped costs, since TCP waits a
+/// second to try again. Its connections also start spaced (`HostGate.pace`), never in the same
+/// millisecond: a fixed 16 at once to a nearby `git daemon` (listen backlog 5) overflowed its backlog,
+/// and sshd drops connections past `MaxStartups` alike. Listings slowed by this machine's own load (tens of milliseconds) do
 /// not count: a limit that followed them (a gradient, tried first) starved a loopback pass of
 /// listings while its transfers had the CPU. A host whose listings take under 20 ms gets at most 8:
 /// nearby, more at once only queue on this machine's CPU.
@@ -169,7 +169,7 @@ final class HostGate: @unchecked Sendable {
     static let firstSpacing: TimeInterval = 0.002
     static let maxSpacing: TimeInterval = 0.01
 
-    init(ceiling: Int, initial: Int = 4, floor: Int = 2) {
+    init(ceiling: Int, initial: Int = 8, floor: Int = 2) {
         self.ceiling = Double(ceiling)
         self.floor = Double(min(floor, ceiling))
         _limit = Double(min(initial, ceiling))

@@ -60,13 +60,16 @@ final class SharedWorker: @unchecked Sendable {
     let trust: String
     private let input: Int32
     private let registry: WorkerRegistry?
-    private let condition = NSCondition()
+    private let lock = NSLock()
 
     private struct Job {
         var progress: @Sendable (String) -> Void
         var lastActivity: Date
         var answer: Result<WorkerResult, SyncFailure>?
         var heard = false
+        /// Signalled when this listing's answer comes or the worker is gone: each listing waits on its
+        /// own, since one condition broadcast woke all sixteen listings for each answer.
+        let wake = DispatchSemaphore(value: 0)
     }
 
     private var jobs: [Int: Job] = [:]
@@ -89,16 +92,16 @@ final class SharedWorker: @unchecked Sendable {
     }
 
     /// Listings under way or about to be sent.
-    var load: Int { condition.withLock { reserved + jobs.count } }
-    var isClosed: Bool { condition.withLock { eventsClosed } }
-    var idleFor: TimeInterval { condition.withLock { Date().timeIntervalSince(lastBusy) } }
+    var load: Int { lock.withLock { reserved + jobs.count } }
+    var isClosed: Bool { lock.withLock { eventsClosed } }
+    var idleFor: TimeInterval { lock.withLock { Date().timeIntervalSince(lastBusy) } }
     /// After `ListingWorkers.listingsPerWorker` listings a worker takes no more and leaves when its last one ends.
-    var isRetiring: Bool { condition.withLock { served + reserved >= ListingWorkers.listingsPerWorker } }
-    var errorText: String { condition.withLock { String(decoding: errorBuffer, as: UTF8.self) } }
+    var isRetiring: Bool { lock.withLock { served + reserved >= ListingWorkers.listingsPerWorker } }
+    var errorText: String { lock.withLock { String(decoding: errorBuffer, as: UTF8.self) } }
 
     /// Holds a place for a listing about to be sent; false when the worker is full or gone.
     func reserve() -> Bool {
-        condition.withLock {
+        lock.withLock {
             guard !eventsClosed, reserved + jobs.count < ListingWorkers.perWorker else { return false }
             reserved += 1
             return true
@@ -116,7 +119,7 @@ final class SharedWorker: @unchecked Sendable {
     /// Sends one listing (its place reserved) and waits for its answer within its limits.
     func run(_ request: WorkerRequest, limits: WorkerSupervisor.Limits, progress: @escaping @Sendable (String) -> Void) -> Outcome {
         var request = request
-        let (id, started): (Int, Date) = condition.withLock {
+        let (id, started): (Int, Date) = lock.withLock {
             reserved -= 1
             let id = nextID
             nextID += 1
@@ -130,10 +133,11 @@ final class SharedWorker: @unchecked Sendable {
         }
         job.append(0x0A)
         if !send(job) { return lostOutcome(id) }
+        let wake = lock.withLock { jobs[id]?.wake }
         while true {
-            let (answer, closed, lastActivity) = condition.withLock { () -> (Result<WorkerResult, SyncFailure>?, Bool, Date) in
-                if jobs[id]?.answer == nil && !eventsClosed { _ = condition.wait(until: Date().addingTimeInterval(0.1)) }
-                return (jobs[id]?.answer, eventsClosed, jobs[id]?.lastActivity ?? started)
+            // Checked, then waited for: a signal given in between is kept by the semaphore.
+            let (answer, closed, lastActivity) = lock.withLock { () -> (Result<WorkerResult, SyncFailure>?, Bool, Date) in
+                (jobs[id]?.answer, eventsClosed, jobs[id]?.lastActivity ?? started)
             }
             if let answer { return .finished(answer) }
             if closed { return lostOutcome(id) }
@@ -145,7 +149,7 @@ final class SharedWorker: @unchecked Sendable {
                 killedFor = SyncFailure(.timeout, "the server sent nothing for \(formatDuration(limits.stall)) (stall_timeout); the connection was abandoned")
             }
             if let killedFor {
-                let first = condition.withLock { () -> Bool in
+                let first = lock.withLock { () -> Bool in
                     if self.killedFor != nil || eventsClosed { return false }
                     self.killedFor = id
                     return true
@@ -156,18 +160,19 @@ final class SharedWorker: @unchecked Sendable {
                 }
                 return lostOutcome(id)
             }
+            _ = wake?.wait(timeout: .now() + 0.1)
         }
     }
 
     private func lostOutcome(_ id: Int) -> Outcome {
-        condition.withLock {
+        lock.withLock {
             .lost(killedForAnother: killedFor != nil && killedFor != id, heard: jobs[id]?.heard ?? false)
         }
     }
 
     /// The listing is over: forget it; a retiring worker whose last listing this was is let go.
     private func finish(_ id: Int) {
-        let leave = condition.withLock { () -> Bool in
+        let leave = lock.withLock { () -> Bool in
             jobs[id] = nil
             served += 1
             lastBusy = Date()
@@ -177,7 +182,7 @@ final class SharedWorker: @unchecked Sendable {
     }
 
     private func send(_ job: Data) -> Bool {
-        condition.withLock {
+        lock.withLock {
             guard inputOpen else { return false }
             return writeAll(input, job)
         }
@@ -185,7 +190,7 @@ final class SharedWorker: @unchecked Sendable {
 
     /// Lets the worker go: the end of its input makes it exit once its listings are answered.
     func close() {
-        condition.withLock {
+        lock.withLock {
             if inputOpen {
                 inputOpen = false
                 Glibc.close(input)
@@ -202,13 +207,13 @@ final class SharedWorker: @unchecked Sendable {
                 let line = buffer[buffer.startIndex..<newline]
                 buffer.removeSubrange(buffer.startIndex...newline)
                 guard let event = try? decoder.decode(WorkerEvent.self, from: line), let id = event.id else { continue }
-                let report = condition.withLock { () -> (@Sendable (String) -> Void)? in
+                let report = lock.withLock { () -> (@Sendable (String) -> Void)? in
                     guard jobs[id] != nil else { return nil }
                     jobs[id]!.lastActivity = Date()
                     jobs[id]!.heard = true
                     if let result = event.result { jobs[id]!.answer = .success(result) }
                     if let failure = event.failure { jobs[id]!.answer = .failure(failure) }
-                    if jobs[id]!.answer != nil { condition.broadcast() }
+                    if jobs[id]!.answer != nil { jobs[id]!.wake.signal() }
                     return jobs[id]!.progress
                 }
                 if let text = event.progress { report?(text) }
@@ -218,15 +223,15 @@ final class SharedWorker: @unchecked Sendable {
         close()
         child.wait()
         registry?.unregister(child)
-        condition.withLock {
+        lock.withLock {
             eventsClosed = true
-            condition.broadcast()
+            for job in jobs.values { job.wake.signal() }
         }
     }
 
     private func readErrors(from descriptor: Int32) {
         WorkerChannel.read(descriptor) { chunk in
-            condition.withLock {
+            lock.withLock {
                 errorBuffer.append(contentsOf: chunk)
                 if errorBuffer.count > 64 * 1024 { errorBuffer.removeFirst(errorBuffer.count - 64 * 1024) }
             }

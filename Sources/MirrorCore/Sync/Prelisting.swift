@@ -32,7 +32,7 @@ final class Prelisting: Sendable {
         let entries = mirror.secondaries.map { ($0, pending[$0.name]!) }
         let group = all
         group.enter()
-        Thread.detachNewThread {
+        BlockingThreads.shared.run {
             _ = concurrently(entries.count, limit: sync.config.maxParallelPushes) { index in
                 let (secondary, slot) = entries[index]
                 slot.finish(Result { () throws(SyncFailure) -> WorkerResult in

@@ -472,16 +472,14 @@ final class ConcurrentJobs: @unchecked Sendable {
 
     func start(_ job: @escaping @Sendable () -> Void) {
         condition.withLock { count += 1 }
-        let thread = Thread { [self] in
+        // On a reused thread with libgit2's stack (BlockingThreads).
+        BlockingThreads.shared.run { [self] in
             job()
             condition.withLock {
                 count -= 1
                 condition.broadcast()
             }
         }
-        // libgit2's transports keep buffers on the stack; a secondary thread's default is small.
-        thread.stackSize = 8 << 20
-        thread.start()
     }
 
     func waitUntilIdle() {
