@@ -137,13 +137,13 @@ import TestSupport
         // Given a host allowed sixteen connections, with nothing known of it yet
         let stage = Stage(HostLimiter(perHost: 16, overall: 32, transferring: 4))
 
-        // When twelve listings of it start together
-        for index in 0..<12 { stage.start("a\(index)", host: "a", repository: "r\(index)", transfer: false) }
+        // When eight listings of it start together
+        for index in 0..<8 { stage.start("a\(index)", host: "a", repository: "r\(index)", transfer: false) }
 
-        // Then eight run at first, within sshd's MaxStartups (10)
-        #expect(eventually(within: 10, every: 0.005) { stage.runningNow.count == 8 })
-        #expect(!eventually(within: 0.2, every: 0.01) { stage.runningNow.count > 8 })
-        stage.release(Set((0..<12).map { "a\($0)" }))
+        // Then four run at first: a burst of eight overflowed a nearby git daemon's listen backlog
+        #expect(eventually(within: 10, every: 0.005) { stage.runningNow.count == 4 })
+        #expect(!eventually(within: 0.2, every: 0.01) { stage.runningNow.count > 4 })
+        stage.release(Set((0..<8).map { "a\($0)" }))
 
         // When its listings keep coming back as fast as the fastest (100 ms away, nothing queued)
         let gate = HostGate(ceiling: 16)
@@ -188,13 +188,13 @@ import TestSupport
         #expect(gate.allowed == 16)
     }
 
-    @Test func aNearbyHostGetsAtMostEight() {
+    @Test func aNearbyHostGetsAtMostSix() {
         // Given a host whose listings take 3 ms (this machine's CPU, not the network, is what they wait on)
         let gate = HostGate(ceiling: 16)
         for _ in 0..<100 { gate.adapt(to: 0.003) }
 
-        // Then it gets eight at once, not its sixteen
-        #expect(gate.allowed == 8)
+        // Then it gets six at once, not its sixteen: what git daemon's accept queue holds
+        #expect(gate.allowed == 6)
     }
 
     @Test func aHostsConnectionsStartSpacedNotInABurst() {
@@ -218,10 +218,10 @@ import TestSupport
         // And a connection that comes after the spacing has passed waits for nothing
         #expect(gate.pace(now: 201) == 0)
 
-        // And a nearby host's spacing is a fraction of a millisecond
+        // And a nearby host's spacing is half a millisecond: its git daemon's listen backlog stays empty
         let nearby = HostGate(ceiling: 16)
         for _ in 0..<100 { nearby.adapt(to: 0.003) }
         _ = nearby.pace(now: 300)
-        #expect(nearby.pace(now: 300) < 0.0002)
+        #expect(abs(nearby.pace(now: 300) - 0.0005) < 1e-9)
     }
 }

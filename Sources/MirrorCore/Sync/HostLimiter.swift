@@ -10,15 +10,18 @@ import Synchronization
 ///   whose remotes only need listing (nothing moved) never waits for one of these.
 ///
 /// How many of a host's `perHost` connections are open at once follows its listings, as TCP's window
-/// follows acknowledgements: a host starts with 8 (under sshd's `MaxStartups`, 10), gets one more for
-/// each listing that comes back, and is halved, once per round of listings, when one takes half a
-/// second longer than the fastest — what a connection the server dropped costs, since TCP waits a
-/// second to try again. Its connections also start spaced (`HostGate.pace`), never in the same
-/// millisecond: a fixed 16 at once to a nearby `git daemon` (listen backlog 5) overflowed its backlog,
-/// and sshd drops connections past `MaxStartups` alike. Listings slowed by this machine's own load (tens of milliseconds) do
+/// follows acknowledgements: a host starts with 4, gets one more for each listing that comes back,
+/// and is halved, once per round of listings, when one takes half a second longer than the fastest —
+/// what a connection the server dropped costs, since TCP waits a second to try again. Its connections
+/// also start spaced (`HostGate.pace`), never in the same millisecond: a fixed 16 at once to a nearby
+/// `git daemon` (listen backlog 5) overflowed its backlog, and sshd drops connections past
+/// `MaxStartups` (10) alike. (Starting at 8 overflowed it too: a loopback no-op round took 1.1 s
+/// instead of 0.3 s.) Listings slowed by this machine's own load (tens of milliseconds) do
 /// not count: a limit that followed them (a gradient, tried first) starved a loopback pass of
-/// listings while its transfers had the CPU. A host whose listings take under 20 ms gets at most 8:
-/// nearby, more at once only queue on this machine's CPU.
+/// listings while its transfers had the CPU. A host whose listings take under 20 ms gets at most 6:
+/// nearby, more at once only queue on this machine's CPU, and six connections never overflow a git
+/// daemon's accept queue (backlog 5 holds 6), however long it waits for the CPU (at 8, one loopback
+/// no-op round in ten lost a second to a dropped SYN).
 ///
 /// Slots are taken in one order (transfer, host, overall) and a connection slot is never held while
 /// waiting for another kind, so nothing waits in a circle; a connection waiting for a busy host holds
@@ -156,9 +159,10 @@ final class HostGate: @unchecked Sendable {
     /// The fastest listing seen, drifting up slowly so that a host that got slower for good is not
     /// held to what it once did.
     private var fastest: TimeInterval?
-    /// A host whose fastest listing took less than this is nearby, and gets at most `nearby` at once.
+    /// A host whose fastest listing took less than this is nearby, and gets at most `nearby` at once
+    /// (what a listen backlog of 5 holds).
     static let nearbyLatency: TimeInterval = 0.02
-    static let nearby: Double = 8
+    static let nearby: Double = 6
     /// Below it the limit grows by one per listing (slow start); above it, by one per round.
     private var threshold: Double
     /// When the limit was last cut (system uptime): listings started before it do not cut it again.
@@ -168,8 +172,11 @@ final class HostGate: @unchecked Sendable {
     /// The spacing before the host's first listing is back, and the most it ever is.
     static let firstSpacing: TimeInterval = 0.002
     static let maxSpacing: TimeInterval = 0.01
+    /// The least: a nearby git daemon forks once per connection it accepts, and half a millisecond
+    /// apart its backlog of 5 stays empty (bursts a tenth of that apart overflowed it: a second each).
+    static let minSpacing: TimeInterval = 0.0005
 
-    init(ceiling: Int, initial: Int = 8, floor: Int = 2) {
+    init(ceiling: Int, initial: Int = 4, floor: Int = 2) {
         self.ceiling = Double(ceiling)
         self.floor = Double(min(floor, ceiling))
         _limit = Double(min(initial, ceiling))
@@ -201,10 +208,10 @@ final class HostGate: @unchecked Sendable {
     /// past its backlog, each a second's TCP retry (a 1-host pass at 100 ms lost a fifth of its time
     /// so), and sshd refuses past `MaxStartups`. The spacing is the fastest listing over twice the
     /// limit: half what the limit's own rate needs at that latency, so it never holds the pass back
-    /// (at 100 ms and 16 at once, 3 ms; a nearby host's is a fraction of a millisecond).
+    /// (at 100 ms and 16 at once, 3 ms; a nearby host's is `minSpacing`).
     func pace(now: TimeInterval = ProcessInfo.processInfo.systemUptime) -> TimeInterval {
         lock.withLock {
-            let spacing = fastest.map { min(Self.maxSpacing, $0 / (2 * max(_limit, 1))) } ?? Self.firstSpacing
+            let spacing = fastest.map { min(Self.maxSpacing, max(Self.minSpacing, $0 / (2 * max(_limit, 1)))) } ?? Self.firstSpacing
             let start = max(now, nextStart)
             nextStart = start + spacing
             return start - now
