@@ -23,6 +23,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLibgit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(name: "CGitTee", dependencies: ["CLibgit2"]),
         .target(name: "Git", dependencies: ["CLibgit2", "CGitTee"], swiftSettings: strict),
         .target(
@@ -30,6 +31,7 @@ let package = Package(
             dependencies: [
                 "Git",
                 "CCurl",
+                "CCrypto",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),

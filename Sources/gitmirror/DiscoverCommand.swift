@@ -52,10 +52,10 @@ enum Discovery {
             Terminal.error("discover \(source.id): \(detail)")
         }
         for entry in outcome.problems {
-            Terminal.error("discover \(entry.source) \(entry.repository.path): \(entry.status.word), not mirrored: \(entry.status.reason ?? "")")
+            Terminal.error("discover \(entry.source) \(Printable.escaped(entry.repository.path)): \(entry.status.word), not mirrored: \(Printable.escaped(entry.status.reason ?? ""))")
         }
         for gone in outcome.gone {
-            Terminal.error("discover \(gone.source) \(gone.path): no longer listed (since \(Terminal.time(gone.since))); not synced any more, and nothing was deleted")
+            Terminal.error("discover \(gone.source) \(Printable.escaped(gone.path)): no longer listed (since \(Terminal.time(gone.since))); not synced any more, and nothing was deleted")
         }
         return (outcome.config, outcome.failures.isEmpty && outcome.problems.isEmpty)
     }
@@ -72,7 +72,7 @@ enum Discovery {
         }
         var text = Terminal.table(["NAME", "SOURCE", "PATH", "STATUS", "MIRRORED FROM → TO, OR WHY NOT"], rows)
         for failure in outcome.failures {
-            text += "\n\n\(failure.source): \(failure.failure.description)"
+            text += "\n\n\(failure.source): \(Printable.escaped(failure.failure.description))"
         }
         let mirrored = outcome.entries.filter { $0.status == .mirrored }.count
         text += "\n\n\(mirrored) repositor\(mirrored == 1 ? "y" : "ies") discovered to mirror from \(config.discover.count) source\(config.discover.count == 1 ? "" : "s")"

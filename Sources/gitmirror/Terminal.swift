@@ -80,6 +80,8 @@ enum Terminal {
 
     /// Columns padded to their widest cell.
     static func table(_ header: [String], _ rows: [[String]]) -> String {
+        // A cell is one line of plain text: names and messages from outside (a forge API, a server) cannot move the cursor.
+        let rows = rows.map { $0.map(Printable.escaped) }
         var widths = header.map(\.count)
         for row in rows {
             for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }

@@ -11,7 +11,7 @@ class GitHub(ForgeHandler):
     def represent(self, state, repository):
         owner, name = repository["path"].rsplit("/", 1)
         visibility = repository.get("visibility", "private")
-        return {"id": abs(hash(repository["path"])) % 10**8, "name": name, "full_name": repository["path"],
+        answer = {"id": abs(hash(repository["path"])) % 10**8, "name": name, "full_name": repository["path"],
                 "owner": {"login": owner, "type": state.get("accounts", {}).get(owner, "User")},
                 "private": visibility != "public", "visibility": visibility, "description": repository.get("description"),
                 "fork": repository.get("fork", False), "archived": repository.get("archived", False),
@@ -19,6 +19,11 @@ class GitHub(ForgeHandler):
                 "pushed_at": self.timestamp(self.last_push(state, repository["path"])),
                 "clone_url": self.clone_url(state, repository["path"]),
                 "ssh_url": "git@github.example:%s.git" % repository["path"]}
+        # A broken or hostile API: fields the test sets replace what the server would say.
+        answer.update(repository.get("answer", {}))
+        if repository.get("description_bytes"):
+            answer["description"] = "x" * int(repository["description_bytes"])
+        return answer
 
     def owned(self, state, owner):
         return [self.represent(state, r) for r in sorted(state.get("repositories", []), key=lambda r: r["path"])

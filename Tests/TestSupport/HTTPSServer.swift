@@ -42,10 +42,11 @@ public final class HTTPSServer: Server, @unchecked Sendable {
     private let fcgiwrap: ChildProcess
     private var giftless: ChildProcess?
     /// Where giftless keeps the objects: `<org>/<repo>/<oid>`.
+    /// With `anonymousRead`, git needs no credential at all (a public forge's clones).
     public private(set) var lfsStorage: URL?
 
     public init(sandbox: Sandbox, root: URL, user: String, password: String, authority: CertificateAuthority? = nil,
-                tls: Bool = true, redirect: String? = nil, lfs: Bool = false) throws {
+                tls: Bool = true, redirect: String? = nil, lfs: Bool = false, anonymousRead: Bool = false) throws {
         self.root = root
         self.tls = tls
         let unique = UUID().uuidString.prefix(8).lowercased()
@@ -136,7 +137,7 @@ public final class HTTPSServer: Server, @unchecked Sendable {
                         \(lfsLocations)
                         \(redirect.map { "location / { return 302 \($0)$request_uri; }" } ?? "")
                         location \(redirect == nil ? "/" : "/never-served/") {
-                            auth_basic "git";
+                            auth_basic \(anonymousRead ? "off" : "\"git\"");
                             auth_basic_user_file \(directory.path)/htpasswd;
                             fastcgi_pass unix:\(socket.path);
                             fastcgi_buffering off;

@@ -10,12 +10,14 @@ import TestSupport
     static let backupToken = "ghp_BackupCanary9876543210fedcbaFEDCBA"
 
     /// A GitHub-style organisation `acme` whose repositories are bare repositories under `primaries/`,
-    /// and a GitHub-style destination `backup` (API + HTTPS git server) that creates repositories.
+    /// served over HTTPS on the API's host (as a forge serves its clones), and a GitHub-style
+    /// destination `backup` (API + HTTPS git server) that creates repositories.
     struct Stage {
         let sandbox: Sandbox
         let primaries: URL
         let source: ForgeAPIServer
         let destination: ForgeAPIServer
+        let origin: HTTPSServer
         let git: HTTPSServer
         let config: URL
 
@@ -23,12 +25,22 @@ import TestSupport
             sandbox = try Sandbox(name)
             primaries = try sandbox.directory("primaries")
             let served = try sandbox.directory("served")
+            git = try HTTPSServer(sandbox: sandbox, root: served, user: "x-access-token", password: DiscoveryTests.backupToken, lfs: true)
+            origin = try HTTPSServer(sandbox: sandbox, root: primaries, user: "x-access-token", password: DiscoveryTests.sourceToken,
+                                     authority: git.authority, lfs: true)
             source = try ForgeAPIServer(sandbox: sandbox, kind: .github, token: DiscoveryTests.sourceToken, accounts: ["acme": "Organization"],
-                                        cloneBase: primaries.path, maxPerPage: maxPerPage)
+                                        cloneBase: "https://127.0.0.1:\(origin.port)", maxPerPage: maxPerPage)
             destination = try ForgeAPIServer(sandbox: sandbox, kind: .github, token: DiscoveryTests.backupToken, accounts: ["backup": "Organization"],
                                              gitRoot: served)
-            git = try HTTPSServer(sandbox: sandbox, root: served, user: "x-access-token", password: DiscoveryTests.backupToken, lfs: true)
             config = sandbox.path("mirrors.yaml")
+        }
+
+        /// Puts an LFS object of a primary's on the origin's LFS server, as a push with git-lfs would.
+        func publishLFSObject(_ oid: String, of name: String) throws {
+            let stored = origin.lfsStorage!.appendingPathComponent("acme/\(name)/\(oid)")
+            try FileManager.default.createDirectory(at: stored.deletingLastPathComponent(), withIntermediateDirectories: true)
+            let local = primaries.appendingPathComponent("acme/\(name).git/lfs/objects/\(oid.prefix(2))/\(oid.dropFirst(2).prefix(2))/\(oid)")
+            try FileManager.default.copyItem(at: local, to: stored)
         }
 
         /// A repository of the organisation: listed by the API and held under primaries/.
@@ -50,6 +62,7 @@ import TestSupport
                 credentials:
                   source:
                     token_env: SOURCE_TOKEN
+                    ca_file: \(git.authority.certificate.path)
                   backup:
                     token_env: BACKUP_TOKEN
                     ca_file: \(git.authority.certificate.path)
@@ -86,6 +99,7 @@ import TestSupport
         let alpha = try stage.repository("alpha", defaultBranch: "trunk", description: "The alpha service")
         let model = Data((0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
         let object = try alpha.commitLFSObject(model, named: "model.bin", on: "trunk")
+        try stage.publishLFSObject(object, of: "alpha")
         try stage.repository("beta")
         try stage.repository("epsilon")
         try stage.repository("gamma", archived: true)
@@ -286,8 +300,8 @@ import TestSupport
         // Given a group whose subgroups hold two projects named tool, and a written repository named api
         let sandbox = try Sandbox("discover-gitlab")
         let api = try ForgeAPIServer(sandbox: sandbox, kind: .gitlab, token: "glpat-DiscoverCanary0123456789ab", accounts: ["platform": "Group"],
-                                     cloneBase: sandbox.path("primaries").path, maxPerPage: 2)
-        try api.update { $0["link_header"] = false }
+                                     maxPerPage: 2)
+        try api.update { $0["link_header"] = false; $0["clone_base"] = "http://127.0.0.1:\(api.port)/git" }
         for path in ["platform/api", "platform/web", "platform/a/tool", "platform/b/tool", "platform/b/cli"] { try api.add(path) }
         let backup = sandbox.path("backup").path
         let config = try sandbox.write("mirrors.yaml", """
@@ -335,7 +349,9 @@ import TestSupport
         // Given a daemon mirroring an organisation of one repository (default branch trunk) to local bare repositories
         let sandbox = try Sandbox("daemon-discover")
         let primaries = try sandbox.directory("primaries")
-        let api = try ForgeAPIServer(sandbox: sandbox, kind: .gitea, token: nil, accounts: ["acme": "Organization"], cloneBase: primaries.path)
+        // A public forge: its clones need no credential, over http as its API is.
+        let origin = try HTTPSServer(sandbox: sandbox, root: primaries, user: "nobody", password: "unused", tls: false, anonymousRead: true)
+        let api = try ForgeAPIServer(sandbox: sandbox, kind: .gitea, token: nil, accounts: ["acme": "Organization"], cloneBase: "http://127.0.0.1:\(origin.port)")
         func repository(_ name: String, branch: String) throws -> BareRepository {
             let bare = try BareRepository.create(at: primaries.appendingPathComponent("acme/\(name).git"))
             try bare.commit("\(name) first", on: branch)

@@ -13,8 +13,10 @@ import TestSupport
         // Given an organisation of 120 repositories, some with develop as their default branch
         let sandbox = try Sandbox("organisation")
         let primaries = try sandbox.directory("primaries/acme")
+        // The organisation's repositories are cloned over HTTPS from the API's host, with the source's token.
+        let origin = try HTTPSServer(sandbox: sandbox, root: primaries.deletingLastPathComponent(), user: "x-access-token", password: Self.token)
         let api = try ForgeAPIServer(sandbox: sandbox, kind: .github, token: Self.token, accounts: ["acme": "Organization"],
-                                     cloneBase: primaries.deletingLastPathComponent().path, maxPerPage: 50)
+                                     cloneBase: "https://127.0.0.1:\(origin.port)", maxPerPage: 50)
         let template = try BareRepository.create(at: sandbox.path("template.git"))
         try template.commit("first")
         try template.commit("work", on: "develop")
@@ -39,6 +41,7 @@ import TestSupport
             credentials:
               github:
                 token_env: GITHUB_TOKEN
+                ca_file: \(origin.authority.certificate.path)
             discover:
               - github: acme
                 api: \(api.api)

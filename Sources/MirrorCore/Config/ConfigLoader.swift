@@ -504,6 +504,23 @@ private struct Walker {
         return seconds
     }
 
+    /// A size in bytes: a number, or a number with KiB, MiB or GiB (`16MiB`).
+    mutating func byteSize(_ node: Node, _ what: String, minimum: Int) -> Int? {
+        guard let text = string(node, what)?.trimmingCharacters(in: .whitespaces) else { return nil }
+        let units: [(String, Int)] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("", 1)]
+        for (unit, factor) in units where text.hasSuffix(unit) {
+            let number = text.dropLast(unit.count).trimmingCharacters(in: .whitespaces)
+            guard let value = Int(number), value >= 0, value <= Int.max / factor else { break }
+            guard value * factor >= minimum else {
+                report(node, "\(what) must be at least \(minimum >> 10)KiB (got '\(text)')")
+                return nil
+            }
+            return value * factor
+        }
+        report(node, "\(what) takes a size such as 16MiB, 512KiB or a number of bytes (got '\(text)')")
+        return nil
+    }
+
     mutating func secretReference(_ pairs: [(key: String, keyNode: Node, value: Node)], prefix: String) -> SecretSource? {
         var source: SecretSource?
         for (key, _, value) in pairs {
@@ -899,7 +916,7 @@ private struct Walker {
     mutating func discoverySource(_ node: Node, defaults: Policy, credentials: [String: CredentialSpec], credentialNames: Set<String>) -> DiscoverySource? {
         let kinds = ["github", "gitlab", "gitea", "codecommit"]
         let keys = kinds + ["api", "credentials", "include", "exclude", "archived", "forks", "visibility", "subgroups", "name", "clone",
-                            "primary", "secondaries", "defaults", "interval", "allow_insecure"]
+                            "primary", "secondaries", "defaults", "interval", "allow_insecure", "clone_host", "max_answer_size"]
         guard let pairs = mapping(node, allowed: keys, what: "a discover entry") else { return nil }
         let kindPairs = pairs.filter { kinds.contains($0.key) }
         guard kindPairs.count == 1, let kindPair = kindPairs.first else {
@@ -1008,6 +1025,18 @@ private struct Walker {
                 if case .codeCommit = kind { report(value, "a CodeCommit source is cloned over HTTPS with AWS signing; leave clone: out") }
                 source.clone = clone
             case "interval": source.interval = minimumDuration(value, "interval", at: 10)
+            case "clone_host":
+                let hosts: [String]
+                if case .sequence(let items) = value { hosts = items.compactMap { string($0, "a clone host") } }
+                else if let one = string(value, key) { hosts = [one] } else { continue }
+                if case .codeCommit = kind { report(keyNode, "clone_host: is for github:, gitlab: and gitea: sources (CodeCommit's clone host follows its region)") }
+                if let wrong = hosts.first(where: { $0.isEmpty || $0.contains(where: { ":/@ ".contains($0) }) }) {
+                    report(value, "clone_host takes host names such as git.example.com, without scheme, port or path (got '\(wrong)')")
+                    continue
+                }
+                source.cloneHosts = hosts.map { $0.lowercased() }
+            case "max_answer_size":
+                if let bytes = byteSize(value, key, minimum: 64 << 10) { source.maxAnswerSize = bytes }
             case "secondaries": secondariesNode = value
             default: break
             }

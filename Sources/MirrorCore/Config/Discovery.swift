@@ -70,6 +70,37 @@ public struct DiscoveredRepository: Codable, Sendable, Equatable {
         guard let slash = path.lastIndex(of: "/") else { return "" }
         return String(path[..<slash])
     }
+
+    /// Why the path and name the API gave cannot fill a template, or nil. They are data, not a
+    /// location: each part of the path is 1-255 of the characters every forge allows in a name
+    /// (ASCII letters, digits, `.`, `_`, `-`), is neither `.` nor `..`, does not start with `-`,
+    /// and the name is the path's last part. GitHub, GitLab, Gitea and CodeCommit all name their
+    /// repositories within these rules, so a name outside them is a broken or hostile answer.
+    public var nameProblem: String? {
+        guard !path.isEmpty else { return "the API gave an empty path" }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 20 else { return "the API gave the path \(Printable.quoted(path)), which is more than 20 folders deep" }
+        for part in parts {
+            if let problem = Self.partProblem(part) {
+                return "the API gave the path \(Printable.quoted(path)), whose part \(Printable.quoted(String(part), limit: 40)) \(problem); it was not used"
+            }
+        }
+        guard name == parts.last.map(String.init) else {
+            return "the API gave the name \(Printable.quoted(name)), which is not the last part of its path \(Printable.quoted(path)); it was not used"
+        }
+        return nil
+    }
+
+    static func partProblem(_ part: Substring) -> String? {
+        if part.isEmpty { return "is empty" }
+        if part == "." || part == ".." { return "would step out of its folder" }
+        if part.utf8.count > 255 { return "is longer than 255 characters" }
+        if part.hasPrefix("-") { return "starts with '-'" }
+        let allowed = part.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2E || byte == 0x5F || byte == 0x2D
+        }
+        return allowed ? nil : "holds a character no forge allows in a name (only letters, digits, '.', '_' and '-')"
+    }
 }
 
 /// Why an address (written, or a template expanded) cannot be used.
@@ -118,10 +149,19 @@ public struct RemoteTemplate: Sendable {
 
     /// The remote for one discovered repository, or why its address is not valid.
     public func expand(for repository: DiscoveredRepository) -> Result<RemoteSpec, AddressProblem> {
+        let role = spec.role == .primary ? "the primary" : "secondary '\(spec.name)'"
+        if let problem = repository.nameProblem { return .failure(AddressProblem("\(role): \(problem)")) }
         let text = Self.substitute(url, repository: repository)
+        // What the API filled in stays below the template's fixed prefix: no `.` or `..` segment
+        // after it (also percent-encoded), whatever the names' own check let through.
+        let prefix = url[..<(url.firstIndex(of: "{") ?? url.endIndex)]
+        let filled = text.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false)
+        if !text.hasPrefix(prefix) || filled.contains(where: { [".", ".."].contains(($0.removingPercentEncoding ?? String($0))) }) {
+            return .failure(AddressProblem("\(role) \(Printable.quoted(text)) would leave \(prefix), where its template puts it; it was not used"))
+        }
         switch RemoteURL.parseChecked(text, context: context, allowInsecure: allowInsecure, endpoint: endpoint) {
         case .failure(let problem):
-            return .failure(AddressProblem("\(spec.role == .primary ? "the primary" : "secondary '\(spec.name)'") \(text): \(problem)"))
+            return .failure(AddressProblem("\(role) \(Printable.escaped(text)): \(problem)"))
         case .success(let parsed):
             var remote = spec
             remote.url = parsed
@@ -143,6 +183,9 @@ public struct DiscoverySource: Sendable {
 
     public enum CloneProtocol: String, Sendable { case https, ssh }
 
+    /// The most a forge API's answer (one page of a listing) may hold, unless `max_answer_size:` says otherwise.
+    public static let defaultMaxAnswerSize = 16 << 20
+
     /// `github:acme`, `gitlab:platform/tools`, `codecommit:eu-west-1`: names the source in reports and in SQLite.
     public var id: String
     public var kind: Kind
@@ -160,6 +203,10 @@ public struct DiscoverySource: Sendable {
     /// The mirror's name; slashes of `{path}` and `{owner}` become dashes.
     public var nameTemplate = "{name}"
     public var clone: CloneProtocol = .https
+    /// Hosts besides the API's own that the API's clone addresses may name (`clone_host:`), lowercased.
+    public var cloneHosts: [String] = []
+    /// The most one API answer may hold (`max_answer_size:`), in bytes.
+    public var maxAnswerSize = DiscoverySource.defaultMaxAnswerSize
     /// Where the primary is cloned from instead of the address the API gives.
     public var primary: RemoteTemplate?
     public var primaryPolicy = Policy()
@@ -193,11 +240,50 @@ public struct DiscoverySource: Sendable {
         fnmatch(pattern.lowercased(), name.lowercased(), 0) == 0
     }
 
+    /// The documented clone host of a public forge whose API is on another host (github.com's API
+    /// is api.github.com); a self-hosted forge serves clones from its API's host, or says so in `clone_host:`.
+    static let documentedCloneHosts: [String: [String]] = ["api.github.com": ["github.com"]]
+
+    /// The hosts the API's clone addresses may name: the API's own, the documented one, and `clone_host:`.
+    public var trustedCloneHosts: [String] {
+        guard case .forge(let endpoint) = kind, let host = endpoint.api.host?.lowercased() else { return cloneHosts }
+        return [host] + (Self.documentedCloneHosts[host] ?? []) + cloneHosts
+    }
+
+    /// Why a clone address the API gave cannot be the primary, or nil. The API names a repository on
+    /// its own forge: the same scheme (https, or http only from an http API; ssh with `clone: ssh`) on
+    /// a host the configuration trusts. Never a local path, `file://`, git:// or another host: the
+    /// source's token would go there, and a repository on this machine would be published.
+    func cloneAddressProblem(_ url: RemoteURL, as address: String, for repository: DiscoveredRepository) -> String? {
+        let quoted = Printable.quoted(address)
+        switch kind {
+        case .codeCommit(let region):
+            guard let target = url.codeCommit, url.scheme == .https, target.region == region, target.repository == repository.path else {
+                return "the API gave the clone address \(quoted), which is not CodeCommit's \(repository.path) in \(region); it was not used"
+            }
+            return nil
+        case .forge(let endpoint):
+            if url.scheme == .file {
+                return "the API gave the clone address \(quoted), a path on this machine; an API may name repositories on its forge only, so it was not used"
+            }
+            let schemes: [RemoteURL.Scheme] = clone == .ssh ? [.ssh] : (endpoint.api.scheme == "http" ? [.https, .http] : [.https])
+            guard schemes.contains(url.scheme) else {
+                return "the API gave the clone address \(quoted), whose scheme \(url.scheme.rawValue) is not \(schemes.map(\.rawValue).joined(separator: " or ")) (clone: \(clone.rawValue)); it was not used"
+            }
+            let host = (url.host ?? "").lowercased()
+            guard trustedCloneHosts.contains(host) else {
+                return "the API gave the clone address \(quoted), on \(Printable.quoted(host)), which is not its forge (\(trustedCloneHosts.joined(separator: ", "))); it was not used, and no credential went there. If the forge really serves clones from that host, name it in clone_host: on the discover entry"
+            }
+            return nil
+        }
+    }
+
     /// The mirror for one listed repository, or why it cannot be one.
     public func mirror(for repository: DiscoveredRepository) -> Result<Mirror, AddressProblem> {
+        if let problem = repository.nameProblem { return .failure(AddressProblem(problem)) }
         let name = mirrorName(for: repository)
         guard isSafeIdentifier(name) else {
-            return .failure(AddressProblem("its mirror name '\(name)' is not a safe name (1-100 letters, digits, '.', '_' or '-'); set name: on the discover entry"))
+            return .failure(AddressProblem("its mirror name \(Printable.quoted(name)) is not a safe name (1-100 letters, digits, '.', '_' or '-'); set name: on the discover entry"))
         }
         let primary: RemoteSpec
         if let template = self.primary {
@@ -209,8 +295,9 @@ public struct DiscoverySource: Sendable {
             let address = clone == .ssh ? (repository.sshURL ?? repository.cloneURL) : repository.cloneURL
             let context = secondaries.first?.context ?? URLContext(base: URL(fileURLWithPath: "/"), defaultRegion: nil, codeCommitEndpoint: nil)
             switch RemoteURL.parseChecked(address, context: context, allowInsecure: true, endpoint: nil) {
-            case .failure(let problem): return .failure(AddressProblem("the API gave the clone address \(address), which is not usable: \(problem)"))
+            case .failure(let problem): return .failure(AddressProblem("the API gave the clone address \(Printable.quoted(address)), which is not usable: \(problem)"))
             case .success(let url):
+                if let problem = cloneAddressProblem(url, as: address, for: repository) { return .failure(AddressProblem(problem)) }
                 // The source's token clones over HTTPS too (an SSH clone needs a key: write primary: for it).
                 let token = url.scheme == .https || url.scheme == .http ? credentialName : nil
                 var spec = RemoteSpec(name: "primary", role: .primary, url: url, credentialName: token, policy: primaryPolicy)

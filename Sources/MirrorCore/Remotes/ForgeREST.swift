@@ -28,8 +28,10 @@ public enum ChangeMarker: Sendable, Equatable {
 }
 
 /// Makes the client for a forge endpoint.
-public func forgeClient(_ endpoint: ForgeEndpoint, token: String?, caBundle: String? = nil) -> any ForgeClient {
-    let rest = ForgeREST(api: endpoint.api, authorization: token.map { endpoint.kind.authorization(token: $0) }, caBundle: caBundle)
+public func forgeClient(_ endpoint: ForgeEndpoint, token: String?, caBundle: String? = nil,
+                        maxAnswerSize: Int = DiscoverySource.defaultMaxAnswerSize) -> any ForgeClient {
+    let rest = ForgeREST(api: endpoint.api, authorization: token.map { endpoint.kind.authorization(token: $0) }, caBundle: caBundle,
+                         maxAnswerSize: maxAnswerSize)
     switch endpoint.kind {
     case .github: return GitHubAPI(rest: rest)
     case .gitlab: return GitLabAPI(rest: rest)
@@ -66,10 +68,11 @@ struct ForgeREST: Sendable {
     /// At most this many pages of one listing (100 000 repositories at 100 a page).
     var maxPages = 1000
 
-    init(api: URL, authorization: (name: String, value: String)?, caBundle: String? = nil) {
+    init(api: URL, authorization: (name: String, value: String)?, caBundle: String? = nil, maxAnswerSize: Int = DiscoverySource.defaultMaxAnswerSize) {
         self.api = api
         self.authorization = authorization
-        self.http = HTTPClient(timeout: 30, caBundle: caBundle)
+        // Every answer is read with a cap (max_answer_size:): an API sets neither this process's memory nor its time.
+        self.http = HTTPClient(timeout: 30, caBundle: caBundle, maxBodySize: maxAnswerSize)
     }
 
     struct Answer {

@@ -15,10 +15,14 @@ public struct HTTPClient: Sendable {
     public var timeout: TimeInterval
     /// A PEM file of CAs to trust besides the system's.
     public var caBundle: String?
+    /// The most a response's body (held in memory) may hold: a larger one is cut off as it arrives and
+    /// the request fails as `too_large`, so a broken or hostile server cannot set this process's memory.
+    public var maxBodySize: Int
 
-    public init(timeout: TimeInterval = 10, caBundle: String? = nil) {
+    public init(timeout: TimeInterval = 10, caBundle: String? = nil, maxBodySize: Int = 16 << 20) {
         self.timeout = timeout
         self.caBundle = caBundle
+        self.maxBodySize = maxBodySize
     }
 
     private static let global: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
@@ -53,6 +57,7 @@ public struct HTTPClient: Sendable {
         guard let handle = curl_easy_init() else { throw SyncFailure(.internal, "libcurl could not start a request") }
         defer { curl_easy_cleanup(handle) }
         let sink = ResponseSink()
+        sink.limit = maxBodySize
         sink.file = download
         sink.source = upload
         var list: UnsafeMutablePointer<curl_slist>?
@@ -98,6 +103,9 @@ public struct HTTPClient: Sendable {
                 return withExtendedLifetime(sink) { curl_easy_perform(handle) }
             }
         }
+        if sink.overflowed {
+            throw SyncFailure(.tooLarge, "\(method) \(url.absoluteString): the answer is larger than \(maxBodySize >> 10) KiB, the most gitmirror reads from one answer; it was cut off and not used")
+        }
         guard code == CURLE_OK else {
             let reason = String(cString: curl_easy_strerror(code))
             switch code {
@@ -119,6 +127,9 @@ private final class ResponseSink {
     var body = Data()
     var headers: [String: String] = [:]
     var status = 0
+    /// The most `body` may hold; past it the transfer is stopped and `overflowed` set.
+    var limit = Int.max
+    var overflowed = false
     /// Where a 200's body goes instead of `body`.
     var file: FileHandle?
     /// Where an upload's body comes from.
@@ -131,7 +142,13 @@ private let bodyCallback: gitmirror_curl_write_callback = { data, size, count, u
     let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
     if let file = sink.file, sink.status == 200 {
         do { try file.write(contentsOf: bytes) } catch { return 0 }
-    } else if sink.body.count < 1 << 20 || sink.file == nil {
+    } else if sink.file == nil {
+        guard sink.body.count + bytes.count <= sink.limit else {
+            sink.overflowed = true
+            return 0
+        }
+        sink.body.append(contentsOf: bytes)
+    } else if sink.body.count < 1 << 20 {
         sink.body.append(contentsOf: bytes)
     }
     return size * count

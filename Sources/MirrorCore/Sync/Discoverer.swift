@@ -76,7 +76,7 @@ public struct Discoverer: Sendable {
             return try CodeCommitAPI(region: region, credentials: keys, environment: credentials.environment).repositories()
         case .forge(let endpoint):
             let token = try spec?.secret.map { (secret) throws(SyncFailure) in try credentials.read(secret, for: spec!.name, key: "token") }
-            return try forgeClient(endpoint, token: token, caBundle: spec?.caFile?.path).repositories(of: source.owner, subgroups: source.subgroups)
+            return try forgeClient(endpoint, token: token, caBundle: spec?.caFile?.path, maxAnswerSize: source.maxAnswerSize).repositories(of: source.owner, subgroups: source.subgroups)
         }
     }
 }

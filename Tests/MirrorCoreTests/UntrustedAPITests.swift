@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import MirrorCore
+
+/// What a forge API says is data: names that would step out of a template, clone addresses on this
+/// machine or on another host, and control characters are refused with the entry's name, and
+/// nothing else is touched.
+@Suite(.onTestThreads) struct UntrustedAPITests {
+    let sandbox: Sandbox
+
+    init() throws { sandbox = try Sandbox("untrusted-api") }
+
+    func source(_ extra: String = "", secondary: String = "https://git.example.com/mirrors/{path}.git") throws -> DiscoverySource {
+        let yaml = """
+            credentials:
+              github:
+                token_env: GITHUB_TOKEN
+            discover:
+              - github: acme
+                credentials: github
+                \(extra)
+                secondaries:
+                  - name: backup
+                    url: "\(secondary)"
+            """
+        let config = try ConfigLoader(defaultRegion: "eu-west-1").parse(yaml, file: sandbox.path("mirrors.yaml"))
+        return try #require(config.discover.first)
+    }
+
+    func repository(_ path: String, name: String? = nil, clone: String? = nil) -> DiscoveredRepository {
+        DiscoveredRepository(path: path, name: name ?? String(path.split(separator: "/").last ?? ""),
+                             cloneURL: clone ?? "https://github.com/\(path).git")
+    }
+
+    func refusal(_ result: Result<Mirror, AddressProblem>) -> String? {
+        if case .failure(let problem) = result { return problem.message }
+        return nil
+    }
+
+    @Test func aPathWithDotSegmentsOrOddCharactersIsRefusedBeforeAnyTemplateIsFilled() throws {
+        let source = try source(secondary: "/srv/mirrors/{path}.git")
+        for path in ["acme/../../victim", "acme/./x", "acme//x", "acme/-x", "acme/x y", "acme/x\u{1B}]0;t\u{07}", "acme/x\u{0}y", "../victim",
+                     "acme/%2e%2e", "acme/" + String(repeating: "l", count: 256)] {
+            let refused = refusal(source.mirror(for: repository(path)))
+            #expect(refused?.contains("it was not used") == true, "\(path): \(refused ?? "accepted")")
+            #expect(refused?.contains("\u{1B}") != true && refused?.contains("\u{0}") != true, "\(path)")
+        }
+        // A name that is not the path's last part is not taken either (it would fill {name}).
+        #expect(refusal(source.mirror(for: repository("acme/widget", name: "../victim")))?.contains("not the last part") == true)
+        // Names the forges really use are mirrored.
+        for path in ["acme/widget_2.0", "acme/a-b.c"] {
+            #expect(refusal(source.mirror(for: repository(path))) == nil, "\(path)")
+        }
+        #expect(repository("acme/.github").nameProblem == nil)
+    }
+
+    @Test func aFilledTemplateStaysUnderItsFixedPrefix() throws {
+        let source = try source(secondary: "/srv/mirrors/{path}.git")
+        let template = try #require(source.secondaries.first)
+        // Even a name that got past the name check (here, built by hand) cannot leave /srv/mirrors/.
+        var hostile = repository("acme/x")
+        hostile.path = "acme/../../etc"
+        hostile.name = "etc"
+        if case .success(let spec) = template.expand(for: hostile) { Issue.record("expanded to \(spec.url)") }
+        if case .success(let spec) = template.expand(for: repository("acme/widget")) {
+            #expect(spec.url.path == "/srv/mirrors/acme/widget.git")
+        } else {
+            Issue.record("a good name was refused")
+        }
+    }
+
+    @Test func aCloneAddressOnThisMachineOrAnotherSchemeIsRefused() throws {
+        let source = try source()
+        for clone in ["file:///srv/secret.git", "/srv/secret.git", "secret.git", "git://github.com/acme/x.git", "ssh://git@github.com/acme/x.git",
+                      "http://github.com/acme/x.git", "ext::sh -c touch% /tmp/pwned"] {
+            let refused = refusal(source.mirror(for: repository("acme/x", clone: clone)))
+            #expect(refused != nil, "\(clone) was accepted")
+        }
+        #expect(refusal(source.mirror(for: repository("acme/x", clone: "file:///srv/secret.git")))?.contains("a path on this machine") == true)
+    }
+
+    @Test func aCloneAddressOnAnotherHostIsRefusedUnlessTheConfigurationNamesIt() throws {
+        // github.com's API is on api.github.com and its clones on github.com: that pairing is documented
+        #expect(refusal(try source().mirror(for: repository("acme/x", clone: "https://github.com/acme/x.git"))) == nil)
+        let elsewhere = repository("acme/x", clone: "https://collector.example.net/acme/x.git")
+        let refused = try #require(refusal(try source().mirror(for: elsewhere)))
+        #expect(refused.contains("collector.example.net") && refused.contains("no credential went there") && refused.contains("clone_host"), "\(refused)")
+        // A forge that serves its clones elsewhere says so in the configuration.
+        let named = try source("clone_host: collector.example.net")
+        let mirror = try named.mirror(for: elsewhere).get()
+        #expect(mirror.primary.url.host == "collector.example.net")
+        #expect(mirror.primary.credentialName == "github")
+    }
+
+    @Test func aSelfHostedForgeClonesFromItsOwnHostOverItsOwnScheme() throws {
+        let source = try source("api: https://git.example.com/api/v3")
+        #expect(refusal(source.mirror(for: repository("acme/x", clone: "https://git.example.com/acme/x.git"))) == nil)
+        #expect(refusal(source.mirror(for: repository("acme/x", clone: "https://GIT.example.com:8443/acme/x.git"))) == nil)
+        #expect(refusal(source.mirror(for: repository("acme/x", clone: "https://github.com/acme/x.git"))) != nil)
+        #expect(refusal(source.mirror(for: repository("acme/x", clone: "http://git.example.com/acme/x.git"))) != nil, "no downgrade to http")
+    }
+
+    @Test func clonesOverSSHNeedCloneSSHAndTheForgesHost() throws {
+        let ssh = try source("clone: ssh")
+        var entry = repository("acme/x")
+        entry.sshURL = "git@github.com:acme/x.git"
+        #expect(refusal(ssh.mirror(for: entry)) == nil)
+        entry.sshURL = "git@attacker.example:acme/x.git"
+        #expect(refusal(ssh.mirror(for: entry)) != nil)
+    }
+
+    @Test func theAnswerSizeCapIsASettingWithAClearError() throws {
+        #expect(try source().maxAnswerSize == 16 << 20)
+        #expect(try source("max_answer_size: 64MiB").maxAnswerSize == 64 << 20)
+        do {
+            _ = try source("max_answer_size: lots")
+            Issue.record("accepted")
+        } catch let error as ConfigError {
+            #expect(error.problems.first?.message.contains("takes a size such as 16MiB") == true, "\(error)")
+        }
+    }
+
+    @Test func printableEscapesWhatCouldSteerATerminalOrALog() {
+        #expect(Printable.escaped("plain name-1.0") == "plain name-1.0")
+        #expect(Printable.escaped("a\nb\r\u{1B}]0;x\u{07}\u{0}\u{202E}") == "a\\nb\\r\\e]0;x\\u{7}\\u{0}\\u{202e}")
+        #expect(Printable.quoted(String(repeating: "x", count: 200), limit: 10) == "'xxxxxxxxxx…'")
+    }
+}
