@@ -36,9 +36,7 @@ struct DaemonCommand: AsyncParsableCommand {
         let json = logFormat == .json
         LoggingSystem.bootstrap { label in
             if json { return JSONLogHandler(label: label) }
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .info
-            return handler
+            return TextLogHandler(label: label)
         }
         let logger = Logger(label: "gitmirror")
         let config = try options.load(requireEnvironment: true)   // every problem, with line and column, and exit 2

@@ -58,6 +58,8 @@ public struct DaemonSettings: Sendable {
     /// A sharded fleet's base URLs, entry i being shard i's: a replica forwards a hook it does
     /// not own to the replica that does. Empty for a single daemon.
     public var peers: [URL] = []
+    /// Deadlines and connection caps of the daemon's HTTP server (`daemon.http:`).
+    public var http = HTTPLimits()
 
     public init() {}
 }

@@ -533,7 +533,7 @@ private struct Walker {
     mutating func daemon(_ node: Node) -> DaemonSettings {
         var settings = DaemonSettings()
         let keys = ["listen", "interval", "max_parallel_repositories", "max_connections_per_host", "max_connections", "shutdown_grace",
-                    "retry_base", "retry_cap", "start_spread", "discover_interval", "hooks", "notify", "peers"]
+                    "retry_base", "retry_cap", "start_spread", "discover_interval", "hooks", "notify", "peers", "http"]
         guard let pairs = mapping(node, allowed: keys, what: "daemon") else { return settings }
         for (key, _, value) in pairs {
             switch key {
@@ -592,6 +592,19 @@ private struct Walker {
                         entry.url = URL(string: text)
                     }
                     settings.notify.append(entry)
+                }
+            case "http":
+                let httpKeys = ["header_timeout", "body_timeout", "idle_timeout", "max_connections", "max_connections_per_peer"]
+                guard let limits = mapping(value, allowed: httpKeys, what: "daemon.http") else { continue }
+                for (limitKey, _, limitValue) in limits {
+                    switch limitKey {
+                    case "header_timeout": if let seconds = minimumDuration(limitValue, limitKey, at: 1) { settings.http.headerTimeout = seconds }
+                    case "body_timeout": if let seconds = minimumDuration(limitValue, limitKey, at: 1) { settings.http.bodyTimeout = seconds }
+                    case "idle_timeout": if let seconds = minimumDuration(limitValue, limitKey, at: 1) { settings.http.idleTimeout = seconds }
+                    case "max_connections": if let number = integer(limitValue, limitKey, minimum: 4) { settings.http.maxConnections = number }
+                    case "max_connections_per_peer": if let number = integer(limitValue, limitKey, minimum: 1) { settings.http.maxConnectionsPerPeer = number }
+                    default: break
+                    }
                 }
             case "peers":
                 guard case .sequence(let items) = value else {

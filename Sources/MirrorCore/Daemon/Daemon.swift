@@ -1,6 +1,7 @@
 import Foundation
 import Git
 import Hummingbird
+import HummingbirdCore
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -136,7 +137,12 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
     let router = makeRouter(state: state, scheduler: scheduler, metrics: metrics, store: store, reload: reload, logger: logger)
     let address = try bindAddress(listen ?? loaded.daemon.listen)
     let binding = ServerBinding()
-    let application = Application(router: router, configuration: .init(address: address, serverName: "gitmirror"),
+    // Fixed at start, as the address is. Descriptors first: systemd's soft limit of 1024 is raised to the hard one.
+    let descriptors = raiseDescriptorLimit()
+    let limits = loaded.daemon.http
+    let application = Application(router: router, server: guardedServer(limits: limits, peers: PeerConnections(), logger: logger),
+                                  configuration: .init(address: address, serverName: "gitmirror",
+                                                       availableConnectionsDelegate: MaximumAvailableConnections(limits.totalConnections(descriptors: descriptors))),
                                   onServerRunning: { channel in
                                       await binding.bound(channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "\(address)")
                                   },

@@ -38,6 +38,7 @@ func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics
                 reload: @escaping @Sendable () async -> Result<Config, any Error>, logger: Logger) -> Router<DaemonRequestContext> {
     let router = Router(context: DaemonRequestContext.self)
     let forwarder = PeerForwarder()
+    let deliveries = DeliveryLedger()
     router.get("healthz") { _, _ in "ok\n" }
     router.get("readyz") { _, _ -> Response in
         let ready = await scheduler.isReady
@@ -124,34 +125,55 @@ func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics
         return refuse(.notFound, message + "\n", source: hook.source, event: hook.event, named: hook.named, context: context)
     }
 
-    /// The repositories a forge's payload names (or `?repository=NAME`).
+    /// The repositories a forge's payload names (or `?repository=NAME`); the JSON is parsed off the pool.
     @Sendable func payloadHook(_ source: String, event: String, request: Request, body: [UInt8]) async -> HookRequest {
-        let urls = Webhooks.repositoryURLs(in: body)
+        let (urls, label) = await offThePool { (Webhooks.repositoryURLs(in: body), Webhooks.repositoryLabel(in: body) ?? "") }
         if let query = request.uri.query,
            let requested = query.split(separator: "&").first(where: { $0.hasPrefix("repository=") })?.dropFirst("repository=".count) {
             let name = String(requested).removingPercentEncoding ?? String(requested)
             return HookRequest(source: source, event: event, names: [name], named: name, request: request, body: body)
         }
         return HookRequest(source: source, event: event, names: await state.repositories(matching: urls),
-                           named: Webhooks.repositoryLabel(in: body) ?? "", request: request, body: body)
+                           named: label, request: request, body: body)
     }
 
     for hook in ForgeHook.all {
         router.post(RouterPath("hooks/\(hook.source)")) { request, context -> Response in
+            let event = hook.event(request.headers) ?? "-"
             // The secret is looked up before a body of up to 25 MB is read.
             guard let secret = hook.secret(await state.hookSecrets) else {
                 return refuse(.notFound, "\(hook.forge) hooks are not configured (daemon.hooks.\(hook.setting))\n", source: hook.source,
-                              event: hook.event(request.headers) ?? "-", named: "", context: context)
+                              event: event, named: "", context: context)
+            }
+            // A proof in a header (GitLab's token) is checked before the body is read at all.
+            if hook.headerOnly, !hook.verify(request.headers, [], secret) {
+                return refuse(.unauthorized, "bad \(hook.proof)\n", source: hook.source, event: event, named: "", context: context)
             }
             var request = request
-            let body = Array(buffer: try await request.collectBody(upTo: 25 * 1024 * 1024))
-            let event = hook.event(request.headers) ?? "-"
-            guard hook.verify(request.headers, body, secret) else {
-                return refuse(.unauthorized, "bad \(hook.proof)\n", source: hook.source, event: event,
-                              named: Webhooks.repositoryLabel(in: body) ?? "", context: context)
+            let body: [UInt8]
+            do {
+                body = Array(buffer: try await request.collectBody(upTo: Webhooks.maxBodySize))
+            } catch {
+                return refuse(.contentTooLarge, "a hook's body may hold at most \(Webhooks.maxBodySize >> 20) MB\n", source: hook.source, event: event,
+                              named: "", context: context)
+            }
+            // The signature is checked on the raw bytes, off the threads that answer health checks; a body
+            // that fails it is never parsed (not even to name its repository in the log).
+            let headers = request.headers
+            guard await offThePool({ hook.verify(headers, body, secret) }) else {
+                return refuse(.unauthorized, "bad \(hook.proof)\n", source: hook.source, event: event, named: "", context: context)
+            }
+            let deliveryKeys = Webhooks.deliveryKeys(source: hook.source, id: hook.delivery(headers), body: body)
+            if let first = deliveries.seen(deliveryKeys) {
+                logger.info("hook already received; not run again", metadata: ["hook": "\(hook.source)", "event": "\(event)",
+                                                                               "delivery": "\(first)", "peer": "\(context.peer)"])
+                return textResponse(.ok, "already received (delivery \(first)); a delivery is run once\n")
             }
             if event == "ping" { return textResponse(.ok, "pong\n") }
-            return await dispatch(await payloadHook(hook.source, event: event, request: request, body: body), context: context)
+            let parsed = await payloadHook(hook.source, event: event, request: request, body: body)
+            let response = await dispatch(parsed, context: context)
+            if response.status == .accepted { deliveries.remember(deliveryKeys) }
+            return response
         }
     }
     router.post("hooks/sync/:repository") { request, context -> Response in
@@ -190,23 +212,36 @@ struct ForgeHook: Sendable {
     var proof: String
     var secret: @Sendable (DaemonState.HookSecrets) -> String?
     var event: @Sendable (HTTPFields) -> String?
+    /// The delivery's id, as the forge names each delivery (and a redelivery of it).
+    var delivery: @Sendable (HTTPFields) -> String?
+    /// True when the proof is a header alone (GitLab's token), checked before the body is read.
+    var headerOnly = false
     var verify: @Sendable (HTTPFields, [UInt8], String) -> Bool
 
     static func header(_ name: String) -> HTTPField.Name { HTTPField.Name(name)! }
 
     static let all: [ForgeHook] = [
         ForgeHook(source: "github", forge: "GitHub", setting: "github_secret_env", proof: "signature", secret: \.github,
-                  event: { $0[header("X-GitHub-Event")] },
+                  event: { $0[header("X-GitHub-Event")] }, delivery: { $0[header("X-GitHub-Delivery")] },
                   verify: { headers, body, secret in Webhooks.verifyHMAC(body: body, signature: headers[header("X-Hub-Signature-256")], secret: secret) }),
         ForgeHook(source: "gitlab", forge: "GitLab", setting: "gitlab_token_env", proof: "token", secret: \.gitlab,
-                  event: { $0[header("X-Gitlab-Event")] },
+                  event: { $0[header("X-Gitlab-Event")] }, delivery: { $0[header("X-Gitlab-Event-UUID")] }, headerOnly: true,
                   verify: { headers, _, secret in Webhooks.verifyToken(headers[header("X-Gitlab-Token")], secret: secret) }),
         ForgeHook(source: "gitea", forge: "Gitea", setting: "gitea_secret_env", proof: "signature", secret: \.gitea,
                   event: { $0[header("X-Gitea-Event")] ?? $0[header("X-Forgejo-Event")] },
+                  delivery: { $0[header("X-Gitea-Delivery")] ?? $0[header("X-Forgejo-Delivery")] },
                   verify: { headers, body, secret in
                       Webhooks.verifyHMAC(body: body, signature: headers[header("X-Gitea-Signature")] ?? headers[header("X-Forgejo-Signature")], secret: secret)
                   }),
     ]
+}
+
+/// Runs CPU-bound work (an HMAC over 25 MB, a JSON parse) on a thread of its own, so that the
+/// cooperative pool — two threads on two cores — stays free to answer `/healthz` and `/readyz`.
+func offThePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        BlockingThreads.shared.run { continuation.resume(returning: work()) }
+    }
 }
 
 func textResponse(_ status: HTTPResponse.Status, _ body: String) -> Response {

@@ -19,6 +19,17 @@ public enum Webhooks {
         return constantTimeEqual(SHA256.hash(Array(given.utf8)), SHA256.hash(Array(secret.utf8)))
     }
 
+    /// The largest hook body read (GitHub caps its payloads at 25 MB).
+    public static let maxBodySize = 25 << 20
+
+    /// What identifies a delivery: the forge's delivery id, and the signed body itself (the id travels
+    /// in a header no signature covers, so a replay with a new id is still the same body).
+    static func deliveryKeys(source: String, id: String?, body: [UInt8]) -> [String] {
+        var keys = ["\(source) body \(SHA256.hash(body).hex)"]
+        if let id, !id.isEmpty { keys.insert("\(source) \(String(id.prefix(100)))", at: 0) }
+        return keys
+    }
+
     /// The signature the daemon puts on its own notifications (`X-Gitmirror-Signature-256`).
     public static func sign(_ body: [UInt8], secret: String) -> String {
         "sha256=" + SHA256.hmac(key: Array(secret.utf8), message: body).hex
