@@ -28,15 +28,24 @@ public final class StateStore: Sendable {
         let folder = (path as NSString).deletingLastPathComponent
         if !readOnly {
             do {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch {
                 // Foundation's codes: 640 is "out of space"; the rest that can happen here are permissions.
                 throw Self.unwritable(folder, errno: (error as NSError).code == CocoaError.fileWriteOutOfSpace.rawValue ? ENOSPC : EACCES)
             }
+            // Every entry point that writes state comes here first: state_dir is private whoever made it,
+            // and the database and its -wal and -shm (SQLite gives them the database's mode) are 0600.
+            try OwnedPath.stateDirectory(folder)
+            for file in [path, path + "-wal", path + "-shm", path + ".open-lock"] {
+                try OwnedPath.check(file, directory: false)
+                OwnedPath.makePrivate(file: file)
+            }
+        } else {
+            for file in [path, path + "-wal", path + "-shm"] { try OwnedPath.check(file, directory: false) }
         }
         // Two processes opening a new database at once race on switching it to WAL
         // (SQLITE_BUSY without a busy handler): opening and migrating take turns.
-        let opening = open(path + ".open-lock", readOnly ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let opening = open(path + ".open-lock", readOnly ? O_RDONLY | O_CLOEXEC | O_NOFOLLOW : O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         if opening < 0 && !readOnly && [EACCES, EPERM, EROFS].contains(errno) { throw Self.unwritable(folder, errno: errno) }
         if opening >= 0 { flock(opening, LOCK_EX) }
         defer {
@@ -48,7 +57,16 @@ public final class StateStore: Sendable {
         // An empty file is not a database that lost its tables: something replaced it, and
         // initialising it afresh would hide that the history is gone. (Checked under the opening
         // lock: a database another process is creating is empty only until it lets go.)
-        if let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+        // A new database is made here, 0600, so that SQLite's -wal and -shm are 0600 too (it copies the mode).
+        var createdNow = false
+        if !readOnly && access(path, F_OK) != 0 {
+            let created = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if created >= 0 {
+                close(created)
+                createdNow = true
+            }
+        }
+        if !createdNow, let attributes = try? FileManager.default.attributesOfItem(atPath: path),
            (attributes[.size] as? NSNumber)?.intValue == 0 {
             throw StateError.emptyFile(path)
         }

@@ -51,8 +51,10 @@ struct Cache: Sendable {
     /// Moves the cache to `state_dir/quarantine/<name>-<stamp>.git`, keeping it for inspection.
     func quarantine(stamp: String) throws -> String {
         let folder = stateDirectory.appendingPathComponent("quarantine")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        // A link planted as quarantine/ would move the damaged cache (private code) wherever it points.
+        try OwnedPath.directory(folder.path)
         let destination = folder.appendingPathComponent("\(name)-\(stamp).git")
+        try OwnedPath.check(destination.path, directory: true)
         try FileManager.default.moveItem(atPath: path, toPath: destination.path)
         return destination.path
     }

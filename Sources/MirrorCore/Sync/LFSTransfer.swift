@@ -68,6 +68,8 @@ struct LFSTransfer {
         let missing = pointers.filter { !FileManager.default.fileExists(atPath: stored($0).path) }
         guard !missing.isEmpty else { return }
         let source = try Side(remote: mirror.primary, sync: sync)
+        try OwnedPath.check(store.deletingLastPathComponent().path, directory: true)
+        try OwnedPath.check(store.path, directory: true)
         do {
             try FileManager.default.createDirectory(at: store, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {

@@ -26,11 +26,16 @@ public final class RepositoryLock {
     /// Waits up to `wait` for the lock; `giveUp` ends the wait early (a shutdown) with `.busy`.
     public static func acquire(path: String, wait: TimeInterval, giveUp: () -> Bool = { false }) throws -> Outcome {
         let folder = (path as NSString).deletingLastPathComponent
-        if (try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)) == nil {
+        // cache/ and the lock file are gitmirror's own: private, and never reached through a link
+        // (a planted link would have this process truncate its target).
+        try OwnedPath.check(folder, directory: true)
+        if (try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])) == nil {
             throw LocalFault.failure(errno: EACCES, path: folder, doing: "create the cache folder")
         }
-        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        try OwnedPath.directory(folder)
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else {
+            if errno == ELOOP { try OwnedPath.check(path, directory: false) }
             throw LocalFault.failure(errno: errno, path: path, doing: "open the lock file")
         }
         let deadline = Date().addingTimeInterval(wait)

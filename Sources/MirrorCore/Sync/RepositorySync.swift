@@ -115,7 +115,10 @@ public struct RepositorySync: Sendable {
             return report
         }
         if case .list(_, let note?) = verdict { notes.append(note) }
-        let swept = cache(mirror).sweep(olderThan: lock.acquiredAt)
+        // The cache is gitmirror's own: a link planted in its place would have the sweep, the fetch and
+        // the pushes work in whatever it points at. Such a run touches nothing and fails as config.
+        let cacheProblem = OwnedPath.problem(cachePath(mirror), directory: true)
+        let swept = cacheProblem == nil ? cache(mirror).sweep(olderThan: lock.acquiredAt) : []
         if !swept.isEmpty {
             let note = "removed \(swept.count) file\(swept.count == 1 ? "" : "s") a killed process left in the cache (\(swept.prefix(5).joined(separator: ", "))\(swept.count > 5 ? ", …" : ""))"
             progress(mirror.name, "primary", note)
@@ -124,13 +127,14 @@ public struct RepositorySync: Sendable {
 
         // The secondaries are listed while the primary is: unless this is the first fetch into an empty
         // cache, whose pack may stream to empty secondaries (PackSeed) and change what they hold.
-        let cacheRefs = Self.cacheRefs(cachePath(mirror))
+        let cacheRefs = cacheProblem == nil ? Self.cacheRefs(cachePath(mirror)) : [:]
         let prelisting = cacheRefs.isEmpty ? nil : Prelisting(mirror, sync: self)
         defer { prelisting?.waitAll() }
         var secondaries: [(report: RemoteReport, fingerprint: String?)] = []
         var repaired = false
         var seeded: [String: SeedOutcome] = [:]
         do {
+            if let cacheProblem { throw SyncFailure(.config, cacheProblem) }
             var source: [String: ObjectID]
             do {
                 source = try fetchPrimary(mirror, report: &primary, seeded: &seeded, cacheRefs: cacheRefs.isEmpty ? nil : cacheRefs)
