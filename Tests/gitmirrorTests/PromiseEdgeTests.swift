@@ -355,11 +355,11 @@ import TestSupport
         try scenario.primary.commit("big", content: (0..<30000).map { "line \($0) \(UUID().uuidString)" }.joined(separator: "\n"))
         let backup = try scenario.secondary("backup")
         try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
-        let small = try scenario.sandbox.directory("small")
-        try Shell.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", small.path])
+        // (mounted where the cache goes: a link there would be refused, as one another user planted)
+        let small = scenario.cache.url
+        try FileManager.default.createDirectory(at: small, withIntermediateDirectories: true)
+        try Shell.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", small.path])
         defer { _ = try? Shell.run(["umount", "-l", small.path]) }
-        try FileManager.default.createDirectory(at: scenario.sandbox.path("state/cache"), withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: scenario.cache.path, withDestinationPath: small.path)
         try Shell.run(["git", "init", "-q", "--bare", small.path])
 
         // When gitmirror syncs

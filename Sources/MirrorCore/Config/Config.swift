@@ -187,3 +187,26 @@ public struct AWSCredentialSpec: Sendable, Equatable {
 /// `refs:` may not name them, and RefFilter never selects them.
 let privateRefNamespaces = ["refs/pull/", "refs/merge-requests/", "refs/for/", "refs/changes/", "refs/keep-around/",
                             "refs/environments/", "refs/pipelines/", "refs/remotes/", "refs/gitmirror/"]
+
+/// How long the daemon's HTTP clients may take and how many connections they may hold (`daemon.http:`).
+/// Whoever reaches the port (the container and the Kubernetes manifest listen on 0.0.0.0 for webhooks)
+/// can open connections: these bounds keep descriptors free and `/healthz` answering.
+public struct HTTPLimits: Sendable, Equatable {
+    /// From a connection's start (or the end of its last response) to the end of a request's headers.
+    public var headerTimeout: TimeInterval = 10
+    /// From a request's headers to the end of its body (a 25 MB hook at 1 MB/s fits).
+    public var bodyTimeout: TimeInterval = 30
+    /// A kept-alive connection waiting for its next request.
+    public var idleTimeout: TimeInterval = 60
+    /// Connections from all peers at once; nil: a quarter of the descriptors the process may open, at most 4096.
+    public var maxConnections: Int?
+    /// Connections from one address at once; more are closed as they arrive.
+    public var maxConnectionsPerPeer = 64
+
+    public init() {}
+
+    /// The total cap for a process that may open `descriptors` files.
+    public func totalConnections(descriptors: Int) -> Int {
+        maxConnections ?? max(32, min(4096, descriptors / 4))
+    }
+}

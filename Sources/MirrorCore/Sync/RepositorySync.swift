@@ -146,15 +146,17 @@ public struct RepositorySync: Sendable {
                 source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
             }
             progress(mirror.name, "primary", "done: fetched")
+            let untouchable = Set(primary.refs.filter { $0.outcome == .failed }.map(\.ref))
             secondaries = syncSecondaries(mirror, mirror.secondaries, source: source, seeded: seeded, primaryHead: primary.head,
-                                          prelisting: repaired ? nil : prelisting, runId: runId, held: held)
+                                          prelisting: repaired ? nil : prelisting, runId: runId, held: held, untouchable: untouchable)
             let suspects = secondaries.filter { $0.report.failure.map(Self.suspectsCache) == true }
             if !suspects.isEmpty, !repaired, let suspicion = suspects.first?.report.failure,
                let note = try repairCache(mirror, runId: runId, suspicion: suspicion) {
                 notes.append(note)
                 source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
                 let again = syncSecondaries(mirror, mirror.secondaries.filter { spec in suspects.contains { $0.report.remote == spec.name } },
-                                            source: source, seeded: seeded, primaryHead: primary.head, runId: runId, held: held)
+                                            source: source, seeded: seeded, primaryHead: primary.head, runId: runId, held: held,
+                                            untouchable: Set(primary.refs.filter { $0.outcome == .failed }.map(\.ref)))
                 secondaries = secondaries.map { entry in again.first { $0.report.remote == entry.report.remote } ?? entry }
             }
         } catch {
@@ -207,7 +209,12 @@ public struct RepositorySync: Sendable {
         report.head = listed.defaultBranch
 
         let patterns = Array(Set(mirror.secondaries.flatMap(\.policy.refs))).sorted()
-        let wanted = Dictionary(heads.filter { RefFilter.matches($0.name, patterns) }.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+        var wanted = Dictionary(heads.filter { RefFilter.matches($0.name, patterns) }.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+        // A ref the cache cannot hold (its pushers chose the name) fails alone: it is not fetched, and the
+        // secondaries keep whatever they have of it; every other ref is mirrored.
+        var leftOut = wanted.keys.sorted().compactMap { name in RefName.problem(name).map { (name: name, problem: $0) } }
+        for entry in leftOut { wanted[entry.name] = nil }
+        defer { Self.reportLeftOut(leftOut, primary: wanted, in: &report) }
         // An empty primary is an outage or an accident, never an instruction to delete everything.
         guard !heads.filter({ $0.name.hasPrefix("refs/") }).isEmpty else {
             throw SyncFailure(.primaryEmpty, "the primary \(mirror.primary.url) advertises no refs; nothing was fetched, pushed or deleted anywhere. Check that the primary repository is intact")
@@ -263,13 +270,28 @@ public struct RepositorySync: Sendable {
         }
         var source: [String: ObjectID] = [:]
         let now = changed ? try gitCall { try cache().references(matching: "refs/*") } : everything
-        for name in wanted.keys {
+        for name in wanted.keys.sorted() {
             guard let id = now[name] else {
-                throw SyncFailure(.internal, "the fetch from the primary did not bring \(name); nothing was pushed")
+                // The cache would not store it (git refuses a branch that points at a blob or a tree): that ref fails alone.
+                leftOut.append((name, "the cache would not store it (a branch must point at a commit; this one points at \(wanted[name]!.hex))"))
+                continue
             }
             source[name] = id
         }
         return source
+    }
+
+    /// The primary's refs that could not be mirrored, each a failed ref of the primary's report (in its
+    /// history), and one `rejected` failure naming the first: the other refs go on to the secondaries.
+    static func reportLeftOut(_ leftOut: [(name: String, problem: String)], primary wanted: [String: ObjectID], in report: inout RemoteReport) {
+        guard let first = leftOut.first else { return }
+        for entry in leftOut {
+            report.refs.append(RefOutcome(ref: entry.name, action: .create, old: nil, new: wanted[entry.name], outcome: .failed,
+                                          message: "cannot be mirrored: \(entry.problem)"))
+        }
+        let count = leftOut.count
+        report.result = .failed
+        report.failure = SyncFailure(.rejected, "\(count) ref\(count == 1 ? "" : "s") of the primary cannot be mirrored and \(count == 1 ? "was" : "were") left out: \(RefName.shown(first.name)): \(first.problem)\(count > 1 ? " (and \(count - 1) more: gitmirror history REPO --remote primary)" : ""); every other ref was mirrored. Rename or repoint \(count == 1 ? "it" : "them") on the primary")
     }
 
     /// The empty secondaries the primary's pack may stream to during the fetch (first seed): those this
@@ -301,11 +323,11 @@ public struct RepositorySync: Sendable {
     /// except one that suspects the cache: the caller may repair and re-run it.
     func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID], seeded: [String: SeedOutcome] = [:],
                          primaryHead: String? = nil, prelisting: Prelisting? = nil, runId: Int64?,
-                         held: HeldOutcomes? = nil) -> [(report: RemoteReport, fingerprint: String?)] {
+                         held: HeldOutcomes? = nil, untouchable: Set<String> = []) -> [(report: RemoteReport, fingerprint: String?)] {
         concurrently(secondaries.count, limit: config.maxParallelPushes) { index in
             let secondary = secondaries[index]
             let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name], primaryHead: primaryHead,
-                                             listed: prelisting?.listing(of: secondary.name))
+                                             listed: prelisting?.listing(of: secondary.name), untouchable: untouchable)
             if let runId, !self.options.planOnly, outcome.report.failure.map(Self.suspectsCache) != true {
                 self.record(outcome.report, runId: runId, remote: secondary, fingerprint: outcome.fingerprint, held: held)
             }
@@ -314,13 +336,15 @@ public struct RepositorySync: Sendable {
     }
 
     func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], seeded: SeedOutcome? = nil,
-                       primaryHead: String? = nil, listed: Prelisting.Pending? = nil) -> (report: RemoteReport, fingerprint: String?) {
+                       primaryHead: String? = nil, listed: Prelisting.Pending? = nil,
+                       untouchable: Set<String> = []) -> (report: RemoteReport, fingerprint: String?) {
         let started = Date()
         var report = RemoteReport(repository: mirror.name, remote: secondary.name, role: .secondary, url: secondary.url.display, result: .ok)
         var work = SecondarySync(sync: self, mirror: mirror, secondary: secondary, source: source, report: report)
         work.seeded = seeded?.created ?? [:]
         work.primaryHead = primaryHead
         work.listed = listed
+        work.untouchable = untouchable
         do {
             try work.run()
             report = work.report

@@ -20,6 +20,8 @@ struct SecondarySync {
     var primaryHead: String?
     /// This secondary's listing, started with the primary's (Prelisting).
     var listed: Prelisting.Pending?
+    /// The primary's refs that could not be mirrored (RefName): left as they are here, never deleted.
+    var untouchable: Set<String> = []
     static let seededMessage = "created from the primary's pack as it arrived"
 
     init(sync: RepositorySync, mirror: Mirror, secondary: RemoteSpec, source: [String: ObjectID], report: RemoteReport) {
@@ -129,7 +131,8 @@ struct SecondarySync {
     /// Plans every ref (the ancestry answers come from a worker: reading objects can hang on a
     /// damaged cache) and fills the report's rows; refs that cannot be created are refused here.
     mutating func plan(_ heads: [RemoteHead]) throws -> RefPlan {
-        let target = Dictionary(heads.filter { $0.name.hasPrefix("refs/") }.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+        let target = Dictionary(heads.filter { $0.name.hasPrefix("refs/") && !untouchable.contains($0.name) }.map { ($0.name, $0.id) },
+                                uniquingKeysWith: { a, _ in a })
         let answers = try ancestry(target: target)
         let plan = RefPlan.make(source: source, target: target, policy: secondary.policy) { old, new in
             answers[AncestryQuestion(old: old, new: new)]?.fastForward ?? false

@@ -163,23 +163,14 @@ public enum Worker {
             }
             switch request.operation {
             case .list:
-                let remote = try Remote(url: request.url, hooks: hooks)
-                try remote.connect(.fetch)
-                result.heads = try remote.advertisedHeads()
-                result.defaultBranch = try? remote.defaultBranch()
-                remote.disconnect()
+                (result.heads, result.defaultBranch) = try listRefs(request, hooks: hooks)
             case .pushAccess:
                 let remote = try Remote(url: request.url, hooks: hooks)
                 result.heads = try remote.listHeads(.push)
                 remote.disconnect()
             case .fetch:
                 let repository = try Repository.openOrCreateBare(at: request.cachePath ?? "")
-                let remote = try Remote(url: request.url, in: repository, hooks: hooks)
-                if let seeds = request.seeds, !seeds.isEmpty {
-                    result.seeded = try fetch(remote, into: repository, seeding: seeds, request: request)
-                } else {
-                    try remote.fetch(refspecs: request.refspecs ?? [])
-                }
+                result.seeded = try fetchRefs(request, into: repository, hooks: hooks)
                 result.bytes = hooks.receivedBytes
             case .push:
                 result = try push(request, hooks: hooks, caBundle: bundle?.path)
@@ -387,6 +378,39 @@ public enum Worker {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("gitmirror-ca-\(getpid())-\(UUID().uuidString).pem")
         try pem.write(to: url, atomically: false, encoding: .utf8)
         return url
+    }
+
+    /// The remote's refs and HEAD's branch; a local primary libgit2 cannot read is listed by git (LocalPrimary).
+    static func listRefs(_ request: WorkerRequest, hooks: TransferHooks) throws -> (heads: [RemoteHead], head: String?) {
+        do {
+            let remote = try Remote(url: request.url, hooks: hooks)
+            try remote.connect(.fetch)
+            let heads = try remote.advertisedHeads()
+            let head = try? remote.defaultBranch()
+            remote.disconnect()
+            return (heads, head)
+        } catch {
+            // libgit2 reads a local primary's refs itself and stops at one it cannot hold; git lists them all.
+            guard error is GitError, LocalPrimary.isLocal(request.url), let listed = try? LocalPrimary.list(request.url) else { throw error }
+            return listed
+        }
+    }
+
+    /// Fetches the request's refspecs into the cache (seeding secondaries as the pack arrives, when asked);
+    /// a local primary libgit2 cannot read is fetched by git, and its secondaries are then pushed as usual.
+    static func fetchRefs(_ request: WorkerRequest, into repository: Repository, hooks: TransferHooks) throws -> [SeedOutcome]? {
+        do {
+            let remote = try Remote(url: request.url, in: repository, hooks: hooks)
+            if let seeds = request.seeds, !seeds.isEmpty {
+                return try fetch(remote, into: repository, seeding: seeds, request: request)
+            }
+            try remote.fetch(refspecs: request.refspecs ?? [])
+            return nil
+        } catch {
+            guard error is GitError, LocalPrimary.isLocal(request.url),
+                  (try? LocalPrimary.fetch(request.url, into: request.cachePath ?? "", refspecs: request.refspecs ?? [])) != nil else { throw error }
+            return nil
+        }
     }
 
     static func classify(_ error: GitError, hooks: TransferHooks, request: WorkerRequest) -> SyncFailure {
