@@ -94,12 +94,16 @@ public struct RefUpdate: Codable, Sendable, FetchableRecord, MutablePersistableR
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 
+    /// The outcome of a row written before its push, until the push's outcome replaces it.
+    public static let pending = "pending"
+
     public enum Columns {
         public static let id = Column(CodingKeys.id)
         public static let runId = Column(CodingKeys.runId)
         public static let repository = Column(CodingKeys.repository)
         public static let remote = Column(CodingKeys.remote)
         public static let ref = Column(CodingKeys.ref)
+        public static let outcome = Column(CodingKeys.outcome)
     }
 }
 

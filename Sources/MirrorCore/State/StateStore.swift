@@ -466,6 +466,7 @@ public final class StateStore: Sendable {
 
     private static func record(_ db: Database, _ outcome: RemoteOutcome) throws {
         let state = outcome.state
+        if let runId = state.lastRunId { try dropPending(db, runId: runId, repository: state.repository, remote: state.remote) }
         try db.cachedStatement(sql: upsertRemoteState).execute(arguments: [
             state.repository, state.remote, state.role.rawValue, state.url, state.state.rawValue, state.lastAttempt, state.lastSuccess,
             state.lastErrorClass?.rawValue, state.lastError, state.refsFingerprint, state.lastRunId, state.head,
@@ -483,10 +484,59 @@ public final class StateStore: Sendable {
         }
     }
 
-    /// Journal rows that belong to no remote's outcome (the cache's repairs).
-    public func recordJournal(_ refs: [RefUpdate]) throws {
+    /// Journal rows that belong to no remote's outcome (the cache's repairs, the refs a stopped run applied);
+    /// `replacingPending`: that run's pending rows for that remote give way to them.
+    public func recordJournal(_ refs: [RefUpdate], replacingPending: (runId: Int64, remote: String)? = nil) throws {
         try write { db in
+            if let replacingPending, let repository = refs.first?.repository {
+                try Self.dropPending(db, runId: replacingPending.runId, repository: repository, remote: replacingPending.remote)
+            }
             for var ref in refs { try ref.insert(db) }
+        }
+    }
+
+    /// Writes, before a push that overwrites or deletes refs, one `pending` row per such ref with its
+    /// backup: a run that dies during the push still shows what it was doing and where the old tip is.
+    /// The remote's outcome replaces them; a later run settles any left (`settlePending`).
+    public func recordPending(_ refs: [RefUpdate]) throws {
+        try write { db in
+            for var ref in refs {
+                ref.outcome = RefUpdate.pending
+                try ref.insert(db)
+            }
+        }
+    }
+
+    private static func dropPending(_ db: Database, runId: Int64, repository: String, remote: String) throws {
+        try db.cachedStatement(sql: "DELETE FROM ref_update WHERE runId = ? AND repository = ? AND remote = ? AND outcome = ?")
+            .execute(arguments: [runId, repository, remote, RefUpdate.pending])
+    }
+
+    /// Settles the pending rows an earlier run of this remote left (it died during its push) from what
+    /// the remote holds now: `applied` when it holds the new tip (or no ref, for a delete), `failed` when
+    /// it still holds the old one, `unknown` otherwise. Returns how many were settled.
+    @discardableResult
+    public func settlePending(repository: String, remote: String, holding current: [String: String], before runId: Int64?) throws -> Int {
+        try write { db in
+            var request = RefUpdate.filter(RefUpdate.Columns.repository == repository && RefUpdate.Columns.remote == remote
+                                           && RefUpdate.Columns.outcome == RefUpdate.pending)
+            if let runId { request = request.filter(RefUpdate.Columns.runId != runId) }
+            let rows = try request.fetchAll(db)
+            for var row in rows {
+                let now = current[row.ref]
+                let holds = now.map { "holds \($0.prefix(10))" } ?? "has no such ref"
+                if now == row.newOid {
+                    row.outcome = "applied"
+                } else if now == row.oldOid {
+                    row.outcome = "failed"
+                } else {
+                    row.outcome = "unknown"
+                }
+                row.message = [row.message, "settled by a later run: the run stopped during its push; the secondary \(holds)"]
+                    .compactMap { $0 }.joined(separator: "; ")
+                try row.update(db)
+            }
+            return rows.count
         }
     }
 

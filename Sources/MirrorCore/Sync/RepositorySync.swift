@@ -327,7 +327,7 @@ public struct RepositorySync: Sendable {
         concurrently(secondaries.count, limit: config.maxParallelPushes) { index in
             let secondary = secondaries[index]
             let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name], primaryHead: primaryHead,
-                                             listed: prelisting?.listing(of: secondary.name), untouchable: untouchable)
+                                             listed: prelisting?.listing(of: secondary.name), untouchable: untouchable, runId: runId)
             if let runId, !self.options.planOnly, outcome.report.failure.map(Self.suspectsCache) != true {
                 self.record(outcome.report, runId: runId, remote: secondary, fingerprint: outcome.fingerprint, held: held)
             }
@@ -337,7 +337,7 @@ public struct RepositorySync: Sendable {
 
     func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], seeded: SeedOutcome? = nil,
                        primaryHead: String? = nil, listed: Prelisting.Pending? = nil,
-                       untouchable: Set<String> = []) -> (report: RemoteReport, fingerprint: String?) {
+                       untouchable: Set<String> = [], runId: Int64? = nil) -> (report: RemoteReport, fingerprint: String?) {
         let started = Date()
         var report = RemoteReport(repository: mirror.name, remote: secondary.name, role: .secondary, url: secondary.url.display, result: .ok)
         var work = SecondarySync(sync: self, mirror: mirror, secondary: secondary, source: source, report: report)
@@ -345,6 +345,7 @@ public struct RepositorySync: Sendable {
         work.primaryHead = primaryHead
         work.listed = listed
         work.untouchable = untouchable
+        work.runId = runId
         do {
             try work.run()
             report = work.report
@@ -629,6 +630,36 @@ public struct RepositorySync: Sendable {
         }
     }
 
+    /// Journals the refs a push is about to overwrite or delete, with their backups, as `pending`, before
+    /// the push starts: if this process dies during it, history still shows the force and the backup
+    /// (a later run settles the rows). Without that record nothing is overwritten.
+    func journalPending(_ overwrites: [RefOutcome], of mirror: Mirror, _ secondary: RemoteSpec, runId: Int64?) throws {
+        guard let store, let runId, !overwrites.isEmpty else { return }
+        let now = Date()
+        let rows = overwrites.map { ref in
+            RefUpdate(id: nil, runId: runId, repository: mirror.name, remote: secondary.name, ref: ref.ref, oldOid: ref.old?.hex,
+                      newOid: ref.new?.hex, action: ref.action.rawValue, outcome: RefUpdate.pending,
+                      message: ref.message.map(redactor.redact), backupRef: ref.backupRef, recordedAt: now)
+        }
+        do {
+            try store.recordPending(rows)
+        } catch {
+            throw SyncFailure(.internal, "cannot journal the \(rows.count) ref\(rows.count == 1 ? "" : "s") about to be overwritten in \(config.databaseURL.path) (\(error)); nothing was pushed to '\(secondary.name)'")
+        }
+    }
+
+    /// Settles what an earlier, stopped run left pending on this secondary (StateStore.settlePending).
+    func settlePending(_ mirror: Mirror, _ secondary: RemoteSpec, heads: [RemoteHead], runId: Int64?) {
+        guard let store else { return }
+        let current = Dictionary(heads.filter { $0.name.hasPrefix("refs/") }.map { ($0.name, $0.id.hex) }, uniquingKeysWith: { a, _ in a })
+        do {
+            let settled = try store.settlePending(repository: mirror.name, remote: secondary.name, holding: current, before: runId)
+            if settled > 0 { progress(mirror.name, secondary.name, "settled \(settled) journal row\(settled == 1 ? "" : "s") a stopped run left pending") }
+        } catch {
+            progress(mirror.name, secondary.name, "could not settle the journal rows a stopped run left pending: \(error)")
+        }
+    }
+
     /// The rows a remote's outcome writes; nil for a remote without a verdict (stopped), whose state
     /// row stays as it was and whose refs applied before the stop are journaled here and now.
     func outcome(_ report: RemoteReport, runId: Int64, fingerprint: String?) -> RemoteOutcome? {
@@ -640,7 +671,7 @@ public struct RepositorySync: Sendable {
                           oldOid: ref.old?.hex, newOid: ref.new?.hex, action: ref.action.rawValue, outcome: ref.outcome.rawValue,
                           message: ref.message.map(redactor.redact), backupRef: ref.backupRef, recordedAt: now)
             }
-            if !applied.isEmpty { try? store.recordJournal(applied) }
+            if !applied.isEmpty { try? store.recordJournal(applied, replacingPending: (runId, report.remote)) }
             return nil
         }
         let row = RemoteState(repository: report.repository, remote: report.remote, role: report.role, url: redactor.redact(report.url),

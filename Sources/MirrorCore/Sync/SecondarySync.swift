@@ -22,6 +22,8 @@ struct SecondarySync {
     var listed: Prelisting.Pending?
     /// The primary's refs that could not be mirrored (RefName): left as they are here, never deleted.
     var untouchable: Set<String> = []
+    /// This run's id (nil when nothing is recorded: plan).
+    var runId: Int64?
     static let seededMessage = "created from the primary's pack as it arrived"
 
     init(sync: RepositorySync, mirror: Mirror, secondary: RemoteSpec, source: [String: ObjectID], report: RemoteReport) {
@@ -47,6 +49,8 @@ struct SecondarySync {
         try sync.credentials.prepare(&access, for: secondary, config: sync.config)
         let (heads, listedHead) = try list(access)
         report.head = listedHead
+        // An earlier run that stopped during its push left pending rows: what this remote holds now settles them.
+        if !sync.options.planOnly { sync.settlePending(mirror, secondary, heads: heads, runId: runId) }
         let plan = try self.plan(heads)
         if sync.options.planOnly {
             report.result = .planned
@@ -59,6 +63,7 @@ struct SecondarySync {
             finalHeads = heads
         } else {
             if secondary.policy.lfs { try mirrorLFS(changes, holding: heads) }
+            try sync.journalPending(changes.filter { $0.action == .force || $0.action == .delete }, of: mirror, secondary, runId: runId)
             let sent = try transfer(changes, access: access)
             verify(sent)
         }
