@@ -28,6 +28,15 @@ import TestSupport
             """)
     }
 
+    /// Changes what the API says of one repository (its state entry: `answer` fields replace the API's own).
+    func edit(_ stage: Stage, _ path: String, _ change: @escaping (inout [String: Any]) -> Void) throws {
+        try stage.source.update { state in
+            var list = state["repositories"] as? [[String: Any]] ?? []
+            for index in list.indices where list[index]["path"] as? String == path { change(&list[index]) }
+            state["repositories"] = list
+        }
+    }
+
     func entries(_ output: Shell.Output) throws -> [String: [String: Any]] {
         let document = try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any] ?? [:]
         let list = document["repositories"] as? [[String: Any]] ?? []
@@ -39,11 +48,7 @@ import TestSupport
         let stage = try Stage("hostile-traversal")
         let ok = try stage.repository("ok")
         try stage.repository("victim")
-        try stage.source.update { state in
-            var list = state["repositories"] as? [[String: Any]] ?? []
-            for index in list.indices where list[index]["path"] as? String == "acme/victim" { list[index]["path"] = "acme/../../victim" }
-            state["repositories"] = list
-        }
+        try edit(stage, "acme/victim") { $0["path"] = "acme/../../victim" }
         let victim = try BareRepository.create(at: stage.sandbox.path("victim.git"))
         try writeLocalMirrors(stage)
         _ = try BareRepository.create(at: stage.sandbox.path("mirrors/acme/ok.git"))
@@ -69,14 +74,8 @@ import TestSupport
         try secret.commit("confidential")
         try stage.repository("leak")
         try stage.repository("leak2")
-        try stage.source.update { state in
-            var list = state["repositories"] as? [[String: Any]] ?? []
-            for index in list.indices {
-                if list[index]["path"] as? String == "acme/leak" { list[index]["answer"] = ["clone_url": "file://\(secret.path)"] }
-                if list[index]["path"] as? String == "acme/leak2" { list[index]["answer"] = ["clone_url": secret.path] }
-            }
-            state["repositories"] = list
-        }
+        try edit(stage, "acme/leak") { $0["answer"] = ["clone_url": "file://\(secret.path)"] }
+        try edit(stage, "acme/leak2") { $0["answer"] = ["clone_url": secret.path] }
         try writeLocalMirrors(stage)
         let leak = try BareRepository.create(at: stage.sandbox.path("mirrors/acme/leak.git"))
         let leak2 = try BareRepository.create(at: stage.sandbox.path("mirrors/acme/leak2.git"))
@@ -99,11 +98,7 @@ import TestSupport
         try stage.repository("app")
         let collector = try HTTPSServer(sandbox: stage.sandbox, root: stage.primaries, user: "x-access-token", password: "not-the-token",
                                         authority: stage.git.authority)
-        try stage.source.update { state in
-            var list = state["repositories"] as? [[String: Any]] ?? []
-            list[0]["answer"] = ["clone_url": "https://localhost:\(collector.port)/acme/app.git"]
-            state["repositories"] = list
-        }
+        try edit(stage, "acme/app") { $0["answer"] = ["clone_url": "https://localhost:\(collector.port)/acme/app.git"] }
         try writeLocalMirrors(stage)
 
         // When gitmirror syncs
@@ -125,11 +120,7 @@ import TestSupport
         // Given an API whose listing page is 17 MB (one description of that size)
         let stage = try Stage("hostile-size")
         try stage.repository("app")
-        try stage.source.update { state in
-            var list = state["repositories"] as? [[String: Any]] ?? []
-            list[0]["description_bytes"] = 17_000_000
-            state["repositories"] = list
-        }
+        try edit(stage, "acme/app") { $0["description_bytes"] = 17_000_000 }
         try writeLocalMirrors(stage)
 
         // When discover runs
@@ -149,12 +140,8 @@ import TestSupport
         // Given an API entry whose name holds an OSC sequence (it retitles a terminal), a NUL and a newline
         let stage = try Stage("hostile-escape")
         try stage.repository("app")
-        try stage.source.update { state in
-            var list = state["repositories"] as? [[String: Any]] ?? []
-            let name = "x\u{1B}]0;pwned\u{07}\u{0}\nFORGED"
-            list[0]["answer"] = ["full_name": "acme/\(name)", "name": name]
-            state["repositories"] = list
-        }
+        let name = "x\u{1B}]0;pwned\u{07}\u{0}\nFORGED"
+        try edit(stage, "acme/app") { $0["answer"] = ["full_name": "acme/\(name)", "name": name] }
         try writeLocalMirrors(stage)
 
         // When discover and sync print it

@@ -12,6 +12,13 @@ import TestSupport
         return Int(info.st_mode & 0o777)
     }
 
+    /// Plants `name` under state_dir as a link to `target`, as another local user could.
+    func plant(_ scenario: Scenario, _ name: String, to target: URL) throws {
+        let link = scenario.sandbox.path("state/\(name)")
+        try FileManager.default.createDirectory(at: link.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: target.path)
+    }
+
     func scenario(_ name: String) throws -> (Scenario, BareRepository) {
         let scenario = try Scenario(name)
         try scenario.primary.commit("first")
@@ -73,9 +80,7 @@ import TestSupport
         let foreign = try BareRepository.create(at: scenario.sandbox.path("someone-else/theirs.git"))
         try foreign.commit("theirs")
         let before = try foreign.refs()
-        let cache = scenario.sandbox.path("state/cache")
-        try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: cache.appendingPathComponent("app.git").path, withDestinationPath: foreign.path)
+        try plant(scenario, "cache/app.git", to: foreign.url)
 
         // When gitmirror syncs
         let sync = try scenario.gitmirror("sync")
@@ -94,9 +99,7 @@ import TestSupport
         let (scenario, _) = try scenario("state-lock-link")
         let victim = scenario.sandbox.path("someone-else.txt")
         try "precious\n".write(to: victim, atomically: true, encoding: .utf8)
-        let cache = scenario.sandbox.path("state/cache")
-        try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: cache.appendingPathComponent("app.lock").path, withDestinationPath: victim.path)
+        try plant(scenario, "cache/app.lock", to: victim)
 
         // When gitmirror syncs
         let sync = try scenario.gitmirror("sync")
@@ -111,9 +114,7 @@ import TestSupport
         let (scenario, _) = try scenario("state-db-link")
         let victim = scenario.sandbox.path("someone-else.db")
         try Data("x".utf8).write(to: victim)
-        let state = scenario.sandbox.path("state")
-        try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: state.appendingPathComponent("gitmirror.sqlite").path, withDestinationPath: victim.path)
+        try plant(scenario, "gitmirror.sqlite", to: victim)
 
         let sync = try scenario.gitmirror("sync")
 
