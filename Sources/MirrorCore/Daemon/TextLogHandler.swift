@@ -1,5 +1,8 @@
 import Foundation
 import Logging
+#if canImport(CDispatch)
+import CDispatch
+#endif
 
 /// One line per event on stderr, for a person or journald: `TIME LEVEL LABEL: key=value … message`.
 /// Values can come from outside (a hook's repository name, a server's message): every control
