@@ -26,45 +26,55 @@ import TestSupport
         #expect(score != nil && score! <= 2.0, "\(security.stdout.suffix(400))")
     }
 
-    /// Pushes run git (its pack transfer reuses stored deltas), and SSH pushes run OpenSSH: the image has both.
-    @Test func containerRuntimeHasTheProgramsGitmirrorRuns() throws {
+    /// The image is the Debian package installed on bookworm-slim: one build for both, and apt installs
+    /// what the package depends on.
+    @Test func containerImageInstallsThePackageBuiltByScriptsPackage() throws {
         let containerfile = try String(contentsOf: Self.deploy.appendingPathComponent("container/Containerfile"), encoding: .utf8)
+        let build = try #require(containerfile.components(separatedBy: "FROM debian:bookworm-slim").first)
         let runtime = try #require(containerfile.components(separatedBy: "FROM debian:bookworm-slim").last)
-        let installed = Set(runtime.split(whereSeparator: { " \n\\".contains($0) }).map(String.init))
-        #expect(installed.isSuperset(of: ["git", "openssh-client", "ca-certificates"]))
+        #expect(build.contains("RUN scripts/package"))
+        #expect(runtime.contains("apt-get install") && runtime.contains("/tmp/gitmirror.deb"))
+        #expect(runtime.contains("--uid 10001") && runtime.contains("USER 10001:10001"))
+        #expect(runtime.contains("ENTRYPOINT [\"/usr/bin/gitmirror\"]"))
     }
 
-    /// The image's runtime stage must install the Debian package of every system library the
-    /// binary links (Swift's own libraries are linked in with --static-swift-stdlib).
-    @Test func containerRuntimeInstallsEveryLinkedSystemLibrary() throws {
-        let containerfile = try String(contentsOf: Self.deploy.appendingPathComponent("container/Containerfile"), encoding: .utf8)
-        let runtime = try #require(containerfile.components(separatedBy: "FROM debian:bookworm-slim").last)
-        let installed = Set(runtime.split(whereSeparator: { " \n\\".contains($0) }).map(String.init))
-        // In bookworm-slim already: the C library, libgcc and libstdc++ (apt needs them).
-        let base: Set<String> = ["libc6", "libgcc-s1", "libstdc++6"]
+    /// The package's Depends: names the Debian package of every system library the binary links (Swift's
+    /// own are linked in with --static-swift-stdlib), and the programs gitmirror runs: git and OpenSSH.
+    @Test func packageDependsOnEveryLinkedSystemLibraryAndTheProgramsItRuns() throws {
+        let sandbox = try Sandbox("deploy-depends")
+        let unpacked = try sandbox.directory("package")
+        try ShippedPackage.extract(into: unpacked)
+        let binary = unpacked.appendingPathComponent("usr/bin/gitmirror").path
+        let depends = Set(try Shell.run(["dpkg-deb", "-f", try ShippedPackage.file().path, "Depends"]).stdout
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ").first.map(String.init) ?? "" })
+        #expect(depends.isSuperset(of: ["git", "openssh-client", "ca-certificates"]), "\(depends)")
 
-        let dynamic = try Shell.run(["readelf", "--dynamic", Gitmirror.executable.path])
+        let dynamic = try Shell.run(["readelf", "--dynamic", binary])
         let needed = dynamic.stdout.split(separator: "\n").filter { $0.contains("(NEEDED)") }
             .compactMap { $0.split(separator: "[").last?.split(separator: "]").first.map(String.init) }
-        let resolved = try Shell.run(["ldd", Gitmirror.executable.path]).stdout.split(separator: "\n")
+        let resolved = try Shell.run(["ldd", binary]).stdout.split(separator: "\n")
+        #expect(!resolved.contains { $0.contains("not found") || $0.contains("swift") }, "\(resolved)")
         var packages: [String: String] = [:]
-        for library in needed {
+        for library in needed where !library.hasPrefix("ld-linux") {
             guard let line = resolved.first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(library + " ") }),
-                  let path = line.split(separator: " ").first(where: { $0.hasPrefix("/") }) else { continue }
+                  let path = line.split(separator: " ").first(where: { $0.hasPrefix("/") }) else {
+                Issue.record("\(library) does not resolve")
+                continue
+            }
             // dpkg knows a file by the path its package installed (/lib/… or /usr/lib/… on a merged /usr).
             let real = URL(fileURLWithPath: String(path)).resolvingSymlinksInPath().path
             let candidates = [String(path), real, real.hasPrefix("/usr/") ? String(real.dropFirst(4)) : "/usr" + real]
             let owners = try candidates.map { try Shell.run(["dpkg-query", "--search", $0], check: false) }
-            // Not from a Debian package: a library of the Swift toolchain, linked statically in the image.
             guard let owner = owners.first(where: { $0.status == 0 }),
-                  let package = owner.stdout.split(separator: ":").first.map(String.init) else { continue }
+                  let package = owner.stdout.split(separator: ":").first.map(String.init) else {
+                Issue.record("\(library) (\(path)) belongs to no Debian package")
+                continue
+            }
             packages[library] = package
         }
-
         #expect(packages.values.contains("libgit2-1.5") && packages.values.contains("libsqlite3-0"), "\(packages)")
-        for (library, package) in packages where !base.contains(package) {
-            let listed = installed.contains(package)
-            #expect(listed, "gitmirror links \(library) from \(package), which the runtime stage does not install")
+        for (library, package) in packages {
+            #expect(depends.contains(package), "gitmirror links \(library) from \(package), which Depends: does not name")
         }
     }
 
