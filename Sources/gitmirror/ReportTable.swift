@@ -16,6 +16,9 @@ enum ReportTable {
                 }
                 if let note = remote.headNote { problems.append("\(report.repository)/\(remote.remote): \(note)") }
             }
+            for failure in report.journalFailures {
+                problems.append("\(report.repository): the state database did not record \(failure); the refs moved, but history does not show it")
+            }
         }
         var text = Terminal.table(["REPOSITORY", "REMOTE", "RESULT", "CREATED", "UPDATED", "DELETED", "KEPT", "DURATION"], rows)
         if !problems.isEmpty { text += "\n\n" + problems.joined(separator: "\n") }

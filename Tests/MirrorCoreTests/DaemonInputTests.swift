@@ -39,4 +39,16 @@ import Testing
         #expect(text.split(separator: "\n").count == 2)
         #expect(!text.contains("\u{1B}"))
     }
+
+    @Test func aRunWhoseJournalWasNotWrittenIsCountedInAMetric() {
+        let metrics = DaemonMetrics(version: "test")
+        let primary = RemoteReport(repository: "app", remote: "primary", role: .primary, url: "git://p/app", result: .ok)
+        let backup = RemoteReport(repository: "app", remote: "backup", role: .secondary, url: "git://s/app", result: .ok)
+        var report = RepositoryReport(repository: "app", runId: 1, primary: primary, secondaries: [backup], duration: 1)
+        report.journalFailures = ["backup's outcome and 1 journal row: disk I/O error"]
+        #expect(!report.inStep)
+        metrics.record(report)
+        let text = String(decoding: metrics.render(), as: UTF8.self)
+        #expect(text.contains("gitmirror_journal_write_failures_total{repository=\"app\"} 1"), "\(text)")
+    }
 }

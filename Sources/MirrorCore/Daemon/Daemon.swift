@@ -85,6 +85,10 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
                 }
             }
             metrics.record(report, behindSince: behind)
+            for failure in report.journalFailures {
+                logger.error("the state database did not record \(failure); the refs moved, but history does not show it",
+                             metadata: ["repository": "\(report.repository)"])
+            }
             notifier.observe(report)
             for remote in [report.primary] + report.secondaries {
                 var metadata: Logger.Metadata = ["repository": "\(report.repository)", "remote": "\(remote.remote)",

@@ -32,6 +32,10 @@ public final class DaemonMetrics: @unchecked Sendable {
         // An interrupted run (a restart) says nothing about the remotes: no counter or gauge moves.
         guard !report.wasInterrupted else { return }
         let result = !report.inStep ? "error" : (report.secondaries.allSatisfy { $0.result == .upToDate } ? "noop" : "success")
+        if !report.journalFailures.isEmpty {
+            registry.makeCounter(descriptor: Self.name("journal_write_failures", "total", "Runs whose outcome or journal rows could not be written to the state database."),
+                                 labels: [("repository", repository)]).increment()
+        }
         registry.makeValueHistogram(descriptor: Self.name("sync_duration", "seconds", "Duration of one repository sync."),
                                     labels: [("repository", repository)], buckets: Self.durationBuckets).record(report.duration)
         for remote in [report.primary] + report.secondaries {

@@ -109,8 +109,12 @@ public struct RepositorySync: Sendable {
             var report = unchangedReport(mirror, listedAt: listedAt, started: started)
             report.runId = runId
             if let runId, let store {
-                finished = (try? store.finishRun(repository: mirror.name, id: runId, result: .ok, summary: report.primary.unchanged,
-                                                 outcomes: held.take())) != nil
+                do {
+                    try store.finishRun(repository: mirror.name, id: runId, result: .ok, summary: report.primary.unchanged, outcomes: held.take())
+                    finished = true
+                } catch {
+                    report.journalFailures.append("the run's end: \(error)")
+                }
             }
             return report
         }
@@ -140,7 +144,7 @@ public struct RepositorySync: Sendable {
                 source = try fetchPrimary(mirror, report: &primary, seeded: &seeded, cacheRefs: cacheRefs.isEmpty ? nil : cacheRefs)
             } catch let failure as SyncFailure where Self.suspectsCache(failure) {
                 // The fetch reads the cache too (to negotiate): a damaged one is rebuilt, once.
-                guard let note = try repairCache(mirror, runId: runId, suspicion: failure) else { throw failure }
+                guard let note = try repairCache(mirror, runId: runId, suspicion: failure, held: held) else { throw failure }
                 notes.append(note)
                 repaired = true
                 source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
@@ -151,7 +155,7 @@ public struct RepositorySync: Sendable {
                                           prelisting: repaired ? nil : prelisting, runId: runId, held: held, untouchable: untouchable)
             let suspects = secondaries.filter { $0.report.failure.map(Self.suspectsCache) == true }
             if !suspects.isEmpty, !repaired, let suspicion = suspects.first?.report.failure,
-               let note = try repairCache(mirror, runId: runId, suspicion: suspicion) {
+               let note = try repairCache(mirror, runId: runId, suspicion: suspicion, held: held) {
                 notes.append(note)
                 source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
                 let again = syncSecondaries(mirror, mirror.secondaries.filter { spec in suspects.contains { $0.report.remote == spec.name } },
@@ -172,22 +176,25 @@ public struct RepositorySync: Sendable {
         }
         primary.duration = Date().timeIntervalSince(started)
 
-        let report = RepositoryReport(repository: mirror.name, runId: runId, primary: primary, secondaries: secondaries.map(\.report),
+        var report = RepositoryReport(repository: mirror.name, runId: runId, primary: primary, secondaries: secondaries.map(\.report),
                                       duration: Date().timeIntervalSince(started))
         if let runId, let store {
             let result: RunResult = report.wasInterrupted || (supervisor.registry?.isStopping == true && !report.inStep) ? .interrupted
                 : report.primary.failure != nil ? .failed : (report.inStep ? .ok : .failed)
             let failures = report.primary.failure?.description ?? report.secondaries.compactMap { $0.failure.map { "\($0.errorClass.rawValue)" } }.joined(separator: ", ")
             let summary = (notes + (failures.isEmpty ? [] : [failures])).joined(separator: "; ")
-            let outcomes = held.take() + [outcome(primary, runId: runId, fingerprint: nil)].compactMap { $0 }
+            let outcomes = held.take() + [outcome(primary, runId: runId, fingerprint: nil, held: held)].compactMap { $0 }
             do {
                 try store.finishRun(repository: mirror.name, id: runId, result: result, summary: summary.isEmpty ? nil : redactor.redact(summary),
                                     outcomes: outcomes)
                 finished = true
             } catch {
                 progress(mirror.name, "primary", "could not record the run's end in SQLite: \(error)")
+                held.journalFailed("the run's end and \(outcomes.count) remote outcome\(outcomes.count == 1 ? "" : "s"): \(error)")
             }
         }
+        // Whatever could not be written is said, and the run is out of step: every moved ref is journaled, or the run says it is not.
+        report.journalFailures = held.journalFailures.map(redactor.redact)
         keepChangeCheck(verdict, report: report, mirror: mirror)
         return report
     }
@@ -413,7 +420,7 @@ public struct RepositorySync: Sendable {
     /// starts an empty one (the caller fetches the primary into it before any secondary is touched)
     /// and carries the backup refs over where their objects can still be read. Returns a note for the
     /// run's summary, or nil when the cache turned out to be intact.
-    func repairCache(_ mirror: Mirror, runId: Int64?, suspicion: SyncFailure) throws -> String? {
+    func repairCache(_ mirror: Mirror, runId: Int64?, suspicion: SyncFailure, held: HeldOutcomes? = nil) throws -> String? {
         // An object the cache lacks is damage too: everything in it came from the primary.
         let missing = suspicion.cacheDamage.flatMap { $0.range(of: "no match for id") != nil ? $0 : nil }
         guard let damage = try damage(in: mirror) ?? missing else { return nil }
@@ -460,7 +467,11 @@ public struct RepositorySync: Sendable {
                           message: redactor.redact("this backup ref's objects could not be read from the damaged cache (\(entry.reason)); it remains in \(quarantined)"),
                           backupRef: nil, recordedAt: now)
             }
-            try? store.recordJournal(rows)
+            do {
+                try store.recordJournal(rows)
+            } catch {
+                held?.journalFailed("the cache's repair (\(rows.count) journal row\(rows.count == 1 ? "" : "s")): \(error)")
+            }
         }
         return "\(damaged.description); moved to \(quarantined) and rebuilt from the primary"
             + (backups.isEmpty ? "" : "; \(backups.count - lost.count) of \(backups.count) backup refs carried over")
@@ -621,12 +632,13 @@ public struct RepositorySync: Sendable {
 
     /// Records a remote's outcome: at once, or held for the run's end when `held` takes it.
     func record(_ report: RemoteReport, runId: Int64, remote: RemoteSpec, fingerprint: String?, held: HeldOutcomes? = nil) {
-        guard let store, let outcome = outcome(report, runId: runId, fingerprint: fingerprint) else { return }
+        guard let store, let outcome = outcome(report, runId: runId, fingerprint: fingerprint, held: held) else { return }
         if let held, held.hold(outcome) { return }
         do {
             try store.recordRemoteOutcomes((held?.take() ?? []) + [outcome])
         } catch {
             progress(report.repository, report.remote, "could not record the outcome in SQLite: \(error)")
+            held?.journalFailed("\(report.remote)'s outcome and \(outcome.refs.count) journal row\(outcome.refs.count == 1 ? "" : "s"): \(error)")
         }
     }
 
@@ -662,7 +674,7 @@ public struct RepositorySync: Sendable {
 
     /// The rows a remote's outcome writes; nil for a remote without a verdict (stopped), whose state
     /// row stays as it was and whose refs applied before the stop are journaled here and now.
-    func outcome(_ report: RemoteReport, runId: Int64, fingerprint: String?) -> RemoteOutcome? {
+    func outcome(_ report: RemoteReport, runId: Int64, fingerprint: String?, held: HeldOutcomes? = nil) -> RemoteOutcome? {
         guard let store else { return nil }
         let now = Date()
         guard let condition = report.result.condition else {
@@ -671,7 +683,13 @@ public struct RepositorySync: Sendable {
                           oldOid: ref.old?.hex, newOid: ref.new?.hex, action: ref.action.rawValue, outcome: ref.outcome.rawValue,
                           message: ref.message.map(redactor.redact), backupRef: ref.backupRef, recordedAt: now)
             }
-            if !applied.isEmpty { try? store.recordJournal(applied, replacingPending: (runId, report.remote)) }
+            if !applied.isEmpty {
+                do {
+                    try store.recordJournal(applied, replacingPending: (runId, report.remote))
+                } catch {
+                    held?.journalFailed("the \(applied.count) ref\(applied.count == 1 ? "" : "s") \(report.remote) took before the stop: \(error)")
+                }
+            }
             return nil
         }
         let row = RemoteState(repository: report.repository, remote: report.remote, role: report.role, url: redactor.redact(report.url),
@@ -697,8 +715,13 @@ final class HeldOutcomes: @unchecked Sendable {
     private let lock = NSLock()
     private let since: Date
     private var outcomes: [RemoteOutcome] = []
+    private var failures: [String] = []
 
     init(since: Date) { self.since = since }
+
+    /// A write to the state database this run could not make (it is reported, and the run is out of step).
+    func journalFailed(_ what: String) { lock.withLock { failures.append(what) } }
+    var journalFailures: [String] { lock.withLock { failures } }
 
     /// Holds the outcome and returns true, or returns false when it is to be written now.
     func hold(_ outcome: RemoteOutcome) -> Bool {

@@ -71,8 +71,19 @@ public struct RepositoryReport: Codable, Sendable {
     public var primary: RemoteReport
     public var secondaries: [RemoteReport]
     public var duration: TimeInterval
+    /// What the run could not write to the state database (an outcome, a journal row, the run's end):
+    /// the refs moved, but history does not say so. Such a run is never reported in step.
+    public var journalFailures: [String] = []
 
-    public var inStep: Bool { primary.failure == nil && secondaries.allSatisfy(\.inStep) }
+    public init(repository: String, runId: Int64?, primary: RemoteReport, secondaries: [RemoteReport], duration: TimeInterval) {
+        self.repository = repository
+        self.runId = runId
+        self.primary = primary
+        self.secondaries = secondaries
+        self.duration = duration
+    }
+
+    public var inStep: Bool { primary.failure == nil && secondaries.allSatisfy(\.inStep) && journalFailures.isEmpty }
 }
 
 extension RemoteReport.Result {
