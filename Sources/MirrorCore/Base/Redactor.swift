@@ -43,10 +43,10 @@ public final class Redactor: Sendable {
         return regex.stringByReplacingMatches(in: text, range: range, withTemplate: "$1***")
     }
 
-    // Compiled once (every outcome recorded is redacted): NSRegularExpression is immutable once made
-    // and safe to match from any thread.
-    nonisolated(unsafe) private static let userinfoRegex = try? NSRegularExpression(pattern: #"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@"#)
-    nonisolated(unsafe) private static let queryRegex: NSRegularExpression? = {
+    // Compiled once (every outcome recorded is redacted): NSRegularExpression is immutable once made,
+    // Sendable, and safe to match from any thread.
+    private static let userinfoRegex = try? NSRegularExpression(pattern: #"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@"#)
+    private static let queryRegex: NSRegularExpression? = {
         let keys = secretQueryKeys.map(NSRegularExpression.escapedPattern(for:)).joined(separator: "|")
         return try? NSRegularExpression(pattern: "([?&](?:\(keys))=)[^&\\s]*", options: [.caseInsensitive])
     }()

@@ -23,7 +23,7 @@ public struct CodeCommitTarget: Sendable, Equatable {
 
     static let hostPattern = #"^(vpce-[^.]+\.)?git-codecommit(-fips)?\.([a-z0-9-]+)\.(vpce\.)?amazonaws\.com(\.cn)?$"#
     /// NSRegularExpression is immutable once made and safe to match from any thread.
-    nonisolated(unsafe) static let hostRegex = try? NSRegularExpression(pattern: hostPattern, options: [.caseInsensitive])
+    static let hostRegex = try? NSRegularExpression(pattern: hostPattern, options: [.caseInsensitive])
 
     /// Recognizes an HTTPS or SSH address on a CodeCommit host (also FIPS, China and VPC endpoint hosts).
     static func recognize(host: String, path: String) -> CodeCommitTarget? {

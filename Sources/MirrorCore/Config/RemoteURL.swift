@@ -138,7 +138,7 @@ public struct RemoteURL: Sendable, Equatable, CustomStringConvertible {
             }
             let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
             var authority = String(rest[..<authorityEnd])
-            var path = String(rest[authorityEnd...])
+            let path = String(rest[authorityEnd...])
             // Git remotes have no query string; one is refused whatever its keys (decoded first, so
             // that `access%5Ftoken` is named as what it is).
             if let query = path.firstIndex(where: { $0 == "?" || $0 == "#" }) {

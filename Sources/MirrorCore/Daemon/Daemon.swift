@@ -148,7 +148,7 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
                                   configuration: .init(address: address, serverName: "gitmirror",
                                                        availableConnectionsDelegate: MaximumAvailableConnections(limits.totalConnections(descriptors: descriptors))),
                                   onServerRunning: { channel in
-                                      await binding.bound(channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "\(address)")
+                                      binding.bound(channel.localAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "\(address)")
                                   },
                                   logger: logger)
     // The grace period is read when the shutdown begins: a reload that changed it counts.

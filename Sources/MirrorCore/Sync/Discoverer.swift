@@ -47,11 +47,24 @@ public struct Discoverer: Sendable {
                     let before = Set(known.filter { $0.source == source.id && $0.goneSince == nil }.map(\.path))
                     outcome.appeared += present.subtracting(before).sorted().map { (source.id, $0) }
                     listings[source.id] = repositories
-                    if record { try? store?.recordListing(source: source.id, repositories: repositories, at: now) }
+                    if record, let store {
+                        // Not swallowed: a listing that is not kept would be listed as new again, and its repositories' "gone" lost.
+                        do {
+                            try store.recordListing(source: source.id, repositories: repositories, at: now)
+                        } catch {
+                            outcome.failures.append((source.id, SyncFailure(.internal, "listed, but the state database did not record the listing: \(error)")))
+                        }
+                    }
                 case .failure(let failure):
                     let redacted = SyncFailure(failure.errorClass, credentials.redactor.redact(failure.message))
                     outcome.failures.append((source.id, redacted))
-                    if record { try? store?.recordListingFailure(source: source.id, failure: redacted, at: now) }
+                    if record, let store {
+                        do {
+                            try store.recordListingFailure(source: source.id, failure: redacted, at: now)
+                        } catch {
+                            outcome.failures.append((source.id, SyncFailure(.internal, "the state database did not record this failure either: \(error)")))
+                        }
+                    }
                 }
             }
         }

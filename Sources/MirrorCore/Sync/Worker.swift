@@ -391,7 +391,7 @@ public enum Worker {
             return (heads, head)
         } catch {
             // libgit2 reads a local primary's refs itself and stops at one it cannot hold; git lists them all.
-            guard error is GitError, LocalPrimary.isLocal(request.url), let listed = try? LocalPrimary.list(request.url) else { throw error }
+            guard LocalPrimary.isLocal(request.url), let listed = try? LocalPrimary.list(request.url) else { throw error }
             return listed
         }
     }
@@ -407,7 +407,7 @@ public enum Worker {
             try remote.fetch(refspecs: request.refspecs ?? [])
             return nil
         } catch {
-            guard error is GitError, LocalPrimary.isLocal(request.url),
+            guard LocalPrimary.isLocal(request.url),
                   (try? LocalPrimary.fetch(request.url, into: request.cachePath ?? "", refspecs: request.refspecs ?? [])) != nil else { throw error }
             return nil
         }
