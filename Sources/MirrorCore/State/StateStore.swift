@@ -60,8 +60,7 @@ public final class StateStore: Sendable {
         // A new database is made here, 0600, so that SQLite's -wal and -shm are 0600 too (it copies the mode).
         var createdNow = false
         if !readOnly && access(path, F_OK) != 0 {
-            let created = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            if created >= 0 {
+            if let created = try? OwnedPath.open(path, flags: O_RDWR | O_CREAT | O_EXCL) {
                 close(created)
                 createdNow = true
             }
