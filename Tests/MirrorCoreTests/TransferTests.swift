@@ -73,16 +73,16 @@ import TestSupport
         final class Clock: @unchecked Sendable { var now = Date(timeIntervalSince1970: 1000) }
         let clock = Clock()
         let board = ProgressBoard { clock.now }
-        board.update(repository: "app", remote: "s1", message: "listing refs")
-        board.update(repository: "app", remote: "s2", message: "listing refs")
+        board.update(ProgressNote(repository: "app", remote: "s1", message: "listing refs"))
+        board.update(ProgressNote(repository: "app", remote: "s2", message: "listing refs"))
         clock.now += 12
-        board.update(repository: "app", remote: "s1", message: "writing objects 10/20 (50%)")
-        board.update(repository: "app", remote: "s3", message: "listing refs")
+        board.update(ProgressNote(repository: "app", remote: "s1", message: "writing objects 10/20 (50%)"))
+        board.update(ProgressNote(repository: "app", remote: "s3", message: "listing refs"))
         #expect(board.active.map(\.name) == ["app/s1", "app/s2", "app/s3"])
         #expect(board.active.first?.line == "writing objects 10/20 (50%)")
         // Only work that has gone on for the interval is worth a line when nobody watches.
         #expect(board.longRunning(after: 10).map(\.name) == ["app/s1", "app/s2"])
-        board.update(repository: "app", remote: "s1", message: "done: ok")
+        board.update(ProgressNote(repository: "app", remote: "s1", message: "ok", finished: true))
         #expect(board.active.map(\.name) == ["app/s2", "app/s3"])
     }
 }

@@ -9,18 +9,18 @@ import TestSupport
 /// The workers counted are the supervisor's own: other suites run workers of this process meanwhile.
 @Suite(.onTestThreads) struct WorkerPoolTests {
     /// The supervisor's idle workers that are this process's running children.
-    func workers(of supervisor: WorkerSupervisor) -> Set<Int32> {
+    func workers(of supervisor: Workers) -> Set<Int32> {
         let running = Set(ProcessTable.gitmirrorProcesses().filter { $0.parent == getpid() && $0.argv.contains("__worker") }.map(\.pid))
         return supervisor.keptProcesses.intersection(running)
     }
 
-    let limits = WorkerSupervisor.Limits(timeout: 60, stall: 30)
+    let limits = Workers.Limits(timeout: 60, stall: 30)
 
     /// A served repository with one commit, a supervisor of our own and a listing job.
-    func stage(_ name: String) throws -> (scenario: Scenario, head: String, supervisor: WorkerSupervisor, listing: WorkerRequest) {
+    func stage(_ name: String) throws -> (scenario: Scenario, head: String, supervisor: Workers, listing: ListJob) {
         let scenario = try Scenario(name)
         let head = try scenario.primary.commit("first")
-        return (scenario, head, WorkerSupervisor(executable: Gitmirror.executable), WorkerRequest(operation: .list, url: scenario.url(scenario.primary)))
+        return (scenario, head, Workers(executable: Gitmirror.executable), ListJob(remote: Endpoint(url: scenario.url(scenario.primary), host: "127.0.0.1")))
     }
 
     @Test func aFinishedWorkerServesTheNextOperationButNotAnotherTrustStore() throws {
@@ -29,9 +29,9 @@ import TestSupport
         let before = workers(of: supervisor)
 
         // When it lists the repository twice
-        let first = try supervisor.run(listing, limits: limits).get()
+        let first = try supervisor.run(listing, for: "app", limits: limits)
         let afterFirst = workers(of: supervisor).subtracting(before)
-        let second = try supervisor.run(listing, limits: limits).get()
+        let second = try supervisor.run(listing, for: "app", limits: limits)
         let afterSecond = workers(of: supervisor).subtracting(before)
 
         // Then both answers are right and one worker process served both
@@ -42,13 +42,13 @@ import TestSupport
         // When an operation trusts an extra CA file
         let ca = try scenario.sandbox.write("extra-ca.pem", try String(contentsOfFile: "/etc/ssl/certs/ca-certificates.crt", encoding: .utf8))
         var trusting = listing
-        trusting.caFile = ca.path
-        _ = try supervisor.run(trusting, limits: limits).get()
+        trusting.remote.caFile = ca.path
+        _ = try supervisor.run(trusting, for: "app", limits: limits)
 
         // Then it got a worker of its own, and the plain worker is still there for plain operations
         let afterTrusting = workers(of: supervisor).subtracting(before)
         #expect(afterTrusting.count == 2 && afterTrusting.isSuperset(of: afterFirst), "\(afterTrusting)")
-        _ = try supervisor.run(listing, limits: limits).get()
+        _ = try supervisor.run(listing, for: "app", limits: limits)
         #expect(workers(of: supervisor).subtracting(before) == afterTrusting)
     }
 
@@ -56,16 +56,16 @@ import TestSupport
         // Given a served repository, a server that accepts connections and never answers, and a supervisor of our own
         let (scenario, head, supervisor, listing) = try stage("worker-pool-shared")
         let silent = try SilentServer(sandbox: scenario.sandbox)
-        let hung = WorkerRequest(operation: .list, url: "git://127.0.0.1:\(silent.port)/repo.git")
+        let hung = ListJob(remote: Endpoint(url: "git://127.0.0.1:\(silent.port)/repo.git", host: "127.0.0.1"))
         let before = workers(of: supervisor)
 
         // When a listing of the silent server that gives up after 3 s starts, then one that gives up after 6 s
-        let outcomes = Mutex<[TimeInterval: (Result<WorkerResult, SyncFailure>, TimeInterval)]>([:])
+        let outcomes = Mutex<[TimeInterval: (Result<Listing, SyncFailure>, TimeInterval)]>([:])
         let done = DispatchSemaphore(value: 0)
         func start(stall: TimeInterval) {
             Thread.detachNewThread {
                 let started = Date()
-                let outcome = supervisor.run(hung, limits: .init(timeout: 60, stall: stall))
+                let outcome = Result { () throws(SyncFailure) in try supervisor.run(hung, for: "hung", limits: .init(timeout: 60, stall: stall)) }
                 outcomes.withLock { $0[stall] = (outcome, Date().timeIntervalSince(started)) }
                 done.signal()
             }
@@ -76,7 +76,7 @@ import TestSupport
 
         // and, while both wait, the served repository is listed three times
         for _ in 0..<3 {
-            let result = supervisor.run(listing, limits: limits)
+            let result = Result { () throws(SyncFailure) in try supervisor.run(listing, for: "app", limits: limits) }
             #expect((try? result.get())?.heads.first { $0.name == "refs/heads/main" }?.id.description == head, "\(result)")
         }
 
@@ -107,7 +107,7 @@ import TestSupport
         let (scenario, head, supervisor, listing) = try stage("worker-pool-killed")
         defer { withExtendedLifetime(scenario) {} }   // its git daemon serves until the end
         let before = workers(of: supervisor)
-        _ = try supervisor.run(listing, limits: limits).get()
+        _ = try supervisor.run(listing, for: "app", limits: limits)
         let idle = try #require(workers(of: supervisor).subtracting(before).first)
 
         // When it dies (OOM killer, an admin) before the next operation
@@ -115,7 +115,7 @@ import TestSupport
         usleep(200_000)
 
         // Then the next operation still succeeds, on a new worker
-        let result = supervisor.run(listing, limits: limits)
+        let result = Result { () throws(SyncFailure) in try supervisor.run(listing, for: "app", limits: limits) }
         #expect((try? result.get())?.heads.first { $0.name == "refs/heads/main" }?.id.description == head, "\(result)")
         #expect(!workers(of: supervisor).contains(idle))
     }
@@ -134,15 +134,14 @@ import TestSupport
         let backup = try scenario.secondary("backup")
         // When someone else pushes C there before gitmirror's push
         let c = try backup.commit("someone else's work")
-        var push = WorkerRequest(operation: .push, url: scenario.url(backup))
-        push.cachePath = scenario.primary.path
-        push.transfer = transfer
-        push.updates = [WireUpdate(ref: "refs/heads/main", expectedOld: ObjectID(hex: a)!, new: ObjectID(hex: b)!, force: false)]
-        let result = WorkerSupervisor(executable: Gitmirror.executable).run(push, limits: .init(timeout: 60, stall: 30))
+        let push = PushJob(remote: Endpoint(url: scenario.url(backup), host: "127.0.0.1"), cache: scenario.primary.path,
+                           updates: [WireUpdate(ref: "refs/heads/main", expectedOld: ObjectID(hex: a)!, new: ObjectID(hex: b)!, force: false)],
+                           transfer: transfer)
+        let result = Result { () throws(SyncFailure) in try Workers(executable: Gitmirror.executable).run(push, for: "app", limits: .init(timeout: 60, stall: 30)) }
 
-        // Then the ref is refused as moved, and the secondary still holds C
+        // Then the ref is refused as moved (so said, and so marked), and the secondary still holds C
         let outcome = try #require((try? result.get())?.outcomes.first { $0.ref == "refs/heads/main" }, "\(result)")
-        #expect(!outcome.accepted)
+        #expect(!outcome.accepted && outcome.reason == .moved)
         #expect(outcome.message?.contains("moved on the server since it was planned") == true, "\(outcome)")
         #expect(try backup.refs()["refs/heads/main"] == c)
     }

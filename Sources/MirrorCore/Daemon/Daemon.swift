@@ -31,8 +31,7 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
     let notifier = Notifier(known: (try? store.remoteStates()) ?? [], logger: logger)
     notifier.setTargets(try notifyTargets(loaded, environment: environment, redactor: redactor))
     // Fixed at start, as the listening address is: a reload does not resize the limits of work in flight.
-    let hostLimiter = HostLimiter(loaded.daemon)
-    let supervisor = WorkerSupervisor(executable: executable, registry: registry)
+    let workers = Workers(executable: executable, registry: registry, hostLimiter: HostLimiter(loaded.daemon))
     // Long work says how far it is every 10 s, at info level, one line per remote.
     let board = ProgressBoard()
     _ = board.everyInterval(10) { entries in
@@ -63,9 +62,11 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
             let config = await state.config
             var options = RepositorySync.Options()
             options.trigger = trigger
-            let sync = RepositorySync(config: config, store: store, supervisor: supervisor, credentials: credentials,
-                                      options: options, hostLimiter: hostLimiter) { repository, remote, message in
-                board.update(repository: repository, remote: remote, message: redactor.redact(message))
+            let sync = RepositorySync(config: config, store: store, workers: workers, credentials: credentials,
+                                      options: options) { note in
+                var note = note
+                note.message = redactor.redact(note.message)
+                board.update(note)
             }
             var runLogger = logger
             runLogger[metadataKey: "repository"] = "\(mirror.name)"

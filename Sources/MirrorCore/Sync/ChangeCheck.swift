@@ -39,7 +39,7 @@ extension RepositorySync {
             guard let (client, path) = try forgeClient(for: mirror.primary) else { return .list(record: nil, note: nil) }
             let ask = { () throws(SyncFailure) -> ChangeMarker? in try client.changeMarker(of: path, etag: stored?.etag) }
             do {
-                answer = try hostLimiter?.withSlot(host: forge.api.host, repository: mirror.name, transfer: false) { try ask() } ?? ask()
+                answer = try workers.hostLimiter?.withSlot(host: forge.api.host, repository: mirror.name, transfer: false) { try ask() } ?? ask()
             } catch {
                 throw error as? SyncFailure ?? SyncFailure(.internal, "\(error)")
             }

@@ -22,12 +22,12 @@ public struct Preflight: Sendable {
     }
 
     public let config: Config
-    public let supervisor: WorkerSupervisor
+    public let workers: Workers
     public let credentials: CredentialResolver
 
-    public init(config: Config, supervisor: WorkerSupervisor, credentials: CredentialResolver) {
+    public init(config: Config, workers: Workers, credentials: CredentialResolver) {
         self.config = config
-        self.supervisor = supervisor
+        self.workers = workers
         self.credentials = credentials
     }
 
@@ -56,7 +56,7 @@ public struct Preflight: Sendable {
         // DNS and TCP first: the cheapest question, and the clearest answer when it fails.
         if let host = remote.url.host, remote.url.scheme != .file {
             let port = remote.url.port ?? defaultPort(remote.url.scheme)
-            switch Self.connect(host: host, port: port, timeout: 5) {
+            switch Socket.probe(host: host, port: port, timeout: 5) {
             case .success(let address): finding.connect = "ok (\(address):\(port))"
             case .failure(let failure):
                 finding.connect = failure.message
@@ -66,10 +66,10 @@ public struct Preflight: Sendable {
                 return finding
             }
         }
-        var request = WorkerRequest(operation: .list, url: "")
+        let endpoint: Endpoint
         do {
-            try credentials.prepare(&request, for: remote, config: config)
-            if let keys = request.credential?.aws, let target = remote.url.codeCommit {
+            endpoint = try credentials.endpoint(for: remote, config: config)
+            if case .aws(let keys, _, _, _)? = endpoint.credential, let target = remote.url.codeCommit {
                 finding.credentials = "AWS: \(keys.source)"
                 // SigV4 signatures expire after 15 minutes: a skewed clock fails every push.
                 let api = CodeCommitAPI(region: target.region, credentials: keys, environment: credentials.environment)
@@ -89,8 +89,8 @@ public struct Preflight: Sendable {
             finding.advice = advice(for: error, remote: remote)
             return finding
         }
-        let limits = WorkerSupervisor.Limits(timeout: min(remote.policy.timeout, 60), stall: min(remote.policy.stallTimeout, 20))
-        switch supervisor.run(request, limits: limits) {
+        let limits = Workers.Limits(timeout: min(remote.policy.timeout, 60), stall: min(remote.policy.stallTimeout, 20))
+        switch Result(catching: { () throws(SyncFailure) in try workers.run(ListJob(remote: endpoint), for: repository, limits: limits) }) {
         case .success(let result):
             let refs = result.heads.filter { $0.name.hasPrefix("refs/") }.count
             finding.access = "ok (\(refs) ref\(refs == 1 ? "" : "s")\(result.defaultBranch.map { ", default branch \($0.replacingOccurrences(of: "refs/heads/", with: ""))" } ?? ""))"
@@ -98,7 +98,7 @@ public struct Preflight: Sendable {
                 finding.failure = SyncFailure(.primaryEmpty, "the primary advertises no refs; a sync would stop here")
                 finding.advice = "push the repository's branches to the primary first"
             }
-            if remote.role == .secondary { checkPush(request, remote: remote, limits: limits, finding: &finding) }
+            if remote.role == .secondary { checkPush(endpoint, repository: repository, remote: remote, limits: limits, finding: &finding) }
         case .failure(let failure):
             if failure.errorClass == .notFound && remote.create && (remote.url.codeCommit != nil || remote.forge != nil) {
                 finding.access = "missing; create: true will create it"
@@ -114,10 +114,8 @@ public struct Preflight: Sendable {
     /// A secondary must take pushes, not only be readable: ask its receive-pack for its advertisement
     /// (git daemon without receive-pack, a read-only token or deploy key, a CodeCommit policy without
     /// GitPush all refuse here, before any pack is sent). Nothing is pushed.
-    func checkPush(_ listing: WorkerRequest, remote: RemoteSpec, limits: WorkerSupervisor.Limits, finding: inout Finding) {
-        var request = listing
-        request.operation = .pushAccess
-        switch supervisor.run(request, limits: limits) {
+    func checkPush(_ endpoint: Endpoint, repository: String, remote: RemoteSpec, limits: Workers.Limits, finding: inout Finding) {
+        switch Result(catching: { () throws(SyncFailure) in try workers.run(PushAccessJob(remote: endpoint), for: repository, limits: limits) }) {
         case .success:
             finding.access += ", push ok"
         case .failure(let failure) where Classification.refusesPushesOnly(failure.errorClass):
@@ -187,62 +185,5 @@ public struct Preflight: Sendable {
             }
         default: return "see the message"
         }
-    }
-
-    /// Resolves and connects with a deadline; the address it reached.
-    static func connect(host: String, port: Int, timeout: TimeInterval) -> Result<String, SyncFailure> {
-        openSocket(host: host, port: port, timeout: timeout).map { descriptor, address in
-            close(descriptor)
-            return address
-        }
-    }
-
-    /// Resolves and connects with a deadline: the connected socket (blocking again) and the address it reached.
-    static func openSocket(host: String, port: Int, timeout: TimeInterval) -> Result<(Int32, String), SyncFailure> {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        let trimmedHost = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
-        let status = getaddrinfo(trimmedHost, String(port), &hints, &list)
-        guard status == 0, let first = list else {
-            return .failure(SyncFailure(.network, "cannot resolve \(host): \(String(cString: gai_strerror(status)))"))
-        }
-        defer { freeaddrinfo(list) }
-        var lastError = "no address"
-        var entry: UnsafeMutablePointer<addrinfo>? = first
-        while let current = entry {
-            defer { entry = current.pointee.ai_next }
-            let fd = socket(current.pointee.ai_family, current.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), current.pointee.ai_protocol)
-            guard fd >= 0 else { continue }
-            var connected = false
-            defer { if !connected { close(fd) } }
-            let flags = fcntl(fd, F_GETFL)
-            _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
-            var result = Glibc.connect(fd, current.pointee.ai_addr, current.pointee.ai_addrlen)
-            if result != 0 && errno == EINPROGRESS {
-                var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                if poll(&poller, 1, Int32(timeout * 1000)) == 1 {
-                    var error: Int32 = 0
-                    var length = socklen_t(MemoryLayout<Int32>.size)
-                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
-                    result = error == 0 ? 0 : -1
-                    if error != 0 { lastError = String(cString: strerror(error)) }
-                } else {
-                    lastError = "no answer within \(formatDuration(timeout))"
-                    result = -1
-                }
-            } else if result != 0 {
-                lastError = String(cString: strerror(errno))
-            }
-            if result == 0 {
-                var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-                getnameinfo(current.pointee.ai_addr, current.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST)
-                let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-                _ = fcntl(fd, F_SETFL, flags)
-                connected = true
-                return .success((fd, String(decoding: bytes, as: UTF8.self)))
-            }
-        }
-        return .failure(SyncFailure(.network, "cannot connect to \(host):\(port): \(lastError)"))
     }
 }

@@ -8,15 +8,15 @@ import Synchronization
 final class Prelisting: Sendable {
     final class Pending: Sendable {
         private let done = DispatchSemaphore(value: 0)
-        private let result = Mutex<Result<WorkerResult, SyncFailure>?>(nil)
+        private let result = Mutex<Result<Listing, SyncFailure>?>(nil)
 
-        func finish(_ value: Result<WorkerResult, SyncFailure>) {
+        func finish(_ value: Result<Listing, SyncFailure>) {
             result.withLock { $0 = value }
             done.signal()
         }
 
         /// The listing, once it is done.
-        func wait() -> Result<WorkerResult, SyncFailure> {
+        func wait() -> Result<Listing, SyncFailure> {
             done.wait()
             done.signal()
             return result.withLock { $0! }
@@ -35,15 +35,10 @@ final class Prelisting: Sendable {
         BlockingThreads.shared.run {
             _ = concurrently(entries.count, limit: sync.config.maxParallelPushes) { index in
                 let (secondary, slot) = entries[index]
-                slot.finish(Result { () throws(SyncFailure) -> WorkerResult in
-                    var access = WorkerRequest(operation: .list, url: "")
-                    try sync.credentials.prepare(&access, for: secondary, config: sync.config)
-                    let limits = WorkerSupervisor.Limits(timeout: secondary.policy.timeout, stall: secondary.policy.stallTimeout)
-                    do {
-                        return try sync.worker(access, limits: limits, remote: secondary, repository: mirror.name)
-                    } catch {
-                        throw error as? SyncFailure ?? SyncFailure(.internal, "\(error)")
-                    }
+                slot.finish(Result { () throws(SyncFailure) -> Listing in
+                    let access = try sync.credentials.endpoint(for: secondary, config: sync.config)
+                    let limits = Workers.Limits(timeout: secondary.policy.timeout, stall: secondary.policy.stallTimeout)
+                    return try sync.run(ListJob(remote: access), on: secondary, repository: mirror.name, limits: limits)
                 })
             }
             group.leave()

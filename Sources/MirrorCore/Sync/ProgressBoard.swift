@@ -1,6 +1,21 @@
 import Foundation
 import Synchronization
 
+/// What one remote of a repository is doing, or that it is done (`finished`: its verdict, in one word).
+public struct ProgressNote: Sendable, Equatable {
+    public var repository: String
+    public var remote: String
+    public var message: String
+    public var finished: Bool
+
+    public init(repository: String, remote: String, message: String, finished: Bool = false) {
+        self.repository = repository
+        self.remote = remote
+        self.message = message
+        self.finished = finished
+    }
+}
+
 /// The latest word from every remote a sync is working on. The CLI draws it (one line per remote
 /// on a terminal; a line per remote every 10 s when nobody watches), the daemon logs it, and the
 /// state database keeps it for `status`.
@@ -27,12 +42,13 @@ public final class ProgressBoard: Sendable {
         self.clock = clock
     }
 
-    /// A remote's news; "done: …" takes it off the board.
-    public func update(repository: String, remote: String, message: String) {
+    /// A remote's news; the news that it is finished takes it off the board.
+    public func update(_ note: ProgressNote) {
+        let (repository, remote, message) = (note.repository, note.remote, note.message)
         let key = "\(repository)/\(remote)"
         let now = clock()
         board.withLock { board in
-            if message.hasPrefix("done:") {
+            if note.finished {
                 board.entries[key] = nil
                 board.order.removeAll { $0 == key }
                 return

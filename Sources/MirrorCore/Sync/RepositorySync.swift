@@ -17,28 +17,37 @@ public struct RepositorySync: Sendable {
 
     public let config: Config
     public let store: StateStore?
-    public let supervisor: WorkerSupervisor
+    /// Runs the jobs, within the host limits they carry (the daemon's are shared by every sync of the process).
+    public let workers: Workers
     public let credentials: CredentialResolver
     public let options: Options
-    /// Bounds connections per host across every sync of the process (the daemon's).
-    public let hostLimiter: HostLimiter?
-    public let progress: @Sendable (_ repository: String, _ remote: String, _ message: String) -> Void
+    /// Where what each remote is doing goes (the caller's display, and the state database for `status`).
+    let report: @Sendable (ProgressNote) -> Void
 
-    public init(config: Config, store: StateStore?, supervisor: WorkerSupervisor, credentials: CredentialResolver,
-                options: Options = Options(), hostLimiter: HostLimiter? = nil,
-                progress: @escaping @Sendable (String, String, String) -> Void = { _, _, _ in }) {
+    public init(config: Config, store: StateStore?, workers: Workers, credentials: CredentialResolver,
+                options: Options = Options(),
+                progress: @escaping @Sendable (ProgressNote) -> Void = { _ in }) {
         self.config = config
         self.store = store
-        self.supervisor = supervisor
+        self.workers = workers
         self.credentials = credentials
         self.options = options
-        self.hostLimiter = hostLimiter
         // What a remote is doing also goes to the state database (every few seconds) for `status`.
         let recorder = options.planOnly ? nil : store.map { ProgressRecorder(store: $0) }
-        self.progress = { repository, remote, message in
-            progress(repository, remote, message)
-            recorder?.note(repository: repository, remote: remote, message: message)
+        report = { note in
+            progress(note)
+            recorder?.note(note)
         }
+    }
+
+    /// What a remote is doing now.
+    func progress(_ repository: String, _ remote: String, _ message: String) {
+        report(ProgressNote(repository: repository, remote: remote, message: message))
+    }
+
+    /// A remote's work in this run is over.
+    func finished(_ repository: String, _ remote: String, _ verdict: String) {
+        report(ProgressNote(repository: repository, remote: remote, message: verdict, finished: true))
     }
 
     var redactor: Redactor { credentials.redactor }
@@ -49,7 +58,7 @@ public struct RepositorySync: Sendable {
     public func run(_ mirror: Mirror) -> RepositoryReport {
         let started = Date()
         var primary = RemoteReport(repository: mirror.name, remote: "primary", role: .primary, url: mirror.primary.url.display, result: .ok)
-        let stopping = { supervisor.registry?.isStopping == true }
+        let stopping = { workers.isStopping }
         if stopping() {
             primary.result = .interrupted
             primary.failure = SyncFailure(.interrupted, "gitmirror is shutting down; this repository was not started")
@@ -149,7 +158,7 @@ public struct RepositorySync: Sendable {
                 repaired = true
                 source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
             }
-            progress(mirror.name, "primary", "done: fetched")
+            self.finished(mirror.name, "primary", "fetched")
             let untouchable = Set(primary.refs.filter { $0.outcome == .failed }.map(\.ref))
             secondaries = syncSecondaries(mirror, mirror.secondaries, source: source, seeded: seeded, primaryHead: primary.head,
                                           prelisting: repaired ? nil : prelisting, runId: runId, held: held, untouchable: untouchable)
@@ -179,7 +188,7 @@ public struct RepositorySync: Sendable {
         var report = RepositoryReport(repository: mirror.name, runId: runId, primary: primary, secondaries: secondaries.map(\.report),
                                       duration: Date().timeIntervalSince(started))
         if let runId, let store {
-            let result: RunResult = report.wasInterrupted || (supervisor.registry?.isStopping == true && !report.inStep) ? .interrupted
+            let result: RunResult = report.wasInterrupted || (workers.isStopping && !report.inStep) ? .interrupted
                 : report.primary.failure != nil ? .failed : (report.inStep ? .ok : .failed)
             let failures = report.primary.failure?.description ?? report.secondaries.compactMap { $0.failure.map { "\($0.errorClass.rawValue)" } }.joined(separator: ", ")
             let summary = (notes + (failures.isEmpty ? [] : [failures])).joined(separator: "; ")
@@ -207,11 +216,10 @@ public struct RepositorySync: Sendable {
     /// `cacheRefs`: the cache's refs as this run read them already (it holds the lock: they are still so).
     func fetchPrimary(_ mirror: Mirror, report: inout RemoteReport, seeded: inout [String: SeedOutcome],
                       cacheRefs: [String: ObjectID]? = nil) throws -> [String: ObjectID] {
-        var listing = WorkerRequest(operation: .list, url: "")
-        try credentials.prepare(&listing, for: mirror.primary, config: config)
-        let limits = WorkerSupervisor.Limits(timeout: mirror.primary.policy.timeout, stall: mirror.primary.policy.stallTimeout)
+        let endpoint = try credentials.endpoint(for: mirror.primary, config: config)
+        let limits = Workers.Limits(timeout: mirror.primary.policy.timeout, stall: mirror.primary.policy.stallTimeout)
         progress(mirror.name, "primary", "listing refs")
-        let listed = try worker(listing, limits: limits, remote: mirror.primary, repository: mirror.name)
+        let listed = try run(ListJob(remote: endpoint), on: mirror.primary, repository: mirror.name, limits: limits)
         let heads = listed.heads
         report.head = listed.defaultBranch
 
@@ -250,22 +258,19 @@ public struct RepositorySync: Sendable {
         let missing = wanted.filter { cached[$0.key] != $0.value }.keys.sorted()
         if !missing.isEmpty {
             progress(mirror.name, "primary", "fetching \(missing.count) ref\(missing.count == 1 ? "" : "s")")
-            var fetch = listing
-            fetch.operation = .fetch
-            fetch.cachePath = cachePath
-            fetch.refspecs = missing.map { "+\($0):\($0)" }
+            var fetch = FetchJob(remote: endpoint, cache: cachePath, refspecs: missing.map { "+\($0):\($0)" })
             // With no ref at all in the cache, no object is offered to the primary: its pack is complete.
             if everything.isEmpty && !options.planOnly {
-                fetch.seeds = seedTargets(mirror, wanted: wanted)
-                if !(fetch.seeds ?? []).isEmpty {
-                    let stalls = mirror.secondaries.filter { spec in fetch.seeds!.contains { $0.name == spec.name } }.map(\.policy.stallTimeout)
-                    fetch.seedStall = stalls.min()
-                    fetch.seedDeadline = max(mirror.primary.policy.timeout * 0.8, mirror.primary.policy.timeout - 60)
+                let targets = seedTargets(mirror, wanted: wanted)
+                let stalls = mirror.secondaries.filter { spec in targets.contains { $0.name == spec.name } }.map(\.policy.stallTimeout)
+                if let stall = stalls.min() {
+                    fetch.seeding = FetchJob.Seeding(targets: targets, stall: stall,
+                                                     deadline: max(mirror.primary.policy.timeout * 0.8, mirror.primary.policy.timeout - 60))
                 }
             }
-            let result = try worker(fetch, limits: limits, remote: mirror.primary, repository: mirror.name)
+            let result = try run(fetch, on: mirror.primary, repository: mirror.name, limits: limits)
             report.bytes = result.bytes
-            for outcome in result.seeded ?? [] {
+            for outcome in result.seeded {
                 seeded[outcome.name] = outcome
                 if !outcome.created.isEmpty || outcome.note != nil {
                     let took = "took the primary's pack as it arrived: \(outcome.created.count) ref\(outcome.created.count == 1 ? "" : "s") created"
@@ -310,9 +315,7 @@ public struct RepositorySync: Sendable {
         for secondary in mirror.secondaries where targets.count < config.maxParallelPushes && !secondary.policy.lfs {
             let url = secondary.url
             let scheme = url.scheme == .file ? "file" : url.scheme.rawValue
-            var access = WorkerRequest(operation: .push, url: "")
-            guard (try? credentials.prepare(&access, for: secondary, config: config)) != nil,
-                  SeedSession.reaches(scheme, access: access) else { continue }
+            guard let access = try? credentials.endpoint(for: secondary, config: config), SeedSession.reaches(scheme, access: access) else { continue }
             let forge = Forge.of(url)
             let refs = RefPlan.make(source: wanted, target: [:], policy: secondary.policy) { _, _ in false }
                 .refs.filter { $0.action == .create && forge.refusal(of: $0.ref) == nil }.map(\.ref)
@@ -367,7 +370,7 @@ public struct RepositorySync: Sendable {
         }
         // A seeded secondary's work began with the fetch.
         report.duration = Date().timeIntervalSince(started) + (seeded?.created.isEmpty == false ? seeded?.seconds ?? 0 : 0)
-        progress(mirror.name, secondary.name, "done: \(report.result.rawValue)")
+        finished(mirror.name, secondary.name, report.result.rawValue)
         return (report, work.finalHeads.map(fingerprint))
     }
 
@@ -380,8 +383,8 @@ public struct RepositorySync: Sendable {
     /// Jobs that only read the cache: no server to wait for, so silence this long means a read that never ends.
     static let cacheStall: TimeInterval = 20
 
-    func cacheLimits(_ remote: RemoteSpec) -> WorkerSupervisor.Limits {
-        WorkerSupervisor.Limits(timeout: remote.policy.timeout, stall: min(remote.policy.stallTimeout, Self.cacheStall))
+    func cacheLimits(_ remote: RemoteSpec) -> Workers.Limits {
+        Workers.Limits(timeout: remote.policy.timeout, stall: min(remote.policy.stallTimeout, Self.cacheStall))
     }
 
     // MARK: a damaged cache
@@ -393,23 +396,22 @@ public struct RepositorySync: Sendable {
     func damage(in mirror: Mirror) throws -> String? {
         let path = cachePath(mirror)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        var request = WorkerRequest(operation: .verify, url: "")
-        request.cachePath = path
-        request.announceFrom = 0
         let last = Mutex<String?>(nil)
-        let limits = WorkerSupervisor.Limits(timeout: mirror.primary.policy.timeout, stall: min(mirror.primary.policy.stallTimeout, Self.cacheStall / 2))
+        let limits = Workers.Limits(timeout: mirror.primary.policy.timeout, stall: min(mirror.primary.policy.stallTimeout, Self.cacheStall / 2))
         progress(mirror.name, "primary", "verifying every object of the cache")
-        let result = supervisor.run(request, limits: limits) { line in
-            if line.hasPrefix("reading object ") { last.withLock { $0 = String(line.dropFirst("reading object ".count)) } }
+        let result = Result { () throws(SyncFailure) in
+            try workers.run(VerifyJob(cache: path, announceFrom: 0), for: mirror.name, limits: limits) { note in
+                if case .reading(let object) = note { last.withLock { $0 = object } }
+            }
         }
         switch result {
         case .success(let verified):
             return verified.damage
-        case .failure(let failure) where failure.errorClass == .timeout && registry?.isStopping != true:
+        case .failure(let failure) where failure.errorClass == .timeout && !workers.isStopping:
             let object = last.withLock { $0 }
             return object.map { "object \($0) cannot be read: reading it never finishes (a truncated or corrupt object)" }
                 ?? "reading its objects never finishes (\(failure.message))"
-        case .failure(let failure) where registry?.isStopping == true:
+        case .failure(let failure) where workers.isStopping:
             throw failure
         case .failure(let failure):
             return failure.message
@@ -441,15 +443,14 @@ public struct RepositorySync: Sendable {
         var lost: [(ref: String, id: ObjectID, reason: String)] = []
         if !backups.isEmpty {
             progress(mirror.name, "primary", "carrying \(backups.count) backup ref\(backups.count == 1 ? "" : "s") over from the damaged cache")
-            var fetch = WorkerRequest(operation: .fetch, url: quarantined)
-            fetch.cachePath = cache.path
-            let limits = WorkerSupervisor.Limits(timeout: mirror.primary.policy.timeout, stall: min(mirror.primary.policy.stallTimeout, Self.cacheStall / 2))
-            fetch.refspecs = backups.keys.sorted().map { "+\($0):\($0)" }
-            if case .failure = supervisor.run(fetch, limits: limits) {
+            var fetch = FetchJob(remote: .local(quarantined), cache: cache.path, refspecs: backups.keys.sorted().map { "+\($0):\($0)" })
+            let limits = Workers.Limits(timeout: mirror.primary.policy.timeout, stall: min(mirror.primary.policy.stallTimeout, Self.cacheStall / 2))
+            let carry = { (fetch: FetchJob) in Result { () throws(SyncFailure) in try workers.run(fetch, for: mirror.name, limits: limits) } }
+            if case .failure = carry(fetch) {
                 // One by one: a backup whose history reaches the damaged object is lost alone.
                 for (ref, id) in backups.sorted(by: { $0.key < $1.key }) {
                     fetch.refspecs = ["+\(ref):\(ref)"]
-                    if case .failure(let failure) = supervisor.run(fetch, limits: limits) {
+                    if case .failure(let failure) = carry(fetch) {
                         lost.append((ref, id, failure.message))
                     }
                 }
@@ -545,47 +546,24 @@ public struct RepositorySync: Sendable {
 
     // MARK: helpers
 
-    func worker(_ request: WorkerRequest, limits: WorkerSupervisor.Limits, remote: RemoteSpec, repository: String) throws -> WorkerResult {
-        let run = {
-            // A first seed's pushes are connections of their own, opened by the fetch's worker: each
-            // takes a slot on its host if one is free now, and a secondary that gets none is pushed to
-            // afterwards instead, so that the fetch never opens more than a host's limit allows.
-            var request = request
-            var riders: [HostLimiter.Connection] = []
-            if let hostLimiter, let seeds = request.seeds, !seeds.isEmpty {
-                request.seeds = seeds.filter { seed in
-                    guard seed.scheme != "file" else { return true }
-                    guard let connection = hostLimiter.connectionIfFree(to: seed.host ?? "local") else { return false }
-                    riders.append(connection)
-                    return true
+    /// Runs a job for `remote` (or on the cache, for a job of that kind); its notes are the remote's progress
+    /// (a seeded secondary's, its own), and its failure says where.
+    func run<J: Job>(_ job: J, on remote: RemoteSpec, repository: String, limits: Workers.Limits) throws(SyncFailure) -> J.Result {
+        do {
+            return try workers.run(job, for: repository, limits: limits) { note in
+                switch note {
+                case .progress(let line): progress(repository, remote.name, line)
+                case .about(let other, let line): progress(repository, other, line)
+                case .reading: break
                 }
             }
-            defer { riders.forEach { $0.release() } }
-            return supervisor.run(request, limits: limits) { line in
-                // `[seed NAME] …`: a secondary receiving the primary's pack during the fetch.
-                if line.hasPrefix(Worker.seedPrefix), let close = line.firstIndex(of: "]") {
-                    let name = String(line[line.index(line.startIndex, offsetBy: Worker.seedPrefix.count)..<close])
-                    progress(repository, name, String(line[line.index(after: close)...]).trimmingCharacters(in: .whitespaces))
-                } else {
-                    progress(repository, remote.name, line)
-                }
-            }
-        }
-        // A listing only waits on the network; anything else moves objects or reads the cache.
-        let network = ![.ancestry, .backup, .verify, .lfsScan].contains(request.operation)
-        let result = hostLimiter.map {
-            $0.withSlot(host: network ? remote.url.host ?? "local" : nil, repository: repository,
-                        transfer: ![.list, .pushAccess].contains(request.operation), run)
-        } ?? run()
-        switch result {
-        case .success(let value): return value
-        case .failure(var failure):
+        } catch var failure {
+            let onCache = J.kind == .cache
             // A job that only reads the cache and never finishes is reading a damaged object.
-            if [.ancestry, .backup, .verify, .lfsScan].contains(request.operation), failure.errorClass == .timeout, registry?.isStopping != true {
+            if onCache, failure.errorClass == .timeout, !workers.isStopping {
                 failure.cacheDamage = "reading the cache did not finish (\(failure.message))"
             }
-            let place = [.ancestry, .backup, .verify, .lfsScan].contains(request.operation) ? "the cache of '\(repository)'"
-                : "\(remote.role == .primary ? "primary" : "secondary '\(remote.name)'") \(remote.url)"
+            let place = onCache ? "the cache of '\(repository)'" : "\(remote.role == .primary ? "primary" : "secondary '\(remote.name)'") \(remote.url)"
             throw redacted(SyncFailure(failure.errorClass, "\(place): \(failure.message)", cacheDamage: failure.cacheDamage))
         }
     }
@@ -602,8 +580,6 @@ public struct RepositorySync: Sendable {
             throw SyncFailure(.internal, "the cache: \(error.description)")
         }
     }
-
-    var registry: WorkerRegistry? { supervisor.registry }
 
     func redacted(_ failure: SyncFailure) -> SyncFailure {
         SyncFailure(failure.errorClass, redactor.redact(failure.message), cacheDamage: failure.cacheDamage.map(redactor.redact))
@@ -776,11 +752,12 @@ final class ProgressRecorder: @unchecked Sendable {
 
     deinit { timer.cancel() }
 
-    func note(repository: String, remote: String, message: String, now: Date = Date()) {
+    func note(_ note: ProgressNote, now: Date = Date()) {
+        let (repository, remote, message) = (note.repository, note.remote, note.message)
         let key = "\(repository)/\(remote)"
         lock.lock()
         defer { lock.unlock() }
-        if message.hasPrefix("done:") {
+        if note.finished {
             if entries.removeValue(forKey: key)?.written != nil {
                 try? store.clearProgress(repository: repository, remote: remote)
             }

@@ -34,19 +34,19 @@ struct SecondarySync {
         self.report = report
     }
 
-    var limits: WorkerSupervisor.Limits {
-        WorkerSupervisor.Limits(timeout: secondary.policy.timeout, stall: secondary.policy.stallTimeout)
+    var limits: Workers.Limits {
+        Workers.Limits(timeout: secondary.policy.timeout, stall: secondary.policy.stallTimeout)
     }
 
     func say(_ message: String) { sync.progress(mirror.name, secondary.name, message) }
 
-    func worker(_ request: WorkerRequest, limits: WorkerSupervisor.Limits) throws -> WorkerResult {
-        try sync.worker(request, limits: limits, remote: secondary, repository: mirror.name)
+    /// Runs a job for this secondary: one that reaches it within its limits, one on the cache within the cache's.
+    func run<J: Job>(_ job: J) throws(SyncFailure) -> J.Result {
+        try sync.run(job, on: secondary, repository: mirror.name, limits: J.kind == .cache ? sync.cacheLimits(secondary) : limits)
     }
 
     mutating func run() throws {
-        var access = WorkerRequest(operation: .list, url: "")
-        try sync.credentials.prepare(&access, for: secondary, config: sync.config)
+        let access = try sync.credentials.endpoint(for: secondary, config: sync.config)
         let (heads, listedHead) = try list(access)
         report.head = listedHead
         // An earlier run that stopped during its push left pending rows: what this remote holds now settles them.
@@ -77,11 +77,8 @@ struct SecondarySync {
     mutating func mirrorLFS(_ changes: [RefOutcome], holding heads: [RemoteHead]) throws {
         let tips = Array(Set(changes.filter { $0.action != .delete }.compactMap(\.new))).sorted()
         guard !tips.isEmpty else { return }
-        var scan = WorkerRequest(operation: .lfsScan, url: "")
-        scan.cachePath = sync.cachePath(mirror)
-        scan.lfsTips = tips
-        scan.lfsKnown = Array(Set(heads.filter { $0.name.hasPrefix("refs/") }.map(\.id))).sorted()
-        let pointers = try worker(scan, limits: sync.cacheLimits(secondary)).lfsPointers ?? []
+        let known = Array(Set(heads.filter { $0.name.hasPrefix("refs/") }.map(\.id))).sorted()
+        let pointers = try run(LFSScanJob(cache: sync.cachePath(mirror), tips: tips, known: known))
         guard !pointers.isEmpty else { return }
         let (sync, repository, remote) = (self.sync, mirror.name, secondary.name)
         let transfer = LFSTransfer(sync: sync, mirror: mirror, say: { sync.progress(repository, remote, $0) })
@@ -119,14 +116,14 @@ struct SecondarySync {
 
     /// The secondary's refs and the branch its HEAD points at; a missing repository is created first
     /// where the configuration says so.
-    func list(_ access: WorkerRequest) throws -> (heads: [RemoteHead], head: String?) {
+    func list(_ access: Endpoint) throws -> (heads: [RemoteHead], head: String?) {
         say("listing refs")
         do {
-            let result = try listed.map { try $0.wait().get() } ?? worker(access, limits: limits)
+            let result = try listed.map { try $0.wait().get() } ?? run(ListJob(remote: access))
             return (result.heads, result.defaultBranch)
         } catch let failure as SyncFailure where failure.errorClass == .notFound && secondary.create && !sync.options.planOnly {
             try sync.createRepository(secondary, repository: mirror.name)
-            let result = try worker(access, limits: limits)
+            let result = try run(ListJob(remote: access))
             return (result.heads, result.defaultBranch)
         }
     }
@@ -175,10 +172,7 @@ struct SecondarySync {
             return AncestryQuestion(old: old, new: new)
         }).sorted { ($0.old, $0.new) < ($1.old, $1.new) }
         guard !questions.isEmpty else { return [:] }
-        var request = WorkerRequest(operation: .ancestry, url: "")
-        request.cachePath = sync.cachePath(mirror)
-        request.ancestry = questions
-        let answers = try worker(request, limits: sync.cacheLimits(secondary)).answers ?? []
+        let answers = try run(AncestryJob(cache: sync.cachePath(mirror), questions: questions))
         guard answers.count == questions.count else { throw SyncFailure(.internal, "the worker answered \(answers.count) of \(questions.count) ancestry questions") }
         return Dictionary(uniqueKeysWithValues: zip(questions, answers))
     }
@@ -187,7 +181,7 @@ struct SecondarySync {
 
     /// Saves the old tip of every ref the plan overwrites or deletes under `refs/gitmirror/backup/…`,
     /// fetching it from the secondary when the cache lacks it. A ref that cannot be backed up is not touched.
-    mutating func backUp(_ access: WorkerRequest) throws {
+    mutating func backUp(_ access: Endpoint) throws {
         var wanted: [(index: Int, backup: BackupRef)] = []
         let overwritten = report.refs.indices.filter { report.refs[$0].action == .force || report.refs[$0].action == .delete }
         guard !overwritten.isEmpty else { return }
@@ -199,26 +193,24 @@ struct SecondarySync {
                                             message: "gitmirror: backup of \(secondary.name) \(ref)")))
         }
         guard !wanted.isEmpty else { return }
-        var request = WorkerRequest(operation: .backup, url: "")
-        request.cachePath = sync.cachePath(mirror)
-        request.backups = wanted.map(\.backup)
-        var missing = Set(try worker(request, limits: sync.cacheLimits(secondary)).missing ?? [])
+        let backups = BackupJob(cache: sync.cachePath(mirror), backups: wanted.map(\.backup))
+        var missing = Set(try run(backups))
         if !missing.isEmpty {
             // The secondary holds commits the cache never had: fetch them from it, then write the refs.
-            var fetch = access
-            fetch.operation = .fetch
-            fetch.cachePath = sync.cachePath(mirror)
-            fetch.refspecs = wanted.filter { missing.contains($0.backup.ref) }.map { "+\(report.refs[$0.index].ref):\($0.backup.ref)" }
+            let refspecs = wanted.filter { missing.contains($0.backup.ref) }.map { "+\(report.refs[$0.index].ref):\($0.backup.ref)" }
             say("backing up \(missing.count) ref\(missing.count == 1 ? "" : "s") from the secondary")
-            do {
-                _ = try worker(fetch, limits: limits)
-                missing = Set(try worker(request, limits: sync.cacheLimits(secondary)).missing ?? [])
-            } catch let failure as SyncFailure where failure.cacheDamage == nil {
+            let fetched = Result { () throws(SyncFailure) in try run(FetchJob(remote: access, cache: sync.cachePath(mirror), refspecs: refspecs)) }
+            switch fetched {
+            case .success:
+                missing = Set(try run(backups))
+            case .failure(let failure) where failure.cacheDamage == nil:
                 for entry in wanted where missing.contains(entry.backup.ref) {
                     report.refs[entry.index].outcome = .failed
                     report.refs[entry.index].message = "not overwritten: its old tip could not be backed up (\(failure.message))"
                 }
                 missing = []
+            case .failure(let failure):
+                throw failure
             }
         }
         for entry in wanted {
@@ -253,22 +245,13 @@ struct SecondarySync {
     /// Sends the planned changes (deletions first: a name freed by one, `a`, can then be taken by a
     /// folder, `a/b`, in the same push), in batches where the host caps ref updates per push
     /// (CodeCommit: 4,000). The worker's transfer lists the secondary again after each batch.
-    mutating func transfer(_ changes: [RefOutcome], access: WorkerRequest) throws -> Sent {
+    mutating func transfer(_ changes: [RefOutcome], access: Endpoint) throws -> Sent {
         let ordered = changes.filter { $0.action == .delete } + changes.filter { $0.action != .delete }
         var sent = Sent()
         for batch in RepositorySync.batches(ordered, size: Forge.of(secondary.url).maxRefUpdatesPerPush) {
-            var request = access
-            request.operation = .push
-            request.cachePath = sync.cachePath(mirror)
-            request.updates = batch.map { WireUpdate(ref: $0.ref, expectedOld: $0.old, new: $0.action == .delete ? nil : $0.new, force: $0.action == .force) }
+            let updates = batch.map { WireUpdate(ref: $0.ref, expectedOld: $0.old, new: $0.action == .delete ? nil : $0.new, force: $0.action == .force) }
             say("pushing \(batch.count) ref\(batch.count == 1 ? "" : "s")")
-            let result: WorkerResult
-            do {
-                result = try worker(request, limits: limits)
-            } catch let failure as SyncFailure where Classification.refusesPushesOnly(failure.errorClass) && failure.errorClass != .readOnly {
-                // The listing with the same credentials worked a moment ago: the server reads but refuses pushes.
-                throw SyncFailure(.readOnly, "the repository can be read but refuses pushes: \(failure.message)")
-            }
+            let result = try push(PushJob(remote: access, cache: sync.cachePath(mirror), updates: updates, transfer: .git))
             report.bytes += result.bytes
             finalHeads = result.heads
             sent.final = Dictionary(result.heads.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
@@ -276,6 +259,18 @@ struct SecondarySync {
             sent.serverMessages += result.serverMessages
         }
         return sent
+    }
+
+    /// A push whose refusal, right after a listing with the same credentials worked, says the server reads but refuses pushes.
+    func push(_ job: PushJob) throws(SyncFailure) -> PushJob.Result {
+        switch Result(catching: { () throws(SyncFailure) in try run(job) }) {
+        case .success(let result):
+            return result
+        case .failure(let failure) where Classification.refusesPushesOnly(failure.errorClass) && failure.errorClass != .readOnly:
+            throw SyncFailure(.readOnly, "the repository can be read but refuses pushes: \(failure.message)")
+        case .failure(let failure):
+            throw failure
+        }
     }
 
     // MARK: verify
@@ -290,7 +285,7 @@ struct SecondarySync {
             if let verdict = sent.verdicts[ref.ref], !verdict.accepted {
                 report.refs[index].outcome = .rejected
                 let reason = verdict.message ?? "rejected"
-                report.refs[index].message = sync.redactor.redact(serverSaid.isEmpty || reason.contains("moved on the server") ? reason : "\(reason) (server said: \(serverSaid))")
+                report.refs[index].message = sync.redactor.redact(serverSaid.isEmpty || verdict.reason == .moved ? reason : "\(reason) (server said: \(serverSaid))")
             } else if sent.final[ref.ref] != expected {
                 report.refs[index].outcome = .failed
                 let holds = sent.final[ref.ref].map { "holds \($0.short)" } ?? "does not have it"

@@ -58,11 +58,13 @@ public struct SyncSession: Sendable {
         let redactor = Redactor()
         let board = ProgressBoard()
         let sync = RepositorySync(
-            config: config, store: store, supervisor: WorkerSupervisor(executable: ChildProcess.ownExecutable, registry: registry),
+            config: config, store: store,
+            workers: Workers(executable: ChildProcess.ownExecutable, registry: registry, hostLimiter: HostLimiter(config.daemon, transferring: jobs)),
             credentials: CredentialResolver(environment: ProcessInfo.processInfo.environment, redactor: redactor), options: options,
-            hostLimiter: HostLimiter(config.daemon, transferring: jobs),
-            progress: { repository, remote, message in
-                board.update(repository: repository, remote: remote, message: redactor.redact(message))
+            progress: { note in
+                var note = note
+                note.message = redactor.redact(note.message)
+                board.update(note)
                 display.progress(board.active)
             })
         let started = Date()

@@ -16,7 +16,7 @@ public struct SeedTarget: Codable, Sendable {
     /// The secondary's name in mirrors.yaml.
     public var name: String
     /// Its URL, credential and known_hosts, as for a push.
-    public var access: WorkerRequest
+    public var access: Endpoint
     public var scheme: String
     public var user: String?
     public var host: String?
@@ -83,7 +83,7 @@ final class SeedSession: @unchecked Sendable {
 
     /// Whether this secondary can be seeded at all: a transport this client speaks itself (SSH through
     /// OpenSSH, so not with a key locked by a passphrase, as for git's push).
-    static func reaches(_ scheme: String, access: WorkerRequest) -> Bool {
+    static func reaches(_ scheme: String, access: Endpoint) -> Bool {
         ["git", "file", "ssh"].contains(scheme) && GitTransfer.handles(access)
     }
 
@@ -95,7 +95,7 @@ final class SeedSession: @unchecked Sendable {
             guard let host = target.host else { throw SyncFailure(.config, "no host") }
             let port = target.port ?? 9418
             let descriptor: Int32
-            switch Preflight.openSocket(host: host, port: port, timeout: timeout) {
+            switch Socket.open(host: host, port: port, timeout: timeout) {
             case .success(let opened): descriptor = opened.0
             case .failure(let failure): throw failure
             }
@@ -105,11 +105,11 @@ final class SeedSession: @unchecked Sendable {
         case "ssh":
             guard let host = target.host else { throw SyncFailure(.config, "no host") }
             var key: Int32 = -1
-            if target.access.credential?.kind == .sshKey, let privateKey = target.access.credential?.privateKey {
+            if let privateKey = target.access.credential?.sshKey?.privateKey {
                 key = try GitTransfer.memoryFile(named: "gitmirror-ssh-key", contents: privateKey)
             }
             let knownHosts = target.access.knownHostsFile ?? (NSHomeDirectory() as NSString).appendingPathComponent(".ssh/known_hosts")
-            let user = target.user ?? (target.access.credential?.kind == .sshKey ? target.access.credential?.username : nil)
+            let user = target.user ?? target.access.credential?.sshKey?.username
             let ssh = GitTransfer.sshCommand(keyPath: key >= 0 ? "/proc/\(getpid())/fd/\(key)" : nil, knownHosts: knownHosts, user: user)
             var arguments = ["/bin/sh", "-c", "exec \(ssh) \"$@\"", "ssh"]
             if let port = target.port { arguments += ["-p", String(port)] }

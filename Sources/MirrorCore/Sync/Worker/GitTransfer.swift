@@ -10,16 +10,14 @@ import Git
 /// configured origin only; redirects are not followed; SSH goes through OpenSSH with exactly the
 /// configured key (read from memory) and known_hosts, strict; git reads no configuration but the cache's.
 struct GitTransfer: PackTransfer {
-    let request: WorkerRequest
+    let endpoint: Endpoint
     let hooks: TransferHooks
     /// The CA bundle the worker built (the system's plus `ca_file`), if any.
     let caBundle: String?
 
     /// Whether git can carry this push: everything but an SSH key locked with a passphrase
     /// (OpenSSH in batch mode cannot be given one; libgit2 can).
-    static func handles(_ request: WorkerRequest) -> Bool {
-        !(request.credential?.kind == .sshKey && request.credential?.passphrase?.isEmpty == false)
-    }
+    static func handles(_ endpoint: Endpoint) -> Bool { endpoint.credential?.isLockedKey != true }
 
     /// git reads no configuration but the repositories' own, and never prompts.
     static func environment() -> [String: String] {
@@ -78,17 +76,17 @@ struct GitTransfer: PackTransfer {
 
     func send(_ updates: [WireUpdate], from cache: String) throws -> TransferResult {
         guard !updates.isEmpty else { return TransferResult() }
-        let target = request.url
-        let credential = request.credential
+        let target = endpoint.url
+        let sshKey = endpoint.credential?.sshKey
         // The key lives in memory only: an anonymous file OpenSSH reads through this process's descriptor.
         var key: Int32 = -1
         defer { if key >= 0 { close(key) } }
-        if credential?.kind == .sshKey, let privateKey = credential?.privateKey {
+        if let privateKey = sshKey?.privateKey {
             key = try Self.memoryFile(named: "gitmirror-ssh-key", contents: privateKey)
         }
-        let knownHosts = request.knownHostsFile ?? (NSHomeDirectory() as NSString).appendingPathComponent(".ssh/known_hosts")
+        let knownHosts = endpoint.knownHostsFile ?? (NSHomeDirectory() as NSString).appendingPathComponent(".ssh/known_hosts")
         let ssh = Self.sshCommand(keyPath: key >= 0 ? "/proc/\(getpid())/fd/\(key)" : nil, knownHosts: knownHosts,
-                                  user: Self.scheme(of: target) == "ssh" && !Self.hasUser(target) ? credential?.username : nil)
+                                  user: Self.scheme(of: target) == "ssh" && !Self.hasUser(target) ? sshKey?.username : nil)
         let helper = "!" + Self.quoted(ChildProcess.ownExecutable.path) + " __credential \(CredentialRelay.descriptor)"
 
         let answer: () -> (username: String, password: String)? = { [hooks] in
@@ -220,14 +218,12 @@ struct GitTransfer: PackTransfer {
             let summary = String(fields[2])
             if flag == "!" {
                 var reason = summary
-                if summary.contains("stale info") {
-                    reason = "moved on the server since it was planned; left alone, the next sync re-plans it"
-                } else if let open = summary.firstIndex(of: "("), summary.hasSuffix(")") {
+                if let open = summary.firstIndex(of: "("), summary.hasSuffix(")") {
                     reason = String(summary[summary.index(after: open)..<summary.index(before: summary.endIndex)])
                 }
-                verdicts[ref] = PushOutcome(ref: ref, accepted: false, message: reason)
+                verdicts[ref] = summary.contains("stale info") ? .moved(ref) : PushOutcome(ref: ref, accepted: false, message: reason)
             } else {
-                verdicts[ref] = PushOutcome(ref: ref, accepted: true, message: nil)
+                verdicts[ref] = PushOutcome(ref: ref, accepted: true)
             }
         }
         return updates.compactMap { verdicts[$0.ref] }

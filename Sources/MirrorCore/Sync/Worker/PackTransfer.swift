@@ -25,12 +25,12 @@ public enum TransferKind: String, Codable, Sendable {
 /// libgit2's push: the lease is checked against the server's advertisement before anything is
 /// sent, and once more in the negotiation callback, against what libgit2 is about to send.
 struct Libgit2Transfer: PackTransfer {
-    let request: WorkerRequest
+    let endpoint: Endpoint
     let hooks: TransferHooks
 
     func send(_ updates: [WireUpdate], from cache: String) throws -> TransferResult {
         let repository = try Repository.openBare(at: cache)
-        let remote = try Remote(url: request.url, in: repository, hooks: hooks)
+        let remote = try Remote(url: endpoint.url, in: repository, hooks: hooks)
         try remote.connect(.push)
         defer { remote.disconnect() }
         let current = Dictionary(try remote.advertisedHeads().map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
@@ -39,8 +39,7 @@ struct Libgit2Transfer: PackTransfer {
         for update in updates {
             if current[update.ref] != update.expectedOld {
                 let now = current[update.ref].map { "now \($0.short)" } ?? "now absent"
-                result.outcomes.append(PushOutcome(ref: update.ref, accepted: false,
-                                                   message: "moved on the server since it was planned (\(now)); left alone, the next sync re-plans it"))
+                result.outcomes.append(.moved(update.ref, now: now))
             } else {
                 sending.append(update)
             }
@@ -61,7 +60,7 @@ struct Libgit2Transfer: PackTransfer {
         for update in sending {
             switch hooks.pushStatuses[update.ref] {
             case .some(.none):
-                result.outcomes.append(PushOutcome(ref: update.ref, accepted: true, message: nil))
+                result.outcomes.append(PushOutcome(ref: update.ref, accepted: true))
             case .some(.some(let reason)):
                 result.outcomes.append(PushOutcome(ref: update.ref, accepted: false, message: reason))
             case .none:

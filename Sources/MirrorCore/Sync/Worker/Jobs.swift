@@ -1,0 +1,186 @@
+import Foundation
+import Git
+
+// The jobs a worker runs (Workers/Job.swift): each with exactly its inputs and its result. The
+// worker side of each is in Worker.swift; the supervisor sends them through `Workers.run`.
+
+/// A remote's refs and the branch its HEAD points at.
+public struct Listing: Codable, Sendable {
+    public var heads: [RemoteHead]
+    public var defaultBranch: String?
+}
+
+/// List the remote's refs.
+public struct ListJob: Job {
+    public static let name = "list"
+    public static let kind = JobKind.listing
+    public var remote: Endpoint
+    public var endpoint: Endpoint? { remote }
+    public typealias Result = Listing
+}
+
+/// Connect for a push and list what the remote's receive-pack advertises; push nothing
+/// (`doctor`: may these credentials push here?).
+public struct PushAccessJob: Job {
+    public static let name = "push_access"
+    public static let kind = JobKind.listing
+    public var remote: Endpoint
+    public var endpoint: Endpoint? { remote }
+    public typealias Result = Listing
+}
+
+/// Fetch `refspecs` from the remote into the cache; into an empty cache, the pack may also stream to
+/// empty secondaries as it arrives (`seeding`, PackSeed.swift).
+public struct FetchJob: Job {
+    public static let name = "fetch"
+    public static let kind = JobKind.transfer
+    public var remote: Endpoint
+    public var cache: String
+    public var refspecs: [String]
+    public var seeding: Seeding?
+    public var endpoint: Endpoint? { remote }
+
+    /// The empty secondaries a first fetch streams its pack to; how long one may stay silent, and how
+    /// long after the job's start all seeding ends.
+    public struct Seeding: Codable, Sendable {
+        public var targets: [SeedTarget]
+        public var stall: Double
+        public var deadline: Double
+    }
+
+    public struct Result: Codable, Sendable {
+        public var bytes: Int
+        /// What each seeded secondary accepted.
+        public var seeded: [SeedOutcome]
+    }
+
+    /// Each seeded secondary is a connection of its own: one that gets no room on its host now is
+    /// left out of the seeding (and pushed to afterwards, as usual). A local path needs no room.
+    public mutating func admitConnections(_ admit: (String) -> Bool) {
+        guard var seeding else { return }
+        seeding.targets = seeding.targets.filter { $0.scheme == "file" || admit($0.host ?? "local") }
+        self.seeding = seeding.targets.isEmpty ? nil : seeding
+    }
+}
+
+/// Push `updates` from the cache with their leases, then list the remote again.
+public struct PushJob: Job {
+    public static let name = "push"
+    public static let kind = JobKind.transfer
+    public var remote: Endpoint
+    public var cache: String
+    public var updates: [WireUpdate]
+    /// How the pack travels (git's transfer, which reuses stored deltas, unless asked otherwise).
+    public var transfer: TransferKind
+    public var endpoint: Endpoint? { remote }
+
+    public struct Result: Codable, Sendable {
+        public var outcomes: [PushOutcome]
+        public var bytes: Int
+        public var serverMessages: [String]
+        /// The remote's refs after the push.
+        public var heads: [RemoteHead]
+    }
+}
+
+/// Answer ancestry questions on the cache: is `old` there, and is `new` a fast-forward of it? (Reading
+/// objects can hang on a damaged cache, so the supervisor never does it itself.)
+public struct AncestryJob: Job {
+    public static let name = "ancestry"
+    public static let kind = JobKind.cache
+    public var cache: String
+    public var questions: [AncestryQuestion]
+    public var endpoint: Endpoint? { nil }
+    public typealias Result = [AncestryAnswer]
+}
+
+/// Point each backup ref at its object, where the cache holds the object; the result is the backups
+/// whose object the cache lacks (nothing was written for them).
+public struct BackupJob: Job {
+    public static let name = "backup"
+    public static let kind = JobKind.cache
+    public var cache: String
+    public var backups: [BackupRef]
+    public var endpoint: Endpoint? { nil }
+    public typealias Result = [String]
+}
+
+/// Read every object of the cache; from `announceFrom` on, name each object before reading it.
+public struct VerifyJob: Job {
+    public static let name = "verify"
+    public static let kind = JobKind.cache
+    public var cache: String
+    public var announceFrom: Int
+    public var endpoint: Endpoint? { nil }
+
+    public struct Result: Codable, Sendable {
+        /// Objects read, and the first damaged one with what was wrong.
+        public var verified: Int
+        public var damage: String?
+    }
+}
+
+/// The LFS pointers in the history of `tips` that is not in the history of `known`.
+public struct LFSScanJob: Job {
+    public static let name = "lfs_scan"
+    public static let kind = JobKind.cache
+    public var cache: String
+    public var tips: [ObjectID]
+    public var known: [ObjectID]
+    public var endpoint: Endpoint? { nil }
+    public typealias Result = [LFSPointer]
+}
+
+/// Is `old` in the cache, and does `new` contain it (a fast-forward)?
+public struct AncestryQuestion: Codable, Sendable, Hashable {
+    public var old: ObjectID
+    public var new: ObjectID
+}
+
+public struct AncestryAnswer: Codable, Sendable, Equatable {
+    public var present: Bool
+    public var fastForward: Bool
+}
+
+/// A backup ref to write in the cache.
+public struct BackupRef: Codable, Sendable, Equatable {
+    public var ref: String
+    public var id: ObjectID
+    public var message: String
+}
+
+/// One ref to push: `expectedOld` is what the plan saw (the lease); nil `new` deletes.
+public struct WireUpdate: Codable, Sendable, Equatable {
+    public var ref: String
+    public var expectedOld: ObjectID?
+    public var new: ObjectID?
+    public var force: Bool
+}
+
+/// The server's verdict on one pushed ref.
+public struct PushOutcome: Codable, Sendable, Equatable {
+    /// Why a ref was not pushed, where gitmirror itself knows.
+    public enum Reason: String, Codable, Sendable {
+        /// The ref moved on the server after it was planned (its lease no longer held): left alone.
+        case moved
+    }
+
+    public var ref: String
+    public var accepted: Bool
+    public var message: String?
+    public var reason: Reason?
+
+    public init(ref: String, accepted: Bool, message: String? = nil, reason: Reason? = nil) {
+        self.ref = ref
+        self.accepted = accepted
+        self.message = message
+        self.reason = reason
+    }
+
+    /// A ref left alone because it moved on the server since it was planned.
+    static func moved(_ ref: String, now: String? = nil) -> PushOutcome {
+        PushOutcome(ref: ref, accepted: false,
+                    message: "moved on the server since it was planned\(now.map { " (\($0))" } ?? ""); left alone, the next sync re-plans it",
+                    reason: .moved)
+    }
+}

@@ -1,0 +1,269 @@
+import Foundation
+import Synchronization
+
+/// Workers that finished a job and wait for the next, by trust store.
+final class WorkerPool: Sendable {
+    private let idle = Mutex<[PooledWorker]>([])
+
+    /// An idle worker for this trust store that is still running; workers that exited are reaped.
+    func take(trust: String) -> PooledWorker? {
+        let (worker, gone) = idle.withLock { idle -> (PooledWorker?, [PooledWorker]) in
+            var gone: [PooledWorker] = []
+            idle.removeAll { worker in
+                let expired = !worker.child.isRunning || worker.channel.isClosed || worker.idleFor > Workers.idleExit - 2
+                if expired { gone.append(worker) }
+                return expired
+            }
+            let index = idle.lastIndex { $0.trust == trust }
+            return (index.map { idle.remove(at: $0) }, gone)
+        }
+        for worker in gone { worker.close() }
+        return worker
+    }
+
+    /// The processes waiting in the pool.
+    var idleProcesses: Set<pid_t> { idle.withLock { Set($0.map(\.child.pid)) } }
+
+    /// Jobs one worker serves before it is retired: a daemon that is never idle still
+    /// starts fresh processes now and then, so nothing libgit2 keeps can grow for a year.
+    static let jobsPerWorker = 200
+
+    func put(_ worker: PooledWorker) {
+        guard worker.finishedJob() < Self.jobsPerWorker else {
+            worker.close()
+            return
+        }
+        idle.withLock { $0.append(worker) }
+    }
+}
+
+/// One worker process that runs one job at a time, and the pipes to it.
+final class PooledWorker: Sendable {
+    let child: ChildProcess
+    let trust: String
+    let channel = WorkerChannel()
+    private let input: Int32
+    private let registry: WorkerRegistry?
+    private struct State {
+        var idleSince = Date()
+        var jobs = 0
+        var inputOpen = true
+    }
+    private let state = Mutex(State())
+
+    init(child: ChildProcess, input: Int32, trust: String, registry: WorkerRegistry?) {
+        self.child = child
+        self.input = input
+        self.trust = trust
+        self.registry = registry
+    }
+
+    var idleFor: TimeInterval { state.withLock { Date().timeIntervalSince($0.idleSince) } }
+
+    /// Counts the job just finished, from which the worker is idle; returns how many it has served.
+    func finishedJob() -> Int {
+        state.withLock { state in
+            state.idleSince = Date()
+            state.jobs += 1
+            return state.jobs
+        }
+    }
+
+    enum Operation {
+        case finished(Wire.Answer)
+        /// The worker was gone before it said anything about this job.
+        case lostBeforeStart
+        case died
+        case killed(SyncFailure)
+    }
+
+    /// Sends one job and waits for its answer within the limits: woken by the answer or the worker's end,
+    /// or when the limits would be passed (they are checked again then: a note may have come meanwhile).
+    func operate(_ line: Data, limits: Workers.Limits, progress: @escaping @Sendable (JobNote) -> Void) -> Operation {
+        let started = Date()
+        channel.begin(progress: progress)
+        guard writeAll(input, line) else { return channel.heardFromJob ? .died : .lostBeforeStart }
+        while true {
+            let lastActivity = channel.lastActivity
+            if let failure = Workers.overrun(limits, started: started, lastActivity: lastActivity) {
+                child.signalGroup(SIGKILL)
+                return .killed(failure)
+            }
+            let deadline = min(started.addingTimeInterval(limits.timeout), lastActivity.addingTimeInterval(limits.stall))
+            switch channel.wait(until: deadline.addingTimeInterval(0.01)) {
+            case .answered(let answer):
+                return .finished(answer)
+            case .closed:
+                return channel.heardFromJob ? .died : .lostBeforeStart
+            case .pending:
+                continue
+            }
+        }
+    }
+
+    private func closeInput() {
+        let open = state.withLock { state in
+            defer { state.inputOpen = false }
+            return state.inputOpen
+        }
+        if open { Glibc.close(input) }
+    }
+
+    /// Lets an idle worker go: end of input makes it exit; reaped in the background.
+    func close() {
+        closeInput()
+        registry?.unregister(child)
+        let child = self.child
+        Thread.detachNewThread { _ = child.wait() }
+    }
+
+    /// Waits for a worker that died or was killed; returns its exit status.
+    @discardableResult
+    func reap() -> Int32 {
+        closeInput()
+        let status = child.wait()
+        registry?.unregister(child)
+        _ = channel.waitClosed(2)
+        return status
+    }
+}
+
+/// What the reader threads learn from one worker, job by job, shared with the waiting thread. Notes
+/// go to the job's caller from a queue of the job's own, so that a slow caller never holds up the
+/// reader (whose silence would look like a stalled job).
+final class WorkerChannel: @unchecked Sendable {
+    enum State {
+        case pending
+        case answered(Wire.Answer)
+        case closed
+    }
+
+    private let condition = NSCondition()
+    private var _lastActivity = Date()
+    private var answer: Wire.Answer?
+    private var heard = false
+    private var openStreams = 2
+    private var eventsClosed = false
+    private var notes: JobNotes?
+    private var errorBuffer = Data()
+
+    var lastActivity: Date { condition.withLock { _lastActivity } }
+    var errorText: String { condition.withLock { String(decoding: errorBuffer, as: UTF8.self) } }
+    var isClosed: Bool { condition.withLock { eventsClosed } }
+    /// Whether the worker said anything (a note or the answer) since the current job was sent.
+    var heardFromJob: Bool { condition.withLock { heard } }
+
+    func begin(progress: @escaping @Sendable (JobNote) -> Void) {
+        condition.withLock {
+            answer = nil
+            heard = false
+            _lastActivity = Date()
+            notes = JobNotes(progress)
+        }
+    }
+
+    /// Waits until `deadline` at most for the current job's answer or the worker's end; the job's notes
+    /// have all been handed over when it returns an answer.
+    func wait(until deadline: Date) -> State {
+        let state: State = condition.withLock {
+            if answer == nil && !eventsClosed { _ = condition.wait(until: deadline) }
+            if let answer { return .answered(answer) }
+            return eventsClosed ? .closed : .pending
+        }
+        if case .answered = state { condition.withLock { notes }?.drain() }
+        return state
+    }
+
+    func waitClosed(_ seconds: TimeInterval) -> Bool {
+        condition.withLock {
+            let deadline = Date().addingTimeInterval(seconds)
+            while openStreams > 0 && condition.wait(until: deadline) {}
+            return openStreams == 0
+        }
+    }
+
+    private func streamClosed() {
+        condition.withLock {
+            openStreams -= 1
+            condition.broadcast()
+        }
+    }
+
+    func readEvents(from descriptor: Int32) {
+        EventReader.read(descriptor) { header, line in
+            condition.withLock {
+                _lastActivity = Date()
+                heard = true
+                if let note = header.note { notes?.hand(note) }
+                if header.done == true { answer = .result(line: line) }
+                if let failure = header.failure { answer = .failure(failure) }
+                if answer != nil { condition.broadcast() }
+            }
+        } chunk: {
+            condition.withLock {
+                _lastActivity = Date()
+                heard = true
+            }
+        }
+        condition.withLock {
+            eventsClosed = true
+            condition.broadcast()
+        }
+        streamClosed()
+    }
+
+    func readErrors(from descriptor: Int32) {
+        EventReader.readChunks(descriptor) { chunk in
+            condition.withLock {
+                errorBuffer.append(contentsOf: chunk)
+                if errorBuffer.count > 64 * 1024 { errorBuffer.removeFirst(errorBuffer.count - 64 * 1024) }
+            }
+        }
+        streamClosed()
+    }
+}
+
+/// A job's notes, handed to its caller in order on a queue of their own.
+final class JobNotes: Sendable {
+    private let queue = DispatchQueue(label: "gitmirror.job-notes")
+    private let progress: @Sendable (JobNote) -> Void
+
+    init(_ progress: @escaping @Sendable (JobNote) -> Void) { self.progress = progress }
+
+    func hand(_ note: JobNote) { queue.async { [progress] in progress(note) } }
+
+    /// Waits until every note handed so far has been delivered.
+    func drain() { queue.sync {} }
+}
+
+/// A worker's stdout, read line by line as events.
+enum EventReader {
+    /// Calls `event` for every event line (its header, and the line for the result), `chunk` for every
+    /// read; closes the descriptor at the end of the stream.
+    static func read(_ descriptor: Int32, event: (Wire.EventHeader, Data) -> Void, chunk: () -> Void) {
+        var buffer = Data()
+        let decoder = JSONDecoder()
+        readChunks(descriptor) { bytes in
+            chunk()
+            buffer.append(contentsOf: bytes)
+            while let newline = buffer.firstIndex(of: 0x0A) {
+                let line = Data(buffer[buffer.startIndex..<newline])
+                buffer.removeSubrange(buffer.startIndex...newline)
+                guard let header = try? decoder.decode(Wire.EventHeader.self, from: line) else { continue }
+                event(header, line)
+            }
+        }
+    }
+
+    /// Reads until end of file, chunk by chunk, then closes the descriptor.
+    static func readChunks(_ descriptor: Int32, _ body: (ArraySlice<UInt8>) -> Void) {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = Glibc.read(descriptor, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            body(chunk[0..<count])
+        }
+        Glibc.close(descriptor)
+    }
+}
