@@ -34,8 +34,8 @@ import TestSupport
     func runIDs() throws -> Set<Int64> { Set(try store.runs(limit: 10_000).compactMap(\.id)) }
 
     @Test func backupRefsAreStampedWithTheTimeInUTC() {
-        #expect(RepositorySync.backupStamp(Date(timeIntervalSince1970: 1_795_428_912.75)) == "20261123T101512Z")
-        #expect(RepositorySync.backupStamp(Date(timeIntervalSince1970: 0)) == "19700101T000000Z")
+        #expect(SyncContext.backupStamp(Date(timeIntervalSince1970: 1_795_428_912.75)) == "20261123T101512Z")
+        #expect(SyncContext.backupStamp(Date(timeIntervalSince1970: 0)) == "19700101T000000Z")
     }
 
     @Test func oldQuietRunsGoAndTheJournalStaysForeverByDefault() throws {

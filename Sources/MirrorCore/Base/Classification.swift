@@ -22,6 +22,8 @@ public enum Classification {
         public var network = false
         public var nonFastForward = false
         public var objectDatabase = false
+        /// libgit2's object database said "not found": an object the cache's history names is missing.
+        public var objectMissing = false
         /// The local repository the operation read, when it read one: only then can the cache be damaged.
         public var cachePath: String?
 
@@ -169,5 +171,65 @@ extension ErrorClass {
     /// Failures that retrying soon does not heal: the daemon retries them slowly (at retry_cap).
     public var healsWithRetry: Bool {
         ![.auth, .hostKey, .config, .notFound, .readOnly].contains(self)
+    }
+}
+
+extension Classification {
+    /// The one wording of each cause, for every transport: what failed, where, and what to do. `detail`
+    /// is what the transport said; `target`, the remote, where the transport's words do not name it;
+    /// `cachePath`, the cache the operation read. A failure no rule explains is `internal`, as `unexplained`.
+    public static func failure(_ cause: Cause?, detail: String, target: String? = nil, cachePath: String? = nil,
+                               objectMissing: Bool = false, unexplained: String) -> SyncFailure {
+        guard let cause else { return SyncFailure(.internal, unexplained) }
+        let at = target.map { " for \($0)" } ?? ""
+        let message: String
+        switch cause {
+        case .diskFull, .cacheUnwritable, .cacheDamaged:
+            return localFailure(cause, detail, cachePath: cachePath, objectMissing: objectMissing)
+        case .redirected:
+            message = "the server redirected elsewhere (\(detail)); gitmirror sends credentials and pushes only to the configured scheme, host and port. Put the final URL in mirrors.yaml"
+        case .sshKeyLocked:
+            message = "the SSH key could not be unlocked (\(detail)): check ssh_key_passphrase_env or ssh_key_passphrase_file, or that ssh_key is an unencrypted ed25519 key"
+        case .credentialRefused:
+            message = "authentication failed\(at): \(detail) (check the token, password or key and its permissions)"
+        case .hostKeyUntrusted:
+            message = "the SSH host key\(target.map { " of \($0)" } ?? "") is not trusted by known_hosts (\(detail)): verify the host's fingerprint, then add it with ssh-keyscan"
+        case .tooLarge:
+            message = "the server refused the size of the push (\(detail)): \(rejection(detail).advice ?? "push the history in smaller steps, or raise the server's limit (receive.maxInputSize, the host's push size limit)")"
+        case .readOnly:
+            message = "\(target ?? "the server") serves this repository read-only: \(detail)"
+        case .notFound:
+            message = "the repository\(target.map { " \($0)" } ?? "") does not exist or is not visible to these credentials: \(detail)"
+        case .tls:
+            message = "TLS verification failed\(at): \(detail)"
+        case .nonFastForward:
+            message = "not a fast-forward: \(detail)"
+        case .network:
+            message = target.map { "the connection to \($0) failed: \(detail)" } ?? detail
+        }
+        return SyncFailure(cause.errorClass, message)
+    }
+
+    /// A fault of this machine rather than of the server (the cache's permissions, a full disk, damaged
+    /// objects), or nil when `text` names none.
+    public static func localFault(_ text: String, cachePath: String?, objectDatabase: Bool = false) -> SyncFailure? {
+        var evidence = Evidence(message: text)
+        evidence.cachePath = cachePath
+        evidence.objectDatabase = objectDatabase
+        return localFault(evidence).map { localFailure($0, text, cachePath: cachePath) }
+    }
+
+    /// The words for a local fault: where, and what to do.
+    static func localFailure(_ cause: Cause, _ text: String, cachePath: String?, objectMissing: Bool = false) -> SyncFailure {
+        let place = cachePath ?? "the cache"
+        switch cause {
+        case .diskFull:
+            return SyncFailure(cause.errorClass, "no space left on the device holding \(place) (state_dir): free space there, then sync again")
+        case .cacheUnwritable:
+            return SyncFailure(cause.errorClass, "\(CacheAccess.describe(place)); run gitmirror as the user who owns state_dir, or give that user access to it")
+        default:
+            // A suspicion only (unless an object is missing): the supervisor verifies the cache before it calls it damaged.
+            return SyncFailure(cause.errorClass, "reading the cache \(place) failed: \(text)", cacheDamage: CacheDamage(text, objectMissing: objectMissing))
+        }
     }
 }

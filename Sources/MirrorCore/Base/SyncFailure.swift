@@ -21,14 +21,28 @@ public struct SyncFailure: Error, Codable, Sendable, CustomStringConvertible, Eq
     public var errorClass: ErrorClass
     public var message: String
     /// Set when the failure came from reading the cache's own objects (a damaged cache, not the
-    /// server): the sync quarantines the cache and rebuilds it. Says what was found damaged.
-    public var cacheDamage: String?
+    /// server): the sync verifies the cache, then quarantines and rebuilds it.
+    public var cacheDamage: CacheDamage?
 
-    public init(_ errorClass: ErrorClass, _ message: String, cacheDamage: String? = nil) {
+    public init(_ errorClass: ErrorClass, _ message: String, cacheDamage: CacheDamage? = nil) {
         self.errorClass = errorClass
         self.message = message
         self.cacheDamage = cacheDamage
     }
 
     public var description: String { "\(errorClass.rawValue): \(message)" }
+}
+
+/// What suggests the cache is damaged.
+public struct CacheDamage: Codable, Sendable, Equatable {
+    /// What was found, in the transport's words.
+    public var detail: String
+    /// libgit2 found no object where the cache's history names one (its object database said "not
+    /// found"): damage as it is, with no need to read every object to confirm it.
+    public var objectMissing: Bool
+
+    public init(_ detail: String, objectMissing: Bool = false) {
+        self.detail = detail
+        self.objectMissing = objectMissing
+    }
 }

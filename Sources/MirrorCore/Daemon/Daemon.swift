@@ -48,14 +48,17 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
         let lockPath = loaded.cacheDirectory.appendingPathComponent("\(repository).lock").path
         guard case .acquired(let lock)? = try? RepositoryLock.acquire(path: lockPath, wait: 0) else { continue }
         defer { lock.release() }
-        if (try? store.markUnfinishedRunsInterrupted(repository: repository)) != nil {
+        do {
+            try store.markUnfinishedRunsInterrupted(repository: repository)
             logger.info("a run left running by a stopped process is recorded as interrupted", metadata: ["repository": "\(repository)"])
+        } catch {
+            logger.warning("could not record a run left running by a stopped process as interrupted", metadata: ["repository": "\(repository)", "error": "\(error)"])
         }
     }
     let interrupted = (try? store.repositoriesLastInterrupted()) ?? []
 
     // The scheduler publishes each repository's next run; the recorder writes them in order, off the actor.
-    let scheduleRecorder = ScheduleRecorder(store: store)
+    let scheduleRecorder = ScheduleRecorder(store: store, logger: logger)
     let scheduler = Scheduler(
         config: loaded, logger: logger, startNow: interrupted,
         runner: { mirror, trigger in
@@ -63,7 +66,7 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
             var options = RepositorySync.Options()
             options.trigger = trigger
             let sync = RepositorySync(config: config, store: store, workers: workers, credentials: credentials,
-                                      options: options) { note in
+                                      options: options, warning: { logger.warning("\($0)") }) { note in
                 var note = note
                 note.message = redactor.redact(note.message)
                 board.update(note)
@@ -108,7 +111,13 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
         onPass: { pass in
             metrics.recordPass(pass)
             logger.info("full pass finished", metadata: ["repositories": "\(pass.repositories)", "duration": "\(formatDuration(pass.duration))"])
-            Thread.detachNewThread { try? store.recordPass(pass) }
+            Thread.detachNewThread {
+                do {
+                    try store.recordPass(pass)
+                } catch {
+                    logger.warning("could not record the full pass in the state database (status shows the previous one)", metadata: ["error": "\(error)"])
+                }
+            }
         },
         onOverdue: { count in metrics.recordOverdue(count) })
     metrics.recordOverdue(0)

@@ -1,3 +1,4 @@
+import Logging
 import ServiceLifecycle
 
 /// Writes the scheduler's published entries to SQLite, in the order they were published. The
@@ -5,11 +6,13 @@ import ServiceLifecycle
 /// stalls scheduling or the webhooks that talk to the scheduler.
 struct ScheduleRecorder: Service {
     let store: StateStore
+    let logger: Logger
     private let entries: AsyncStream<ScheduleEntry>
     private let continuation: AsyncStream<ScheduleEntry>.Continuation
 
-    init(store: StateStore) {
+    init(store: StateStore, logger: Logger) {
         self.store = store
+        self.logger = logger
         (entries, continuation) = AsyncStream.makeStream(of: ScheduleEntry.self)
     }
 
@@ -18,7 +21,14 @@ struct ScheduleRecorder: Service {
     func run() async throws {
         // On shutdown the stream is finished, and what was published before is still written.
         await withGracefulShutdownHandler {
-            for await entry in entries { try? await store.recordSchedule(entry) }
+            for await entry in entries {
+                do {
+                    try await store.recordSchedule(entry)
+                } catch {
+                    logger.warning("could not record the next run in the state database (status shows an older time)",
+                                   metadata: ["repository": "\(entry.repository)", "error": "\(error)"])
+                }
+            }
         } onGracefulShutdown: {
             continuation.finish()
         }

@@ -36,7 +36,7 @@ extension RepositorySync {
         let stored = try? store.changeCheck(repository: mirror.name)
         let answer: ChangeMarker?
         do {
-            guard let (client, path) = try forgeClient(for: mirror.primary) else { return .list(record: nil, note: nil) }
+            guard let (client, path) = try context.forgeClient(for: mirror.primary) else { return .list(record: nil, note: nil) }
             let ask = { () throws(SyncFailure) -> ChangeMarker? in try client.changeMarker(of: path, etag: stored?.etag) }
             do {
                 answer = try workers.hostLimiter?.withSlot(host: forge.api.host, repository: mirror.name, transfer: false) { try ask() } ?? ask()
@@ -61,8 +61,14 @@ extension RepositorySync {
         case .marker(let marker, let etag, let changedAt)?:
             if let stored, stored.marker == marker, fresh(stored) {
                 // Something else in the answer moved (stars, issues): the same repository, a new ETag.
+                // Keeping the new ETag only spares the next run's API a full answer: when it cannot be
+                // written, the next run asks with the old one, and lists if the answer differs.
                 if etag != stored.etag {
-                    try? store.saveChangeCheck(ChangeCheckRecord(repository: mirror.name, marker: marker, etag: etag, listedAt: stored.listedAt))
+                    do {
+                        try store.saveChangeCheck(ChangeCheckRecord(repository: mirror.name, marker: marker, etag: etag, listedAt: stored.listedAt))
+                    } catch {
+                        progress(mirror.name, "primary", "could not keep the forge's new ETag (the next run asks again): \(error)")
+                    }
                 }
                 return .unchanged(listedAt: stored.listedAt)
             }
@@ -76,13 +82,23 @@ extension RepositorySync {
         }
     }
 
-    /// After a run: keep the forge's answer when every remote is in step, forget it otherwise.
-    func keepChangeCheck(_ verdict: ChangeCheck.Verdict, report: RepositoryReport, mirror: Mirror) {
+    /// After a run: keep the forge's answer when every remote is in step, forget it otherwise. A marker
+    /// that cannot be kept costs the next run a listing; one that cannot be forgotten could let the next
+    /// run skip a repository that is out of step, so that failure is the run's (`journalFailures`).
+    func keepChangeCheck(_ verdict: ChangeCheck.Verdict, report: inout RepositoryReport, mirror: Mirror) {
         guard mirror.primary.policy.changeCheck == .api, !options.planOnly, let store else { return }
         if report.inStep, case .list(let record?, _) = verdict {
-            try? store.saveChangeCheck(record)
+            do {
+                try store.saveChangeCheck(record)
+            } catch {
+                progress(mirror.name, "primary", "could not keep the forge's change marker (the next run lists again): \(error)")
+            }
         } else if !report.inStep {
-            try? store.clearChangeCheck(repository: mirror.name)
+            do {
+                try store.clearChangeCheck(repository: mirror.name)
+            } catch {
+                report.journalFailures.append(redactor.redact("the forge's change marker, which the next run would trust though this one is out of step: \(error)"))
+            }
         }
     }
 

@@ -8,14 +8,14 @@ import Git
 /// verified where the server asks. A secondary never gets a pointer whose object it does not hold:
 /// any object that cannot be mirrored fails the secondary before a ref moves.
 struct LFSTransfer {
-    let sync: RepositorySync
+    let context: SyncContext
     let mirror: Mirror
     let say: (String) -> Void
 
     static let batchSize = 100
     static let mediaType = "application/vnd.git-lfs+json"
 
-    var store: URL { sync.config.stateDirectory.appendingPathComponent("lfs/objects") }
+    var store: URL { context.config.stateDirectory.appendingPathComponent("lfs/objects") }
 
     /// The store keeps git-lfs's own layout.
     func stored(_ pointer: LFSPointer) -> URL { Self.objectPath(in: store, pointer) }
@@ -23,7 +23,7 @@ struct LFSTransfer {
     /// Makes sure `secondary` holds every object of `pointers`. Returns how many were uploaded and their bytes.
     func mirror(_ pointers: [LFSPointer], to secondary: RemoteSpec) throws(SyncFailure) -> (objects: Int, bytes: Int) {
         guard !pointers.isEmpty else { return (0, 0) }
-        let target = try Side(remote: secondary, sync: sync)
+        let target = try Side(remote: secondary, context: context)
         var needed: [(pointer: LFSPointer, action: Action?, verify: Action?)] = []
         if let folder = target.localObjects {
             needed = pointers.filter { !FileManager.default.fileExists(atPath: Self.objectPath(in: folder, $0).path) }.map { ($0, nil, nil) }
@@ -67,7 +67,7 @@ struct LFSTransfer {
     func fetch(_ pointers: [LFSPointer]) throws(SyncFailure) {
         let missing = pointers.filter { !FileManager.default.fileExists(atPath: stored($0).path) }
         guard !missing.isEmpty else { return }
-        let source = try Side(remote: mirror.primary, sync: sync)
+        let source = try Side(remote: mirror.primary, context: context)
         try OwnedPath.check(store.deletingLastPathComponent().path, directory: true)
         try OwnedPath.check(store.path, directory: true)
         do {
@@ -185,9 +185,9 @@ struct LFSTransfer {
         let authorization: String?
         let http: HTTPClient
 
-        init(remote: RemoteSpec, sync: RepositorySync) throws(SyncFailure) {
+        init(remote: RemoteSpec, context: SyncContext) throws(SyncFailure) {
             let url = remote.url
-            let access = try sync.credentials.access(for: remote, config: sync.config)
+            let access = try context.credentials.access(for: remote, config: context.config)
             http = HTTPClient(timeout: max(remote.policy.timeout, 30), caBundle: access.caFile)
             if case .password(let username, let password) = access.secret {
                 authorization = "Basic " + Data("\(username ?? "git"):\(password)".utf8).base64EncodedString()

@@ -27,18 +27,18 @@ final class Prelisting: Sendable {
     private let all = DispatchGroup()
 
     /// Starts listing every secondary of `mirror` (at most max_parallel_pushes at once, as for pushes).
-    init(_ mirror: Mirror, sync: RepositorySync) {
+    init(_ mirror: Mirror, context: SyncContext) {
         pending = Dictionary(uniqueKeysWithValues: mirror.secondaries.map { ($0.name, Pending()) })
         let entries = mirror.secondaries.map { ($0, pending[$0.name]!) }
         let group = all
         group.enter()
         BlockingThreads.shared.run {
-            _ = concurrently(entries.count, limit: sync.config.maxParallelPushes) { index in
+            _ = concurrently(entries.count, limit: context.config.maxParallelPushes) { index in
                 let (secondary, slot) = entries[index]
                 slot.finish(Result { () throws(SyncFailure) -> Listing in
-                    let access = try sync.credentials.endpoint(for: secondary, config: sync.config)
+                    let access = try context.credentials.endpoint(for: secondary, config: context.config)
                     let limits = Workers.Limits(timeout: secondary.policy.timeout, stall: secondary.policy.stallTimeout)
-                    return try sync.run(ListJob(remote: access), on: secondary, repository: mirror.name, limits: limits)
+                    return try context.run(ListJob(remote: access), on: secondary, repository: mirror.name, limits: limits)
                 })
             }
             group.leave()

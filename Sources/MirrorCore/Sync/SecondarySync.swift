@@ -6,7 +6,7 @@ import Git
 /// is the worker's `PackTransfer`: nothing here — the plan, the safety rules, what is recorded —
 /// depends on which transfer ran.
 struct SecondarySync {
-    let sync: RepositorySync
+    let context: SyncContext
     let mirror: Mirror
     let secondary: RemoteSpec
     /// The primary's refs as the cache holds them.
@@ -26,8 +26,8 @@ struct SecondarySync {
     var runId: Int64?
     static let seededMessage = "created from the primary's pack as it arrived"
 
-    init(sync: RepositorySync, mirror: Mirror, secondary: RemoteSpec, source: [String: ObjectID], report: RemoteReport) {
-        self.sync = sync
+    init(context: SyncContext, mirror: Mirror, secondary: RemoteSpec, source: [String: ObjectID], report: RemoteReport) {
+        self.context = context
         self.mirror = mirror
         self.secondary = secondary
         self.source = source
@@ -38,21 +38,21 @@ struct SecondarySync {
         Workers.Limits(timeout: secondary.policy.timeout, stall: secondary.policy.stallTimeout)
     }
 
-    func say(_ message: String) { sync.progress(mirror.name, secondary.name, message) }
+    func say(_ message: String) { context.progress(mirror.name, secondary.name, message) }
 
     /// Runs a job for this secondary: one that reaches it within its limits, one on the cache within the cache's.
     func run<J: Job>(_ job: J) throws(SyncFailure) -> J.Result {
-        try sync.run(job, on: secondary, repository: mirror.name, limits: J.kind == .cache ? sync.cacheLimits(secondary) : limits)
+        try context.run(job, on: secondary, repository: mirror.name, limits: J.kind == .cache ? context.cacheLimits(secondary) : limits)
     }
 
     mutating func run() throws {
-        let access = try sync.credentials.endpoint(for: secondary, config: sync.config)
+        let access = try context.credentials.endpoint(for: secondary, config: context.config)
         let (heads, listedHead) = try list(access)
         report.head = listedHead
         // An earlier run that stopped during its push left pending rows: what this remote holds now settles them.
-        if !sync.options.planOnly { sync.settlePending(mirror, secondary, heads: heads, runId: runId) }
+        if !context.options.planOnly { context.settlePending(mirror, secondary, heads: heads, runId: runId) }
         let plan = try self.plan(heads)
-        if sync.options.planOnly {
+        if context.options.planOnly {
             report.result = .planned
             return
         }
@@ -63,7 +63,7 @@ struct SecondarySync {
             finalHeads = heads
         } else {
             if secondary.policy.lfs { try mirrorLFS(changes, holding: heads) }
-            try sync.journalPending(changes.filter { $0.action == .force || $0.action == .delete }, of: mirror, secondary, runId: runId)
+            try context.journalPending(changes.filter { $0.action == .force || $0.action == .delete }, of: mirror, secondary, runId: runId)
             let sent = try transfer(changes, access: access)
             verify(sent)
         }
@@ -78,10 +78,10 @@ struct SecondarySync {
         let tips = Array(Set(changes.filter { $0.action != .delete }.compactMap(\.new))).sorted()
         guard !tips.isEmpty else { return }
         let known = Array(Set(heads.filter { $0.name.hasPrefix("refs/") }.map(\.id))).sorted()
-        let pointers = try run(LFSScanJob(cache: sync.cachePath(mirror), tips: tips, known: known))
+        let pointers = try run(LFSScanJob(cache: context.cachePath(mirror), tips: tips, known: known))
         guard !pointers.isEmpty else { return }
-        let (sync, repository, remote) = (self.sync, mirror.name, secondary.name)
-        let transfer = LFSTransfer(sync: sync, mirror: mirror, say: { sync.progress(repository, remote, $0) })
+        let (context, repository, remote) = (self.context, mirror.name, secondary.name)
+        let transfer = LFSTransfer(context: context, mirror: mirror, say: { context.progress(repository, remote, $0) })
         let sent = try transfer.mirror(pointers, to: secondary)
         report.bytes += sent.bytes
         if sent.objects > 0 {
@@ -99,7 +99,7 @@ struct SecondarySync {
         let branch = String(wanted.dropFirst("refs/heads/".count))
         let was = report.head.map { "HEAD pointed at \($0.replacingOccurrences(of: "refs/heads/", with: ""))" } ?? "HEAD pointed at no branch it holds"
         do {
-            if try sync.setDefaultBranch(of: secondary, to: branch, repository: mirror.name) {
+            if try context.setDefaultBranch(of: secondary, to: branch, repository: mirror.name) {
                 report.head = wanted
                 report.headNote = "default branch set to \(branch) (\(was))"
             } else {
@@ -107,7 +107,7 @@ struct SecondarySync {
             }
         } catch {
             let failure = error as? SyncFailure ?? SyncFailure(.internal, "\(error)")
-            report.headNote = sync.redactor.redact("\(was), the primary's at \(branch), and setting it failed: \(failure.description)")
+            report.headNote = context.redactor.redact("\(was), the primary's at \(branch), and setting it failed: \(failure.description)")
         }
         say(report.headNote ?? "")
     }
@@ -121,8 +121,8 @@ struct SecondarySync {
         do {
             let result = try listed.map { try $0.wait().get() } ?? run(ListJob(remote: access))
             return (result.heads, result.defaultBranch)
-        } catch let failure as SyncFailure where failure.errorClass == .notFound && secondary.create && !sync.options.planOnly {
-            try sync.createRepository(secondary, repository: mirror.name)
+        } catch let failure as SyncFailure where failure.errorClass == .notFound && secondary.create && !context.options.planOnly {
+            try context.createRepository(secondary, repository: mirror.name)
             let result = try run(ListJob(remote: access))
             return (result.heads, result.defaultBranch)
         }
@@ -172,7 +172,7 @@ struct SecondarySync {
             return AncestryQuestion(old: old, new: new)
         }).sorted { ($0.old, $0.new) < ($1.old, $1.new) }
         guard !questions.isEmpty else { return [:] }
-        let answers = try run(AncestryJob(cache: sync.cachePath(mirror), questions: questions))
+        let answers = try run(AncestryJob(cache: context.cachePath(mirror), questions: questions))
         guard answers.count == questions.count else { throw SyncFailure(.internal, "the worker answered \(answers.count) of \(questions.count) ancestry questions") }
         return Dictionary(uniqueKeysWithValues: zip(questions, answers))
     }
@@ -185,7 +185,7 @@ struct SecondarySync {
         var wanted: [(index: Int, backup: BackupRef)] = []
         let overwritten = report.refs.indices.filter { report.refs[$0].action == .force || report.refs[$0].action == .delete }
         guard !overwritten.isEmpty else { return }
-        let stamp = RepositorySync.backupStamp()
+        let stamp = SyncContext.backupStamp()
         for index in overwritten {
             guard let old = report.refs[index].old else { continue }
             let ref = report.refs[index].ref
@@ -193,13 +193,13 @@ struct SecondarySync {
                                             message: "gitmirror: backup of \(secondary.name) \(ref)")))
         }
         guard !wanted.isEmpty else { return }
-        let backups = BackupJob(cache: sync.cachePath(mirror), backups: wanted.map(\.backup))
+        let backups = BackupJob(cache: context.cachePath(mirror), backups: wanted.map(\.backup))
         var missing = Set(try run(backups))
         if !missing.isEmpty {
             // The secondary holds commits the cache never had: fetch them from it, then write the refs.
             let refspecs = wanted.filter { missing.contains($0.backup.ref) }.map { "+\(report.refs[$0.index].ref):\($0.backup.ref)" }
             say("backing up \(missing.count) ref\(missing.count == 1 ? "" : "s") from the secondary")
-            let fetched = Result { () throws(SyncFailure) in try run(FetchJob(remote: access, cache: sync.cachePath(mirror), refspecs: refspecs)) }
+            let fetched = Result { () throws(SyncFailure) in try run(FetchJob(remote: access, cache: context.cachePath(mirror), refspecs: refspecs)) }
             switch fetched {
             case .success:
                 missing = Set(try run(backups))
@@ -251,7 +251,7 @@ struct SecondarySync {
         for batch in RepositorySync.batches(ordered, size: Forge.of(secondary.url).maxRefUpdatesPerPush) {
             let updates = batch.map { WireUpdate(ref: $0.ref, expectedOld: $0.old, new: $0.action == .delete ? nil : $0.new, force: $0.action == .force) }
             say("pushing \(batch.count) ref\(batch.count == 1 ? "" : "s")")
-            let result = try push(PushJob(remote: access, cache: sync.cachePath(mirror), updates: updates, transfer: .git))
+            let result = try push(PushJob(remote: access, cache: context.cachePath(mirror), updates: updates, transfer: .git))
             report.bytes += result.bytes
             finalHeads = result.heads
             sent.final = Dictionary(result.heads.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
@@ -285,7 +285,7 @@ struct SecondarySync {
             if let verdict = sent.verdicts[ref.ref], !verdict.accepted {
                 report.refs[index].outcome = .rejected
                 let reason = verdict.message ?? "rejected"
-                report.refs[index].message = sync.redactor.redact(serverSaid.isEmpty || verdict.reason == .moved ? reason : "\(reason) (server said: \(serverSaid))")
+                report.refs[index].message = context.redactor.redact(serverSaid.isEmpty || verdict.reason == .moved ? reason : "\(reason) (server said: \(serverSaid))")
             } else if sent.final[ref.ref] != expected {
                 report.refs[index].outcome = .failed
                 let holds = sent.final[ref.ref].map { "holds \($0.short)" } ?? "does not have it"

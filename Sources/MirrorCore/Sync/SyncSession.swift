@@ -61,6 +61,7 @@ public struct SyncSession: Sendable {
             config: config, store: store,
             workers: Workers(executable: ChildProcess.ownExecutable, registry: registry, hostLimiter: HostLimiter(config.daemon, transferring: jobs)),
             credentials: CredentialResolver(environment: ProcessInfo.processInfo.environment, redactor: redactor), options: options,
+            warning: display.warning,
             progress: { note in
                 var note = note
                 note.message = redactor.redact(note.message)
@@ -77,7 +78,11 @@ public struct SyncSession: Sendable {
         if !options.planOnly && !registry.isStopping {
             // A sync of the whole fleet is a full pass (`status` shows how long the last one took).
             if Set(mirrors.map(\.name)) == Set(config.repositories.map(\.name)) && !mirrors.isEmpty {
-                try? store.recordPass(PassRecord(source: "sync", startedAt: started, finishedAt: Date(), repositories: mirrors.count))
+                do {
+                    try store.recordPass(PassRecord(source: "sync", startedAt: started, finishedAt: Date(), repositories: mirrors.count))
+                } catch {
+                    display.warning("could not record the full pass in the state database (status shows the previous one): \(error)")
+                }
             }
             do {
                 try store.prune(config.retention)

@@ -133,7 +133,7 @@ struct GitTransfer: PackTransfer {
         if let unpack = outcomes.first(where: { !$0.accepted && Self.isUnpackFailure($0.message ?? "") }) {
             let said = lines.filter { $0.lowercased().contains("error") || $0.lowercased().contains("fatal") }.suffix(4).joined(separator: " | ")
             let detail = said.isEmpty ? (unpack.message ?? "unpacker error") : said
-            throw SyncFailure(.rejected, "the server could not unpack the pack sent from the cache (\(detail))", cacheDamage: detail)
+            throw SyncFailure(.rejected, "the server could not unpack the pack sent from the cache (\(detail))", cacheDamage: CacheDamage(detail))
         }
         let messages = lines.compactMap { line -> String? in
             guard line.hasPrefix("remote: ") else { return nil }
@@ -182,30 +182,9 @@ struct GitTransfer: PackTransfer {
         var evidence = Classification.Evidence(message: said)
         evidence.credentialRefused = relay.contains(.refused)
         evidence.cachePath = cache
-        switch Classification.transfer(evidence) {
-        case .credentialRefused?, .sshKeyLocked?:
-            return SyncFailure(.auth, "authentication failed for \(target): \(said) (check the token, password or key and its permissions)")
-        case .redirected?:
-            return SyncFailure(.config, "the server redirected elsewhere (\(said)); gitmirror sends credentials and pushes only to the configured scheme, host and port. Put the final URL in mirrors.yaml")
-        case .hostKeyUntrusted?:
-            return SyncFailure(.hostKey, "the SSH host key of \(target) is not trusted by known_hosts (\(said)): verify the host's fingerprint, then add it with ssh-keyscan")
-        case let local? where [.diskFull, .cacheUnwritable, .cacheDamaged].contains(local):
-            return Worker.localFailure(local, said, cachePath: cache)
-        case .tooLarge?:
-            let advice = Classification.rejection(said).advice
-            return SyncFailure(.tooLarge, "the server refused the size of the push (\(said)): \(advice ?? "push the history in smaller steps, or raise the server's limit (receive.maxInputSize, the host's push size limit)")")
-        case .tls?:
-            return SyncFailure(.tls, "TLS verification failed for \(target): \(said)")
-        case .readOnly?:
-            // git daemon without receive-pack (its default), with --informative-errors
-            return SyncFailure(.readOnly, "\(target) serves this repository read-only: \(said)")
-        case .notFound?:
-            return SyncFailure(.notFound, "the repository \(target) does not exist or is not visible to these credentials: \(said)")
-        case .network?:
-            return SyncFailure(.network, "the connection to \(target) failed during the push: \(said)")
-        default:
-            return SyncFailure(.internal, "git push to \(target) exited with status \(status) without a verdict per ref: \(said)")
-        }
+        // git's stderr names its own target (a local fault excepted): the words say which remote.
+        return Classification.failure(Classification.transfer(evidence), detail: said, target: target, cachePath: cache,
+                                      unexplained: "git push to \(target) exited with status \(status) without a verdict per ref: \(said)")
     }
 
     /// `--porcelain` lines: FLAG \t FROM:TO \t SUMMARY [(REASON)]; `!` is a refusal.

@@ -1,0 +1,122 @@
+import Foundation
+import Git
+
+/// Steps 2 and 3 of a sync (DESIGN, "One sync of one repository"): list the primary, fetch what changed
+/// into the cache, and seed empty secondaries from a first fetch's pack.
+extension RepositorySync {
+    /// Lists the primary, fetches what changed into the cache, and returns the
+    /// primary's refs as the cache now holds them. Into an empty cache, the pack also streams to the
+    /// empty secondaries it can reach as it arrives; `seeded` gets what each of them accepted.
+    /// `cacheRefs`: the cache's refs as this run read them already (it holds the lock: they are still so).
+    func fetchPrimary(_ mirror: Mirror, report: inout RemoteReport, seeded: inout [String: SeedOutcome],
+                      cacheRefs: [String: ObjectID]? = nil) throws -> [String: ObjectID] {
+        let endpoint = try context.credentials.endpoint(for: mirror.primary, config: config)
+        let limits = Workers.Limits(timeout: mirror.primary.policy.timeout, stall: mirror.primary.policy.stallTimeout)
+        progress(mirror.name, "primary", "listing refs")
+        let listed = try context.run(ListJob(remote: endpoint), on: mirror.primary, repository: mirror.name, limits: limits)
+        let heads = listed.heads
+        report.head = listed.defaultBranch
+
+        let patterns = Array(Set(mirror.secondaries.flatMap(\.policy.refs))).sorted()
+        var wanted = Dictionary(heads.filter { RefFilter.matches($0.name, patterns) }.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+        // A ref the cache cannot hold (its pushers chose the name) fails alone: it is not fetched, and the
+        // secondaries keep whatever they have of it; every other ref is mirrored.
+        var leftOut = wanted.keys.sorted().compactMap { name in RefName.problem(name).map { (name: name, problem: $0) } }
+        for entry in leftOut { wanted[entry.name] = nil }
+        defer { Self.reportLeftOut(leftOut, primary: wanted, in: &report) }
+        // An empty primary is an outage or an accident, never an instruction to delete everything.
+        guard !heads.filter({ $0.name.hasPrefix("refs/") }).isEmpty else {
+            throw SyncFailure(.primaryEmpty, "the primary \(mirror.primary.url) advertises no refs; nothing was fetched, pushed or deleted anywhere. Check that the primary repository is intact")
+        }
+
+        let cachePath = context.cachePath(mirror)
+        // The cache is opened only when it is to change: a pass where nothing moved reads its refs once.
+        var opened: Repository?
+        func cache() throws -> Repository {
+            if let opened { return opened }
+            let repository = try context.gitCall { try Repository.openOrCreateBare(at: cachePath) }
+            opened = repository
+            return repository
+        }
+        let everything = try cacheRefs ?? context.gitCall { try cache().references(matching: "refs/*") }
+        var cached = everything.filter { !$0.key.hasPrefix("refs/gitmirror/") }
+        var changed = false
+        // Refs the primary no longer has leave the cache first (their objects stay), as `git fetch
+        // --prune` does: a branch renamed into a folder (`a` → `a/b`, or back) then has room.
+        for name in cached.keys.sorted() where wanted[name] == nil {
+            let repository = try cache()
+            try context.gitCall { try repository.deleteReference(name) }
+            cached[name] = nil
+            changed = true
+        }
+        let missing = wanted.filter { cached[$0.key] != $0.value }.keys.sorted()
+        if !missing.isEmpty {
+            progress(mirror.name, "primary", "fetching \(missing.count) ref\(missing.count == 1 ? "" : "s")")
+            var fetch = FetchJob(remote: endpoint, cache: cachePath, refspecs: missing.map { "+\($0):\($0)" })
+            // With no ref at all in the cache, no object is offered to the primary: its pack is complete.
+            if everything.isEmpty && !options.planOnly {
+                let targets = seedTargets(mirror, wanted: wanted)
+                let stalls = mirror.secondaries.filter { spec in targets.contains { $0.name == spec.name } }.map(\.policy.stallTimeout)
+                if let stall = stalls.min() {
+                    fetch.seeding = FetchJob.Seeding(targets: targets, stall: stall,
+                                                     deadline: max(mirror.primary.policy.timeout * 0.8, mirror.primary.policy.timeout - 60))
+                }
+            }
+            let result = try context.run(fetch, on: mirror.primary, repository: mirror.name, limits: limits)
+            report.bytes = result.bytes
+            for outcome in result.seeded {
+                seeded[outcome.name] = outcome
+                if !outcome.created.isEmpty || outcome.note != nil {
+                    let took = "took the primary's pack as it arrived: \(outcome.created.count) ref\(outcome.created.count == 1 ? "" : "s") created"
+                    progress(mirror.name, outcome.name, outcome.note.map { "\(took); \($0): the rest is pushed as usual" } ?? took)
+                }
+            }
+            opened = try context.gitCall { try Repository.openBare(at: cachePath) }
+            changed = true
+        }
+        var source: [String: ObjectID] = [:]
+        let now = changed ? try context.gitCall { try cache().references(matching: "refs/*") } : everything
+        for name in wanted.keys.sorted() {
+            guard let id = now[name] else {
+                // The cache would not store it (git refuses a branch that points at a blob or a tree): that ref fails alone.
+                leftOut.append((name, "the cache would not store it (a branch must point at a commit; this one points at \(wanted[name]!.hex))"))
+                continue
+            }
+            source[name] = id
+        }
+        return source
+    }
+
+    /// The primary's refs that could not be mirrored, each a failed ref of the primary's report (in its
+    /// history), and one `rejected` failure naming the first: the other refs go on to the secondaries.
+    static func reportLeftOut(_ leftOut: [(name: String, problem: String)], primary wanted: [String: ObjectID], in report: inout RemoteReport) {
+        guard let first = leftOut.first else { return }
+        for entry in leftOut {
+            report.refs.append(RefOutcome(ref: entry.name, action: .create, old: nil, new: wanted[entry.name], outcome: .failed,
+                                          message: "cannot be mirrored: \(entry.problem)"))
+        }
+        let count = leftOut.count
+        report.result = .failed
+        report.failure = SyncFailure(.rejected, "\(count) ref\(count == 1 ? "" : "s") of the primary cannot be mirrored and \(count == 1 ? "was" : "were") left out: \(RefName.shown(first.name)): \(first.problem)\(count > 1 ? " (and \(count - 1) more: gitmirror history REPO --remote primary)" : ""); every other ref was mirrored. Rename or repoint \(count == 1 ? "it" : "them") on the primary")
+    }
+
+    /// The empty secondaries the primary's pack may stream to during the fetch (first seed): those this
+    /// process reaches itself (git://, SSH through OpenSSH, a local path), with the refs the plan would
+    /// create on them. At most max_parallel_pushes of them, as for pushes.
+    func seedTargets(_ mirror: Mirror, wanted: [String: ObjectID]) -> [SeedTarget] {
+        var targets: [SeedTarget] = []
+        // A secondary with lfs: true gets its LFS objects before any ref: it is never seeded from the fetch.
+        for secondary in mirror.secondaries where targets.count < config.maxParallelPushes && !secondary.policy.lfs {
+            let url = secondary.url
+            let scheme = url.scheme == .file ? "file" : url.scheme.rawValue
+            guard let access = try? context.credentials.endpoint(for: secondary, config: config), SeedSession.reaches(scheme, access: access) else { continue }
+            let forge = Forge.of(url)
+            let refs = RefPlan.make(source: wanted, target: [:], policy: secondary.policy) { _, _ in false }
+                .refs.filter { $0.action == .create && forge.refusal(of: $0.ref) == nil }.map(\.ref)
+            guard !refs.isEmpty else { continue }
+            targets.append(SeedTarget(name: secondary.name, access: access, scheme: scheme, user: url.user, host: url.host,
+                                      port: url.port, path: url.path, refs: refs))
+        }
+        return targets
+    }
+}
