@@ -34,32 +34,31 @@ public func concurrently<T: Sendable>(_ count: Int, limit: Int? = nil, deadline:
 /// (an 8 MiB stack mapped and unmapped, named, joined) cost more CPU than the pass's SQLite writes.
 /// Work never queues: with no thread idle a new one starts, so work that waits on other work cannot
 /// wait in a circle. A thread idle for `idleExit` leaves.
-final class BlockingThreads: @unchecked Sendable {
+final class BlockingThreads: Sendable {
     static let shared = BlockingThreads()
     static let idleExit: TimeInterval = 10
     /// libgit2's transports keep buffers on the stack, and Foundation's default for a secondary thread is small.
     static let stackSize = 8 << 20
 
-    private final class Parked: @unchecked Sendable {
+    private final class Parked: Sendable {
         let wake = DispatchSemaphore(value: 0)
-        /// Set before `wake` is signalled and read after it is waited for.
-        var work: (@Sendable () -> Void)?
+        /// Set before `wake` is signalled and taken after it is waited for.
+        let work = Mutex<(@Sendable () -> Void)?>(nil)
     }
 
-    private let lock = NSLock()
-    private var idle: [Parked] = []
+    private let idle = Mutex<[Parked]>([])
 
     /// Threads waiting for work now.
-    var idleCount: Int { lock.withLock { idle.count } }
+    var idleCount: Int { idle.withLock { $0.count } }
 
     func run(_ work: @escaping @Sendable () -> Void) {
-        if let parked = lock.withLock({ idle.popLast() }) {
-            parked.work = work
+        if let parked = idle.withLock({ $0.popLast() }) {
+            parked.work.withLock { $0 = work }
             parked.wake.signal()
             return
         }
         let parked = Parked()
-        parked.work = work
+        parked.work.withLock { $0 = work }
         let thread = Thread { [self] in loop(parked) }
         thread.stackSize = Self.stackSize
         thread.start()
@@ -67,12 +66,14 @@ final class BlockingThreads: @unchecked Sendable {
 
     private func loop(_ me: Parked) {
         while true {
-            let work = me.work
-            me.work = nil
+            let work = me.work.withLock { work in
+                defer { work = nil }
+                return work
+            }
             work?()
-            lock.withLock { idle.append(me) }
+            idle.withLock { $0.append(me) }
             if me.wake.wait(timeout: .now() + Self.idleExit) == .timedOut {
-                let left = lock.withLock { () -> Bool in
+                let left = idle.withLock { idle -> Bool in
                     guard let index = idle.firstIndex(where: { $0 === me }) else { return false }
                     idle.remove(at: index)
                     return true

@@ -1,4 +1,8 @@
 import Foundation
+// On Linux `struct stat` and `tm` reach Swift through Dispatch's C module, which MemberImportVisibility wants named.
+#if canImport(CDispatch)
+import CDispatch
+#endif
 import Yams
 
 /// The typed values of mirrors.yaml: each reads one node, and reports what is wrong with it where it is.

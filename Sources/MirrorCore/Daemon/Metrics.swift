@@ -1,16 +1,16 @@
 import Foundation
+import Synchronization
 import Git
 import Prometheus
 
 /// The daemon's Prometheus metrics. Labels come from the configuration's names
 /// (repository, remote), never from URLs, so their number stays bounded.
-public final class DaemonMetrics: @unchecked Sendable {
+public final class DaemonMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     static let durationBuckets: [Double] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800]
-    private let lock = NSLock()
     /// Per secondary (repository, remote): since when it is out of step, nil while in step. The gauge
     /// is computed from it at every scrape, so it grows between syncs as the alert rules expect.
-    private var outOfStepSince: [String: (repository: String, remote: String, since: Date?)] = [:]
+    private let outOfStepSince = Mutex<[String: (repository: String, remote: String, since: Date?)]>([:])
     private let clock: @Sendable () -> Date
 
     /// `version`: the release alone (`0.1.0`), the only label of gitmirror_build_info.
@@ -71,16 +71,12 @@ public final class DaemonMetrics: @unchecked Sendable {
 
     /// Since when a secondary is out of step with its primary (nil: in step now).
     public func recordBehind(repository: String, remote: String, since: Date?) {
-        lock.lock()
-        outOfStepSince["\(repository)\u{0}\(remote)"] = (repository, remote, since)
-        lock.unlock()
+        outOfStepSince.withLock { $0["\(repository)\u{0}\(remote)"] = (repository, remote, since) }
     }
 
     /// Forgets what a removed repository's secondaries were.
     public func keepBehind(only repositories: Set<String>) {
-        lock.lock()
-        outOfStepSince = outOfStepSince.filter { repositories.contains($0.value.repository) }
-        lock.unlock()
+        outOfStepSince.withLock { $0 = $0.filter { repositories.contains($0.value.repository) } }
     }
 
     /// A full pass over the fleet ended: how long it took, and when.
@@ -112,9 +108,7 @@ public final class DaemonMetrics: @unchecked Sendable {
     /// The exposition, with each secondary's behind_seconds computed for this moment.
     public func render() -> [UInt8] {
         let now = clock()
-        lock.lock()
-        let entries = Array(outOfStepSince.values)
-        lock.unlock()
+        let entries = outOfStepSince.withLock { Array($0.values) }
         for entry in entries {
             registry.makeGauge(descriptor: Self.name("secondary_behind", "seconds", "Seconds since the secondary was last in step with its primary."),
                                labels: [("repository", entry.repository), ("remote", entry.remote)])

@@ -1,4 +1,8 @@
 import Foundation
+// On Linux `struct stat` and `tm` reach Swift through Dispatch's C module, which MemberImportVisibility wants named.
+#if canImport(CDispatch)
+import CDispatch
+#endif
 import Git
 
 /// What every part of one repository's sync works with: the configuration, the state database, the

@@ -148,27 +148,29 @@ public final class HostLimiter: Sendable {
 /// Waiters queue, each kind in its order, and a connection that ends hands its room to the first
 /// that fits: a pass keeps a hundred or more listings waiting on a busy host, and waking them all
 /// to see which one may go (a broadcast) cost more CPU than the listings themselves.
-final class HostGate: @unchecked Sendable {
-    private let lock = NSLock()
+final class HostGate: Sendable {
     let ceiling: Double
     let floor: Double
-    private var _limit: Double
-    private var open = 0
-    private var listings: [DispatchSemaphore] = []
-    private var transfers: [DispatchSemaphore] = []
-    /// The fastest listing seen, drifting up slowly so that a host that got slower for good is not
-    /// held to what it once did.
-    private var fastest: TimeInterval?
+    private struct Window {
+        var _limit: Double
+        var open = 0
+        var listings: [DispatchSemaphore] = []
+        var transfers: [DispatchSemaphore] = []
+        /// The fastest listing seen, drifting up slowly so that a host that got slower for good is not
+        /// held to what it once did.
+        var fastest: TimeInterval?
+        /// Below it the limit grows by one per listing (slow start); above it, by one per round.
+        var threshold: Double
+        /// When the limit was last cut (system uptime): listings started before it do not cut it again.
+        var lastCut: TimeInterval = -.infinity
+        /// When the host's next connection may start (system uptime); see `pace`.
+        var nextStart: TimeInterval = 0
+    }
+    private let window: Mutex<Window>
     /// A host whose fastest listing took less than this is nearby, and gets at most `nearby` at once
     /// (what a listen backlog of 5 holds).
     static let nearbyLatency: TimeInterval = 0.02
     static let nearby: Double = 6
-    /// Below it the limit grows by one per listing (slow start); above it, by one per round.
-    private var threshold: Double
-    /// When the limit was last cut (system uptime): listings started before it do not cut it again.
-    private var lastCut: TimeInterval = -.infinity
-    /// When the host's next connection may start (system uptime); see `pace`.
-    private var nextStart: TimeInterval = 0
     /// The spacing before the host's first listing is back, and the most it ever is.
     static let firstSpacing: TimeInterval = 0.002
     static let maxSpacing: TimeInterval = 0.01
@@ -179,23 +181,22 @@ final class HostGate: @unchecked Sendable {
     init(ceiling: Int, initial: Int = 4, floor: Int = 2) {
         self.ceiling = Double(ceiling)
         self.floor = Double(min(floor, ceiling))
-        _limit = Double(min(initial, ceiling))
-        threshold = Double(ceiling)
+        window = Mutex(Window(_limit: Double(min(initial, ceiling)), threshold: Double(ceiling)))
     }
 
-    var allowed: Int { lock.withLock { Int(_limit) } }
+    var allowed: Int { window.withLock { w in Int(w._limit) } }
 
     /// A listing (`adaptive`) waits for room within the adapted limit; a fetch or push, already bounded
     /// by the transfer slots, only for room within the host's own limit.
     func enter(adaptive: Bool = true) {
-        let turn: DispatchSemaphore? = lock.withLock {
-            let queue = adaptive ? listings : transfers
-            if queue.isEmpty && open < (adaptive ? Int(_limit) : Int(ceiling)) {
-                open += 1
+        let turn: DispatchSemaphore? = window.withLock { w in
+            let queue = adaptive ? w.listings : w.transfers
+            if queue.isEmpty && w.open < (adaptive ? Int(w._limit) : Int(ceiling)) {
+                w.open += 1
                 return nil
             }
             let waiting = DispatchSemaphore(value: 0)
-            if adaptive { listings.append(waiting) } else { transfers.append(waiting) }
+            if adaptive { w.listings.append(waiting) } else { w.transfers.append(waiting) }
             return waiting
         }
         // The connection that admits this one counts it as open before signalling.
@@ -210,36 +211,36 @@ final class HostGate: @unchecked Sendable {
     /// limit: half what the limit's own rate needs at that latency, so it never holds the pass back
     /// (at 100 ms and 16 at once, 3 ms; a nearby host's is `minSpacing`).
     func pace(now: TimeInterval = ProcessInfo.processInfo.systemUptime) -> TimeInterval {
-        lock.withLock {
-            let spacing = fastest.map { min(Self.maxSpacing, max(Self.minSpacing, $0 / (2 * max(_limit, 1)))) } ?? Self.firstSpacing
-            let start = max(now, nextStart)
-            nextStart = start + spacing
+        window.withLock { w in
+            let spacing = w.fastest.map { min(Self.maxSpacing, max(Self.minSpacing, $0 / (2 * max(w._limit, 1)))) } ?? Self.firstSpacing
+            let start = max(now, w.nextStart)
+            w.nextStart = start + spacing
             return start - now
         }
     }
 
     /// Room within the host's own limit now, without waiting.
     func tryEnter() -> Bool {
-        lock.withLock {
-            guard open < Int(ceiling) else { return false }
-            open += 1
+        window.withLock { w in
+            guard w.open < Int(ceiling) else { return false }
+            w.open += 1
             return true
         }
     }
 
     /// `sample`: when a listing started (system uptime) and how long it took.
     func leave(sample: (started: TimeInterval, took: TimeInterval)?) {
-        lock.withLock {
-            open -= 1
-            if let sample, sample.took > 0 { adaptHoldingLock(to: sample.took, started: sample.started) }
+        window.withLock { w in
+            w.open -= 1
+            if let sample, sample.took > 0 { adaptHoldingLock(&w, to: sample.took, started: sample.started) }
             // Transfers first: each holds a repository's transfer slot that others wait for.
-            while !transfers.isEmpty && open < Int(ceiling) {
-                open += 1
-                transfers.removeFirst().signal()
+            while !w.transfers.isEmpty && w.open < Int(ceiling) {
+                w.open += 1
+                w.transfers.removeFirst().signal()
             }
-            while !listings.isEmpty && open < Int(_limit) {
-                open += 1
-                listings.removeFirst().signal()
+            while !w.listings.isEmpty && w.open < Int(w._limit) {
+                w.open += 1
+                w.listings.removeFirst().signal()
             }
         }
     }
@@ -248,22 +249,22 @@ final class HostGate: @unchecked Sendable {
     /// limit and sets the threshold there, once for the listings that were under way when it was cut;
     /// otherwise the limit grows by one below the threshold and by 1/limit above it.
     func adapt(to sample: TimeInterval, started: TimeInterval = .infinity) {
-        lock.withLock { adaptHoldingLock(to: sample, started: started) }
+        window.withLock { adaptHoldingLock(&$0, to: sample, started: started) }
     }
 
-    private func adaptHoldingLock(to sample: TimeInterval, started: TimeInterval) {
-        let fastest = min((self.fastest ?? sample) * 1.005, sample)
-        self.fastest = fastest
+    private func adaptHoldingLock(_ w: inout Window, to sample: TimeInterval, started: TimeInterval) {
+        let fastest = min((w.fastest ?? sample) * 1.005, sample)
+        w.fastest = fastest
         if sample > fastest + 0.5 && sample > 2 * fastest {
-            guard started > lastCut else { return }
-            threshold = max(floor, _limit / 2)
-            _limit = threshold
-            lastCut = ProcessInfo.processInfo.systemUptime
+            guard started > w.lastCut else { return }
+            w.threshold = max(floor, w._limit / 2)
+            w._limit = w.threshold
+            w.lastCut = ProcessInfo.processInfo.systemUptime
         } else {
             // A host a few milliseconds away gains nothing from more than `nearby` at once (its
             // listings wait on this machine's CPU, not on the network) and may have a small listen backlog.
             let cap = fastest < Self.nearbyLatency ? min(ceiling, Self.nearby) : ceiling
-            _limit = min(cap, _limit + (_limit < threshold ? 1 : 1 / _limit))
+            w._limit = min(cap, w._limit + (w._limit < w.threshold ? 1 : 1 / w._limit))
         }
     }
 }

@@ -131,95 +131,83 @@ final class PooledWorker: Sendable {
 /// What the reader threads learn from one worker, job by job, shared with the waiting thread. Notes
 /// go to the job's caller from a queue of the job's own, so that a slow caller never holds up the
 /// reader (whose silence would look like a stalled job).
-final class WorkerChannel: @unchecked Sendable {
-    enum State {
+final class WorkerChannel: Sendable {
+    enum Outcome {
         case pending
         case answered(Wire.Answer)
         case closed
     }
 
-    private let condition = NSCondition()
-    private var _lastActivity = Date()
-    private var answer: Wire.Answer?
-    private var heard = false
-    private var openStreams = 2
-    private var eventsClosed = false
-    private var notes: JobNotes?
-    private var errorBuffer = Data()
+    private struct State {
+        var lastActivity = Date()
+        var answer: Wire.Answer?
+        var heard = false
+        var openStreams = 2
+        var eventsClosed = false
+        var notes: JobNotes?
+        var errorBuffer = Data()
+    }
+    private let state = Guarded(State())
 
-    var lastActivity: Date { condition.withLock { _lastActivity } }
-    var errorText: String { condition.withLock { String(decoding: errorBuffer, as: UTF8.self) } }
-    var isClosed: Bool { condition.withLock { eventsClosed } }
+    var lastActivity: Date { state.withLock { $0.lastActivity } }
+    var errorText: String { state.withLock { String(decoding: $0.errorBuffer, as: UTF8.self) } }
+    var isClosed: Bool { state.withLock { $0.eventsClosed } }
     /// Whether the worker said anything (a note or the answer) since the current job was sent.
-    var heardFromJob: Bool { condition.withLock { heard } }
+    var heardFromJob: Bool { state.withLock { $0.heard } }
 
     func begin(progress: @escaping @Sendable (JobNote) -> Void) {
-        condition.withLock {
-            answer = nil
-            heard = false
-            _lastActivity = Date()
-            notes = JobNotes(progress)
+        state.withLock { state in
+            state.answer = nil
+            state.heard = false
+            state.lastActivity = Date()
+            state.notes = JobNotes(progress)
         }
     }
 
     /// Waits until `deadline` at most for the current job's answer or the worker's end; the job's notes
     /// have all been handed over when it returns an answer.
-    func wait(until deadline: Date) -> State {
-        let state: State = condition.withLock {
-            if answer == nil && !eventsClosed { _ = condition.wait(until: deadline) }
-            if let answer { return .answered(answer) }
-            return eventsClosed ? .closed : .pending
+    func wait(until deadline: Date) -> Outcome {
+        let (outcome, notes) = state.wait(until: deadline, for: { $0.answer != nil || $0.eventsClosed }) { state, _ -> (Outcome, JobNotes?) in
+            if let answer = state.answer { return (.answered(answer), state.notes) }
+            return (state.eventsClosed ? .closed : .pending, nil)
         }
-        if case .answered = state { condition.withLock { notes }?.drain() }
-        return state
+        notes?.drain()
+        return outcome
     }
 
     func waitClosed(_ seconds: TimeInterval) -> Bool {
-        condition.withLock {
-            let deadline = Date().addingTimeInterval(seconds)
-            while openStreams > 0 && condition.wait(until: deadline) {}
-            return openStreams == 0
-        }
-    }
-
-    private func streamClosed() {
-        condition.withLock {
-            openStreams -= 1
-            condition.broadcast()
-        }
+        state.wait(until: Date().addingTimeInterval(seconds), for: { $0.openStreams == 0 }) { _, closed in closed }
     }
 
     func readEvents(from descriptor: Int32) {
         EventReader.read(descriptor) { header, line in
-            condition.withLock {
-                _lastActivity = Date()
-                heard = true
-                if let note = header.note { notes?.hand(note) }
-                if header.done == true { answer = .result(line: line) }
-                if let failure = header.failure { answer = .failure(failure) }
-                if answer != nil { condition.broadcast() }
+            state.withLock(wake: header.done == true || header.failure != nil) { state in
+                state.lastActivity = Date()
+                state.heard = true
+                if let note = header.note { state.notes?.hand(note) }
+                if header.done == true { state.answer = .result(line: line) }
+                if let failure = header.failure { state.answer = .failure(failure) }
             }
         } chunk: {
-            condition.withLock {
-                _lastActivity = Date()
-                heard = true
+            state.withLock { state in
+                state.lastActivity = Date()
+                state.heard = true
             }
         }
-        condition.withLock {
-            eventsClosed = true
-            condition.broadcast()
+        state.withLock(wake: true) { state in
+            state.eventsClosed = true
+            state.openStreams -= 1
         }
-        streamClosed()
     }
 
     func readErrors(from descriptor: Int32) {
         EventReader.readChunks(descriptor) { chunk in
-            condition.withLock {
-                errorBuffer.append(contentsOf: chunk)
-                if errorBuffer.count > 64 * 1024 { errorBuffer.removeFirst(errorBuffer.count - 64 * 1024) }
+            state.withLock { state in
+                state.errorBuffer.append(contentsOf: chunk)
+                if state.errorBuffer.count > 64 * 1024 { state.errorBuffer.removeFirst(state.errorBuffer.count - 64 * 1024) }
             }
         }
-        streamClosed()
+        state.withLock(wake: true) { $0.openStreams -= 1 }
     }
 }
 

@@ -141,27 +141,21 @@ public enum WorkerProcess {
 }
 
 /// Jobs running side by side in one worker, each on a thread of its own.
-final class ConcurrentJobs: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var count = 0
+final class ConcurrentJobs: Sendable {
+    private let count = Guarded(0)
 
-    var running: Int { condition.withLock { count } }
+    var running: Int { count.withLock { $0 } }
 
     func start(_ job: @escaping @Sendable () -> Void) {
-        condition.withLock { count += 1 }
+        count.withLock { $0 += 1 }
         // On a reused thread with libgit2's stack (BlockingThreads).
-        BlockingThreads.shared.run { [self] in
+        BlockingThreads.shared.run { [count] in
             job()
-            condition.withLock {
-                count -= 1
-                condition.broadcast()
-            }
+            count.withLock(wake: true) { $0 -= 1 }
         }
     }
 
     func waitUntilIdle() {
-        condition.withLock {
-            while count > 0 { condition.wait() }
-        }
+        count.wait(for: { $0 == 0 }) { _, _ in }
     }
 }

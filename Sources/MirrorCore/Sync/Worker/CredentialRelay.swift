@@ -1,11 +1,12 @@
 import Foundation
+import Synchronization
 
 /// git asks for credentials through a helper (`credential.helper`). Ours is this binary
 /// (`gitmirror __credential <fd> <action>`): it relays git's question over a socket the worker
 /// passed down at a fixed descriptor, and the worker answers — only for the configured protocol,
 /// host and port, and only once. The secret travels over that socket and git's pipe to the
 /// helper, never through argv, the environment or a file.
-public final class CredentialRelay: @unchecked Sendable {
+public final class CredentialRelay: Sendable {
     /// The descriptor number git and its children inherit the socket at.
     static let descriptor: Int32 = 3
 
@@ -19,14 +20,16 @@ public final class CredentialRelay: @unchecked Sendable {
     let workerEnd: Int32
     let childEnd: Int32
     private let origin: Origin?
-    private let answer: () -> (username: String, password: String)?
-    private let lock = NSLock()
-    private var asked = 0
-    private var recorded: [Event] = []
+    private let answer: @Sendable () -> (username: String, password: String)?
+    private struct Conversation {
+        var asked = 0
+        var recorded: [Event] = []
+    }
+    private let conversation = Mutex(Conversation())
     private let finished = DispatchSemaphore(value: 0)
 
     /// Call under `ChildProcess.withSpawnLock` (the socket is created close-on-exec there).
-    init(url: String, answer: @escaping () -> (username: String, password: String)?) throws {
+    init(url: String, answer: @escaping @Sendable () -> (username: String, password: String)?) throws {
         var pair: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0 else {
             throw SyncFailure(.internal, "socketpair: \(String(cString: strerror(errno)))")
@@ -39,7 +42,7 @@ public final class CredentialRelay: @unchecked Sendable {
         self.answer = answer
     }
 
-    var events: [Event] { lock.withLock { recorded } }
+    var events: [Event] { conversation.withLock { $0.recorded } }
 
     /// Answers questions until every holder of the child's end is gone (git and its helpers ended).
     func serve() {
@@ -58,25 +61,25 @@ public final class CredentialRelay: @unchecked Sendable {
     func finish() { finished.wait() }
 
     func respond(to question: [String: String]) -> [String: String] {
-        lock.lock()
-        defer { lock.unlock() }
-        switch question["action"] {
-        case "get":
-            if let origin, let asking = Origin(question: question), asking != origin {
-                recorded.append(.otherOrigin(asking.description))
-                return ["quit": "1"]
+        conversation.withLock { conversation in
+            switch question["action"] {
+            case "get":
+                if let origin, let asking = Origin(question: question), asking != origin {
+                    conversation.recorded.append(.otherOrigin(asking.description))
+                    return ["quit": "1"]
+                }
+                conversation.asked += 1
+                guard conversation.asked == 1, let credential = answer() else {
+                    if conversation.asked > 1 { conversation.recorded.append(.refused) }
+                    return ["quit": "1"]
+                }
+                return ["username": credential.username, "password": credential.password]
+            case "erase":
+                conversation.recorded.append(.refused)
+                return [:]
+            default:
+                return [:]
             }
-            asked += 1
-            guard asked == 1, let credential = answer() else {
-                if asked > 1 { recorded.append(.refused) }
-                return ["quit": "1"]
-            }
-            return ["username": credential.username, "password": credential.password]
-        case "erase":
-            recorded.append(.refused)
-            return [:]
-        default:
-            return [:]
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Git
 
 /// The transfer that reuses the deltas the cache already stores: git's own `push`, run from the
@@ -89,7 +90,10 @@ struct GitTransfer: PackTransfer {
                                   user: Self.scheme(of: target) == "ssh" && !Self.hasUser(target) ? sshKey?.username : nil)
         let helper = "!" + Self.quoted(ChildProcess.ownExecutable.path) + " __credential \(CredentialRelay.descriptor)"
 
-        let answer: () -> (username: String, password: String)? = { [hooks] in
+        // The hooks stay this push's: the relay's thread asks them while the push waits for git.
+        let lent = Lent(hooks)
+        let answer: @Sendable () -> (username: String, password: String)? = {
+            let hooks = lent.value
             switch hooks.credentialProvider?() ?? hooks.credential {
             case .userPassword(let username, let password)?: return (username, password)
             default: return nil
@@ -112,7 +116,9 @@ struct GitTransfer: PackTransfer {
             return (child, stdout.read, stderr.read, relay)
         }
         relay.serve()
-        let progress = GitProgress(report: hooks.progress)
+        // git's stderr is read on a thread of its own while this one waits for git: the hooks are lent to it.
+        let say = Lent(hooks.progress)
+        let progress = GitProgress(report: { say.value($0) })
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             progress.read(errors)
@@ -211,17 +217,19 @@ struct GitTransfer: PackTransfer {
 
 /// git's stderr, line by line: progress becomes a short line for the supervisor (its stall clock and
 /// what people see), everything else is kept for the error message.
-final class GitProgress: @unchecked Sendable {
-    private let lock = NSLock()
-    private var collected: [String] = []
-    private var written = 0
-    private let report: (String) -> Void
+final class GitProgress: Sendable {
+    private struct Said {
+        var collected: [String] = []
+        var written = 0
+    }
+    private let said = Mutex(Said())
+    private let report: @Sendable (String) -> Void
 
-    init(report: @escaping (String) -> Void) { self.report = report }
+    init(report: @escaping @Sendable (String) -> Void) { self.report = report }
 
-    var lines: [String] { lock.withLock { collected } }
+    var lines: [String] { said.withLock { $0.collected } }
     /// Bytes written, as git's "Writing objects" line last said.
-    var bytes: Int { lock.withLock { written } }
+    var bytes: Int { said.withLock { $0.written } }
 
     func read(_ descriptor: Int32) {
         var pending = Data()
@@ -233,9 +241,9 @@ final class GitProgress: @unchecked Sendable {
                 guard !line.isEmpty else { continue }
                 let step = TransferStep(gitLine: line)
                 report(step?.description ?? line)
-                lock.withLock {
-                    if let bytes = step?.bytes { written = max(written, bytes) }
-                    if step == nil, !TransferHooks.isProgress(line), collected.count < 500 { collected.append(line) }
+                said.withLock { said in
+                    if let bytes = step?.bytes { said.written = max(said.written, bytes) }
+                    if step == nil, !TransferHooks.isProgress(line), said.collected.count < 500 { said.collected.append(line) }
                 }
             }
         }

@@ -1,0 +1,243 @@
+import Foundation
+import GRDB
+
+/// Runs, each remote's outcome, the journal of every ref moved, and the leases that keep one run per repository.
+extension StateStore {
+    public func recordRunStarted(repository: String, trigger: String) throws -> Int64 {
+        try write { db in
+            var run = SyncRun(id: nil, repository: repository, startedAt: Date(), finishedAt: nil, result: .running,
+                              trigger: trigger, pid: getpid(), summary: nil)
+            try run.insert(db)
+            return run.id!
+        }
+    }
+
+    public func recordRunFinished(id: Int64, result: RunResult, summary: String?) throws {
+        try write { db in
+            _ = try SyncRun.filter(key: id).updateAll(db, SyncRun.Columns.finishedAt.set(to: Date()), SyncRun.Columns.result.set(to: result),
+                                                       SyncRun.Columns.summary.set(to: summary))
+        }
+    }
+
+    /// One remote's outcome in one run: its state row and every ref row, in one transaction.
+    public func recordRemoteOutcome(_ state: RemoteState, refs: [RefUpdate]) throws {
+        try recordRemoteOutcomes([RemoteOutcome(state: state, refs: refs)])
+    }
+
+    /// Several remotes' outcomes in one transaction.
+    public func recordRemoteOutcomes(_ outcomes: [RemoteOutcome]) throws {
+        guard !outcomes.isEmpty else { return }
+        try write { db in
+            for outcome in outcomes { try Self.record(db, outcome) }
+        }
+    }
+
+    /// Each remote of every repository, every pass: one statement, compiled once per connection,
+    /// that keeps what this outcome does not know (the last success of a remote that failed now,
+    /// the fingerprint and HEAD of one not listed) rather than a read, a decode and a write.
+    private static let upsertRemoteState = """
+        INSERT INTO remote_state (repository, remote, role, url, state, lastAttempt, lastSuccess, lastErrorClass, lastError, refsFingerprint, lastRunId, head)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (repository, remote) DO UPDATE SET
+            role = excluded.role, url = excluded.url, state = excluded.state, lastAttempt = excluded.lastAttempt,
+            lastSuccess = COALESCE(excluded.lastSuccess, remote_state.lastSuccess),
+            lastErrorClass = excluded.lastErrorClass, lastError = excluded.lastError,
+            refsFingerprint = COALESCE(excluded.refsFingerprint, remote_state.refsFingerprint),
+            lastRunId = excluded.lastRunId, head = COALESCE(excluded.head, remote_state.head)
+        """
+
+    static func record(_ db: Database, _ outcome: RemoteOutcome) throws {
+        let state = outcome.state
+        if let runId = state.lastRunId { try dropPending(db, runId: runId, repository: state.repository, remote: state.remote) }
+        try db.cachedStatement(sql: upsertRemoteState).execute(arguments: [
+            state.repository, state.remote, state.role.rawValue, state.url, state.state.rawValue, state.lastAttempt, state.lastSuccess,
+            state.lastErrorClass?.rawValue, state.lastError, state.refsFingerprint, state.lastRunId, state.head,
+        ])
+        for var ref in outcome.refs {
+            // A ref left alone again (kept, diverged) is news only when something about it changed:
+            // a daemon syncing every few minutes for a year must not bury the journal in repeats.
+            if ref.outcome == "kept", let last = try RefUpdate
+                .filter(RefUpdate.Columns.repository == ref.repository && RefUpdate.Columns.remote == ref.remote && RefUpdate.Columns.ref == ref.ref)
+                .order(RefUpdate.Columns.id.desc).fetchOne(db),
+                last.outcome == ref.outcome, last.action == ref.action, last.oldOid == ref.oldOid, last.newOid == ref.newOid {
+                continue
+            }
+            try ref.insert(db)
+        }
+    }
+
+    /// Journal rows that belong to no remote's outcome (the cache's repairs, the refs a stopped run applied);
+    /// `replacingPending`: that run's pending rows for that remote give way to them.
+    public func recordJournal(_ refs: [RefUpdate], replacingPending: (runId: Int64, remote: String)? = nil) throws {
+        try write { db in
+            if let replacingPending, let repository = refs.first?.repository {
+                try Self.dropPending(db, runId: replacingPending.runId, repository: repository, remote: replacingPending.remote)
+            }
+            for var ref in refs { try ref.insert(db) }
+        }
+    }
+
+    /// Writes, before a push that overwrites or deletes refs, one `pending` row per such ref with its
+    /// backup: a run that dies during the push still shows what it was doing and where the old tip is.
+    /// The remote's outcome replaces them; a later run settles any left (`settlePending`).
+    public func recordPending(_ refs: [RefUpdate]) throws {
+        try write { db in
+            for var ref in refs {
+                ref.outcome = RefUpdate.pending
+                try ref.insert(db)
+            }
+        }
+    }
+
+    static func dropPending(_ db: Database, runId: Int64, repository: String, remote: String) throws {
+        try db.cachedStatement(sql: "DELETE FROM ref_update WHERE runId = ? AND repository = ? AND remote = ? AND outcome = ?")
+            .execute(arguments: [runId, repository, remote, RefUpdate.pending])
+    }
+
+    /// Settles the pending rows an earlier run of this remote left (it died during its push) from what
+    /// the remote holds now: `applied` when it holds the new tip (or no ref, for a delete), `failed` when
+    /// it still holds the old one, `unknown` otherwise. Returns how many were settled.
+    @discardableResult
+    public func settlePending(repository: String, remote: String, holding current: [String: String], before runId: Int64?) throws -> Int {
+        try write { db in
+            var request = RefUpdate.filter(RefUpdate.Columns.repository == repository && RefUpdate.Columns.remote == remote
+                                           && RefUpdate.Columns.outcome == RefUpdate.pending)
+            if let runId { request = request.filter(RefUpdate.Columns.runId != runId) }
+            let rows = try request.fetchAll(db)
+            for var row in rows {
+                let now = current[row.ref]
+                let holds = now.map { "holds \($0.prefix(10))" } ?? "has no such ref"
+                if now == row.newOid {
+                    row.outcome = "applied"
+                } else if now == row.oldOid {
+                    row.outcome = "failed"
+                } else {
+                    row.outcome = "unknown"
+                }
+                row.message = [row.message, "settled by a later run: the run stopped during its push; the secondary \(holds)"]
+                    .compactMap { $0 }.joined(separator: "; ")
+                try row.update(db)
+            }
+            return rows.count
+        }
+    }
+
+    public func remoteStates() throws -> [RemoteState] {
+        try pool.read { db in try RemoteState.order(RemoteState.Columns.repository, RemoteState.Columns.role, RemoteState.Columns.remote).fetchAll(db) }
+    }
+
+    public func runs(repository: String? = nil, limit: Int = 50) throws -> [SyncRun] {
+        try pool.read { db in
+            var request = SyncRun.order(SyncRun.Columns.id.desc).limit(limit)
+            if let repository { request = request.filter(SyncRun.Columns.repository == repository) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    /// When the oldest run of a repository that the database still holds started.
+    public func firstRunStart(repository: String) throws -> Date? {
+        try pool.read { db in
+            try Date.fetchOne(db, sql: "SELECT MIN(startedAt) FROM run WHERE repository = ?", arguments: [repository])
+        }
+    }
+
+    public func refHistory(repository: String, remote: String? = nil, ref: String? = nil, limit: Int = 200) throws -> [RefUpdate] {
+        try pool.read { db in
+            var request = RefUpdate.filter(RefUpdate.Columns.repository == repository)
+            if let remote { request = request.filter(RefUpdate.Columns.remote == remote) }
+            if let ref { request = request.filter(RefUpdate.Columns.ref == ref) }
+            return try request.order(RefUpdate.Columns.id.desc).limit(limit).fetchAll(db)
+        }
+    }
+
+    // MARK: leases
+
+    /// Records that this process holds the repository; returns the lease it replaced, if any
+    /// (left by a process that died while holding it).
+    @discardableResult
+    static func takeLease(_ db: Database, repository: String) throws -> Lease? {
+        let previous = try Lease.fetchOne(db.cachedStatement(sql: "SELECT * FROM lease WHERE repository = ?"), arguments: [repository])
+        if let previous {
+            // Its holder died mid-run: say so in the journal rather than leave it "running".
+            try markInterrupted(db, SyncRun.Columns.repository == repository && SyncRun.Columns.pid == previous.pid)
+        }
+        let now = Date()
+        try db.cachedStatement(sql: "INSERT OR REPLACE INTO lease (repository, pid, host, acquiredAt, heartbeatAt) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [repository, getpid(), hostName, now, now])
+        return previous
+    }
+
+    /// This host's name, looked up once.
+    private static let hostName = ProcessInfo.processInfo.hostName
+
+    /// A repository's run begins: its lease taken (returning the one a dead holder left) and the run
+    /// recorded, in one transaction (a no-op pass is a few transactions per repository, and each counts).
+    public func beginRun(repository: String, trigger: String) throws -> (previousLease: Lease?, runId: Int64) {
+        try write { db in
+            let previous = try Self.takeLease(db, repository: repository)
+            try db.cachedStatement(sql: "INSERT INTO run (repository, startedAt, finishedAt, result, trigger, pid, summary) VALUES (?, ?, NULL, ?, ?, ?, NULL)")
+                .execute(arguments: [repository, Date(), RunResult.running.rawValue, trigger, getpid()])
+            return (previous, db.lastInsertedRowID)
+        }
+    }
+
+    /// A repository's run is over: what it showed as in progress goes, and so does its lease.
+    public func endRun(repository: String) throws {
+        try write { db in try Self.end(db, repository: repository) }
+    }
+
+    static func end(_ db: Database, repository: String) throws {
+        try db.cachedStatement(sql: "DELETE FROM progress WHERE repository = ?").execute(arguments: [repository])
+        try db.cachedStatement(sql: "DELETE FROM lease WHERE repository = ? AND pid = ?").execute(arguments: [repository, getpid()])
+    }
+
+    /// A repository's run is over, in one transaction: the outcomes held back for its end (see
+    /// `HeldOutcomes`), the run's result, and what `endRun` clears. A no-op repository is then two
+    /// transactions a pass, this and `beginRun`, where it was seven.
+    public func finishRun(repository: String, id: Int64, result: RunResult, summary: String?, outcomes: [RemoteOutcome]) throws {
+        try write { db in
+            for outcome in outcomes { try Self.record(db, outcome) }
+            try db.cachedStatement(sql: "UPDATE run SET finishedAt = ?, result = ?, summary = ? WHERE id = ?")
+                .execute(arguments: [Date(), result.rawValue, summary, id])
+            try Self.end(db, repository: repository)
+        }
+    }
+
+    /// The repositories with a run still marked `running` by another process (perhaps one that died).
+    public func repositoriesWithUnfinishedRuns() throws -> [String] {
+        try pool.read { db in
+            try SyncRun.select(SyncRun.Columns.repository, as: String.self).distinct()
+                .filter(SyncRun.Columns.result == RunResult.running && SyncRun.Columns.pid != getpid())
+                .order(SyncRun.Columns.repository).fetchAll(db)
+        }
+    }
+
+    /// Records the runs left `running` as interrupted and drops the lease: call with the repository's lock held,
+    /// which proves that no process is running them.
+    public func markUnfinishedRunsInterrupted(repository: String) throws {
+        try write { db in
+            try Self.markInterrupted(db, SyncRun.Columns.repository == repository && SyncRun.Columns.pid != getpid())
+            _ = try Lease.filter(Lease.Columns.repository == repository && Lease.Columns.pid != getpid()).deleteAll(db)
+        }
+    }
+
+    /// The repositories whose latest run was interrupted: a restart runs them first.
+    public func repositoriesLastInterrupted() throws -> Set<String> {
+        try pool.read { db in
+            Set(try String.fetchAll(db, sql: """
+                SELECT repository FROM run WHERE id IN (SELECT MAX(id) FROM run GROUP BY repository) AND result = ?
+                """, arguments: [RunResult.interrupted]))
+        }
+    }
+
+    /// The runs `filter` selects that are still `running`, recorded as interrupted.
+    static func markInterrupted(_ db: Database, _ filter: SQLExpression) throws {
+        _ = try SyncRun.filter(filter && SyncRun.Columns.result == RunResult.running)
+            .updateAll(db, SyncRun.Columns.result.set(to: RunResult.interrupted), SyncRun.Columns.finishedAt.set(to: Date()),
+                       SyncRun.Columns.summary.set(to: "the process stopped before the run finished"))
+    }
+
+    public func lease(repository: String) throws -> Lease? {
+        try pool.read { db in try Lease.fetchOne(db, key: repository) }
+    }
+}
