@@ -51,8 +51,8 @@ struct HistoryCommand: ParsableCommand {
             return
         }
         let rows = entries.map { entry in
-            [Terminal.time(entry.recordedAt), entry.remote, entry.ref, entry.action, "\(entry.oldOid.map { String($0.prefix(10)) } ?? "-") → \(entry.newOid.map { String($0.prefix(10)) } ?? "-")",
-             entry.outcome, [entry.backupRef.map { "backup: \($0)" }, entry.message].compactMap { $0 }.joined(separator: "; ")]
+            [Terminal.time(entry.recordedAt), entry.remote, entry.ref, entry.action.rawValue, "\(entry.oldOid.map { String($0.prefix(10)) } ?? "-") → \(entry.newOid.map { String($0.prefix(10)) } ?? "-")",
+             entry.outcome.rawValue, [entry.backupRef.map { "backup: \($0)" }, entry.message].compactMap { $0 }.joined(separator: "; ")]
         }
         print(Terminal.table(["TIME", "REMOTE", "REF", "ACTION", "CHANGE", "OUTCOME", "NOTE"], rows))
     }

@@ -16,7 +16,7 @@ import TestSupport
     }
 
     /// A finished run of `app` with the given ref rows; returns its id.
-    func run(_ refs: [(action: String, outcome: String, backup: String?)] = [], stateNamesIt: Bool = false) throws -> Int64 {
+    func run(_ refs: [(action: RefAction, outcome: RefResult, backup: String?)] = [], stateNamesIt: Bool = false) throws -> Int64 {
         let id = try store.recordRunStarted(repository: "app", trigger: "manual")
         let rows = refs.map { ref in
             RefUpdate(id: nil, runId: id, repository: "app", remote: "backup", ref: "refs/heads/r\(id)", oldOid: nil,
@@ -42,8 +42,8 @@ import TestSupport
         // Given quiet runs, a run that moved a ref, one that forced with a backup, the run a remote's state names, and a running run
         _ = try run()
         _ = try run()
-        let moved = try run([("create", "applied", nil)])
-        let forced = try run([("force", "applied", "refs/gitmirror/backup/backup/refs/heads/main@20261122T100000Z")])
+        let moved = try run([(.create, .applied, nil)])
+        let forced = try run([(.force, .applied, "refs/gitmirror/backup/backup/refs/heads/main@20261122T100000Z")])
         let last = try run(stateNamesIt: true)
         let running = try store.recordRunStarted(repository: "app", trigger: "schedule")
 
@@ -60,8 +60,8 @@ import TestSupport
     }
 
     @Test func aJournalRetentionForgetsMovedRefsButNeverBackups() throws {
-        let moved = try run([("create", "applied", nil), ("fast_forward", "applied", nil)])
-        let forced = try run([("force", "applied", "refs/gitmirror/backup/backup/refs/heads/main@20261122T100000Z")])
+        let moved = try run([(.create, .applied, nil), (.fastForward, .applied, nil)])
+        let forced = try run([(.force, .applied, "refs/gitmirror/backup/backup/refs/heads/main@20261122T100000Z")])
         _ = moved
 
         var retention = Retention()

@@ -62,7 +62,7 @@ import TestSupport
         #expect(states.count == 4)
         #expect(states.allSatisfy { $0.state == .ok && $0.lastSuccess != nil && $0.lastErrorClass == nil })
         let history = try store.refHistory(repository: "app")
-        #expect(history.filter { $0.action == "create" && $0.outcome == "applied" }.count == 3 * expected.count)
+        #expect(history.filter { $0.action == .create && $0.outcome == .applied }.count == 3 * expected.count)
         // And the packs went through git's own transfer (which reuses stored deltas): the HTTPS push
         // came from git's user agent, the SSH push from OpenSSH (listings stay libgit2's)
         let pushes = https.accessLogText.split(separator: "\n").filter { $0.contains("POST /via-https.git/git-receive-pack") }

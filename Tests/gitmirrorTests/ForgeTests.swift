@@ -46,7 +46,7 @@ import TestSupport
         #expect(try target.refs()["refs/heads/main"] != nil)
         #expect(try target.refs()["refs/heads/\(hexName)"] == nil)
         let row = try #require(try scenario.store().refHistory(repository: "app", ref: "refs/heads/\(hexName)").first)
-        #expect(row.outcome == "rejected" && row.message?.contains("40 hexadecimal digits") == true)
+        #expect(row.outcome == .rejected && row.message?.contains("40 hexadecimal digits") == true)
     }
 
     @Test func moreThanFourThousandRefUpdatesGoToCodeCommitInBatches() throws {

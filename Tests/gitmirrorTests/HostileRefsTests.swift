@@ -22,7 +22,7 @@ import TestSupport
     }
 
     func failedRefs(_ scenario: Scenario) throws -> [String: String] {
-        let rows = try scenario.store().refHistory(repository: "app", remote: "primary").filter { $0.outcome == "failed" }
+        let rows = try scenario.store().refHistory(repository: "app", remote: "primary").filter { $0.outcome == .failed }
         return Dictionary(rows.map { ($0.ref, $0.message ?? "") }) { first, _ in first }
     }
 
@@ -100,7 +100,7 @@ import TestSupport
         #expect(try backup.refs() == ["refs/heads/main": main])
         #expect(sync.stdout.contains("refs/heads/blob") && sync.stdout.contains("non-commit object"), "\(sync)")
         let rows = try scenario.store().refHistory(repository: "app").filter { $0.ref == "refs/heads/blob" }
-        #expect(rows.contains { $0.outcome == "rejected" || $0.outcome == "failed" }, "\(rows)")
-        #expect(try scenario.store().refHistory(repository: "app", remote: "backup").contains { $0.ref == "refs/heads/main" && $0.outcome == "applied" })
+        #expect(rows.contains { $0.outcome == .rejected || $0.outcome == .failed }, "\(rows)")
+        #expect(try scenario.store().refHistory(repository: "app", remote: "backup").contains { $0.ref == "refs/heads/main" && $0.outcome == .applied })
     }
 }

@@ -30,7 +30,7 @@ import TestSupport
         #expect(try backup.refs()["refs/heads/main"] == ours)
         let rows = try scenario.store().refHistory(repository: "app", remote: "backup", ref: "refs/heads/main")
         let pending = try #require(rows.first { $0.outcome == RefUpdate.pending }, "\(rows)")
-        #expect(pending.action == "force" && pending.oldOid == theirs && pending.newOid == ours, "\(pending)")
+        #expect(pending.action == .force && pending.oldOid == theirs && pending.newOid == ours, "\(pending)")
         let backupRef = try #require(pending.backupRef)
         #expect(try scenario.cache.refs()[backupRef] == theirs)
 
@@ -42,7 +42,7 @@ import TestSupport
         #expect(next.status == 0, "\(next)")
         let settled = try scenario.store().refHistory(repository: "app", remote: "backup", ref: "refs/heads/main")
         #expect(!settled.contains { $0.outcome == RefUpdate.pending }, "\(settled)")
-        #expect(settled.first { $0.id == pending.id }?.outcome == "applied", "\(settled)")
+        #expect(settled.first { $0.id == pending.id }?.outcome == .applied, "\(settled)")
         #expect(settled.first { $0.id == pending.id }?.message?.contains("settled by a later run") == true)
     }
 
@@ -58,8 +58,8 @@ import TestSupport
         #expect(try scenario.gitmirror("sync").status == 0)
 
         let rows = try scenario.store().refHistory(repository: "app", remote: "backup", ref: "refs/heads/main")
-        #expect(rows.filter { $0.action == "force" }.count == 1, "\(rows)")
-        #expect(rows.first { $0.action == "force" }?.outcome == "applied")
-        #expect(rows.first { $0.action == "force" }?.backupRef != nil)
+        #expect(rows.filter { $0.action == .force }.count == 1, "\(rows)")
+        #expect(rows.first { $0.action == .force }?.outcome == .applied)
+        #expect(rows.first { $0.action == .force }?.backupRef != nil)
     }
 }

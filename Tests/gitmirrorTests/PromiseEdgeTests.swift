@@ -132,7 +132,7 @@ import TestSupport
         #expect(try backup.refs()["refs/heads/main"] == main)
         #expect(try backup.refs()["refs/heads/feature"] == tip)
         let row = try #require(try scenario.store().refHistory(repository: "app", ref: "refs/heads/feature/login").first)
-        #expect(row.outcome == "rejected" && row.message?.contains("refs/heads/feature") == true, "\(row)")
+        #expect(row.outcome == .rejected && row.message?.contains("refs/heads/feature") == true, "\(row)")
     }
 
     @Test func staleLockFilesInTheCacheAreRemovedAndSaidSo() throws {
@@ -206,7 +206,7 @@ import TestSupport
         let run = try #require(try scenario.store().runs(repository: "app").first)
         #expect(run.summary?.contains("internal") == true && run.summary?.contains(first) == true, "\(String(describing: run.summary))")
         let journal = try scenario.store().refHistory(repository: "app", remote: "cache")
-        #expect(journal.contains { $0.action == "quarantine" && $0.message?.contains(first) == true }, "\(journal)")
+        #expect(journal.contains { $0.action == .quarantine && $0.message?.contains(first) == true }, "\(journal)")
     }
 
     @Test func flippedByteInThePackIsRepairedAndBackupsCarriedOver() throws {
@@ -236,7 +236,7 @@ import TestSupport
         #expect(output.status == 0, "\(output)")
         #expect(try backup.refs() == scenario.primary.refs())
         let carried = try scenario.cache.refs()[backupRef] == old
-        let lost = try scenario.store().refHistory(repository: "app", remote: "cache").contains { $0.ref == backupRef && $0.outcome == "lost" }
+        let lost = try scenario.store().refHistory(repository: "app", remote: "cache").contains { $0.ref == backupRef && $0.outcome == .lost }
         #expect(carried != lost, "carried \(carried), lost \(lost)")
     }
 
@@ -269,7 +269,7 @@ import TestSupport
         #expect(second.status == 1, "\(second)")
         #expect(try keeper.refs()["refs/heads/gone"] != nil)
         let row = try #require(try scenario.store().refHistory(repository: "app", remote: "keeper", ref: "refs/heads/gone").first)
-        #expect(row.action == "delete" && row.outcome == "rejected", "\(row)")
+        #expect(row.action == .delete && row.outcome == .rejected, "\(row)")
     }
 
     @Test func missingLocalPathIsNotFoundNamingThePath() throws {

@@ -85,12 +85,12 @@ import TestSupport
         let history = try scenario.store().refHistory(repository: "app")
         for remote in ["git", "ssh", "local"] {
             let rows = history.filter { $0.remote == remote }
-            #expect(rows.count == expected.count && rows.allSatisfy { $0.action == "create" && $0.outcome == "applied" && $0.message == Self.seeded },
+            #expect(rows.count == expected.count && rows.allSatisfy { $0.action == .create && $0.outcome == .applied && $0.message == Self.seeded },
                     "\(remote): \(rows)")
         }
         for remote in ["https", "busy"] {
-            let rows = history.filter { $0.remote == remote && $0.action == "create" }
-            #expect(rows.count == expected.count && rows.allSatisfy { $0.outcome == "applied" && $0.message == nil }, "\(remote): \(rows)")
+            let rows = history.filter { $0.remote == remote && $0.action == .create }
+            #expect(rows.count == expected.count && rows.allSatisfy { $0.outcome == .applied && $0.message == nil }, "\(remote): \(rows)")
         }
         let states = try scenario.store().remoteStates()
         #expect(states.count == 6 && states.allSatisfy { $0.state == .ok }, "\(states)")
@@ -125,7 +125,7 @@ import TestSupport
         #expect(seeded == ["one"], "\(history)")
         for remote in ["two", "three"] {
             let rows = history.filter { $0.remote == remote }
-            #expect(rows.count == expected.count && rows.allSatisfy { $0.outcome == "applied" && $0.message == nil }, "\(remote): \(rows)")
+            #expect(rows.count == expected.count && rows.allSatisfy { $0.outcome == .applied && $0.message == nil }, "\(remote): \(rows)")
         }
     }
 
@@ -160,7 +160,7 @@ import TestSupport
         let history = try scenario.store().refHistory(repository: "app", remote: "guarded")
         #expect(history.first { $0.ref == "refs/heads/main" }?.message == Self.seeded, "\(history)")
         let secret = try #require(history.first { $0.ref == "refs/heads/secret" })
-        #expect(secret.outcome == "rejected", "\(secret)")
+        #expect(secret.outcome == .rejected, "\(secret)")
         #expect(secret.message?.contains("may not be mirrored here") == true, "\(secret.message ?? "")")
         let state = try #require(try scenario.state("guarded"))
         #expect(state.state == .failing && state.lastErrorClass == .rejected, "\(state)")

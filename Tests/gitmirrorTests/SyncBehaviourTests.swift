@@ -23,9 +23,9 @@ import TestSupport
         #expect(output.status == 0, "\(output)")
         #expect(try backup.refs() == scenario.primary.refs())
         let history = try scenario.store().refHistory(repository: "app", remote: "backup")
-        #expect(history.contains { $0.ref == "refs/heads/main" && $0.action == "fast_forward" && $0.outcome == "applied" })
-        #expect(history.contains { $0.ref == "refs/heads/topic" && $0.action == "create" })
-        #expect(history.contains { $0.ref == "refs/tags/v2" && $0.action == "create" })
+        #expect(history.contains { $0.ref == "refs/heads/main" && $0.action == .fastForward && $0.outcome == .applied })
+        #expect(history.contains { $0.ref == "refs/heads/topic" && $0.action == .create })
+        #expect(history.contains { $0.ref == "refs/tags/v2" && $0.action == .create })
     }
 
     @Test func branchDeletedOnThePrimaryIsKeptWithoutPrune() throws {
@@ -44,11 +44,11 @@ import TestSupport
         #expect(output.status == 0, "\(output)")
         #expect(try backup.refs()["refs/heads/old"] != nil)
         let rows = try scenario.store().refHistory(repository: "app", ref: "refs/heads/old")
-        #expect(rows.first?.action == "keep" && rows.first?.outcome == "kept")
+        #expect(rows.first?.action == .keep && rows.first?.outcome == .kept)
 
         // And syncing again does not repeat the same entry in the journal
         #expect(try scenario.gitmirror("sync").status == 0)
-        #expect(try scenario.store().refHistory(repository: "app", ref: "refs/heads/old").filter { $0.action == "keep" }.count == 1)
+        #expect(try scenario.store().refHistory(repository: "app", ref: "refs/heads/old").filter { $0.action == .keep }.count == 1)
     }
 
     @Test func branchDeletedOnThePrimaryIsDeletedWithPruneAndBackedUp() throws {
@@ -66,7 +66,7 @@ import TestSupport
         #expect(try backup.refs()["refs/heads/old"] == nil)
         #expect(try backup.refs()["refs/heads/main"] != nil)
         let row = try #require(try scenario.store().refHistory(repository: "app", ref: "refs/heads/old").first)
-        #expect(row.action == "delete" && row.outcome == "applied" && row.oldOid == oldTip)
+        #expect(row.action == .delete && row.outcome == .applied && row.oldOid == oldTip)
         let backupRef = try #require(row.backupRef)
         #expect(try scenario.cache.refs()[backupRef] == oldTip)
     }
@@ -152,7 +152,7 @@ import TestSupport
         #expect(try backup.refs()["refs/heads/main"] == ours)
         // The overwritten tip lives on in the cache, under a backup ref the journal names
         let row = try #require(try scenario.store().refHistory(repository: "app", ref: "refs/heads/main").first)
-        #expect(row.action == "force" && row.outcome == "applied" && row.oldOid == theirs && row.newOid == ours)
+        #expect(row.action == .force && row.outcome == .applied && row.oldOid == theirs && row.newOid == ours)
         let backupRef = try #require(row.backupRef)
         #expect(backupRef.hasPrefix("refs/gitmirror/backup/backup/refs/heads/main@"))
         // stamped with the time it was written, in UTC
@@ -210,7 +210,7 @@ import TestSupport
         #expect(try backup.refs()["refs/heads/main"] != nil)
         #expect(try backup.refs()["refs/heads/blocked"] == nil)
         let row = try #require(try scenario.store().refHistory(repository: "app", ref: "refs/heads/blocked").first)
-        #expect(row.outcome == "rejected" && row.newOid == blocked)
+        #expect(row.outcome == .rejected && row.newOid == blocked)
         #expect(row.message?.contains("blocked is frozen") == true, "\(row.message ?? "")")
         #expect(try scenario.state("backup")?.lastErrorClass == .rejected)
     }
@@ -231,7 +231,7 @@ import TestSupport
         #expect(output.status == 1, "\(output)")
         #expect(try backup.refs()["refs/heads/main"] == first)
         let row = try #require(try scenario.store().refHistory(repository: "app", ref: "refs/heads/main").first)
-        #expect(row.outcome == "failed" && row.newOid == second, "\(row)")
+        #expect(row.outcome == .failed && row.newOid == second, "\(row)")
         #expect(row.message?.contains("the server reported success but holds \(first.prefix(7))") == true, "\(row.message ?? "")")
         #expect(try scenario.state("backup")?.state != .ok)
     }
@@ -282,7 +282,7 @@ import TestSupport
         #expect(output.status == 0, "\(output)")
         let after = try scenario.store().runs(repository: "app").compactMap(\.id)
         #expect(after.count == 2 && after.last == before.last && !after.contains(before.first!), "before \(before), after \(after)")
-        #expect(try scenario.store().refHistory(repository: "app", remote: "backup").contains { $0.action == "create" })
+        #expect(try scenario.store().refHistory(repository: "app", remote: "backup").contains { $0.action == .create })
     }
 
     @Test func repositoriesSyncInParallelSoAHungOneHoldsUpNoOther() throws {

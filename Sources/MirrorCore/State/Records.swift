@@ -84,10 +84,8 @@ public struct RefUpdate: Codable, Sendable, FetchableRecord, MutablePersistableR
     public var ref: String
     public var oldOid: String?
     public var newOid: String?
-    /// create, fast_forward, force, delete, diverged, keep, …
-    public var action: String
-    /// applied, rejected, kept, failed
-    public var outcome: String
+    public var action: RefAction
+    public var outcome: RefResult
     public var message: String?
     public var backupRef: String?
     public var recordedAt: Date
@@ -95,7 +93,7 @@ public struct RefUpdate: Codable, Sendable, FetchableRecord, MutablePersistableR
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 
     /// The outcome of a row written before its push, until the push's outcome replaces it.
-    public static let pending = "pending"
+    public static let pending = RefResult.pending
 
     public enum Columns {
         public static let id = Column(CodingKeys.id)
@@ -243,3 +241,7 @@ public struct DiscoverySourceState: Codable, Sendable, FetchableRecord, Persista
     public var lastError: String?
     public var count: Int
 }
+
+// The journal's vocabulary (Base/Journal.swift) is stored as its raw values.
+extension RefAction: DatabaseValueConvertible {}
+extension RefResult: DatabaseValueConvertible {}

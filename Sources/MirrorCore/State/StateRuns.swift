@@ -56,7 +56,7 @@ extension StateStore {
         for var ref in outcome.refs {
             // A ref left alone again (kept, diverged) is news only when something about it changed:
             // a daemon syncing every few minutes for a year must not bury the journal in repeats.
-            if ref.outcome == "kept", let last = try RefUpdate
+            if ref.outcome == .kept, let last = try RefUpdate
                 .filter(RefUpdate.Columns.repository == ref.repository && RefUpdate.Columns.remote == ref.remote && RefUpdate.Columns.ref == ref.ref)
                 .order(RefUpdate.Columns.id.desc).fetchOne(db),
                 last.outcome == ref.outcome, last.action == ref.action, last.oldOid == ref.oldOid, last.newOid == ref.newOid {
@@ -108,11 +108,11 @@ extension StateStore {
                 let now = current[row.ref]
                 let holds = now.map { "holds \($0.prefix(10))" } ?? "has no such ref"
                 if now == row.newOid {
-                    row.outcome = "applied"
+                    row.outcome = .applied
                 } else if now == row.oldOid {
-                    row.outcome = "failed"
+                    row.outcome = .failed
                 } else {
-                    row.outcome = "unknown"
+                    row.outcome = .unknown
                 }
                 row.message = [row.message, "settled by a later run: the run stopped during its push; the secondary \(holds)"]
                     .compactMap { $0 }.joined(separator: "; ")

@@ -75,12 +75,12 @@ extension SyncContext {
         if let runId, let store, !options.planOnly {
             let now = Date()
             var rows = [RefUpdate(id: nil, runId: runId, repository: mirror.name, remote: "cache", ref: "(cache)", oldOid: nil, newOid: nil,
-                                  action: "quarantine", outcome: "rebuilt",
+                                  action: .quarantine, outcome: .rebuilt,
                                   message: redactor.redact("\(damaged.description); moved to \(quarantined) and rebuilt from the primary"),
                                   backupRef: nil, recordedAt: now)]
             rows += lost.map { entry in
                 RefUpdate(id: nil, runId: runId, repository: mirror.name, remote: "cache", ref: entry.ref, oldOid: entry.id.hex, newOid: nil,
-                          action: "carry_over", outcome: "lost",
+                          action: .carryOver, outcome: .lost,
                           message: redactor.redact("this backup ref's objects could not be read from the damaged cache (\(entry.reason)); it remains in \(quarantined)"),
                           backupRef: nil, recordedAt: now)
             }

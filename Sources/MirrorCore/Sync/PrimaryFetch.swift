@@ -108,13 +108,18 @@ extension RepositorySync {
         // A secondary with lfs: true gets its LFS objects before any ref: it is never seeded from the fetch.
         for secondary in mirror.secondaries where targets.count < config.maxParallelPushes && !secondary.policy.lfs {
             let url = secondary.url
-            let scheme = url.scheme == .file ? "file" : url.scheme.rawValue
-            guard let access = try? context.credentials.endpoint(for: secondary, config: config), SeedSession.reaches(scheme, access: access) else { continue }
+            let transport: SeedTarget.Transport? = switch url.scheme {
+            case .file: .file
+            case .git: .git
+            case .ssh: .ssh
+            default: nil
+            }
+            guard let access = try? context.credentials.endpoint(for: secondary, config: config), let transport, SeedSession.reaches(access) else { continue }
             let forge = Forge.of(url)
             let refs = RefPlan.make(source: wanted, target: [:], policy: secondary.policy) { _, _ in false }
                 .refs.filter { $0.action == .create && forge.refusal(of: $0.ref) == nil }.map(\.ref)
             guard !refs.isEmpty else { continue }
-            targets.append(SeedTarget(name: secondary.name, access: access, scheme: scheme, user: url.user, host: url.host,
+            targets.append(SeedTarget(name: secondary.name, access: access, transport: transport, user: url.user, host: url.host,
                                       port: url.port, path: url.path, refs: refs))
         }
         return targets

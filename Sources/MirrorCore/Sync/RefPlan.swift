@@ -1,25 +1,5 @@
 import Git
 
-/// What a sync will do to one ref of one secondary.
-public enum RefAction: String, Codable, Sendable {
-    case create
-    case fastForward = "fast_forward"
-    case upToDate = "up_to_date"
-    /// The secondary has commits the primary lacks (or a tag moved): kept and reported.
-    case diverged
-    /// Diverged, and the policy allows overwriting it (after a backup).
-    case force
-    /// Gone from the primary, and prune is on.
-    case delete
-    /// Gone from the primary, left in place (prune off, or the deletion cap reached).
-    case keep
-    /// Outside the configured ref filters.
-    case skip
-
-    /// Whether carrying the action out sends anything to the secondary.
-    public var pushes: Bool { self == .create || self == .fastForward || self == .force || self == .delete }
-}
-
 public struct PlannedRef: Codable, Sendable, Equatable {
     public var ref: String
     public var action: RefAction

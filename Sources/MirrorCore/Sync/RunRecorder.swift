@@ -26,7 +26,7 @@ extension SyncContext {
         let now = Date()
         let rows = overwrites.map { ref in
             RefUpdate(id: nil, runId: runId, repository: mirror.name, remote: secondary.name, ref: ref.ref, oldOid: ref.old?.hex,
-                      newOid: ref.new?.hex, action: ref.action.rawValue, outcome: RefUpdate.pending,
+                      newOid: ref.new?.hex, action: ref.action, outcome: RefUpdate.pending,
                       message: ref.message.map(redactor.redact), backupRef: ref.backupRef, recordedAt: now)
         }
         do {
@@ -56,7 +56,7 @@ extension SyncContext {
         guard let condition = report.result.condition else {
             let applied = report.refs.filter { $0.outcome == .applied }.map { ref in
                 RefUpdate(id: nil, runId: runId, repository: report.repository, remote: report.remote, ref: ref.ref,
-                          oldOid: ref.old?.hex, newOid: ref.new?.hex, action: ref.action.rawValue, outcome: ref.outcome.rawValue,
+                          oldOid: ref.old?.hex, newOid: ref.new?.hex, action: ref.action, outcome: ref.outcome,
                           message: ref.message.map(redactor.redact), backupRef: ref.backupRef, recordedAt: now)
             }
             if !applied.isEmpty {
@@ -74,7 +74,7 @@ extension SyncContext {
                               refsFingerprint: fingerprint, lastRunId: runId, head: report.head)
         let refs = report.refs.map { ref in
             RefUpdate(id: nil, runId: runId, repository: report.repository, remote: report.remote, ref: ref.ref,
-                      oldOid: ref.old?.hex, newOid: ref.new?.hex, action: ref.action.rawValue, outcome: ref.outcome.rawValue,
+                      oldOid: ref.old?.hex, newOid: ref.new?.hex, action: ref.action, outcome: ref.outcome,
                       message: ref.message.map(redactor.redact), backupRef: ref.backupRef, recordedAt: now)
         }
         return RemoteOutcome(state: row, refs: refs)

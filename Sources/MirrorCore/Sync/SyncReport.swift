@@ -3,9 +3,7 @@ import Git
 
 /// What happened to one ref of one remote.
 public struct RefOutcome: Codable, Sendable, Equatable {
-    public enum Outcome: String, Codable, Sendable {
-        case applied, rejected, kept, failed, planned
-    }
+    public typealias Outcome = RefResult
 
     public var ref: String
     public var action: RefAction

@@ -58,7 +58,7 @@ public struct FetchJob: Job {
     /// left out of the seeding (and pushed to afterwards, as usual). A local path needs no room.
     public mutating func admitConnections(_ admit: (String) -> Bool) {
         guard var seeding else { return }
-        seeding.targets = seeding.targets.filter { $0.scheme == "file" || admit($0.host ?? "local") }
+        seeding.targets = seeding.targets.filter { $0.transport == .file || admit($0.host ?? "local") }
         self.seeding = seeding.targets.isEmpty ? nil : seeding
     }
 }

@@ -17,13 +17,21 @@ public struct SeedTarget: Codable, Sendable {
     public var name: String
     /// Its URL, credential and known_hosts, as for a push.
     public var access: Endpoint
-    public var scheme: String
+    /// How this client reaches its receive-pack itself.
+    public var transport: Transport
     public var user: String?
     public var host: String?
     public var port: Int?
     public var path: String
     /// The refs the plan would create on it when it is empty.
     public var refs: [String]
+}
+
+extension SeedTarget {
+    /// The transports a seed speaks (`git://`, SSH through OpenSSH, a local path); the others are pushed after the fetch.
+    public enum Transport: String, Codable, Sendable {
+        case git, ssh, file
+    }
 }
 
 public struct SeedOutcome: Codable, Sendable, Equatable {

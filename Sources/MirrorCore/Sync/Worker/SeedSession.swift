@@ -56,15 +56,15 @@ final class SeedSession: Sendable {
 
     /// Whether this secondary can be seeded at all: a transport this client speaks itself (SSH through
     /// OpenSSH, so not with a key locked by a passphrase, as for git's push).
-    static func reaches(_ scheme: String, access: Endpoint) -> Bool {
-        ["git", "file", "ssh"].contains(scheme) && GitTransfer.handles(access)
+    static func reaches(_ access: Endpoint) -> Bool {
+        GitTransfer.handles(access)
     }
 
     /// Connects, starts receive-pack and reads what it advertises, within `timeout`.
     static func open(_ target: SeedTarget, timeout: TimeInterval) throws -> SeedSession {
         let session: SeedSession
-        switch target.scheme {
-        case "git":
+        switch target.transport {
+        case .git:
             guard let host = target.host else { throw SyncFailure(.config, "no host") }
             let port = target.port ?? 9418
             let descriptor: Int32
@@ -75,7 +75,7 @@ final class SeedSession: Sendable {
             session = SeedSession(target: target, output: descriptor, input: descriptor, isSocket: true, child: nil, keyDescriptor: -1)
             let hostField = target.port.map { "\(host):\($0)" } ?? host
             session.enqueue(pktLine("git-receive-pack \(target.path)\0host=\(hostField)\0"))
-        case "ssh":
+        case .ssh:
             guard let host = target.host else { throw SyncFailure(.config, "no host") }
             var key: Int32 = -1
             if let privateKey = target.access.credential?.sshKey?.privateKey {
@@ -88,10 +88,8 @@ final class SeedSession: Sendable {
             if let port = target.port { arguments += ["-p", String(port)] }
             arguments += [host, "git-receive-pack \(GitTransfer.quoted(target.path))"]
             session = try spawn(target, arguments, keyDescriptor: key)
-        case "file":
+        case .file:
             session = try spawn(target, ["git", "receive-pack", target.path], keyDescriptor: -1)
-        default:
-            throw SyncFailure(.config, "\(target.scheme) secondaries are pushed after the fetch")
         }
         session.startWriter()
         do {
