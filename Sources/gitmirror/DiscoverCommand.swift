@@ -33,11 +33,7 @@ struct DiscoverCommand: ParsableCommand {
 /// The discovery step of `sync`, `plan` and `discover`, with the terminal as its display.
 enum Discovery {
     /// Lists the sources (recording what they hold unless `record` is false) and expands the configuration.
-    static func run(_ config: Config, record: Bool) -> Discoverer.Outcome {
-        let store = try? StateStore(path: config.databaseURL.path, readOnly: !record)
-        let discoverer = Discoverer(credentials: CredentialResolver(redactor: Redactor()), store: store)
-        return discoverer.run(config, list: true, record: record && store?.newerSchema == nil)
-    }
+    static func run(_ config: Config, record: Bool) -> Discoverer.Outcome { Discoverer.listing(config, record: record) }
 
     /// For sync and plan: the expanded configuration; what went wrong is printed to stderr.
     static func expand(_ config: Config, record: Bool) -> (config: Config, complete: Bool) {

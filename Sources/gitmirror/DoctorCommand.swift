@@ -21,9 +21,7 @@ struct DoctorCommand: ParsableCommand {
         // discover: sources are listed too: their tokens and APIs are checked, and their repositories with the rest.
         let (config, discovered) = Discovery.expand(try options.load(), record: false)
         let mirrors = try options.select(repositories, from: config)
-        let preflight = Preflight(config: config, workers: Workers(executable: ChildProcess.ownExecutable),
-                                  credentials: CredentialResolver(redactor: Redactor()))
-        let findings = preflight.check(mirrors)
+        let findings = Preflight.check(mirrors, of: config)
         if json {
             try Terminal.printJSON(findings)
         } else {

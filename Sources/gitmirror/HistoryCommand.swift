@@ -35,11 +35,10 @@ struct HistoryCommand: ParsableCommand {
                 throw ExitStatus.invalidConfig
             }
         }
-        guard FileManager.default.fileExists(atPath: config.databaseURL.path) else {
+        guard let store = try StateStore.reading(config) else {
             print("No history yet: '\(repository)' has never been synced.")
             return
         }
-        let store = try StateStore(path: config.databaseURL.path, readOnly: true)
         let entries = try Self.names(for: ref).flatMap { try store.refHistory(repository: repository, remote: remote, ref: $0, limit: limit) }
             .sorted { ($0.recordedAt, $0.id ?? 0) > ($1.recordedAt, $1.id ?? 0) }.prefix(limit).map { $0 }
         if json {

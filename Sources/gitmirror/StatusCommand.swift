@@ -65,27 +65,24 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         let written = try options.load()
         // Discovered repositories as last listed (no API is asked), and those gone from their sources.
-        let discovery = written.discover.isEmpty ? nil
-            : Discoverer(credentials: CredentialResolver(redactor: Redactor()), store: try? StateStore(path: written.databaseURL.path, readOnly: true))
-                .run(written, list: false, record: false)
+        let discovery = Discoverer.lastListings(written)
         let config = discovery?.config ?? written
         var known: [String: RemoteState] = [:]
         var schedule: [String: ScheduleEntry] = [:]
         var working: [String: SyncProgress] = [:]
         var lastPass: PassRecord?
-        if FileManager.default.fileExists(atPath: config.databaseURL.path) {
-            do {
-                let store = try StateStore(path: config.databaseURL.path, readOnly: true)
+        do {
+            if let store = try StateStore.reading(config) {
                 for state in try store.remoteStates() { known["\(state.repository)\u{0}\(state.remote)"] = state }
                 // Only a daemon that is still running speaks for the schedule.
                 for entry in (try? store.schedule()) ?? [] where kill(entry.pid, 0) == 0 { schedule[entry.repository] = entry }
                 // Only a sync whose process still runs is in progress.
                 for entry in (try? store.progress()) ?? [] where kill(entry.pid, 0) == 0 { working["\(entry.repository)\u{0}\(entry.remote)"] = entry }
                 lastPass = try? store.lastPass()
-            } catch {
-                Terminal.error("error: cannot read the state database \(config.databaseURL.path): \(error)")
-                throw ExitStatus.outOfStep
             }
+        } catch {
+            Terminal.error("error: cannot read the state database \(config.databaseURL.path): \(error)")
+            throw ExitStatus.outOfStep
         }
         var rows: [Row] = []
         for mirror in config.repositories {

@@ -18,6 +18,20 @@ public final class Scenario: @unchecked Sendable {
         config = sandbox.path("mirrors.yaml")
     }
 
+    /// The most usual stage: a primary with one commit, and one secondary `backup` in mirrors.yaml (with
+    /// `options`, further lines of its item, indented by two: `"  force: true"`), synced once when `synced`.
+    public static func withBackup(_ name: String, options: String = "", synced: Bool = false) throws -> (scenario: Scenario, backup: BareRepository) {
+        let scenario = try Scenario(name)
+        try scenario.primary.commit("first")
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))" + (options.isEmpty ? "" : "\n" + options))
+        if synced {
+            let output = try scenario.gitmirror("sync")
+            guard output.status == 0 else { throw TestError("the first sync of \(name) failed: \(output)") }
+        }
+        return (scenario, backup)
+    }
+
     /// An empty bare repository served by the daemon.
     public func secondary(_ name: String) throws -> BareRepository {
         try BareRepository.create(at: served.appendingPathComponent("\(name).git"))

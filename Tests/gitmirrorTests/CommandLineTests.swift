@@ -84,10 +84,7 @@ import TestSupport
     }
 
     @Test func syncJSONReportsPerRemoteResults() throws {
-        let scenario = try Scenario("sync-json")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+        let (scenario, backup) = try Scenario.withBackup("sync-json")
 
         let output = try scenario.gitmirror("sync", "--json")
 
@@ -111,10 +108,7 @@ import TestSupport
 
     @Test func everyJSONOutputIsSnakeCaseWithRFC3339TimesAndTheTablesShowTheOffset() throws {
         // Given a repository synced once
-        let scenario = try Scenario("json-style")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+        let (scenario, backup) = try Scenario.withBackup("json-style")
         let sync = try scenario.gitmirror("sync", "--json")
         #expect(sync.status == 0, "\(sync)")
 
@@ -170,10 +164,7 @@ import TestSupport
     }
 
     @Test func unknownRepositoryNameIsAClearError() throws {
-        let scenario = try Scenario("unknown-repo")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+        let (scenario, backup) = try Scenario.withBackup("unknown-repo")
 
         let output = try scenario.gitmirror("sync", "nope")
 

@@ -8,11 +8,7 @@ import TestSupport
 @Suite(.onTestThreads) struct JournalFailureTests {
     @Test func aJournalTheDatabaseRefusesIsReportedAndTheRunExitsOne() throws {
         // Given a repository synced once, then a database that refuses every journal row (as a full or broken disk would)
-        let scenario = try Scenario("journal-refused")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
-        #expect(try scenario.gitmirror("sync").status == 0)
+        let (scenario, backup) = try Scenario.withBackup("journal-refused", synced: true)
         let database = scenario.sandbox.path("state/gitmirror.sqlite").path
         try Shell.run(["sqlite3", database,
                        "CREATE TRIGGER refuse_journal BEFORE INSERT ON ref_update BEGIN SELECT RAISE(ABORT, 'journal refused by the test'); END;"])

@@ -59,10 +59,7 @@ import TestSupport
     @Test func aReadOnlyConfigurationFolderGetsAPlainErrorAndGITMIRROR_STATE_DIRIsHonoured() throws {
         // Given mirrors.yaml without state_dir in a folder only root may write (as a ConfigMap is
         // mounted in a container), and gitmirror running as an unprivileged user
-        let scenario = try Scenario("read-only-config")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+        let (scenario, backup) = try Scenario.withBackup("read-only-config")
         let text = try String(contentsOf: scenario.config, encoding: .utf8).replacingOccurrences(of: "state_dir: state\n", with: "")
         let folder = try scenario.sandbox.directory("etc-gitmirror")
         let config = folder.appendingPathComponent("mirrors.yaml")

@@ -9,11 +9,7 @@ import TestSupport
     @Test func aForceInterruptedDuringItsPushIsInTheHistoryWithItsBackupAndSettledByTheNextRun() throws {
         // Given a secondary whose main diverged (it has a commit the primary lacks), force: true, and a
         // post-receive hook that signals once the secondary has taken the new tip, then holds the push open
-        let scenario = try Scenario("pending-force")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))\n  force: true")
-        #expect(try scenario.gitmirror("sync").status == 0)
+        let (scenario, backup) = try Scenario.withBackup("pending-force", options: "  force: true", synced: true)
         let theirs = try backup.commit("only on the secondary")
         let ours = try scenario.primary.commit("rewritten on the primary")
         let marker = scenario.sandbox.path("received")
@@ -47,11 +43,7 @@ import TestSupport
     }
 
     @Test func aForceThatCompletesLeavesNoPendingRow() throws {
-        let scenario = try Scenario("pending-complete")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))\n  force: true")
-        #expect(try scenario.gitmirror("sync").status == 0)
+        let (scenario, backup) = try Scenario.withBackup("pending-complete", options: "  force: true", synced: true)
         _ = try backup.commit("only on the secondary")
         _ = try scenario.primary.commit("rewritten")
 

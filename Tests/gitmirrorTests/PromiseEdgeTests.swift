@@ -136,11 +136,7 @@ import TestSupport
     }
 
     @Test func staleLockFilesInTheCacheAreRemovedAndSaidSo() throws {
-        let scenario = try Scenario("stale-lock")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
-        #expect(try scenario.gitmirror("sync").status == 0)
+        let (scenario, backup) = try Scenario.withBackup("stale-lock", synced: true)
 
         // Given lock files a killed process left in the cache
         let old = Date().addingTimeInterval(-3600)
@@ -326,11 +322,7 @@ import TestSupport
 
     @Test func cacheOwnedByAnotherUserIsConfigNamingTheOwner() throws {
         // Given a state folder the unprivileged user owns, but a cache that root owns
-        let scenario = try Scenario("other-uid")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
-        #expect(try scenario.gitmirror("sync").status == 0)
+        let (scenario, backup) = try Scenario.withBackup("other-uid", synced: true)
         try scenario.primary.commit("second")
         let state = scenario.sandbox.path("state").path
         try Shell.run(["chown", "-R", "nobody", state])
@@ -372,11 +364,7 @@ import TestSupport
     }
 
     @Test func databaseOfANewerGitmirrorIsOnlyRead() throws {
-        let scenario = try Scenario("newer-schema")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
-        #expect(try scenario.gitmirror("sync").status == 0)
+        let (scenario, backup) = try Scenario.withBackup("newer-schema", synced: true)
         let database = scenario.sandbox.path("state/gitmirror.sqlite").path
         try Shell.run(["sqlite3", database, "INSERT INTO grdb_migrations (identifier) VALUES ('v99')"])
         let runs = try scenario.store().runs(repository: "app").count
@@ -395,10 +383,7 @@ import TestSupport
     }
 
     @Test func emptyDatabaseFileIsRefused() throws {
-        let scenario = try Scenario("empty-db")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+        let (scenario, backup) = try Scenario.withBackup("empty-db")
         _ = try scenario.sandbox.write("state/gitmirror.sqlite", "")
 
         let output = try scenario.gitmirror("sync")

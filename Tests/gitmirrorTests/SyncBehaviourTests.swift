@@ -7,11 +7,7 @@ import TestSupport
 @Suite(.onTestThreads) struct SyncBehaviourTests {
     @Test func newCommitsBranchesAndTagsReachTheSecondary() throws {
         // Given a secondary that was synced once
-        let scenario = try Scenario("new-work")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
-        #expect(try scenario.gitmirror("sync").status == 0)
+        let (scenario, backup) = try Scenario.withBackup("new-work", synced: true)
 
         // When the primary gains commits, a branch and a tag
         try scenario.primary.commit("second")
@@ -116,11 +112,7 @@ import TestSupport
     }
 
     @Test func divergedRefIsKeptAndReportedWhileOtherRefsArePushed() throws {
-        let scenario = try Scenario("diverged")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
-        #expect(try scenario.gitmirror("sync").status == 0)
+        let (scenario, backup) = try Scenario.withBackup("diverged", synced: true)
 
         // Given someone committed on the secondary, and the primary moved on too
         let theirs = try backup.commit("work only on the secondary")
@@ -138,11 +130,7 @@ import TestSupport
     }
 
     @Test func forcedDivergedRefIsOverwrittenAfterItsOldTipIsBackedUp() throws {
-        let scenario = try Scenario("force")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))\n  force: true")
-        #expect(try scenario.gitmirror("sync").status == 0)
+        let (scenario, backup) = try Scenario.withBackup("force", options: "  force: true", synced: true)
         let theirs = try backup.commit("work only on the secondary")
         let ours = try scenario.primary.commit("second")
 
@@ -237,11 +225,7 @@ import TestSupport
     }
 
     @Test func syncWithNothingToDoFetchesNothingAndPushesNothing() throws {
-        let scenario = try Scenario("no-op")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
-        #expect(try scenario.gitmirror("sync").status == 0)
+        let (scenario, backup) = try Scenario.withBackup("no-op", synced: true)
         let logBefore = scenario.daemon.logText
 
         let output = try scenario.gitmirror("sync")
@@ -257,10 +241,7 @@ import TestSupport
 
     @Test func syncForgetsOldQuietRunsAndKeepsTheJournal() throws {
         // Given a first sync that created refs and a second with nothing to do, both long ago
-        let scenario = try Scenario("retention")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
+        let (scenario, backup) = try Scenario.withBackup("retention")
         let yaml = try String(contentsOf: scenario.config, encoding: .utf8)
         try ("retention:\n  runs: 7d\n" + yaml).write(to: scenario.config, atomically: true, encoding: .utf8)
         #expect(try scenario.gitmirror("sync").status == 0)

@@ -22,12 +22,7 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
     let registry = WorkerRegistry()
     let metrics = DaemonMetrics(version: version)
     metrics.recordConfigLoaded()
-    // Secondaries out of step when the daemon starts are behind from then on, not from their next run.
-    for row in (try? store.remoteStates()) ?? [] where row.role == .secondary && loaded.mirror(named: row.repository) != nil {
-        guard row.state != .ok else { metrics.recordBehind(repository: row.repository, remote: row.remote, since: nil); continue }
-        metrics.recordBehind(repository: row.repository, remote: row.remote,
-                             since: row.lastSuccess ?? (try? store.firstRunStart(repository: row.repository)) ?? row.lastAttempt)
-    }
+    DaemonStart.markBehind(metrics, from: store, config: loaded)
     let notifier = Notifier(known: (try? store.remoteStates()) ?? [], logger: logger)
     notifier.setTargets(try notifyTargets(loaded, environment: environment, redactor: redactor))
     // Fixed at start, as the listening address is: a reload does not resize the limits of work in flight.
@@ -42,23 +37,11 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
         }
     }
 
-    // Runs a stopped process left `running` (a crash, a kill -9) are recorded as interrupted, once the
-    // repository's lock shows that nobody runs them; interrupted repositories then run first.
-    for repository in (try? store.repositoriesWithUnfinishedRuns()) ?? [] {
-        let lockPath = loaded.cacheDirectory.appendingPathComponent("\(repository).lock").path
-        guard case .acquired(let lock)? = try? RepositoryLock.acquire(path: lockPath, wait: 0) else { continue }
-        defer { lock.release() }
-        do {
-            try store.markUnfinishedRunsInterrupted(repository: repository)
-            logger.info("a run left running by a stopped process is recorded as interrupted", metadata: ["repository": "\(repository)"])
-        } catch {
-            logger.warning("could not record a run left running by a stopped process as interrupted", metadata: ["repository": "\(repository)", "error": "\(error)"])
-        }
-    }
-    let interrupted = (try? store.repositoriesLastInterrupted()) ?? []
+    let interrupted = DaemonStart.settleUnfinishedRuns(in: store, config: loaded, logger: logger)
 
     // The scheduler publishes each repository's next run; the recorder writes them in order, off the actor.
     let scheduleRecorder = ScheduleRecorder(store: store, logger: logger)
+    let finishedRuns = FinishedRuns(store: store, metrics: metrics, notifier: notifier, redactor: redactor, logger: logger)
     let scheduler = Scheduler(
         config: loaded, logger: logger, startNow: interrupted,
         runner: { mirror, trigger in
@@ -78,35 +61,7 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
                 Thread.detachNewThread { continuation.resume(returning: sync.run(mirror)) }
             }
         },
-        onFinished: { report in
-            // Behind: since the secondary was last in step; one never in step is behind since the repository's first run.
-            var behind: [String: Date] = [:]
-            if report.secondaries.contains(where: { $0.failure != nil }) {
-                let states = (try? store.remoteStates()) ?? []
-                let firstRun = try? store.firstRunStart(repository: report.repository)
-                for remote in report.secondaries where remote.failure != nil {
-                    behind[remote.remote] = states.first { $0.repository == report.repository && $0.remote == remote.remote }?.lastSuccess ?? firstRun
-                }
-            }
-            metrics.record(report, behindSince: behind)
-            for failure in report.journalFailures {
-                logger.error("the state database did not record \(failure); the refs moved, but history does not show it",
-                             metadata: ["repository": "\(report.repository)"])
-            }
-            notifier.observe(report)
-            for remote in [report.primary] + report.secondaries {
-                var metadata: Logger.Metadata = ["repository": "\(report.repository)", "remote": "\(remote.remote)",
-                                                 "result": "\(remote.result.rawValue)", "run_id": "\(report.runId.map(String.init) ?? "-")"]
-                if remote.result == .interrupted {
-                    logger.info("interrupted; retried on the next start", metadata: metadata)
-                } else if let failure = remote.failure {
-                    metadata["error_class"] = "\(failure.errorClass.rawValue)"
-                    logger.warning("\(redactor.redact(failure.message))", metadata: metadata)
-                } else {
-                    logger.info("in step", metadata: metadata)
-                }
-            }
-        },
+        onFinished: { report in finishedRuns.observe(report) },
         onSchedule: { entry in scheduleRecorder.record(entry) },
         onPass: { pass in
             metrics.recordPass(pass)

@@ -189,6 +189,20 @@ struct ForgeREST: Sendable {
     }
 
     /// A change the API must accept with `status`.
+    /// GitHub's and Gitea's alike: `PATCH /repos/{path}` with the new default branch.
+    func setDefaultBranch(ofRepository path: String, to branch: String, on forge: String) throws(SyncFailure) {
+        try change("PATCH", url("/repos/\(Self.encodedPath(path))"), body: ["default_branch": branch],
+                   doing: "setting the default branch of \(path) on \(forge) to \(branch)")
+    }
+
+    /// GitHub's and Gitea's alike: the repository itself is the change marker, since `moved` (a time
+    /// the forge moves on every push) and the default branch say whether it changed.
+    func repositoryMarker(of path: String, moved field: String, etag: String?, on forge: String) throws(SyncFailure) -> ChangeMarker? {
+        try conditional(url("/repos/\(Self.encodedPath(path))"), etag: etag, doing: "asking \(forge) whether \(path) changed") { object in
+            ("\(field)=\(object.string(field) ?? "-") default_branch=\(object.string("default_branch") ?? "-")", Self.time(object.string(field)))
+        }
+    }
+
     func change(_ method: String, _ url: URL, body: [String: Any], doing what: String) throws(SyncFailure) {
         let answer = try send(method, url, body: body, doing: what)
         guard answer.status == 200 else { throw failure(answer, doing: what) }

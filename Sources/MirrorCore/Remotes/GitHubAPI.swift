@@ -62,15 +62,12 @@ struct GitHubAPI: ForgeClient {
     }
 
     func setDefaultBranch(of path: String, to branch: String) throws(SyncFailure) {
-        try rest.change("PATCH", rest.url("/repos/\(ForgeREST.encodedPath(path))"), body: ["default_branch": branch],
-                        doing: "setting the default branch of \(path) on GitHub to \(branch)")
+        try rest.setDefaultBranch(ofRepository: path, to: branch, on: "GitHub")
     }
 
     /// The repository itself: `pushed_at` moves on every push. A 304 does not count against the rate limit.
     func changeMarker(of path: String, etag: String?) throws(SyncFailure) -> ChangeMarker? {
-        try rest.conditional(rest.url("/repos/\(ForgeREST.encodedPath(path))"), etag: etag, doing: "asking GitHub whether \(path) changed") { object in
-            ("pushed_at=\(object.string("pushed_at") ?? "-") default_branch=\(object.string("default_branch") ?? "-")", ForgeREST.time(object.string("pushed_at")))
-        }
+        try rest.repositoryMarker(of: path, moved: "pushed_at", etag: etag, on: "GitHub")
     }
 }
 

@@ -61,14 +61,11 @@ struct GiteaAPI: ForgeClient {
     }
 
     func setDefaultBranch(of path: String, to branch: String) throws(SyncFailure) {
-        try rest.change("PATCH", rest.url("/repos/\(ForgeREST.encodedPath(path))"), body: ["default_branch": branch],
-                        doing: "setting the default branch of \(path) on Gitea to \(branch)")
+        try rest.setDefaultBranch(ofRepository: path, to: branch, on: "Gitea")
     }
 
     /// The repository itself: Gitea moves its `updated_at` on every push.
     func changeMarker(of path: String, etag: String?) throws(SyncFailure) -> ChangeMarker? {
-        try rest.conditional(rest.url("/repos/\(ForgeREST.encodedPath(path))"), etag: etag, doing: "asking Gitea whether \(path) changed") { object in
-            ("updated_at=\(object.string("updated_at") ?? "-") default_branch=\(object.string("default_branch") ?? "-")", ForgeREST.time(object.string("updated_at")))
-        }
+        try rest.repositoryMarker(of: path, moved: "updated_at", etag: etag, on: "Gitea")
     }
 }

@@ -119,6 +119,11 @@ struct GitTransfer: PackTransfer {
         // git's stderr is read on a thread of its own while this one waits for git: the hooks are lent to it.
         let say = Lent(hooks.progress)
         let progress = GitProgress(report: { say.value($0) })
+        // Before the server hears anything, git matches every ref against its lease, locally: on a busy
+        // machine a push of thousands of refs spends minutes so, silent. While git's processes use CPU,
+        // that is work, not a server that stopped answering (one that did leaves them waiting, idle).
+        let working = LocalWork.heartbeat { progress.say("git is preparing the push (\(updates.count) refs)") }
+        defer { working?.stop() }
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             progress.read(errors)
@@ -228,6 +233,9 @@ final class GitProgress: Sendable {
     init(report: @escaping @Sendable (String) -> Void) { self.report = report }
 
     var lines: [String] { said.withLock { $0.collected } }
+
+    /// A line of the worker's own, between git's (never at the same time: the hooks take one at a time).
+    func say(_ line: String) { said.withLock { _ in report(line) } }
     /// Bytes written, as git's "Writing objects" line last said.
     var bytes: Int { said.withLock { $0.written } }
 
@@ -240,8 +248,8 @@ final class GitProgress: Sendable {
                 pending.removeSubrange(pending.startIndex...end)
                 guard !line.isEmpty else { continue }
                 let step = TransferStep(gitLine: line)
-                report(step?.description ?? line)
                 said.withLock { said in
+                    report(step?.description ?? line)
                     if let bytes = step?.bytes { said.written = max(said.written, bytes) }
                     if step == nil, !TransferHooks.isProgress(line), said.collected.count < 500 { said.collected.append(line) }
                 }
