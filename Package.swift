@@ -63,7 +63,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "TestSupport", dependencies: ["MirrorCore"], path: "Tests/TestSupport"),
-        .testTarget(name: "GitTests", dependencies: ["Git", "TestSupport"]),
+        .testTarget(name: "GitTests", dependencies: ["Git", "CLibgit2", "TestSupport"]),
         .testTarget(name: "MirrorCoreTests", dependencies: [
             "MirrorCore", "TestSupport",
             .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),

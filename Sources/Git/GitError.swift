@@ -34,7 +34,8 @@ public struct GitError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Every libgit2 call goes through here: the error slot is thread-local and
-/// overwritten by the next call, so it is read at once, on the same thread.
+/// overwritten by the next call, so it is read at once, on the same thread, then cleared: a later
+/// failure that sets no message of its own must not be reported with this one's.
 @discardableResult
 func check(_ function: String, _ result: Int32) throws(GitError) -> Int32 {
     guard result < 0 else { return result }
@@ -44,5 +45,6 @@ func check(_ function: String, _ result: Int32) throws(GitError) -> Int32 {
         errorClass = last.pointee.klass
         if let text = last.pointee.message { message = String(cString: text) }
     }
+    git_error_clear()
     throw GitError(function: function, code: result, errorClass: errorClass, message: message)
 }

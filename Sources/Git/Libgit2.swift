@@ -2,19 +2,29 @@ import CLibgit2
 
 /// Process-wide libgit2 setup. Call `initialize()` once before any other call.
 public enum Libgit2 {
-    private static let once: Void = {
+    /// What the process-wide setup did: nil, or the setting libgit2 refused.
+    private static let once: GitError? = {
         git_libgit2_init()
-        // Never read the user's or the system's git configuration: an
-        // `url.<x>.insteadOf` there would silently send a push elsewhere.
-        for level in [GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_PROGRAMDATA] {
-            _ = gitmirror_opts_set_search_path(level.rawValue, "")
+        do throws(GitError) {
+            // Never read the user's or the system's git configuration: an
+            // `url.<x>.insteadOf` there would silently send a push elsewhere.
+            for level in [GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_PROGRAMDATA] {
+                try check("git_libgit2_opts(SET_SEARCH_PATH)", gitmirror_opts_set_search_path(level.rawValue, ""))
+            }
+            try check("git_libgit2_opts(SET_USER_AGENT)", gitmirror_opts_set_user_agent("gitmirror"))
+            // The cache holds the only copy of every backup ref: make its writes durable.
+            try check("git_libgit2_opts(ENABLE_FSYNC_GITDIR)", gitmirror_opts_enable_fsync(1))
+            return nil
+        } catch {
+            return error
         }
-        _ = gitmirror_opts_set_user_agent("gitmirror")
-        // The cache holds the only copy of every backup ref: make its writes durable.
-        _ = gitmirror_opts_enable_fsync(1)
     }()
 
     public static func initialize() { _ = once }
+
+    /// Why libgit2 could not be set up as gitmirror needs it (a refused setting): nothing may then run,
+    /// since a search path left in place would read the user's git configuration. Nil when all is well.
+    public static var setupFailure: GitError? { once }
 
     /// Trust the certificates in this PEM file (which must include the system
     /// CAs when those are still wanted: libgit2 replaces its store with it).

@@ -30,6 +30,7 @@ public final class Remote {
     /// A remote with no repository, good for listing refs only.
     public init(url: String, hooks: TransferHooks) throws(GitError) {
         Libgit2.initialize()
+        if let failure = Libgit2.setupFailure { throw failure }
         var out: OpaquePointer?
         try check("git_remote_create_detached", git_remote_create_detached(&out, url))
         self.pointer = out!

@@ -15,6 +15,7 @@ public final class Repository {
     /// Opens the bare repository at `path`, creating it when it does not exist yet.
     public static func openOrCreateBare(at path: String) throws(GitError) -> Repository {
         Libgit2.initialize()
+        if let failure = Libgit2.setupFailure { throw failure }
         var out: OpaquePointer?
         if git_repository_open_bare(&out, path) == 0, let out {
             return Repository(pointer: out)
@@ -26,6 +27,7 @@ public final class Repository {
 
     public static func openBare(at path: String) throws(GitError) -> Repository {
         Libgit2.initialize()
+        if let failure = Libgit2.setupFailure { throw failure }
         var out: OpaquePointer?
         try check("git_repository_open_bare", git_repository_open_bare(&out, path))
         guard let out else { throw GitError(function: "git_repository_open_bare", code: -1, errorClass: 0, message: "no repository returned") }

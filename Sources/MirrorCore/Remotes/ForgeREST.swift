@@ -189,6 +189,19 @@ struct ForgeREST: Sendable {
     }
 
     /// A change the API must accept with `status`.
+    /// GitHub's and Gitea's repository object alike (`full_name`, `clone_url`, `ssh_url`, …); `visibility` is read
+    /// the way each forge says it.
+    static func repository(_ item: [String: Any], visibility: String) -> DiscoveredRepository? {
+        guard let path = item.string("full_name"), let name = item.string("name"), let clone = item.string("clone_url") else { return nil }
+        return DiscoveredRepository(path: path, name: name, cloneURL: clone, sshURL: item.string("ssh_url"), defaultBranch: item.string("default_branch"),
+                                    description: item.string("description"), visibility: visibility, archived: item.flag("archived"), fork: item.flag("fork"))
+    }
+
+    /// GitHub's and Gitea's alike: `GET /repos/{path}`, nil when there is none.
+    func repository(at path: String, on forge: String, _ parse: ([String: Any]) -> DiscoveredRepository?) throws(SyncFailure) -> DiscoveredRepository? {
+        try object(url("/repos/\(Self.encodedPath(path))"), doing: "looking up \(path) on \(forge)").flatMap(parse)
+    }
+
     /// GitHub's and Gitea's alike: `PATCH /repos/{path}` with the new default branch.
     func setDefaultBranch(ofRepository path: String, to branch: String, on forge: String) throws(SyncFailure) {
         try change("PATCH", url("/repos/\(Self.encodedPath(path))"), body: ["default_branch": branch],

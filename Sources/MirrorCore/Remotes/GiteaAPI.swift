@@ -27,14 +27,11 @@ struct GiteaAPI: ForgeClient {
     }
 
     static func repository(_ item: [String: Any]) -> DiscoveredRepository? {
-        guard let path = item.string("full_name"), let name = item.string("name"), let clone = item.string("clone_url") else { return nil }
-        let visibility = item.flag("internal") ? "internal" : item.flag("private") ? "private" : "public"
-        return DiscoveredRepository(path: path, name: name, cloneURL: clone, sshURL: item.string("ssh_url"), defaultBranch: item.string("default_branch"),
-                                    description: item.string("description"), visibility: visibility, archived: item.flag("archived"), fork: item.flag("fork"))
+        ForgeREST.repository(item, visibility: item.flag("internal") ? "internal" : item.flag("private") ? "private" : "public")
     }
 
     func repository(at path: String) throws(SyncFailure) -> DiscoveredRepository? {
-        try rest.object(rest.url("/repos/\(ForgeREST.encodedPath(path))"), doing: "looking up \(path) on Gitea").flatMap(Self.repository)
+        try rest.repository(at: path, on: "Gitea", Self.repository)
     }
 
     func createRepository(at path: String, visibility: String, description: String?) throws(SyncFailure) {

@@ -68,40 +68,50 @@ public struct HTTPClient: Sendable {
         // Without a body libcurl would still send "Expect:" on large POSTs; AWS does not need it.
         list = curl_slist_append(list, "Expect:")
         let payload = body ?? Data()
+        // An option libcurl refuses (an older libcurl without CURLOPT_PROTOCOLS_STR, say) would leave the
+        // request without a limit gitmirror relies on: it is not sent.
+        var refused: (option: String, code: CURLcode)?
+        func set(_ option: String, _ code: CURLcode) {
+            if code != CURLE_OK, refused == nil { refused = (option, code) }
+        }
         let code: CURLcode = payload.withUnsafeBytes { bytes in
             url.absoluteString.withCString { address in
-                gitmirror_curl_setopt_string(handle, CURLOPT_URL, address)
-                gitmirror_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-                gitmirror_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout * 1000))
-                gitmirror_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(timeout, 10) * 1000))
-                gitmirror_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
-                gitmirror_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
-                gitmirror_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
+                set("CURLOPT_URL", gitmirror_curl_setopt_string(handle, CURLOPT_URL, address))
+                set("CURLOPT_NOSIGNAL", gitmirror_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+                set("CURLOPT_TIMEOUT_MS", gitmirror_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout * 1000)))
+                set("CURLOPT_CONNECTTIMEOUT_MS", gitmirror_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(timeout, 10) * 1000)))
+                set("CURLOPT_FOLLOWLOCATION", gitmirror_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
+                set("CURLOPT_PROTOCOLS_STR", gitmirror_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
+                set("CURLOPT_HTTPHEADER", gitmirror_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list)))
                 if let caBundle {
                     // The bundle is trusted in addition to the system's CAs (the hashed directory), as for git traffic.
-                    _ = caBundle.withCString { gitmirror_curl_setopt_string(handle, CURLOPT_CAINFO, $0) }
-                    gitmirror_curl_setopt_string(handle, CURLOPT_CAPATH, "/etc/ssl/certs")
+                    caBundle.withCString { set("CURLOPT_CAINFO", gitmirror_curl_setopt_string(handle, CURLOPT_CAINFO, $0)) }
+                    set("CURLOPT_CAPATH", gitmirror_curl_setopt_string(handle, CURLOPT_CAPATH, "/etc/ssl/certs"))
                 }
-                _ = method.withCString { gitmirror_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, $0) }
+                method.withCString { set("CURLOPT_CUSTOMREQUEST", gitmirror_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, $0)) }
                 if let upload {
                     let size = (try? upload.seekToEnd()) ?? 0
                     try? upload.seek(toOffset: 0)
-                    gitmirror_curl_setopt_long(handle, CURLOPT_UPLOAD, 1)
-                    gitmirror_curl_setopt_long(handle, CURLOPT_INFILESIZE_LARGE, Int(size))
-                    gitmirror_curl_setopt_write(handle, CURLOPT_READFUNCTION, readCallback)
-                    gitmirror_curl_setopt_pointer(handle, CURLOPT_READDATA, Unmanaged.passUnretained(sink).toOpaque())
+                    set("CURLOPT_UPLOAD", gitmirror_curl_setopt_long(handle, CURLOPT_UPLOAD, 1))
+                    set("CURLOPT_INFILESIZE_LARGE", gitmirror_curl_setopt_long(handle, CURLOPT_INFILESIZE_LARGE, Int(size)))
+                    set("CURLOPT_READFUNCTION", gitmirror_curl_setopt_write(handle, CURLOPT_READFUNCTION, readCallback))
+                    set("CURLOPT_READDATA", gitmirror_curl_setopt_pointer(handle, CURLOPT_READDATA, Unmanaged.passUnretained(sink).toOpaque()))
                 } else if method == "POST" || method == "PUT" || !payload.isEmpty {
-                    gitmirror_curl_setopt_long(handle, CURLOPT_POST, 1)
-                    gitmirror_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
-                    gitmirror_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, payload.count)
+                    set("CURLOPT_POST", gitmirror_curl_setopt_long(handle, CURLOPT_POST, 1))
+                    set("CURLOPT_POSTFIELDS", gitmirror_curl_setopt_pointer(handle, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!)))
+                    set("CURLOPT_POSTFIELDSIZE", gitmirror_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, payload.count))
                 }
                 let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
-                gitmirror_curl_setopt_write(handle, CURLOPT_WRITEFUNCTION, bodyCallback)
-                gitmirror_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, sinkPointer)
-                gitmirror_curl_setopt_write(handle, CURLOPT_HEADERFUNCTION, headerCallback)
-                gitmirror_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, sinkPointer)
+                set("CURLOPT_WRITEFUNCTION", gitmirror_curl_setopt_write(handle, CURLOPT_WRITEFUNCTION, bodyCallback))
+                set("CURLOPT_WRITEDATA", gitmirror_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, sinkPointer))
+                set("CURLOPT_HEADERFUNCTION", gitmirror_curl_setopt_write(handle, CURLOPT_HEADERFUNCTION, headerCallback))
+                set("CURLOPT_HEADERDATA", gitmirror_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, sinkPointer))
+                if let refused { return refused.code }
                 return withExtendedLifetime(sink) { curl_easy_perform(handle) }
             }
+        }
+        if let refused {
+            throw SyncFailure(.internal, "libcurl refused \(refused.option) (\(String(cString: curl_easy_strerror(refused.code)))); the request to \(url.host ?? url.absoluteString) was not sent")
         }
         if sink.overflowed {
             throw SyncFailure(.tooLarge, "\(method) \(url.absoluteString): the answer is larger than \(maxBodySize >> 10) KiB, the most gitmirror reads from one answer; it was cut off and not used")
