@@ -39,3 +39,12 @@ struct ConfigOptions: ParsableArguments {
         return selected
     }
 }
+
+/// The repositories a command works on, and whether it prints JSON (`sync`, `plan`, `doctor`).
+struct Selection: ParsableArguments {
+    @Argument(help: "Repositories to work on, by name (default: all).")
+    var repositories: [String] = []
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+}

@@ -11,18 +11,14 @@ struct DoctorCommand: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Argument(help: "Repositories to check (default: all).")
-    var repositories: [String] = []
-
-    @Flag(help: "Print the findings as JSON.")
-    var json = false
+    @OptionGroup var selection: Selection
 
     func run() throws {
         // discover: sources are listed too: their tokens and APIs are checked, and their repositories with the rest.
         let (config, discovered) = Discovery.expand(try options.load(), record: false)
-        let mirrors = try options.select(repositories, from: config)
+        let mirrors = try options.select(selection.repositories, from: config)
         let findings = Preflight.check(mirrors, of: config)
-        if json {
+        if selection.json {
             try Terminal.printJSON(findings)
         } else {
             let rows = findings.map { finding in

@@ -9,21 +9,17 @@ struct PlanCommand: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Argument(help: "Repositories to plan (default: all).")
-    var repositories: [String] = []
-
-    @Flag(help: "Print the plan as JSON.")
-    var json = false
+    @OptionGroup var selection: Selection
 
     @OptionGroup var parallel: ParallelOptions
 
     func run() throws {
         let (config, discovered) = Discovery.expand(try options.load(), record: false)
-        let mirrors = try options.select(repositories, from: config)
+        let mirrors = try options.select(selection.repositories, from: config)
         var syncOptions = RepositorySync.Options()
         syncOptions.planOnly = true
         let (reports, interrupted) = try runSession(config, mirrors, syncOptions, parallel)
-        if json {
+        if selection.json {
             try Terminal.printJSON(reports)
         } else {
             print(ReportTable.renderPlan(reports))

@@ -11,11 +11,7 @@ struct SyncCommand: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Argument(help: "Repositories to sync (default: all).")
-    var repositories: [String] = []
-
-    @Flag(help: "Print the result as JSON.")
-    var json = false
+    @OptionGroup var selection: Selection
 
     @Option(help: ArgumentHelp("How long to wait for another gitmirror's lock on a repository, as 30s, 15m or 1h.", valueName: "duration"))
     var lockWait = DurationArgument(argument: "15m")!
@@ -24,11 +20,11 @@ struct SyncCommand: ParsableCommand {
 
     func run() throws {
         let (config, discovered) = Discovery.expand(try options.load(), record: true)
-        let mirrors = try options.select(repositories, from: config)
+        let mirrors = try options.select(selection.repositories, from: config)
         var syncOptions = RepositorySync.Options()
         syncOptions.lockWait = lockWait.seconds
         let (reports, interrupted) = try runSession(config, mirrors, syncOptions, parallel)
-        if json {
+        if selection.json {
             try Terminal.printJSON(reports)
         } else {
             print(ReportTable.render(reports))

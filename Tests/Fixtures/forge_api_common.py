@@ -230,6 +230,17 @@ class ForgeHandler(http.server.BaseHTTPRequestHandler):
             subprocess.run(["git", "--git-dir", folder, "symbolic-ref", "HEAD", "refs/heads/" + branch], check=True)
         return exists
 
+    def repository_at(self, state, method, parts, body, refusal_status, refusal):
+        """GET or PATCH /repos/OWNER/NAME, as GitHub and Gitea answer them."""
+        repository = self.find(state, "%s/%s" % (parts[1], parts[2]))
+        if repository is None:
+            return self.reply(404, self.not_found())
+        if method == "GET":
+            return self.reply(200, self.represent(state, repository))
+        if method == "PATCH":
+            return self.patch(state, repository, body, refusal_status, refusal)
+        return self.reply(404, self.not_found())
+
     def patch(self, state, repository, body, refusal_status, refusal):
         """A change of the repository's settings; only default_branch is honoured (and must exist)."""
         branch = body.get("default_branch")

@@ -65,13 +65,7 @@ class Gitea(ForgeHandler):
                 return self.reply(409, {"message": "The repository with the same name already exists.", "url": ""})
             return self.reply(201, self.represent(state, self.find(state, path)))
         if len(parts) == 3 and parts[0] == "repos":
-            repository = self.find(state, "%s/%s" % (parts[1], parts[2]))
-            if repository is None:
-                return self.reply(404, self.not_found())
-            if method == "GET":
-                return self.reply(200, self.represent(state, repository))
-            if method == "PATCH":
-                return self.patch(state, repository, body, 422, {"message": "branch does not exist", "url": ""})
+            return self.repository_at(state, method, parts, body, 422, {"message": "branch does not exist", "url": ""})
         return self.reply(404, self.not_found())
 
 

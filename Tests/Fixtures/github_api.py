@@ -60,14 +60,8 @@ class GitHub(ForgeHandler):
                     "documentation_url": "https://docs.github.com/rest/repos/repos#create-an-organization-repository", "status": "422"})
             return self.reply(201, self.represent(state, self.find(state, "%s/%s" % (owner, name))))
         if len(parts) == 3 and parts[0] == "repos":
-            repository = self.find(state, "%s/%s" % (parts[1], parts[2]))
-            if repository is None:
-                return self.reply(404, self.not_found())
-            if method == "GET":
-                return self.reply(200, self.represent(state, repository))
-            if method == "PATCH":
-                return self.patch(state, repository, body, 422, {"message": "Validation Failed", "errors": [
-                    {"resource": "Repository", "code": "invalid", "field": "default_branch"}]})
+            return self.repository_at(state, method, parts, body, 422, {"message": "Validation Failed", "errors": [
+                {"resource": "Repository", "code": "invalid", "field": "default_branch"}]})
         return self.reply(404, self.not_found())
 
 

@@ -5,23 +5,20 @@ import TestSupport
 
 /// Every configuration mistake is reported with its line and column, all at once.
 @Suite(.onTestThreads) struct ConfigTests {
-    let sandbox: Sandbox
-    let file: URL
+    /// The one repository most of these documents end with.
+    static let app = "repositories:\n  - name: app\n    primary: /srv/app.git\n    secondaries: [{name: backup, url: /srv/backup.git}]"
+
+    let documents: ConfigDocuments
+    var sandbox: Sandbox { documents.sandbox }
+    var file: URL { documents.file }
 
     init() throws {
-        sandbox = try Sandbox("config")
-        file = sandbox.path("mirrors.yaml")
+        documents = try ConfigDocuments("config")
         _ = try sandbox.write("secrets/token", "not-a-real-token")
     }
 
     func problems(_ yaml: String, environment: [String: String] = [:]) throws -> [ConfigProblem] {
-        do {
-            _ = try ConfigLoader().parse(yaml, file: file, environment: environment)
-            Issue.record("expected the configuration to be rejected")
-            return []
-        } catch {
-            return error.problems
-        }
+        documents.problems(yaml, environment: environment)
     }
 
     func only(_ yaml: String) throws -> ConfigProblem {
@@ -193,10 +190,7 @@ import TestSupport
         let problem = try only("""
             defaults:
               max_deletes: many
-            repositories:
-              - name: app
-                primary: /srv/app.git
-                secondaries: [{name: backup, url: /srv/backup.git}]
+            \(Self.app)
             """)
         #expect(problem.location.line == 2 && problem.location.column == 16)
         #expect(problem.message.contains("max_deletes must be a whole number"))
@@ -204,10 +198,7 @@ import TestSupport
 
     @Test func duplicateRepositoryNameIsRejected() throws {
         let problem = try only("""
-            repositories:
-              - name: app
-                primary: /srv/app.git
-                secondaries: [{name: backup, url: /srv/backup.git}]
+            \(Self.app)
               - name: app
                 primary: /srv/other.git
                 secondaries: [{name: backup, url: /srv/other-backup.git}]
@@ -287,10 +278,7 @@ import TestSupport
         let problem = try only("""
             credentials:
               web: {token_file: secrets/open}
-            repositories:
-              - name: app
-                primary: /srv/app.git
-                secondaries: [{name: backup, url: /srv/backup.git}]
+            \(Self.app)
             """)
         #expect(problem.location.line == 2)
         #expect(problem.message.contains("readable by every user"))
@@ -335,10 +323,7 @@ import TestSupport
 
     @Test func stateDirDefaultsToGITMIRROR_STATE_DIRThenBesideTheFile() throws {
         let yaml = """
-            repositories:
-              - name: app
-                primary: /srv/app.git
-                secondaries: [{name: backup, url: /srv/backup.git}]
+            \(Self.app)
             """
         let fromEnvironment = try ConfigLoader().parse(yaml, file: file, environment: ["GITMIRROR_STATE_DIR": "/var/lib/gitmirror"])
         #expect(fromEnvironment.stateDirectory.path == "/var/lib/gitmirror")
@@ -416,10 +401,7 @@ import TestSupport
 @Suite(.onTestThreads) struct RetentionConfigTests {
     let file = URL(fileURLWithPath: "/tmp/gitmirror-retention/mirrors.yaml")
     let repositories = """
-        repositories:
-          - name: app
-            primary: /srv/app.git
-            secondaries: [{name: backup, url: /srv/backup.git}]
+        \(ConfigTests.app)
         """
 
     @Test func defaultsKeepQuietRunsNinetyDaysAndTheJournalForever() throws {

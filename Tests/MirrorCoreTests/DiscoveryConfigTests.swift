@@ -6,26 +6,19 @@ import TestSupport
 /// `discover:` entries and forge settings: what loads, what expansion makes of a listing, and every
 /// mistake reported where it is written.
 @Suite(.onTestThreads) struct DiscoveryConfigTests {
-    let sandbox: Sandbox
-    let file: URL
+    let documents: ConfigDocuments
+    var sandbox: Sandbox { documents.sandbox }
+    var file: URL { documents.file }
 
     init() throws {
-        sandbox = try Sandbox("discovery-config")
-        file = sandbox.path("mirrors.yaml")
+        documents = try ConfigDocuments("discovery-config", loader: ConfigLoader(defaultRegion: "eu-west-1"))
     }
 
-    func load(_ yaml: String) throws -> Config { try ConfigLoader(defaultRegion: "eu-west-1").parse(yaml, file: file) }
+    func load(_ yaml: String) throws -> Config { try documents.load(yaml) }
 
+    /// Each problem as `LINE: message`.
     func problems(_ yaml: String) -> [String] {
-        do {
-            _ = try load(yaml)
-            Issue.record("expected the configuration to be rejected")
-            return []
-        } catch let error as ConfigError {
-            return error.problems.map { "\($0.location.line): \($0.message)" }
-        } catch {
-            return ["\(error)"]
-        }
+        documents.problems(yaml).map { "\($0.location.line): \($0.message)" }
     }
 
     static let source = """

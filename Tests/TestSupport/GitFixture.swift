@@ -77,4 +77,10 @@ public struct BareRepository: Sendable {
         let hook = url.appendingPathComponent("hooks/\(name)")
         try Sandbox.writeFile(hook, script, mode: 0o755)
     }
+
+    /// An update hook that refuses `ref`, printing `lines` on stderr as a server's policy does, and takes every other ref.
+    public func refuse(_ ref: String, saying lines: String...) throws {
+        let said = lines.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        try installHook("update", "#!/bin/sh\nif [ \"$1\" = \"\(ref)\" ]; then printf '%s\\n' \(said) >&2; exit 1; fi\nexit 0\n")
+    }
 }

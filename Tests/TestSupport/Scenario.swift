@@ -18,12 +18,17 @@ public final class Scenario: @unchecked Sendable {
         config = sandbox.path("mirrors.yaml")
     }
 
+    /// A primary with one commit, and one empty secondary named `secondary` (mirrors.yaml is the test's to write).
+    public static func withSecondary(_ name: String, named secondary: String) throws -> (scenario: Scenario, secondary: BareRepository) {
+        let scenario = try Scenario(name)
+        try scenario.primary.commit("first")
+        return (scenario, try scenario.secondary(secondary))
+    }
+
     /// The most usual stage: a primary with one commit, and one secondary `backup` in mirrors.yaml (with
     /// `options`, further lines of its item, indented by two: `"  force: true"`), synced once when `synced`.
     public static func withBackup(_ name: String, options: String = "", synced: Bool = false) throws -> (scenario: Scenario, backup: BareRepository) {
-        let scenario = try Scenario(name)
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
+        let (scenario, backup) = try withSecondary(name, named: "backup")
         try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))" + (options.isEmpty ? "" : "\n" + options))
         if synced {
             let output = try scenario.gitmirror("sync")
@@ -59,6 +64,14 @@ public final class Scenario: @unchecked Sendable {
             """
         text += indent(secondaries, by: 6) + "\n"
         config = try sandbox.write("mirrors.yaml", text)
+    }
+
+    /// mirrors.yaml with one secondary `web` at `url` and its credential `web`: user `mirror`, `password` in a
+    /// file of the sandbox, and the CA file `ca` trusted when given.
+    public func configureWeb(_ url: String, password: String, trusting ca: URL? = nil) throws {
+        let secret = try sandbox.write("secrets/password", password)
+        try configure(secondaries: "- name: web\n  url: \(url)\n  credentials: web",
+                      credentials: "web:\n  username: mirror\n  password_file: \(secret.path)" + (ca.map { "\n  ca_file: \($0.path)" } ?? ""))
     }
 
     /// One repository of a multi-repository mirrors.yaml: its primary's URL and its secondaries as

@@ -28,9 +28,7 @@ import TestSupport
     }
 
     @Test func statusJSONListsEveryRemoteEvenBeforeTheFirstSync() throws {
-        let scenario = try Scenario("status")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
+        let (scenario, backup) = try Scenario.withSecondary("status", named: "backup")
         let missing = try Network.freePort()
         try scenario.configure(secondaries: """
             - name: backup
@@ -174,9 +172,7 @@ import TestSupport
 
     @Test func noSecretReachesAnyFileUnderTheStateDirectory() throws {
         // Given an HTTPS secondary reached with a canary password from the environment
-        let scenario = try Scenario("canary-files")
-        try scenario.primary.commit("first")
-        let target = try scenario.secondary("target")
+        let (scenario, target) = try Scenario.withSecondary("canary-files", named: "target")
         let canary = "canary-state-dir-secret-4417"
         let https = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: canary)
         try scenario.configure(secondaries: """

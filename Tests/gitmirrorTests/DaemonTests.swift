@@ -41,9 +41,7 @@ import TestSupport
     }
 
     @Test func badSignatureIsRefusedAndNothingRuns() throws {
-        let scenario = try Scenario("daemon-bad-hmac")
-        try scenario.primary.commit("first")
-        let one = try scenario.secondary("one")
+        let (scenario, one) = try Scenario.withSecondary("daemon-bad-hmac", named: "one")
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
                                daemon: "interval: 1h\nhooks:\n  github_secret_env: HOOK_SECRET\n  sync_token_env: SYNC_TOKEN")
         let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config,
@@ -157,9 +155,7 @@ import TestSupport
     }
 
     @Test func intervalScheduleFiresAgain() throws {
-        let scenario = try Scenario("daemon-interval")
-        try scenario.primary.commit("first")
-        let one = try scenario.secondary("one")
+        let (scenario, one) = try Scenario.withSecondary("daemon-interval", named: "one")
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))", daemon: "interval: 10s")
         let daemon = try scenario.startDaemon()
 
@@ -208,9 +204,7 @@ import TestSupport
     }
 
     @Test func sighupWithABrokenFileKeepsTheOldConfiguration() throws {
-        let scenario = try Scenario("daemon-sighup")
-        try scenario.primary.commit("first")
-        let one = try scenario.secondary("one")
+        let (scenario, one) = try Scenario.withSecondary("daemon-sighup", named: "one")
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
                                daemon: "interval: 1h\nhooks:\n  sync_token_env: SYNC_TOKEN")
         let daemon = try scenario.startDaemon(environment: ["SYNC_TOKEN": Self.syncToken])
@@ -245,9 +239,7 @@ import TestSupport
     @Test func aConfigMapUpdateIsReloadedWithoutASignal() throws {
         // Given the daemon reading mirrors.yaml from a ConfigMap folder as kubelet lays it out:
         // mirrors.yaml -> ..data/mirrors.yaml, ..data -> ..<timestamp>
-        let scenario = try Scenario("daemon-configmap")
-        try scenario.primary.commit("first")
-        let one = try scenario.secondary("one")
+        let (scenario, one) = try Scenario.withSecondary("daemon-configmap", named: "one")
         let two = try scenario.secondary("two")
         let daemonSettings = "interval: 1h\nhooks:\n  sync_token_env: SYNC_TOKEN"
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))", daemon: daemonSettings)
@@ -313,9 +305,7 @@ import TestSupport
 
     @Test func aRestartDuringAPushIsNotAFailure() throws {
         // Given a secondary in step (a manual sync), a notify target, and a push that will hang in its pre-receive hook
-        let scenario = try Scenario("daemon-restart")
-        try scenario.primary.commit("first")
-        let one = try scenario.secondary("one")
+        let (scenario, one) = try Scenario.withSecondary("daemon-restart", named: "one")
         let receiver = try NotifyReceiver(sandbox: scenario.sandbox)
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
                                daemon: "interval: 1h\nshutdown_grace: 1s\nhooks:\n  sync_token_env: SYNC_TOKEN\nnotify:\n  - url: \(receiver.url)")
@@ -366,9 +356,7 @@ import TestSupport
 
     @Test func aReloadedShutdownGraceIsTheOneAShutdownWaits() throws {
         // Given a daemon started with a short grace, whose file then raises it
-        let scenario = try Scenario("daemon-grace-reload")
-        try scenario.primary.commit("first")
-        let one = try scenario.secondary("one")
+        let (scenario, one) = try Scenario.withSecondary("daemon-grace-reload", named: "one")
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))", daemon: "interval: 1h\nshutdown_grace: 1s\nhooks:\n  sync_token_env: SYNC_TOKEN")
         #expect(try scenario.gitmirror("sync").status == 0)
         let daemon = try scenario.startDaemon(environment: ["SYNC_TOKEN": Self.syncToken])
@@ -393,9 +381,7 @@ import TestSupport
     }
 
     @Test func metricsPassPromtoolCheck() throws {
-        let scenario = try Scenario("daemon-metrics")
-        try scenario.primary.commit("first")
-        let one = try scenario.secondary("one")
+        let (scenario, one) = try Scenario.withSecondary("daemon-metrics", named: "one")
         let closed = try Network.freePort()
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))\n- name: down\n  url: git://127.0.0.1:\(closed)/x.git",
                                daemon: "interval: 1h")
@@ -494,9 +480,7 @@ import TestSupport
 @Suite(.onTestThreads) struct DaemonLifecycleTests {
     @Test func systemdHearsReadyReloadingAndStopping() throws {
         // Given a NOTIFY_SOCKET, as systemd sets for Type=notify services
-        let scenario = try Scenario("daemon-sdnotify")
-        try scenario.primary.commit("first")
-        let one = try scenario.secondary("one")
+        let (scenario, one) = try Scenario.withSecondary("daemon-sdnotify", named: "one")
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))", daemon: "interval: 1h")
         let socketPath = scenario.sandbox.path("notify.sock").path
         let listener = try DatagramListener(path: socketPath)
@@ -544,9 +528,7 @@ import TestSupport
     }
 
     @Test func reloadThatRemovesARepositoryStopsSchedulingItAndKeepsItsHistory() throws {
-        let scenario = try Scenario("daemon-remove")
-        try scenario.primary.commit("first")
-        let one = try scenario.secondary("one")
+        let (scenario, one) = try Scenario.withSecondary("daemon-remove", named: "one")
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
                                daemon: "interval: 10s\nhooks:\n  sync_token_env: SYNC_TOKEN")
         let daemon = try scenario.startDaemon(environment: ["SYNC_TOKEN": DaemonTests.syncToken])
@@ -572,9 +554,7 @@ import TestSupport
 /// GitLab's and Gitea's hooks, and JSON logs.
 @Suite(.onTestThreads) struct DaemonHookFormatTests {
     @Test func gitlabTokenAndGiteaSignatureTriggerTheMatchingRepository() throws {
-        let scenario = try Scenario("daemon-forges")
-        try scenario.primary.commit("first")
-        let one = try scenario.secondary("one")
+        let (scenario, one) = try Scenario.withSecondary("daemon-forges", named: "one")
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))",
                                daemon: "interval: 1h\nhooks:\n  gitlab_token_env: GITLAB_TOKEN\n  gitea_secret_env: GITEA_SECRET")
         let daemon = try DaemonProcess(sandbox: scenario.sandbox, config: scenario.config, environment: [
@@ -604,9 +584,7 @@ import TestSupport
     }
 
     @Test func jsonLogsCarryRepositoryRemoteRunIdAndErrorClass() throws {
-        let scenario = try Scenario("daemon-json-logs")
-        try scenario.primary.commit("first")
-        let one = try scenario.secondary("one")
+        let (scenario, one) = try Scenario.withSecondary("daemon-json-logs", named: "one")
         let closed = try Network.freePort()
         try scenario.configure(secondaries: "- name: one\n  url: \(scenario.url(one))\n- name: down\n  url: git://127.0.0.1:\(closed)/x.git",
                                daemon: "interval: 1h")

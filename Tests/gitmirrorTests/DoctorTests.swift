@@ -14,9 +14,7 @@ import TestSupport
         // Given a healthy git daemon secondary, an SSH server whose key is unknown,
         // a CodeCommit endpoint with keys in the environment, a missing CodeCommit repository
         // with create: true, and a port nobody listens on
-        let scenario = try Scenario("doctor")
-        try scenario.primary.commit("first")
-        let good = try scenario.secondary("good")
+        let (scenario, good) = try Scenario.withSecondary("doctor", named: "good")
         let ssh = try SSHServer(sandbox: scenario.sandbox)
         let unknownHosts = try scenario.sandbox.write("keys/known_hosts", "")
         let moto = try MotoServer(sandbox: scenario.sandbox)
@@ -74,9 +72,7 @@ import TestSupport
 
     @Test func aSecondaryThatCanBeReadButNotPushedToIsReadOnly() throws {
         // Given a secondary served by a git daemon without receive-pack (git daemon's default)
-        let scenario = try Scenario("doctor-read-only")
-        try scenario.primary.commit("first")
-        let target = try scenario.secondary("target")
+        let (scenario, target) = try Scenario.withSecondary("doctor-read-only", named: "target")
         let readOnly = try GitDaemon(sandbox: scenario.sandbox, root: scenario.served, receivePack: false)
         try scenario.configure(secondaries: "- name: backup\n  url: \(readOnly.url("target.git"))")
 

@@ -21,9 +21,7 @@ import TestSupport
     }
 
     @Test func oneSecondaryDownDoesNotStopTheOthers() throws {
-        let scenario = try Scenario("down")
-        try scenario.primary.commit("first")
-        let good = try scenario.secondary("good")
+        let (scenario, good) = try Scenario.withSecondary("down", named: "good")
         let closedPort = try Network.freePort()
         try scenario.configure(secondaries: """
             - name: down
@@ -43,9 +41,7 @@ import TestSupport
 
     @Test func silentServerTimesOutWithinTheStallLimitAndLeaksNoSecret() throws {
         // Given a server that accepts connections and never answers, reached with a token
-        let scenario = try Scenario("silent")
-        try scenario.primary.commit("first")
-        let good = try scenario.secondary("good")
+        let (scenario, good) = try Scenario.withSecondary("silent", named: "good")
         let silent = try SilentServer(sandbox: scenario.sandbox)
         let canary = "canary-token-silent-5512"
         try scenario.configure(secondaries: """
@@ -94,17 +90,10 @@ import TestSupport
     }
 
     @Test func wrongPasswordCostsOneAttempt() throws {
-        let scenario = try Scenario("wrong-password")
-        try scenario.primary.commit("first")
-        let target = try scenario.secondary("target")
+        let (scenario, target) = try Scenario.withSecondary("wrong-password", named: "target")
         let https = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: "the-right-one")
         let wrong = "canary-wrong-password-9931"
-        let secretFile = try scenario.sandbox.write("secrets/password", wrong)
-        try scenario.configure(secondaries: """
-            - name: web
-              url: \(https.url("target.git"))
-              credentials: web
-            """, credentials: "web:\n  username: mirror\n  password_file: \(secretFile.path)\n  ca_file: \(https.authority.certificate.path)")
+        try scenario.configureWeb(https.url("target.git"), password: wrong, trusting: https.authority.certificate)
 
         let output = try scenario.gitmirror("sync")
 
@@ -119,16 +108,9 @@ import TestSupport
 
     @Test func invalidCertificateIsRefused() throws {
         // Given an HTTPS server whose CA the configuration does not trust
-        let scenario = try Scenario("bad-cert")
-        try scenario.primary.commit("first")
-        let target = try scenario.secondary("target")
+        let (scenario, target) = try Scenario.withSecondary("bad-cert", named: "target")
         let https = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: "pw-cert-test")
-        let secretFile = try scenario.sandbox.write("secrets/password", "pw-cert-test")
-        try scenario.configure(secondaries: """
-            - name: web
-              url: \(https.url("target.git"))
-              credentials: web
-            """, credentials: "web:\n  username: mirror\n  password_file: \(secretFile.path)")
+        try scenario.configureWeb(https.url("target.git"), password: "pw-cert-test")
 
         let output = try scenario.gitmirror("sync")
 
@@ -152,9 +134,7 @@ import TestSupport
     }
 
     @Test func unknownSSHHostKeyIsRefusedWithItsFingerprint() throws {
-        let scenario = try Scenario("unknown-host")
-        try scenario.primary.commit("first")
-        let target = try scenario.secondary("target")
+        let (scenario, target) = try Scenario.withSecondary("unknown-host", named: "target")
         let ssh = try SSHServer(sandbox: scenario.sandbox)
         let emptyKnownHosts = try scenario.sandbox.write("keys/known_hosts", "# nothing trusted yet\n")
 
@@ -167,9 +147,7 @@ import TestSupport
     }
 
     @Test func changedSSHHostKeyIsRefused() throws {
-        let scenario = try Scenario("changed-host")
-        try scenario.primary.commit("first")
-        let target = try scenario.secondary("target")
+        let (scenario, target) = try Scenario.withSecondary("changed-host", named: "target")
         let ssh = try SSHServer(sandbox: scenario.sandbox)
         // known_hosts names this host, but with another key
         let otherKey = scenario.sandbox.path("keys/other")
@@ -187,9 +165,7 @@ import TestSupport
 
     @Test func aKeyTheServerDoesNotAuthorizeIsAuthAfterOneAttempt() throws {
         // Given an SSH secondary and a well-formed ed25519 key that the server does not authorize
-        let scenario = try Scenario("ssh-wrong-key")
-        try scenario.primary.commit("first")
-        let target = try scenario.secondary("target")
+        let (scenario, target) = try Scenario.withSecondary("ssh-wrong-key", named: "target")
         let ssh = try SSHServer(sandbox: scenario.sandbox)
         let stranger = try scenario.sandbox.directory("strangers").appendingPathComponent("key")
         try Shell.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "not authorized", "-f", stranger.path])
@@ -211,9 +187,7 @@ import TestSupport
 
     @Test func scpLikeURLReachesAnSSHServer() throws {
         // scp-like URLs carry no port: the server listens on port 22 of a loopback address of its own
-        let scenario = try Scenario("scp-like")
-        try scenario.primary.commit("first")
-        let target = try scenario.secondary("target")
+        let (scenario, target) = try Scenario.withSecondary("scp-like", named: "target")
         let host = "127.0.\(Int.random(in: 1...250)).\(Int.random(in: 2...250))"
         let ssh = try SSHServer(sandbox: scenario.sandbox, host: host, port: 22)
         try scenario.configure(secondaries: """
@@ -230,9 +204,7 @@ import TestSupport
 
     @Test func ctrlCStopsTheSyncRecordsTheRunInterruptedAndExits130() throws {
         // Given a sync of two repositories, one at a time (one connection), the first hanging on a silent secondary
-        let scenario = try Scenario("interrupted")
-        try scenario.primary.commit("first")
-        let laterBackup = try scenario.secondary("later-backup")
+        let (scenario, laterBackup) = try Scenario.withSecondary("interrupted", named: "later-backup")
         let silent = try SilentServer(sandbox: scenario.sandbox)
         try scenario.configure(repositories: [
             .init("app", primary: scenario.url(scenario.primary),
@@ -277,9 +249,7 @@ import TestSupport
 
     @Test func lockLeftByAKilledSyncIsTakenOver() throws {
         // Given a sync hanging on a silent server, killed with SIGKILL while it holds the lock
-        let scenario = try Scenario("killed")
-        try scenario.primary.commit("first")
-        let good = try scenario.secondary("good")
+        let (scenario, good) = try Scenario.withSecondary("killed", named: "good")
         let silent = try SilentServer(sandbox: scenario.sandbox)
         try scenario.configure(secondaries: "- name: silent\n  url: git://127.0.0.1:\(silent.port)/repo.git\n  stall_timeout: 5m")
         let log = scenario.sandbox.path("killed-sync.log")

@@ -11,15 +11,8 @@ import TestSupport
         try scenario.primary.commit("first")
         let other = try scenario.primary.commit("other", on: "other")
         let backup = try scenario.secondary("backup")
-        try backup.installHook("update", """
-            #!/bin/sh
-            if [ "$1" = "refs/heads/main" ]; then
-              echo "error: GH006: Protected branch update failed for refs/heads/main." >&2
-              echo "error: Changes must be made through a pull request." >&2
-              exit 1
-            fi
-            exit 0
-            """)
+        try backup.refuse("refs/heads/main", saying: "error: GH006: Protected branch update failed for refs/heads/main.",
+                          "error: Changes must be made through a pull request.")
         try scenario.configure(secondaries: "- name: github\n  url: \(scenario.url(backup))")
 
         let output = try scenario.gitmirror("sync")

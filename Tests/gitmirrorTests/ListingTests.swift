@@ -8,9 +8,7 @@ import TestSupport
 @Suite(.onTestThreads) struct ListingTests {
     @Test func theSecondariesAreListedWhileThePrimaryIs() throws {
         // Given a primary and two secondaries each 500 ms away (each way), mirrored once
-        let scenario = try Scenario("listing-overlap")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
+        let (scenario, backup) = try Scenario.withSecondary("listing-overlap", named: "backup")
         let archive = try scenario.secondary("archive")
         let proxies = try (0..<3).map { _ in try DelayProxy(sandbox: scenario.sandbox, targetPort: scenario.daemon.port, delay: 0.5) }
         func address(_ proxy: DelayProxy, _ name: String) -> String { "git://127.0.0.1:\(proxy.port)/\(name).git" }

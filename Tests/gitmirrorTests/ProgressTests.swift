@@ -55,9 +55,7 @@ import TestSupport
 @Suite(.onTestThreads) struct TransferStopTests {
     @Test func aPushTheServerNeverAnswersIsStoppedWithEverythingItStarted() throws {
         // Given a secondary whose server takes the pack and then never answers
-        let scenario = try Scenario("push-never-answered")
-        try scenario.primary.commit("first")
-        let silent = try scenario.secondary("silent-after-pack")
+        let (scenario, silent) = try Scenario.withSecondary("push-never-answered", named: "silent-after-pack")
         let release = scenario.sandbox.path("release-the-hook")
         defer { try? "".write(to: release, atomically: true, encoding: .utf8) }
         try silent.installHook("pre-receive", """

@@ -8,19 +8,12 @@ import TestSupport
 @Suite(.onTestThreads) struct PromiseEdgeTests {
     @Test func redirectToAnotherHostGetsNoCredentialAndNoPush() throws {
         // Given a secondary whose server redirects to another host, which would accept the push
-        let scenario = try Scenario("redirect")
-        try scenario.primary.commit("first")
-        let target = try scenario.secondary("target")
+        let (scenario, target) = try Scenario.withSecondary("redirect", named: "target")
         let canary = "canary-redirect-password-4471"
         let elsewhere = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: canary, tls: false)
         let front = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: canary, tls: false,
                                     redirect: "http://localhost:\(elsewhere.port)")
-        let secret = try scenario.sandbox.write("secrets/password", canary)
-        try scenario.configure(secondaries: """
-            - name: web
-              url: \(front.url("target.git"))
-              credentials: web
-            """, credentials: "web:\n  username: mirror\n  password_file: \(secret.path)")
+        try scenario.configureWeb(front.url("target.git"), password: canary)
 
         // When gitmirror syncs
         let output = try scenario.gitmirror("sync")
@@ -39,9 +32,7 @@ import TestSupport
         // Given a front on 127.0.0.1 that redirects every request to another port of 127.0.0.1, whose
         // server asks for the password: libgit2 follows such a redirect by itself; a secondary and a
         // primary are both behind the front
-        let scenario = try Scenario("redirect-port")
-        try scenario.primary.commit("first")
-        let target = try scenario.secondary("target")
+        let (scenario, target) = try Scenario.withSecondary("redirect-port", named: "target")
         let canary = "canary-redirect-port-password-5520"
         let elsewhere = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: canary, tls: false)
         let front = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: canary, tls: false,
@@ -301,9 +292,7 @@ import TestSupport
     }
 
     @Test func wrongSSHKeyPassphraseIsAuth() throws {
-        let scenario = try Scenario("passphrase")
-        try scenario.primary.commit("first")
-        let target = try scenario.secondary("target")
+        let (scenario, target) = try Scenario.withSecondary("passphrase", named: "target")
         let ssh = try SSHServer(sandbox: scenario.sandbox)
         try Shell.run(["ssh-keygen", "-q", "-p", "-P", "", "-N", "the-right-phrase", "-f", ssh.userKey.path])
         try scenario.configure(secondaries: """

@@ -136,14 +136,7 @@ import TestSupport
         try scenario.primary.commit("secret work", on: "secret")
         try scenario.primary.tag("v1")
         let guarded = try BareRepository.create(at: scenario.sandbox.path("local/guarded.git"))
-        try guarded.installHook("update", """
-            #!/bin/sh
-            if [ "$1" = "refs/heads/secret" ]; then
-              echo "refs/heads/secret may not be mirrored here" >&2
-              exit 1
-            fi
-            exit 0
-            """)
+        try guarded.refuse("refs/heads/secret", saying: "refs/heads/secret may not be mirrored here")
         try scenario.configure(secondaries: "- name: guarded\n  url: \(guarded.path)")
 
         // When gitmirror syncs for the first time

@@ -112,9 +112,7 @@ import TestSupport
 
     @Test func theShippedUnitRunsValidateSyncToGitAndSSHAndADaemonThatSyncsOnAHook() throws {
         // Given a primary and a secondary behind git daemon, an SSH secondary, and the packaged unit's sandbox
-        let scenario = try Scenario("shipped-unit")
-        try scenario.primary.commit("first")
-        let backup = try scenario.secondary("backup")
+        let (scenario, backup) = try Scenario.withSecondary("shipped-unit", named: "backup")
         let ssh = try SSHServer(sandbox: scenario.sandbox)
         let remote = try BareRepository.create(at: scenario.sandbox.path("ssh/backup.git"))
         let jail = try Jail(sandbox: scenario.sandbox)

@@ -185,11 +185,7 @@ import TestSupport
         try scenario.primary.commit("first")
         let blocked = try scenario.primary.commit("blocked", on: "blocked")
         let backup = try scenario.secondary("backup")
-        try backup.installHook("update", """
-            #!/bin/sh
-            if [ "$1" = "refs/heads/blocked" ]; then echo "policy: blocked is frozen" >&2; exit 1; fi
-            exit 0
-            """)
+        try backup.refuse("refs/heads/blocked", saying: "policy: blocked is frozen")
         try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
 
         let output = try scenario.gitmirror("sync")
@@ -269,9 +265,7 @@ import TestSupport
     @Test func repositoriesSyncInParallelSoAHungOneHoldsUpNoOther() throws {
         // Given two repositories: `hung` (listed first) whose secondary never answers for 10 s
         // (long enough for `quick` to finish on a loaded CI machine), and `quick`
-        let scenario = try Scenario("parallel-repositories")
-        try scenario.primary.commit("first")
-        let other = try scenario.secondary("other-primary")
+        let (scenario, other) = try Scenario.withSecondary("parallel-repositories", named: "other-primary")
         try other.commit("other")
         let quickBackup = try scenario.secondary("quick-backup")
         let silent = try SilentServer(sandbox: scenario.sandbox)

@@ -4,6 +4,25 @@ import Git
 // The jobs a worker runs (Workers/Job.swift): each with exactly its inputs and its result. The
 // worker side of each is in Worker.swift; the supervisor sends them through `Workers.run`.
 
+/// A job that reaches a remote: its endpoint is the remote's.
+public protocol RemoteJob: Job {
+    var remote: Endpoint { get }
+}
+
+extension RemoteJob {
+    public var endpoint: Endpoint? { remote }
+}
+
+/// A job on the cache alone: it connects nowhere, and silence is a read that never ends.
+public protocol CacheJob: Job {
+    var cache: String { get }
+}
+
+extension CacheJob {
+    public static var kind: JobKind { .cache }
+    public var endpoint: Endpoint? { nil }
+}
+
 /// A remote's refs and the branch its HEAD points at.
 public struct Listing: Codable, Sendable {
     public var heads: [RemoteHead]
@@ -11,34 +30,31 @@ public struct Listing: Codable, Sendable {
 }
 
 /// List the remote's refs.
-public struct ListJob: Job {
+public struct ListJob: RemoteJob {
     public static let name = "list"
     public static let kind = JobKind.listing
     public var remote: Endpoint
-    public var endpoint: Endpoint? { remote }
     public typealias Result = Listing
 }
 
 /// Connect for a push and list what the remote's receive-pack advertises; push nothing
 /// (`doctor`: may these credentials push here?).
-public struct PushAccessJob: Job {
+public struct PushAccessJob: RemoteJob {
     public static let name = "push_access"
     public static let kind = JobKind.listing
     public var remote: Endpoint
-    public var endpoint: Endpoint? { remote }
     public typealias Result = Listing
 }
 
 /// Fetch `refspecs` from the remote into the cache; into an empty cache, the pack may also stream to
 /// empty secondaries as it arrives (`seeding`, PackSeed.swift).
-public struct FetchJob: Job {
+public struct FetchJob: RemoteJob {
     public static let name = "fetch"
     public static let kind = JobKind.transfer
     public var remote: Endpoint
     public var cache: String
     public var refspecs: [String]
     public var seeding: Seeding?
-    public var endpoint: Endpoint? { remote }
 
     /// The empty secondaries a first fetch streams its pack to; how long one may stay silent, and how
     /// long after the job's start all seeding ends.
@@ -64,7 +80,7 @@ public struct FetchJob: Job {
 }
 
 /// Push `updates` from the cache with their leases, then list the remote again.
-public struct PushJob: Job {
+public struct PushJob: RemoteJob {
     public static let name = "push"
     public static let kind = JobKind.transfer
     public var remote: Endpoint
@@ -72,7 +88,6 @@ public struct PushJob: Job {
     public var updates: [WireUpdate]
     /// How the pack travels (git's transfer, which reuses stored deltas, unless asked otherwise).
     public var transfer: TransferKind
-    public var endpoint: Endpoint? { remote }
 
     public struct Result: Codable, Sendable {
         public var outcomes: [PushOutcome]
@@ -85,33 +100,27 @@ public struct PushJob: Job {
 
 /// Answer ancestry questions on the cache: is `old` there, and is `new` a fast-forward of it? (Reading
 /// objects can hang on a damaged cache, so the supervisor never does it itself.)
-public struct AncestryJob: Job {
+public struct AncestryJob: CacheJob {
     public static let name = "ancestry"
-    public static let kind = JobKind.cache
     public var cache: String
     public var questions: [AncestryQuestion]
-    public var endpoint: Endpoint? { nil }
     public typealias Result = [AncestryAnswer]
 }
 
 /// Point each backup ref at its object, where the cache holds the object; the result is the backups
 /// whose object the cache lacks (nothing was written for them).
-public struct BackupJob: Job {
+public struct BackupJob: CacheJob {
     public static let name = "backup"
-    public static let kind = JobKind.cache
     public var cache: String
     public var backups: [BackupRef]
-    public var endpoint: Endpoint? { nil }
     public typealias Result = [String]
 }
 
 /// Read every object of the cache; from `announceFrom` on, name each object before reading it.
-public struct VerifyJob: Job {
+public struct VerifyJob: CacheJob {
     public static let name = "verify"
-    public static let kind = JobKind.cache
     public var cache: String
     public var announceFrom: Int
-    public var endpoint: Endpoint? { nil }
 
     public struct Result: Codable, Sendable {
         /// Objects read, and the first damaged one with what was wrong.
@@ -121,13 +130,11 @@ public struct VerifyJob: Job {
 }
 
 /// The LFS pointers in the history of `tips` that is not in the history of `known`.
-public struct LFSScanJob: Job {
+public struct LFSScanJob: CacheJob {
     public static let name = "lfs_scan"
-    public static let kind = JobKind.cache
     public var cache: String
     public var tips: [ObjectID]
     public var known: [ObjectID]
-    public var endpoint: Endpoint? { nil }
     public typealias Result = [LFSPointer]
 }
 
