@@ -8,13 +8,6 @@ public struct GitError: Error, CustomStringConvertible, Sendable {
     public let errorClass: Int32
     public let message: String
 
-    public init(function: String, code: Int32, errorClass: Int32, message: String) {
-        self.function = function
-        self.code = code
-        self.errorClass = errorClass
-        self.message = message
-    }
-
     public var description: String { "\(function): \(message)" }
 
     public var isNotFound: Bool { code == GIT_ENOTFOUND.rawValue }

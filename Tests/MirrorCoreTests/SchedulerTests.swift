@@ -122,7 +122,8 @@ import TestSupport
         // Then their next runs fall across one whole interval, half an interval on at the earliest,
         // and every tenth of it holds about a tenth of them (none empty, none a burst)
         var next: [String: Date] = [:]
-        for name in names { next[name] = try #require(await scheduler.nextRun(of: name)) }
+        for name in names { next[name] = await scheduler.nextRun(of: name) }
+        #expect(next.count == names.count, "every repository has its next run")
         let start = stage.now.addingTimeInterval(150)
         #expect(next.values.allSatisfy { $0 >= start && $0 < start.addingTimeInterval(300) })
         var buckets = [Int](repeating: 0, count: 10)

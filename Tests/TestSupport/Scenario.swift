@@ -37,6 +37,20 @@ public final class Scenario: @unchecked Sendable {
         return (scenario, backup)
     }
 
+    /// A primary with `main` and `branch`, mirrored once to the secondary `backup` (with `options`, further lines
+    /// of its item); the branch's tip.
+    public static func withMirroredBranch(_ name: String, _ branch: String, options: String = "") throws
+        -> (scenario: Scenario, backup: BareRepository, tip: String) {
+        let scenario = try Scenario(name)
+        try scenario.primary.commit("first")
+        let tip = try scenario.primary.commit(branch, on: branch)
+        let backup = try scenario.secondary("backup")
+        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))" + options)
+        let output = try scenario.gitmirror("sync")
+        guard output.status == 0 else { throw TestError("the first sync of \(name) failed: \(output)") }
+        return (scenario, backup, tip)
+    }
+
     /// An empty bare repository served by the daemon.
     public func secondary(_ name: String) throws -> BareRepository {
         try BareRepository.create(at: served.appendingPathComponent("\(name).git"))
@@ -72,6 +86,12 @@ public final class Scenario: @unchecked Sendable {
         let secret = try sandbox.write("secrets/password", password)
         try configure(secondaries: "- name: web\n  url: \(url)\n  credentials: web",
                       credentials: "web:\n  username: mirror\n  password_file: \(secret.path)" + (ca.map { "\n  ca_file: \($0.path)" } ?? ""))
+    }
+
+    /// mirrors.yaml with one secondary `ssh` at `url` and its credential `key`: the SSH key `key`, trusting `knownHosts`.
+    public func configureSSH(_ url: String, key: URL, knownHosts: URL) throws {
+        try configure(secondaries: "- name: ssh\n  url: \(url)\n  credentials: key",
+                      credentials: "key:\n  ssh_key: \(key.path)\n  known_hosts: \(knownHosts.path)")
     }
 
     /// One repository of a multi-repository mirrors.yaml: its primary's URL and its secondaries as

@@ -82,7 +82,7 @@ import TestSupport
     }
 
     @Test func syncJSONReportsPerRemoteResults() throws {
-        let (scenario, backup) = try Scenario.withBackup("sync-json")
+        let (scenario, _) = try Scenario.withBackup("sync-json")
 
         let output = try scenario.gitmirror("sync", "--json")
 
@@ -106,7 +106,7 @@ import TestSupport
 
     @Test func everyJSONOutputIsSnakeCaseWithRFC3339TimesAndTheTablesShowTheOffset() throws {
         // Given a repository synced once
-        let (scenario, backup) = try Scenario.withBackup("json-style")
+        let (scenario, _) = try Scenario.withBackup("json-style")
         let sync = try scenario.gitmirror("sync", "--json")
         #expect(sync.status == 0, "\(sync)")
 
@@ -162,7 +162,7 @@ import TestSupport
     }
 
     @Test func unknownRepositoryNameIsAClearError() throws {
-        let (scenario, backup) = try Scenario.withBackup("unknown-repo")
+        let (scenario, _) = try Scenario.withBackup("unknown-repo")
 
         let output = try scenario.gitmirror("sync", "nope")
 

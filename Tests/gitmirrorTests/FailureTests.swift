@@ -123,11 +123,7 @@ import TestSupport
 
     /// Syncs to the SSH server trusting only `knownHosts`; expects exit 1 and returns the remote's state.
     func syncRefused(_ scenario: Scenario, target: BareRepository, ssh: SSHServer, knownHosts: URL) throws -> RemoteState {
-        try scenario.configure(secondaries: """
-            - name: ssh
-              url: \(ssh.url(target.url))
-              credentials: key
-            """, credentials: "key:\n  ssh_key: \(ssh.userKey.path)\n  known_hosts: \(knownHosts.path)")
+        try scenario.configureSSH(ssh.url(target.url), key: ssh.userKey, knownHosts: knownHosts)
         let output = try scenario.gitmirror("sync")
         #expect(output.status == 1, "\(output)")
         return try #require(try scenario.state("ssh"))
@@ -190,11 +186,7 @@ import TestSupport
         let (scenario, target) = try Scenario.withSecondary("scp-like", named: "target")
         let host = "127.0.\(Int.random(in: 1...250)).\(Int.random(in: 2...250))"
         let ssh = try SSHServer(sandbox: scenario.sandbox, host: host, port: 22)
-        try scenario.configure(secondaries: """
-            - name: ssh
-              url: \(ssh.scpURL(target.url))
-              credentials: key
-            """, credentials: "key:\n  ssh_key: \(ssh.userKey.path)\n  known_hosts: \(ssh.knownHosts.path)")
+        try scenario.configureSSH(ssh.scpURL(target.url), key: ssh.userKey, knownHosts: ssh.knownHosts)
 
         let output = try scenario.gitmirror("sync")
 

@@ -6,13 +6,21 @@ import TestSupport
 /// The README's promises at their edges: redirects, renames into folders, stale locks, damaged
 /// caches, local secondaries with hooks, and local faults classed by what failed.
 @Suite(.onTestThreads) struct PromiseEdgeTests {
+    /// A secondary `target` served plainly by `elsewhere` on `host`, and a `front` that redirects every request
+    /// there; both ask for `password` as user `mirror`.
+    func redirecting(_ name: String, password: String, to host: String) throws
+        -> (scenario: Scenario, target: BareRepository, elsewhere: HTTPSServer, front: HTTPSServer) {
+        let (scenario, target) = try Scenario.withSecondary(name, named: "target")
+        let elsewhere = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: password, tls: false)
+        let front = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: password, tls: false,
+                                    redirect: "http://\(host):\(elsewhere.port)")
+        return (scenario, target, elsewhere, front)
+    }
+
     @Test func redirectToAnotherHostGetsNoCredentialAndNoPush() throws {
         // Given a secondary whose server redirects to another host, which would accept the push
-        let (scenario, target) = try Scenario.withSecondary("redirect", named: "target")
         let canary = "canary-redirect-password-4471"
-        let elsewhere = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: canary, tls: false)
-        let front = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: canary, tls: false,
-                                    redirect: "http://localhost:\(elsewhere.port)")
+        let (scenario, target, elsewhere, front) = try redirecting("redirect", password: canary, to: "localhost")
         try scenario.configureWeb(front.url("target.git"), password: canary)
 
         // When gitmirror syncs
@@ -32,13 +40,10 @@ import TestSupport
         // Given a front on 127.0.0.1 that redirects every request to another port of 127.0.0.1, whose
         // server asks for the password: libgit2 follows such a redirect by itself; a secondary and a
         // primary are both behind the front
-        let (scenario, target) = try Scenario.withSecondary("redirect-port", named: "target")
         let canary = "canary-redirect-port-password-5520"
-        let elsewhere = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: canary, tls: false)
-        let front = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: canary, tls: false,
-                                    redirect: "http://127.0.0.1:\(elsewhere.port)")
+        let (scenario, target, elsewhere, front) = try redirecting("redirect-port", password: canary, to: "127.0.0.1")
         let secret = try scenario.sandbox.write("secrets/password", canary)
-        try scenario.sandbox.write("mirrors.yaml", """
+        _ = try scenario.sandbox.write("mirrors.yaml", """
             state_dir: state
             credentials:
               web:
@@ -81,12 +86,7 @@ import TestSupport
     /// `feature` mirrored once to `backup` (with `secondaryOptions`), then renamed `feature/login` on
     /// the primary; returns the scenario, the secondary and the branch's tip.
     func renamedIntoAFolder(_ name: String, secondaryOptions: String) throws -> (Scenario, BareRepository, String) {
-        let scenario = try Scenario(name)
-        try scenario.primary.commit("first")
-        let tip = try scenario.primary.commit("feature", on: "feature")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))" + secondaryOptions)
-        #expect(try scenario.gitmirror("sync").status == 0)
+        let (scenario, backup, tip) = try Scenario.withMirroredBranch(name, "feature", options: secondaryOptions)
         try scenario.primary.deleteRef("refs/heads/feature")
         try scenario.primary.setRef("refs/heads/feature/login", to: tip)
         return (scenario, backup, tip)
@@ -311,7 +311,7 @@ import TestSupport
 
     @Test func cacheOwnedByAnotherUserIsConfigNamingTheOwner() throws {
         // Given a state folder the unprivileged user owns, but a cache that root owns
-        let (scenario, backup) = try Scenario.withBackup("other-uid", synced: true)
+        let (scenario, _) = try Scenario.withBackup("other-uid", synced: true)
         try scenario.primary.commit("second")
         let state = scenario.sandbox.path("state").path
         try Shell.run(["chown", "-R", "nobody", state])

@@ -24,17 +24,16 @@ import TestSupport
         #expect(history.contains { $0.ref == "refs/tags/v2" && $0.action == .create })
     }
 
-    @Test func branchDeletedOnThePrimaryIsKeptWithoutPrune() throws {
-        let scenario = try Scenario("keep-deleted")
-        try scenario.primary.commit("first")
-        try scenario.primary.commit("old", on: "old")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))")
-        #expect(try scenario.gitmirror("sync").status == 0)
-
-        // When the branch is deleted on the primary and prune is off
+    /// A branch `old` mirrored to `backup` once, then deleted on the primary and synced again: its old tip and the second sync.
+    func deleteMirroredBranch(_ name: String, options: String = "") throws -> (scenario: Scenario, backup: BareRepository, oldTip: String, output: Shell.Output) {
+        let (scenario, backup, oldTip) = try Scenario.withMirroredBranch(name, "old", options: options)
         try scenario.primary.deleteRef("refs/heads/old")
-        let output = try scenario.gitmirror("sync")
+        return (scenario, backup, oldTip, try scenario.gitmirror("sync"))
+    }
+
+    @Test func branchDeletedOnThePrimaryIsKeptWithoutPrune() throws {
+        // Given a mirrored branch, when it is deleted on the primary and prune is off
+        let (scenario, backup, _, output) = try deleteMirroredBranch("keep-deleted")
 
         // Then the secondary keeps it, the sync is in step, and the journal says kept
         #expect(output.status == 0, "\(output)")
@@ -48,15 +47,8 @@ import TestSupport
     }
 
     @Test func branchDeletedOnThePrimaryIsDeletedWithPruneAndBackedUp() throws {
-        let scenario = try Scenario("prune")
-        try scenario.primary.commit("first")
-        let oldTip = try scenario.primary.commit("old", on: "old")
-        let backup = try scenario.secondary("backup")
-        try scenario.configure(secondaries: "- name: backup\n  url: \(scenario.url(backup))\n  prune: true")
-        #expect(try scenario.gitmirror("sync").status == 0)
-
-        try scenario.primary.deleteRef("refs/heads/old")
-        let output = try scenario.gitmirror("sync")
+        // Given a mirrored branch, when it is deleted on the primary and prune is on
+        let (scenario, backup, oldTip, output) = try deleteMirroredBranch("prune", options: "\n  prune: true")
 
         #expect(output.status == 0, "\(output)")
         #expect(try backup.refs()["refs/heads/old"] == nil)
@@ -221,7 +213,7 @@ import TestSupport
     }
 
     @Test func syncWithNothingToDoFetchesNothingAndPushesNothing() throws {
-        let (scenario, backup) = try Scenario.withBackup("no-op", synced: true)
+        let (scenario, _) = try Scenario.withBackup("no-op", synced: true)
         let logBefore = scenario.daemon.logText
 
         let output = try scenario.gitmirror("sync")
@@ -237,7 +229,7 @@ import TestSupport
 
     @Test func syncForgetsOldQuietRunsAndKeepsTheJournal() throws {
         // Given a first sync that created refs and a second with nothing to do, both long ago
-        let (scenario, backup) = try Scenario.withBackup("retention")
+        let (scenario, _) = try Scenario.withBackup("retention")
         let yaml = try String(contentsOf: scenario.config, encoding: .utf8)
         try ("retention:\n  runs: 7d\n" + yaml).write(to: scenario.config, atomically: true, encoding: .utf8)
         #expect(try scenario.gitmirror("sync").status == 0)

@@ -153,13 +153,6 @@ public struct PassRecord: Codable, Sendable, FetchableRecord, MutablePersistable
     public var finishedAt: Date
     public var repositories: Int
 
-    public init(source: String, startedAt: Date, finishedAt: Date, repositories: Int) {
-        self.source = source
-        self.startedAt = startedAt
-        self.finishedAt = finishedAt
-        self.repositories = repositories
-    }
-
     public var duration: TimeInterval { finishedAt.timeIntervalSince(startedAt) }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
