@@ -2,7 +2,6 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import Logging
-import NIOCore
 
 /// What the daemon does with a hook: checks its proof, runs a delivery once, queues the repositories
 /// this replica owns and forwards the others to their owners; and the sync and reload API. Every

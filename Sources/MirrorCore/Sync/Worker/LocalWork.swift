@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Whether the programs a worker started (git and its helpers) are working, told by their CPU time:
 /// a stall limit is for a server that sends nothing, not for a push still busy on this machine.
@@ -10,7 +11,7 @@ enum LocalWork {
     /// Nil outside a worker (only a worker leads its process group, so only there is the group its own).
     static func heartbeat(_ beat: @escaping @Sendable () -> Void) -> Ticker? {
         guard getpgrp() == getpid() else { return nil }
-        let last = Guarded(groupTicks())
+        let last = Mutex(groupTicks())
         return Ticker(every: interval) {
             let now = groupTicks()
             let worked = last.withLock { last in
