@@ -14,17 +14,9 @@ struct PlanCommand: ParsableCommand {
     @OptionGroup var parallel: ParallelOptions
 
     func run() throws {
-        let (config, discovered) = Discovery.expand(try options.load(), record: false)
-        let mirrors = try options.select(selection.repositories, from: config)
-        var syncOptions = RepositorySync.Options()
-        syncOptions.planOnly = true
-        let (reports, interrupted) = try runSession(config, mirrors, syncOptions, parallel)
-        if selection.json {
-            try Terminal.printJSON(reports)
-        } else {
-            print(ReportTable.renderPlan(reports))
+        let (reports, discovered) = try runSelected(options, selection, parallel, record: false, table: ReportTable.renderPlan) {
+            $0.planOnly = true
         }
-        if interrupted { throw ExitStatus.interrupted }
         if !discovered || reports.contains(where: { $0.primary.failure != nil || $0.secondaries.contains { $0.failure != nil } }) {
             throw ExitStatus.outOfStep
         }

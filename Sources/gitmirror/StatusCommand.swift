@@ -42,23 +42,18 @@ struct StatusCommand: ParsableCommand {
             case nextRun = "next_run", schedule, progress, head, headDiffers = "head_differs", overdue
         }
 
+        /// Every field, null where unknown (a reader sees each key on every row); `head_differs` only on
+        /// secondaries and `overdue` only on primaries, where they mean something.
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(repository, forKey: .repository)
-            try container.encode(remote, forKey: .remote)
-            try container.encode(role, forKey: .role)
-            try container.encode(url, forKey: .url)
-            try container.encode(state, forKey: .state)
-            try container.encode(lastAttempt, forKey: .lastAttempt)
-            try container.encode(lastSuccess, forKey: .lastSuccess)
-            try container.encode(lastErrorClass, forKey: .lastErrorClass)
-            try container.encode(lastError, forKey: .lastError)
-            try container.encode(nextRun, forKey: .nextRun)
-            try container.encode(schedule, forKey: .schedule)
-            try container.encode(progress, forKey: .progress)
-            try container.encode(head, forKey: .head)
-            if role == "secondary" { try container.encode(headDiffers, forKey: .headDiffers) }
-            if role == "primary" { try container.encode(overdue, forKey: .overdue) }
+            var fields: [(CodingKeys, any Encodable)] = [
+                (.repository, repository), (.remote, remote), (.role, role), (.url, url), (.state, state),
+                (.lastAttempt, lastAttempt), (.lastSuccess, lastSuccess), (.lastErrorClass, lastErrorClass),
+                (.lastError, lastError), (.nextRun, nextRun), (.schedule, schedule), (.progress, progress), (.head, head),
+            ]
+            if role == "secondary" { fields.append((.headDiffers, headDiffers)) }
+            if role == "primary" { fields.append((.overdue, overdue)) }
+            for (key, value) in fields { try container.encode(value, forKey: key) }
         }
     }
 

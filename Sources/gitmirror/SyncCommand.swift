@@ -19,19 +19,31 @@ struct SyncCommand: ParsableCommand {
     @OptionGroup var parallel: ParallelOptions
 
     func run() throws {
-        let (config, discovered) = Discovery.expand(try options.load(), record: true)
-        let mirrors = try options.select(selection.repositories, from: config)
-        var syncOptions = RepositorySync.Options()
-        syncOptions.lockWait = lockWait.seconds
-        let (reports, interrupted) = try runSession(config, mirrors, syncOptions, parallel)
-        if selection.json {
-            try Terminal.printJSON(reports)
-        } else {
-            print(ReportTable.render(reports))
+        let (reports, discovered) = try runSelected(options, selection, parallel, record: true, table: ReportTable.render) {
+            $0.lockWait = lockWait.seconds
         }
-        if interrupted { throw ExitStatus.interrupted }
         if !reports.allSatisfy(\.inStep) || !discovered { throw ExitStatus.outOfStep }
     }
+}
+
+/// `sync` and `plan`: loads the configuration (recording what discovery listed, or not), runs the
+/// selected repositories and prints their reports as JSON or as `table` renders them. Returns the
+/// reports and whether every discovery source listed; an interrupted session is exit 130.
+func runSelected(_ options: ConfigOptions, _ selection: Selection, _ parallel: ParallelOptions, record: Bool,
+                 table: ([RepositoryReport]) -> String, adjust: (inout RepositorySync.Options) -> Void) throws
+    -> (reports: [RepositoryReport], discovered: Bool) {
+    let (config, discovered) = Discovery.expand(try options.load(), record: record)
+    let mirrors = try options.select(selection.repositories, from: config)
+    var syncOptions = RepositorySync.Options()
+    adjust(&syncOptions)
+    let (reports, interrupted) = try runSession(config, mirrors, syncOptions, parallel)
+    if selection.json {
+        try Terminal.printJSON(reports)
+    } else {
+        print(table(reports))
+    }
+    if interrupted { throw ExitStatus.interrupted }
+    return (reports, discovered)
 }
 
 /// Runs a sync session with the terminal as its display; a session that cannot start is exit 1.

@@ -22,12 +22,7 @@ import TestSupport
     }
 
     static let source = """
-        credentials:
-          github:
-            token_env: GITHUB_TOKEN
-        discover:
-          - github: acme
-            credentials: github
+        \(ConfigDocuments.acmeOnGitHub)
             include: ["acme/*"]
             exclude: ["acme/legacy-*"]
             forks: false

@@ -13,12 +13,7 @@ import TestSupport
 
     func source(_ extra: String = "", secondary: String = "https://git.example.com/mirrors/{path}.git") throws -> DiscoverySource {
         let yaml = """
-            credentials:
-              github:
-                token_env: GITHUB_TOKEN
-            discover:
-              - github: acme
-                credentials: github
+            \(ConfigDocuments.acmeOnGitHub)
                 \(extra)
                 secondaries:
                   - name: backup

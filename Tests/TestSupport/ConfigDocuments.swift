@@ -9,6 +9,17 @@ public struct ConfigDocuments {
     public let file: URL
     public let loader: ConfigLoader
 
+    /// A `discover:` document's start: the GitHub organisation `acme` listed with the credential
+    /// `github` (GITHUB_TOKEN); the entry's further keys follow at four spaces.
+    public static let acmeOnGitHub = """
+        credentials:
+          github:
+            token_env: GITHUB_TOKEN
+        discover:
+          - github: acme
+            credentials: github
+        """
+
     public init(_ name: String, loader: ConfigLoader = ConfigLoader()) throws {
         sandbox = try Sandbox(name)
         file = sandbox.path("mirrors.yaml")

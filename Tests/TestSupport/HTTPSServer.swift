@@ -45,6 +45,12 @@ public final class HTTPSServer: Server, @unchecked Sendable {
     /// With `anonymousRead`, git needs no credential at all (a public forge's clones).
     public private(set) var lfsStorage: URL?
 
+    /// A `credentials:` entry `name` (flow style, one line): user `username` with the password in
+    /// `passwordFile`, trusting this server's certificate authority.
+    public func credential(_ name: String, username: String = "mirror", passwordFile: URL) -> String {
+        "\(name): {username: \(username), password_file: \(passwordFile.path), ca_file: \(authority.certificate.path)}"
+    }
+
     public init(sandbox: Sandbox, root: URL, user: String, password: String, authority: CertificateAuthority? = nil,
                 tls: Bool = true, redirect: String? = nil, lfs: Bool = false, anonymousRead: Bool = false) throws {
         self.root = root

@@ -13,6 +13,11 @@ public final class SSHServer: Server, @unchecked Sendable {
     public let log: URL
     private let process: ChildProcess
 
+    /// A `credentials:` entry `name` (flow style, one line) with this server's user key and known hosts.
+    public func credential(_ name: String) -> String {
+        "\(name): {ssh_key: \(userKey.path), known_hosts: \(knownHosts.path)}"
+    }
+
     public init(sandbox: Sandbox, host: String = "127.0.0.1", port: Int? = nil) throws {
         self.host = host
         self.port = try port ?? Network.freePort(host: host)

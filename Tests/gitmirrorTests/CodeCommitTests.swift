@@ -120,24 +120,38 @@ import TestSupport
 
 /// `create: true` against moto's CodeCommit API, with the endpoint serving what moto says exists.
 @Suite(.onTestThreads) struct CodeCommitCreateTests {
+    /// A scenario with a commit on its primary, moto's CodeCommit API, and a git endpoint serving the
+    /// repositories moto says exist; `environment` reaches both with the test's keys.
+    struct Stage {
+        let scenario: Scenario
+        let moto: MotoServer
+        let endpoint: CodeCommitEndpoint
+        var environment: [String: String]
+
+        init(_ name: String) throws {
+            scenario = try Scenario(name)
+            try scenario.primary.commit("first")
+            moto = try MotoServer(sandbox: scenario.sandbox)
+            endpoint = try CodeCommitEndpoint(sandbox: scenario.sandbox, region: "eu-west-1", accessKey: CodeCommitTests.accessKey,
+                                              secretKey: CodeCommitTests.secret, moto: moto)
+            environment = CodeCommitTests().environment(endpoint)
+            environment["AWS_ENDPOINT_URL"] = moto.url
+        }
+    }
+
     @Test func missingRepositoryIsCreatedThenMirrored() throws {
         // Given a CodeCommit secondary that does not exist yet, and create: true
-        let scenario = try Scenario("codecommit-create")
-        try scenario.primary.commit("first")
-        let moto = try MotoServer(sandbox: scenario.sandbox)
-        let endpoint = try CodeCommitEndpoint(sandbox: scenario.sandbox, region: "eu-west-1", accessKey: CodeCommitTests.accessKey,
-                                              secretKey: CodeCommitTests.secret, moto: moto)
+        let stage = try Stage("codecommit-create")
+        let (scenario, moto, endpoint) = (stage.scenario, stage.moto, stage.endpoint)
         try scenario.configure(secondaries: """
             - name: cc
               url: codecommit::eu-west-1://brand-new
               endpoint: \(endpoint.endpoint)
               create: true
             """)
-        var environment = CodeCommitTests().environment(endpoint)
-        environment["AWS_ENDPOINT_URL"] = moto.url
 
         // When gitmirror syncs
-        let output = try scenario.gitmirror("sync", environment: environment)
+        let output = try scenario.gitmirror("sync", environment: stage.environment)
 
         // Then the repository exists in CodeCommit's API and holds the primary's refs
         #expect(output.status == 0, "\(output)")
@@ -147,16 +161,11 @@ import TestSupport
     }
 
     @Test func withoutCreateAMissingRepositoryIsNotFound() throws {
-        let scenario = try Scenario("codecommit-missing")
-        try scenario.primary.commit("first")
-        let moto = try MotoServer(sandbox: scenario.sandbox)
-        let endpoint = try CodeCommitEndpoint(sandbox: scenario.sandbox, region: "eu-west-1", accessKey: CodeCommitTests.accessKey,
-                                              secretKey: CodeCommitTests.secret, moto: moto)
-        try scenario.configure(secondaries: "- name: cc\n  url: codecommit::eu-west-1://absent\n  endpoint: \(endpoint.endpoint)")
-        var environment = CodeCommitTests().environment(endpoint)
-        environment["AWS_ENDPOINT_URL"] = moto.url
+        let stage = try Stage("codecommit-missing")
+        let (scenario, moto) = (stage.scenario, stage.moto)
+        try scenario.configure(secondaries: "- name: cc\n  url: codecommit::eu-west-1://absent\n  endpoint: \(stage.endpoint.endpoint)")
 
-        let output = try scenario.gitmirror("sync", environment: environment)
+        let output = try scenario.gitmirror("sync", environment: stage.environment)
 
         #expect(output.status == 1, "\(output)")
         #expect(try scenario.state("cc")?.lastErrorClass == .notFound)

@@ -25,13 +25,8 @@ import TestSupport
         let config = try sandbox.write("mirrors.yaml", """
             state_dir: state
             credentials:
-              ssh-key:
-                ssh_key: \(ssh.userKey.path)
-                known_hosts: \(ssh.knownHosts.path)
-              web:
-                username: mirror
-                password_file: \(tokenFile.path)
-                ca_file: \(https.authority.certificate.path)
+              \(ssh.credential("ssh-key"))
+              \(https.credential("web", passwordFile: tokenFile))
             repositories:
               - name: app
                 primary: \(daemon.url("primary.git"))

@@ -52,15 +52,7 @@ import TestSupport
               credentials: web
             - name: busy
               url: \(scenario.url(busy))
-            """, credentials: """
-            ssh-key:
-              ssh_key: \(ssh.userKey.path)
-              known_hosts: \(ssh.knownHosts.path)
-            web:
-              username: mirror
-              password_file: \(token.path)
-              ca_file: \(https.authority.certificate.path)
-            """)
+            """, credentials: ssh.credential("ssh-key") + "\n" + https.credential("web", passwordFile: token))
 
         // When gitmirror syncs for the first time
         let output = try scenario.gitmirror("sync")

@@ -2,10 +2,12 @@ import Foundation
 
 /// Which repositories one instance of a sharded fleet owns: a stable hash of the name.
 public struct Shard: Sendable, Equatable, CustomStringConvertible {
-    public var index: Int
-    public var count: Int
+    public let index: Int
+    public let count: Int
 
+    /// `index` is one of `0..<count`; anything else owns nothing, a mistake `parse` refuses in words.
     public init(index: Int, count: Int) {
+        precondition(count >= 1 && (0..<count).contains(index), "shard \(index)/\(count) is outside 0..<\(count)")
         self.index = index
         self.count = count
     }

@@ -295,3 +295,31 @@ extension Dictionary where Key == String, Value == Any {
     func string(_ key: String) -> String? { (self[key] as? String).flatMap { $0.isEmpty ? nil : $0 } }
     func flag(_ key: String) -> Bool { self[key] as? Bool ?? false }
 }
+
+/// A forge whose repositories live at `/repos/{owner}/{name}` (GitHub's and Gitea's APIs): reading
+/// one, pointing its HEAD and asking whether it changed are the same calls, told apart only by the
+/// forge's name, how an item says its visibility and which field moves on a push.
+protocol ReposForge: ForgeClient {
+    /// The forge's name in messages: `GitHub`, `Gitea`.
+    static var forge: String { get }
+    /// The field of the repository that moves on every push (`pushed_at`, `updated_at`).
+    static var movedField: String { get }
+    /// One item of the API's repository lists, or nil when it is not one.
+    static func repository(_ item: [String: Any]) -> DiscoveredRepository?
+    var rest: ForgeREST { get }
+}
+
+extension ReposForge {
+    func repository(at path: String) throws(SyncFailure) -> DiscoveredRepository? {
+        try rest.repository(at: path, on: Self.forge, Self.repository)
+    }
+
+    func setDefaultBranch(of path: String, to branch: String) throws(SyncFailure) {
+        try rest.setDefaultBranch(ofRepository: path, to: branch, on: Self.forge)
+    }
+
+    /// The repository itself; a 304 does not count against GitHub's rate limit.
+    func changeMarker(of path: String, etag: String?) throws(SyncFailure) -> ChangeMarker? {
+        try rest.repositoryMarker(of: path, moved: Self.movedField, etag: etag, on: Self.forge)
+    }
+}

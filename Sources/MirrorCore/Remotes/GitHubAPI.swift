@@ -1,7 +1,9 @@
 import Foundation
 
 /// GitHub's REST API (github.com and GitHub Enterprise Server): https://docs.github.com/en/rest/repos/repos
-struct GitHubAPI: ForgeClient {
+struct GitHubAPI: ReposForge {
+    static let forge = "GitHub"
+    static let movedField = "pushed_at"
     let rest: ForgeREST
 
     func repositories(of owner: String, subgroups: Bool) throws(SyncFailure) -> [DiscoveredRepository] {
@@ -25,10 +27,6 @@ struct GitHubAPI: ForgeClient {
 
     static func repository(_ item: [String: Any]) -> DiscoveredRepository? {
         ForgeREST.repository(item, visibility: item.string("visibility") ?? (item.flag("private") ? "private" : "public"))
-    }
-
-    func repository(at path: String) throws(SyncFailure) -> DiscoveredRepository? {
-        try rest.repository(at: path, on: "GitHub", Self.repository)
     }
 
     func createRepository(at path: String, visibility: String, description: String?) throws(SyncFailure) {
@@ -56,15 +54,6 @@ struct GitHubAPI: ForgeClient {
         case 422 where String(decoding: answer.body, as: UTF8.self).lowercased().contains("already exists"): return
         default: throw rest.failure(answer, doing: what)
         }
-    }
-
-    func setDefaultBranch(of path: String, to branch: String) throws(SyncFailure) {
-        try rest.setDefaultBranch(ofRepository: path, to: branch, on: "GitHub")
-    }
-
-    /// The repository itself: `pushed_at` moves on every push. A 304 does not count against the rate limit.
-    func changeMarker(of path: String, etag: String?) throws(SyncFailure) -> ChangeMarker? {
-        try rest.repositoryMarker(of: path, moved: "pushed_at", etag: etag, on: "GitHub")
     }
 }
 

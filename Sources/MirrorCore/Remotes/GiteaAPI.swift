@@ -1,7 +1,9 @@
 import Foundation
 
 /// Gitea's and Forgejo's REST API v1: https://gitea.com/api/swagger
-struct GiteaAPI: ForgeClient {
+struct GiteaAPI: ReposForge {
+    static let forge = "Gitea"
+    static let movedField = "updated_at"
     let rest: ForgeREST
 
     func repositories(of owner: String, subgroups: Bool) throws(SyncFailure) -> [DiscoveredRepository] {
@@ -30,10 +32,6 @@ struct GiteaAPI: ForgeClient {
         ForgeREST.repository(item, visibility: item.flag("internal") ? "internal" : item.flag("private") ? "private" : "public")
     }
 
-    func repository(at path: String) throws(SyncFailure) -> DiscoveredRepository? {
-        try rest.repository(at: path, on: "Gitea", Self.repository)
-    }
-
     func createRepository(at path: String, visibility: String, description: String?) throws(SyncFailure) {
         let (owner, name) = try splitPath(path)
         let what = "creating \(path) on Gitea"
@@ -55,14 +53,5 @@ struct GiteaAPI: ForgeClient {
         case 201, 409: return   // 409: "The repository with the same name already exists."
         default: throw rest.failure(answer, doing: what)
         }
-    }
-
-    func setDefaultBranch(of path: String, to branch: String) throws(SyncFailure) {
-        try rest.setDefaultBranch(ofRepository: path, to: branch, on: "Gitea")
-    }
-
-    /// The repository itself: Gitea moves its `updated_at` on every push.
-    func changeMarker(of path: String, etag: String?) throws(SyncFailure) -> ChangeMarker? {
-        try rest.repositoryMarker(of: path, moved: "updated_at", etag: etag, on: "Gitea")
     }
 }
