@@ -56,8 +56,25 @@ import TestSupport
         Case(message: "fatal: unable to access 'https://h/x/': SSL certificate problem: unable to get local issuer certificate", expected: .tls),
         Case(message: "fatal: the remote end hung up unexpectedly", expected: .network),
         Case(message: "fatal: unable to access 'https://h/x/': The requested URL returned error: 301", expected: .redirected),
+        // gitolite (Debian's gitolite3): its access check speaks before git does, then git says "Could not read"
+        Case(message: "FATAL: R any nosuch mirror DENIED by fallthru | (or you mis-spelled the reponame)", network: true, expected: .deniedRead),
+        Case(message: "FATAL: W any backup-ro mirror DENIED by fallthru | (or you mis-spelled the reponame) | fatal: Could not read from remote repository.",
+             expected: .deniedWrite),
+        // OpenSSH and libssh2 failing on this machine, before the server is asked anything
+        Case(message: "No user exists for uid 61234 | fatal: Could not read from remote repository.", expected: .noLocalUser),
+        Case(message: "Load key \"/etc/gitmirror/id_ed25519\": Permission denied | git@h: Permission denied (publickey).", expected: .keyUnreadable),
+        Case(message: "Failed to authenticate SSH session: Unable to open private key file", ssh: true, expected: .keyUnreadable),
+        Case(message: "username does not match previous request", ssh: true, expected: .usernameConflict),
         Case(message: "error: something nobody has seen", expected: nil),
     ]
+
+    /// gitolite's per-ref refusals, as its update hook words them.
+    @Test func gitolitesPerRefRefusalsAreClassedByTheRight() {
+        #expect(Classification.rejection("FATAL: + refs/heads/main backup mirror DENIED by fallthru").errorClass == .protected)
+        #expect(Classification.rejection("FATAL: D refs/heads/old backup mirror DENIED by fallthru").errorClass == .protected)
+        let denied = Classification.rejection("FATAL: W refs/heads/private/x guarded mirror DENIED by refs/heads/private/")
+        #expect(denied.errorClass == .rejected && denied.advice?.contains("refs:") == true)
+    }
 
     @Test(arguments: transfers)
     func transferFailuresGetTheirCause(_ example: Case) {
@@ -82,5 +99,18 @@ import TestSupport
         let slow = ErrorClass.allCases.filter { !$0.healsWithRetry }
         #expect(Set(slow) == [.auth, .hostKey, .config, .notFound, .readOnly])
         #expect(ErrorClass.allCases.filter { Classification.refusesPushesOnly($0) } == [.auth, .notFound, .readOnly])
+    }
+}
+
+/// A push's server lines, sorted to the refs they speak of.
+@Suite struct ServerLinesTests {
+    @Test func aRefGetsItsOwnLinesAndTheGeneralOnesNeverAnotherRefs() {
+        let pushed = ["refs/heads/a", "refs/heads/a/b", "refs/heads/ab", "refs/heads/main"]
+        let lines = ["FATAL: W refs/heads/a guarded mirror DENIED", "error: hook declined to update refs/heads/a/b",
+                     "GH006: Protected branch update failed for refs/heads/ab.", "*** pushes are audited ***", "updated refs/heads/main"]
+        #expect(ServerLines.about("refs/heads/a", pushed: pushed, in: lines) == [lines[0], lines[3]])
+        #expect(ServerLines.about("refs/heads/a/b", pushed: pushed, in: lines) == [lines[1], lines[3]])
+        #expect(ServerLines.about("refs/heads/ab", pushed: pushed, in: lines) == [lines[2], lines[3]])
+        #expect(ServerLines.about("refs/heads/a", pushed: pushed, in: Array(repeating: "general", count: 9)).count == 5)
     }
 }

@@ -9,6 +9,8 @@ public final class SSHServer: Server, @unchecked Sendable {
     public let user: String
     public let userKey: URL
     public let knownHosts: URL
+    /// The keys sshd accepts (read at every login: a test may rewrite it, as GitoliteServer does).
+    public let authorizedKeys: URL
     public let hostKeyFingerprint: String
     public let log: URL
     private let process: ChildProcess
@@ -28,6 +30,7 @@ public final class SSHServer: Server, @unchecked Sendable {
         try Shell.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test host", "-f", hostKey.path])
         try Shell.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gitmirror test", "-f", userKey.path])
         let authorized = directory.appendingPathComponent("authorized_keys")
+        authorizedKeys = authorized
         try FileManager.default.copyItem(at: userKey.appendingPathExtension("pub"), to: authorized)
         let hostPublic = try String(contentsOf: hostKey.appendingPathExtension("pub"), encoding: .utf8).split(separator: " ")
         let name = self.port == 22 ? host : "[\(host)]:\(self.port)"

@@ -36,12 +36,20 @@ public enum Classification {
     /// Why it failed, finer than the class, so each transport can say what to do.
     public enum Cause: String, Sendable, CaseIterable {
         case redirected, credentialRefused, hostKeyUntrusted, sshKeyLocked
+        /// OpenSSH or libssh2 could not start on this machine: no passwd entry for the uid, a key file
+        /// it cannot read, a URL user that is not the credential's username.
+        case noLocalUser, keyUnreadable, usernameConflict
         case diskFull, cacheUnwritable, cacheDamaged
+        /// gitolite's access check refused the user before any git ran: `R any … DENIED` (no read
+        /// access, or no such repository: gitolite does not say which), `W any … DENIED` (read only).
+        case deniedRead, deniedWrite
         case tooLarge, readOnly, notFound, tls, nonFastForward, network
 
         public var errorClass: ErrorClass {
             switch self {
-            case .redirected: return .config
+            case .redirected, .noLocalUser, .keyUnreadable, .usernameConflict: return .config
+            case .deniedRead: return .notFound
+            case .deniedWrite: return .readOnly
             case .credentialRefused, .sshKeyLocked: return .auth
             case .hostKeyUntrusted: return .hostKey
             case .diskFull, .cacheDamaged: return .internal
@@ -61,6 +69,12 @@ public enum Classification {
     /// before local permissions (ssh's "Permission denied (publickey)"); faults of this machine come
     /// before the server's "not found" (a damaged cache says "object not found").
     static let transferRules: [(cause: Cause, matches: @Sendable (Evidence, _ own: String, _ all: String) -> Bool)] = [
+        // This machine's SSH setup, before anything the server could have said: OpenSSH prints these
+        // and then "Permission denied (publickey)" or git's "Could not read from remote repository".
+        (.noLocalUser, { _, own, _ in own.contains("no user exists for uid") }),
+        (.keyUnreadable, { _, own, _ in
+            (own.contains("load key") && own.contains("permission denied")) || own.contains("unable to open private key file") }),
+        (.usernameConflict, { _, own, _ in own.contains("username does not match previous request") }),
         (.sshKeyLocked, { evidence, own, _ in
             evidence.ssh && (own.contains("private key") || own.contains("passphrase") || own.contains("unable to extract public key")) }),
         (.credentialRefused, { evidence, own, _ in
@@ -77,6 +91,9 @@ public enum Classification {
             own.contains("permission denied") || own.contains("read-only file system") || own.contains("operation not permitted") }),
         (.cacheDamaged, { evidence, own, _ in
             evidence.cachePath != nil && (evidence.objectDatabase || damagePhrases.contains { own.contains($0) }) }),
+        // gitolite's access check, before any git runs: "FATAL: R any REPO USER DENIED by fallthru".
+        (.deniedRead, { _, _, all in gitoliteDenied(all, access: "r") }),
+        (.deniedWrite, { _, _, all in gitoliteDenied(all, access: "w") }),
         (.tooLarge, { _, own, all in
             rejection(all).errorClass == .tooLarge || own.contains("status code: 413") || own.contains("returned error: 413") || all.contains("exceeds") }),
         (.readOnly, { _, own, _ in own.contains("service not enabled") }),
@@ -88,6 +105,11 @@ public enum Classification {
         (.network, { evidence, own, _ in
             evidence.network || ["connect", "resolve", "timed out", "eof", "hung up", "could not read", "broken pipe"].contains { own.contains($0) } }),
     ]
+
+    /// gitolite's refusal of `access` ("r" or "w") on the whole repository (`any` ref), in lowercased text.
+    static func gitoliteDenied(_ text: String, access: String) -> Bool {
+        text.contains("fatal: \(access) any ") && text.contains(" denied by ")
+    }
 
     /// What reading a damaged object store says (a suspicion only: the cache is verified before it is called damaged).
     static let damagePhrases = ["corrupt", "hash mismatch", "failed to decompress", "inflate", "zlib", "bad object", "truncated",
@@ -124,6 +146,10 @@ public enum Classification {
          "the branch is protected on the server; allow the mirror's account to push to it, or leave it out with refs:"),
         (.protected, [["gh013"], ["repository rule violations"], ["rule violation"]],
          "a repository ruleset refuses this update; add the mirror's account to the ruleset's bypass list"),
+        (.protected, [["fatal: + refs/", " denied by "], ["fatal: d refs/", " denied by "]],
+         "the server does not let the mirror's user rewind or delete this ref (gitolite: RW without +); allow the mirror's user to rewind it (gitolite: RW+), or leave the ref out with refs:"),
+        (.rejected, [["fatal: w refs/", " denied by "], ["fatal: c refs/", " denied by "]],
+         "an access rule on the server denies this ref to the mirror's user; leave it out with refs:, or change the rule"),
         (.auth, [["workflow", "scope"]],
          "the token lacks the workflow scope needed to push .github/workflows files; add it to the token"),
         (.tooLarge, [["gh001"], ["file size limit"], ["large files detected"]],
@@ -181,6 +207,7 @@ extension Classification {
     public static func failure(_ cause: Cause?, detail: String, target: String? = nil, cachePath: String? = nil,
                                objectMissing: Bool = false, unexplained: String) -> SyncFailure {
         guard let cause else { return SyncFailure(.internal, unexplained) }
+        let detail = oneLine(detail)
         let at = target.map { " for \($0)" } ?? ""
         let message: String
         switch cause {
@@ -188,6 +215,16 @@ extension Classification {
             return localFailure(cause, detail, cachePath: cachePath, objectMissing: objectMissing)
         case .redirected:
             message = "the server redirected elsewhere (\(detail)); gitmirror sends credentials and pushes only to the configured scheme, host and port. Put the final URL in mirrors.yaml"
+        case .noLocalUser:
+            message = "OpenSSH refuses to run because this process's uid has no passwd entry (\(detail)): run gitmirror as a user the system knows (systemd: User= or DynamicUser=yes; a container: an /etc/passwd line for its uid)"
+        case .keyUnreadable:
+            message = "the SSH key cannot be read by the user gitmirror runs as (\(detail)): give that user read access to ssh_key (mode 0400 or 0600, owned by it)"
+        case .usernameConflict:
+            message = "the URL's user\(at) and the credential's username differ (\(detail)): make them the same, or leave the user out of one of them"
+        case .deniedRead:
+            message = "the server denies this user any read access to\(target.map { " \($0)" } ?? " the repository"): it does not exist, or the key's user has no rights on it (gitolite does not say which): \(detail). Check the repository's name and the server's access rules"
+        case .deniedWrite:
+            message = "the server refuses this user write access to \(target ?? "the repository"): \(detail). Give the key's user write access (gitolite: RW, or RW+ to allow rewinds)"
         case .sshKeyLocked:
             message = "the SSH key could not be unlocked (\(detail)): check ssh_key_passphrase_env or ssh_key_passphrase_file, or that ssh_key is an unencrypted ed25519 key"
         case .credentialRefused:
@@ -208,6 +245,20 @@ extension Classification {
             message = target.map { "the connection to \($0) failed: \(detail)" } ?? detail
         }
         return SyncFailure(cause.errorClass, message)
+    }
+
+    /// What a transport said, on one line: its lines joined with " | ", without git's generic advice
+    /// ("Could not read from remote repository. Please make sure you have the correct access rights…")
+    /// when anything else was said, and without a closing full stop (the message goes on after it).
+    static func oneLine(_ text: String) -> String {
+        let generic = ["fatal: could not read from remote repository.", "please make sure you have the correct access rights",
+                       "and the repository exists."]
+        let lines = text.split(whereSeparator: \.isNewline).flatMap { $0.components(separatedBy: " | ") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let telling = lines.filter { !generic.contains($0.lowercased()) }
+        var joined = (telling.isEmpty ? lines : telling).joined(separator: " | ")
+        while joined.hasSuffix(".") { joined.removeLast() }
+        return joined
     }
 
     /// A fault of this machine rather than of the server (the cache's permissions, a full disk, damaged

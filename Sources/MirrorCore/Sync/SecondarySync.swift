@@ -278,13 +278,14 @@ struct SecondarySync {
     /// A ref is applied only when the server accepted it and the final listing shows it: a server
     /// that says "ok" but holds something else is a failure.
     mutating func verify(_ sent: Sent) {
-        let serverSaid = sent.serverMessages.suffix(5).joined(separator: " | ")
+        let pushed = report.refs.filter { $0.outcome == .planned }.map(\.ref)
         for index in report.refs.indices where report.refs[index].outcome == .planned {
             let ref = report.refs[index]
             let expected = ref.action == .delete ? nil : ref.new
             if let verdict = sent.verdicts[ref.ref], !verdict.accepted {
                 report.refs[index].outcome = .rejected
                 let reason = verdict.message ?? "rejected"
+                let serverSaid = ServerLines.about(ref.ref, pushed: pushed, in: sent.serverMessages).joined(separator: " | ")
                 report.refs[index].message = context.redactor.redact(serverSaid.isEmpty || verdict.reason == .moved ? reason : "\(reason) (server said: \(serverSaid))")
             } else if sent.final[ref.ref] != expected {
                 report.refs[index].outcome = .failed
@@ -306,7 +307,7 @@ struct SecondarySync {
         if !rejected.isEmpty {
             let list = rejected.prefix(5).map { "\($0.ref) (\($0.message ?? "rejected"))" }.joined(separator: "; ")
             let verdicts = rejected.map { Classification.rejection($0.message ?? "") }
-            let chosen = verdicts.first { $0.0 != .rejected } ?? (.rejected, nil)
+            let chosen = verdicts.first { $0.0 != .rejected } ?? verdicts.first { $0.1 != nil } ?? (.rejected, nil)
             report.failure = SyncFailure(chosen.0, (chosen.1.map { "\($0). " } ?? "")
                                          + "\(rejected.count) ref\(rejected.count == 1 ? "" : "s") not updated: \(list)\(rejected.count > 5 ? "; …" : "")")
             report.result = .failed

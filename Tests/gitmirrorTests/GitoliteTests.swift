@@ -1,0 +1,99 @@
+import Foundation
+import MirrorCore
+import Testing
+import TestSupport
+
+/// Debian's gitolite3 as the secondaries' server: what it refuses reaches the user with the class and
+/// the words that fit, per remote and per ref.
+@Suite(.onTestThreads) struct GitoliteTests {
+    /// A scenario whose primary has `main`, and a gitolite server with the standard rules.
+    struct Stage {
+        let scenario: Scenario
+        let gitolite: GitoliteServer
+
+        init(_ name: String) throws {
+            scenario = try Scenario(name)
+            try scenario.primary.commit("first")
+            gitolite = try GitoliteServer(sandbox: scenario.sandbox)
+        }
+
+        /// mirrors.yaml with a secondary per (name, gitolite repository, key) and the credentials `mirror` and `stranger`.
+        func configure(_ secondaries: [(name: String, repository: String, stranger: Bool)], options: String = "") throws {
+            let items = secondaries.map { "- {name: \($0.name), url: \"\(gitolite.url($0.repository))\", credentials: \($0.stranger ? "stranger" : "mirror")\(options)}" }
+            try scenario.configure(secondaries: items.joined(separator: "\n"),
+                                   credentials: gitolite.credential("mirror") + "\n" + gitolite.credential("stranger", key: gitolite.strangerKey))
+        }
+    }
+
+    @Test func whatGitoliteDeniesIsNotFoundOrReadOnlyNeverNetwork() throws {
+        // Given secondaries that do not exist, that the mirror's user may not touch, that a user
+        // without rights pushes to, and that the user may only read
+        let stage = try Stage("gitolite-classes")
+        try stage.configure([("missing", "nosuch", false), ("forbidden", "adminonly", false), ("stranger", "backup", true),
+                             ("readonly", "readonly", false), ("open", "open", false)])
+
+        // When gitmirror syncs
+        let output = try stage.scenario.gitmirror("sync")
+
+        // Then the missing and the forbidden are not_found, saying gitolite does not tell them apart;
+        // the read-only one is read_only; nothing is called a network failure; the open one is mirrored
+        #expect(output.status == 1, "\(output)")
+        for name in ["missing", "forbidden", "stranger"] {
+            let state = try #require(try stage.scenario.state(name))
+            #expect(state.lastErrorClass == .notFound, "\(name): \(state.lastError ?? "")")
+            #expect(state.lastError?.contains("does not exist, or the key's user has no rights on it") == true, "\(state.lastError ?? "")")
+            #expect(state.lastError?.contains("DENIED by fallthru") == true, "\(state.lastError ?? "")")
+        }
+        let readOnly = try #require(try stage.scenario.state("readonly"))
+        #expect(readOnly.lastErrorClass == .readOnly, "\(readOnly.lastError ?? "")")
+        #expect(readOnly.lastError?.contains("W any readonly mirror DENIED") == true, "\(readOnly.lastError ?? "")")
+        #expect(!output.stdout.contains("network") && !output.stderr.contains("DNS"), "\(output)")
+        #expect(try stage.gitolite.repository("open").refs() == stage.scenario.primary.refs())
+    }
+
+    @Test func eachRefusedRefCarriesItsOwnRefusalAndNoOneElses() throws {
+        // Given three refs that a deny rule refuses and one it allows
+        let stage = try Stage("gitolite-per-ref")
+        let main = try stage.scenario.primary.refs()["refs/heads/main"]!
+        for branch in ["private/a", "private/b", "private/c"] { try stage.scenario.primary.setRef("refs/heads/\(branch)", to: main) }
+        try stage.configure([("guarded", "guarded", false)])
+
+        // When gitmirror syncs
+        let output = try stage.scenario.gitmirror("sync")
+
+        // Then main is mirrored and each private ref is rejected with gitolite's line about it, and only it
+        #expect(output.status == 1, "\(output)")
+        #expect(try stage.gitolite.repository("guarded").refs() == ["refs/heads/main": main])
+        let history = try stage.scenario.store().refHistory(repository: "app", remote: "guarded")
+        for branch in ["private/a", "private/b", "private/c"] {
+            let entry = try #require(history.first { $0.ref == "refs/heads/\(branch)" })
+            let message = entry.message ?? ""
+            #expect(entry.outcome == .rejected, "\(entry)")
+            #expect(message.contains("FATAL: W refs/heads/\(branch) guarded mirror DENIED by refs/heads/private/"), "\(message)")
+            for other in ["private/a", "private/b", "private/c"] where other != branch {
+                #expect(!message.contains("refs/heads/\(other)"), "\(branch) carries \(other)'s refusal: \(message)")
+            }
+        }
+        let state = try #require(try stage.scenario.state("guarded"))
+        #expect(state.lastErrorClass == .rejected && state.lastError?.contains("leave it out with refs:") == true, "\(state.lastError ?? "")")
+    }
+
+    @Test func aRewindOnAnAppendOnlyBackupIsProtected() throws {
+        // Given a backup where the mirror's user may push but not rewind (RW), in step with the primary
+        let stage = try Stage("gitolite-rewind")
+        try stage.configure([("backup", "backup", false)], options: ", force: true")
+        #expect(try stage.scenario.gitmirror("sync").status == 0)
+
+        // When the primary's main is rewritten and gitmirror syncs with force: true
+        let rewritten = try stage.scenario.primary.commit("rewritten", on: "rewrite")
+        try stage.scenario.primary.setRef("refs/heads/main", to: rewritten)
+        try stage.scenario.primary.deleteRef("refs/heads/rewrite")
+        let output = try stage.scenario.gitmirror("sync")
+
+        // Then the refusal is protected (rewinds are not allowed there), naming gitolite's rule
+        #expect(output.status == 1, "\(output)")
+        let state = try #require(try stage.scenario.state("backup"))
+        #expect(state.lastErrorClass == .protected, "\(state.lastError ?? "")")
+        #expect(state.lastError?.contains("FATAL: + refs/heads/main backup mirror DENIED") == true, "\(state.lastError ?? "")")
+    }
+}
