@@ -172,6 +172,20 @@ import TestSupport
         #expect(!problem.message.contains("hunter2"))
     }
 
+    @Test func aURLUserThatIsNotTheCredentialsUsernameIsRefusedAtTheURL() throws {
+        _ = try sandbox.write("keys/id_ed25519", "not a key", mode: 0o600)
+        let problem = try only("""
+            credentials:
+              gitolite: {ssh_key: keys/id_ed25519, username: gitolite}
+            repositories:
+              - name: app
+                primary: /srv/app.git
+                secondaries: [{name: backup, url: "ssh://git@git.example.com/backup", credentials: gitolite}]
+            """)
+        #expect(problem.location.line == 6, "\(problem)")
+        #expect(problem.message.contains("logs in as 'git'") && problem.message.contains("username: gitolite"), "\(problem)")
+    }
+
     @Test func unknownKeyIsRejectedWithASuggestion() throws {
         let problem = try only("""
             repositories:

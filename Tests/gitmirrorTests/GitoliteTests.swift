@@ -17,11 +17,11 @@ import TestSupport
             gitolite = try GitoliteServer(sandbox: scenario.sandbox)
         }
 
-        /// mirrors.yaml with a secondary per (name, gitolite repository, key) and the credentials `mirror` and `stranger`.
+        /// mirrors.yaml with a secondary per (name, gitolite repository, key) and the credential `mirror` (and `stranger`, where one uses it).
         func configure(_ secondaries: [(name: String, repository: String, stranger: Bool)], options: String = "") throws {
             let items = secondaries.map { "- {name: \($0.name), url: \"\(gitolite.url($0.repository))\", credentials: \($0.stranger ? "stranger" : "mirror")\(options)}" }
-            try scenario.configure(secondaries: items.joined(separator: "\n"),
-                                   credentials: gitolite.credential("mirror") + "\n" + gitolite.credential("stranger", key: gitolite.strangerKey))
+            let stranger = secondaries.contains { $0.stranger } ? "\n" + gitolite.credential("stranger", key: gitolite.strangerKey) : ""
+            try scenario.configure(secondaries: items.joined(separator: "\n"), credentials: gitolite.credential("mirror") + stranger)
         }
     }
 
@@ -95,5 +95,32 @@ import TestSupport
         let state = try #require(try stage.scenario.state("backup"))
         #expect(state.lastErrorClass == .protected, "\(state.lastError ?? "")")
         #expect(state.lastError?.contains("FATAL: + refs/heads/main backup mirror DENIED") == true, "\(state.lastError ?? "")")
+    }
+
+    @Test func aUIDWithoutAPasswdEntryIsAConfigurationFaultNotTheServers() throws {
+        // Given gitmirror running as a uid the system has no passwd entry for (as a container's
+        // arbitrary uid), owning its state and key
+        let stage = try Stage("gitolite-no-passwd")
+        try stage.configure([("backup", "backup", false)])
+        let uid = "61234"
+        #expect(try Shell.run(["getent", "passwd", uid], check: false).status != 0)
+        let state = try stage.scenario.sandbox.directory("state")
+        let config = stage.scenario.sandbox.path("mirrors.yaml")
+        try Shell.run(["find", stage.scenario.sandbox.root.path, "-type", "d", "-exec", "chmod", "go+rx", "{}", "+"])
+        try Shell.run(["chmod", "go+r", config.path, stage.gitolite.ssh.knownHosts.path])
+        try Shell.run(["chown", "-R", "\(uid):\(uid)", state.path, stage.gitolite.ssh.userKey.path])
+        try Shell.run(["chmod", "600", stage.gitolite.ssh.userKey.path])
+
+        // When it syncs (the listing goes through libssh2, the push through OpenSSH)
+        var environment = ProcessInfo.processInfo.environment
+        environment["HOME"] = "/nonexistent"
+        let output = try Shell.run(["setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", Gitmirror.executableForAnyUser.path, "sync",
+                                    "--config", config.path], environment: environment, check: false)
+
+        // Then the failure is config, naming the missing passwd entry and what to do, not the network
+        #expect(output.status == 1, "\(output)")
+        let row = try #require(try stage.scenario.state("backup"))
+        #expect(row.lastErrorClass == .config, "\(row.lastError ?? "") \(output)")
+        #expect(row.lastError?.contains("no passwd entry") == true && row.lastError?.contains("User=") == true, "\(row.lastError ?? "")")
     }
 }

@@ -137,6 +137,9 @@ extension ConfigWalker {
         }
         guard let url = parsed, let name, credentialOK else { return nil }
         let addressNode = urlNode ?? codeCommitNode!
+        if let credentialName, let username = credentials[credentialName]?.username, let user = url.user, user != username {
+            report(addressNode, "the URL logs in as '\(user)' but credential '\(credentialName)' has username: \(username); a connection logs in as one user: make them the same, or leave the user out of one of them")
+        }
         // The forge API: stated, or known from the host (github.com, gitlab.com, codeberg.org).
         var forge: ForgeEndpoint?
         if url.codeCommit == nil, let kind = forgeKind ?? ForgeKind.known(host: url.host) {
