@@ -53,7 +53,7 @@ struct HistoryCommand: ParsableCommand {
             [Terminal.time(entry.recordedAt), entry.remote, entry.ref, entry.action.rawValue, "\(entry.oldOid.map { String($0.prefix(10)) } ?? "-") → \(entry.newOid.map { String($0.prefix(10)) } ?? "-")",
              entry.outcome.rawValue, [entry.backupRef.map { "backup: \($0)" }, entry.message].compactMap { $0 }.joined(separator: "; ")]
         }
-        print(Terminal.table(["TIME", "REMOTE", "REF", "ACTION", "CHANGE", "OUTCOME", "NOTE"], rows))
+        print(Terminal.table(["TIME", "REMOTE", "REF", "ACTION", "CHANGE", "OUTCOME", "NOTE"], rows, cutLastColumn: 160))
     }
 
     /// The full names a ref option stands for: itself when it starts with refs/, else what git's

@@ -17,8 +17,8 @@ struct PlanCommand: ParsableCommand {
         let (reports, discovered) = try runSelected(options, selection, parallel, record: false, table: ReportTable.renderPlan) {
             $0.planOnly = true
         }
-        if !discovered || reports.contains(where: { $0.primary.failure != nil || $0.secondaries.contains { $0.failure != nil } }) {
-            throw ExitStatus.outOfStep
-        }
+        // Exit 0 only when a sync now would leave every secondary in step: a failure, a ref that would
+        // be kept diverged or deletions over max_deletes are exit 1, as they would be for sync.
+        if !discovered || !reports.allSatisfy(\.inStep) { throw ExitStatus.outOfStep }
     }
 }

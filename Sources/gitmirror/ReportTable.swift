@@ -41,8 +41,10 @@ enum ReportTable {
             }
             for remote in report.secondaries {
                 lines.append("\(report.repository) → \(remote.remote) (\(remote.url))")
-                if let failure = remote.failure {
-                    lines.append("  \(failure.errorClass.rawValue): \(failure.message)")
+                // A remote that could not be planned says why; one whose plan ends out of step shows the plan, then why.
+                let verdict = remote.failure.map { "  \($0.errorClass.rawValue): \($0.message)" }
+                if let verdict, remote.refs.isEmpty {
+                    lines.append(verdict)
                     continue
                 }
                 if remote.refs.isEmpty {
@@ -54,6 +56,7 @@ enum ReportTable {
                 }
                 lines.append(Terminal.table(["  ACTION", "REF", "CHANGE", "NOTE"], rows))
                 lines.append("  \(remote.upToDate) up to date\(remote.skipped > 0 ? ", \(remote.skipped) outside the filters" : "")")
+                if let verdict { lines.append(verdict) }
             }
         }
         return lines.joined(separator: "\n")

@@ -114,7 +114,7 @@ struct StatusCommand: ParsableCommand {
                 + [row.lastErrorClass.map { "\($0): \(row.lastError ?? "")" } ?? ""]
         }
         let header = ["REPOSITORY", "REMOTE", "ROLE", "STATE", "LAST SUCCESS", "LAST ATTEMPT"] + (daemonRunning ? ["NEXT RUN"] : []) + ["LAST ERROR"]
-        print(Terminal.table(header, table))
+        print(Terminal.table(header, table, cutLastColumn: 160))
         let notes = rows.filter { $0.role == "primary" }.compactMap { row in row.schedule.flatMap { $0.contains(";") ? "\(row.repository): \($0)" : nil } }
         if !notes.isEmpty { print("\n" + notes.joined(separator: "\n")) }
         let heads = rows.filter(\.headDiffers).map { row in

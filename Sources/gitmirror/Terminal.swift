@@ -79,12 +79,33 @@ enum Terminal {
     }
 
     /// Columns padded to their widest cell.
-    static func table(_ header: [String], _ rows: [[String]]) -> String {
-        // A cell is one line of plain text: names and messages from outside (a forge API, a server) cannot move the cursor.
-        let rows = rows.map { $0.map(Printable.escaped) }
+    /// The columns of the terminal on stdout (COLUMNS, else the terminal's own), or nil when stdout is not a terminal.
+    static var stdoutColumns: Int? {
+        guard stdoutIsTerminal else { return nil }
+        if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns > 0 { return columns }
+        var size = winsize()
+        return ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? Int(size.ws_col) : nil
+    }
+
+    /// A table, a line per row. A cell is one line of plain text: a message's lines are joined with
+    /// " | ", and names and messages from outside (a forge API, a server) cannot move the cursor. With
+    /// `cutLastColumn`, the last column (a message) is cut with "…" to fit the terminal, or to that many
+    /// characters when stdout is not one; `--json` has it whole.
+    static func table(_ header: [String], _ rows: [[String]], cutLastColumn: Int? = nil) -> String {
+        let folded = rows.map { $0.map { cell in
+            guard cell.contains(where: \.isNewline) else { return Printable.escaped(cell) }
+            return Printable.escaped(cell.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " | "))
+        } }
         var widths = header.map(\.count)
-        for row in rows {
-            for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
+        for row in folded {
+            for (index, cell) in row.enumerated() where index < widths.count - 1 { widths[index] = max(widths[index], cell.count) }
+        }
+        let used = widths.dropLast().reduce(0) { $0 + $1 + 2 }
+        let limit = cutLastColumn.map { fallback in stdoutColumns.map { max(40, $0 - used) } ?? fallback } ?? Int.max
+        let rows = folded.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 && cell.count > limit ? String(cell.prefix(limit - 1)) + "…" : cell
+            }
         }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { index, cell in

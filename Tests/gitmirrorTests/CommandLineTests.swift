@@ -81,6 +81,22 @@ import TestSupport
         #expect(try scenario.cache.refs()["refs/heads/main"] != nil)
     }
 
+    @Test func planExitsOneWhenASyncWouldLeaveARefDiverged() throws {
+        // Given a secondary whose main holds a commit the primary does not have
+        let (scenario, backup) = try Scenario.withBackup("plan-diverged")
+        try backup.commit("only on the backup")
+
+        // When plan runs
+        let output = try scenario.gitmirror("plan", "--json")
+
+        // Then it predicts the divergence and exits 1, as the sync would; nothing moved
+        #expect(output.status == 1, "\(output)")
+        let reports = try #require(try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: Any]])
+        let secondary = (reports.first?["secondaries"] as? [[String: Any]])?.first
+        #expect(secondary?["result"] as? String == "diverged", "\(output.stdout)")
+        #expect(try backup.refs() != scenario.primary.refs())
+    }
+
     @Test func syncJSONReportsPerRemoteResults() throws {
         let (scenario, _) = try Scenario.withBackup("sync-json")
 

@@ -49,6 +49,17 @@ import TestSupport
         #expect(readOnly.lastError?.contains("W any readonly mirror DENIED") == true, "\(readOnly.lastError ?? "")")
         #expect(!output.stdout.contains("network") && !output.stderr.contains("DNS"), "\(output)")
         #expect(try stage.gitolite.repository("open").refs() == stage.scenario.primary.refs())
+
+        // And status keeps its table a line per remote, cutting long messages, which --json has whole
+        let status = try stage.scenario.gitmirror("status")
+        let table = status.stdout.components(separatedBy: "\n\n")[0].split(separator: "\n")
+        #expect(table.count == 7, "\(status.stdout)")
+        let missing = try #require(table.first { $0.contains(" missing ") })
+        #expect(missing.hasSuffix("…") && missing.count < 300, "\(missing)")
+        let json = try stage.scenario.gitmirror("status", "--json")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        let whole = rows.first { $0["remote"] as? String == "missing" }?["last_error"] as? String
+        #expect(whole?.hasSuffix("Check the repository's name and the server's access rules") == true, "\(whole ?? "")")
     }
 
     @Test func eachRefusedRefCarriesItsOwnRefusalAndNoOneElses() throws {

@@ -53,7 +53,9 @@ struct SecondarySync {
         if !context.options.planOnly { context.settlePending(mirror, secondary, heads: heads, runId: runId) }
         let plan = try self.plan(heads)
         if context.options.planOnly {
-            report.result = .planned
+            // What a sync would end in: diverged refs kept, or deletions over the cap, are out of step.
+            conclude(plan, changed: false)
+            if report.result == .upToDate { report.result = .planned }
             return
         }
         try backUp(access)
