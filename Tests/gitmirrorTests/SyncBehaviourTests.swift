@@ -41,9 +41,18 @@ import TestSupport
         let rows = try scenario.store().refHistory(repository: "app", ref: "refs/heads/old")
         #expect(rows.first?.action == .keep && rows.first?.outcome == .kept)
 
+        #expect(rows.first?.message == "deleted on the primary; kept (prune is off)", "\(rows)")
+
         // And syncing again does not repeat the same entry in the journal
         #expect(try scenario.gitmirror("sync").status == 0)
         #expect(try scenario.store().refHistory(repository: "app", ref: "refs/heads/old").filter { $0.action == .keep }.count == 1)
+
+        // And a branch only the secondary ever had is not said to be deleted on the primary
+        try backup.commit("theirs", on: "theirs")
+        #expect(try scenario.gitmirror("sync").status == 0)
+        let theirs = try #require(try scenario.store().refHistory(repository: "app", ref: "refs/heads/theirs").first)
+        #expect(theirs.action == .keep && theirs.message == "not on the primary, and gitmirror has no record of mirroring it here; kept (prune is off)",
+                "\(theirs)")
     }
 
     @Test func branchDeletedOnThePrimaryIsDeletedWithPruneAndBackedUp() throws {

@@ -101,6 +101,7 @@ public struct RefUpdate: Codable, Sendable, FetchableRecord, MutablePersistableR
         public static let repository = Column(CodingKeys.repository)
         public static let remote = Column(CodingKeys.remote)
         public static let ref = Column(CodingKeys.ref)
+        public static let action = Column(CodingKeys.action)
         public static let outcome = Column(CodingKeys.outcome)
     }
 }

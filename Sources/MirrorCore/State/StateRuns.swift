@@ -150,6 +150,23 @@ extension StateStore {
         }
     }
 
+    /// Which of `refs` gitmirror has given a value on `remote` (a create or update it applied): refs
+    /// that came from the primary, rather than refs only the secondary ever had.
+    public func refsMirrored(repository: String, remote: String, among refs: [String]) throws -> Set<String> {
+        var found = Set<String>()
+        try pool.read { db in
+            for chunk in stride(from: 0, to: refs.count, by: 500).map({ Array(refs[$0..<min($0 + 500, refs.count)]) }) {
+                let request = RefUpdate.select(RefUpdate.Columns.ref).distinct()
+                    .filter(RefUpdate.Columns.repository == repository && RefUpdate.Columns.remote == remote)
+                    .filter(chunk.contains(RefUpdate.Columns.ref))
+                    .filter(RefUpdate.Columns.outcome == RefResult.applied.rawValue)
+                    .filter([RefAction.create, .fastForward, .force].map(\.rawValue).contains(RefUpdate.Columns.action))
+                found.formUnion(try String.fetchAll(db, request))
+            }
+        }
+        return found
+    }
+
     // MARK: leases
 
     /// Records that this process holds the repository; returns the lease it replaced, if any

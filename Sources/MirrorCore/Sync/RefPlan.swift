@@ -42,9 +42,11 @@ public struct RefPlan: Codable, Sendable, Equatable {
     /// - Parameters:
     ///   - source: the primary's refs (as fetched into the cache).
     ///   - target: the secondary's refs as it advertises them.
+    ///   - mirrored: of the secondary's refs the primary does not have, those gitmirror once mirrored
+    ///     there (the rest only the secondary ever had, as far as the journal knows); nil: not known.
     ///   - isFastForward: whether moving from `old` to `new` only adds commits
     ///     (false when `old` is unknown locally: the secondary has commits the primary lacks).
-    public static func make(source: [String: ObjectID], target: [String: ObjectID], policy: Policy,
+    public static func make(source: [String: ObjectID], target: [String: ObjectID], policy: Policy, mirrored: Set<String>? = nil,
                             isFastForward: (_ old: ObjectID, _ new: ObjectID) -> Bool) -> RefPlan {
         var refs: [PlannedRef] = []
         let names = Set(source.keys).union(target.keys).sorted()
@@ -70,10 +72,12 @@ public struct RefPlan: Codable, Sendable, Equatable {
                         : PlannedRef(ref: name, action: .diverged, old: old, new: new, reason: "\(why); kept (set force: true to overwrite it)"))
                 }
             case (let old?, nil):
+                let gone = mirrored.map { $0.contains(name) } ?? true
+                    ? "deleted on the primary" : "not on the primary, and gitmirror has no record of mirroring it here"
                 if policy.prune && !source.isEmpty {
-                    refs.append(PlannedRef(ref: name, action: .delete, old: old, new: nil, reason: "deleted on the primary"))
+                    refs.append(PlannedRef(ref: name, action: .delete, old: old, new: nil, reason: gone))
                 } else {
-                    refs.append(PlannedRef(ref: name, action: .keep, old: old, new: nil, reason: "deleted on the primary; kept (prune is off)"))
+                    refs.append(PlannedRef(ref: name, action: .keep, old: old, new: nil, reason: "\(gone); kept (prune is off)"))
                 }
             case (nil, nil):
                 break
@@ -86,7 +90,7 @@ public struct RefPlan: Codable, Sendable, Equatable {
             for index in refs.indices where refs[index].action == .delete {
                 refs[index].action = .keep
                 refs[index].new = nil
-                refs[index].reason = "deleted on the primary; kept because \(deletions) deletions exceed max_deletes (\(policy.maxDeletes))"
+                refs[index].reason = "\(refs[index].reason ?? "deleted on the primary"); kept because \(deletions) deletions exceed max_deletes (\(policy.maxDeletes))"
             }
         }
         return RefPlan(refs: refs, deletionsOverCap: overCap)

@@ -138,7 +138,10 @@ struct SecondarySync {
         let target = Dictionary(heads.filter { $0.name.hasPrefix("refs/") && !untouchable.contains($0.name) }.map { ($0.name, $0.id) },
                                 uniquingKeysWith: { a, _ in a })
         let answers = try ancestry(target: target)
-        let plan = RefPlan.make(source: source, target: target, policy: secondary.policy) { old, new in
+        // Where a ref the primary lacks came from, for its note: the journal knows what gitmirror put there.
+        let onlyHere = target.keys.filter { source[$0] == nil }.sorted()
+        let mirrored = onlyHere.isEmpty ? nil : try? context.store?.refsMirrored(repository: mirror.name, remote: secondary.name, among: onlyHere)
+        let plan = RefPlan.make(source: source, target: target, policy: secondary.policy, mirrored: mirrored) { old, new in
             answers[AncestryQuestion(old: old, new: new)]?.fastForward ?? false
         }
         report.skipped = plan.count(.skip)
