@@ -423,5 +423,16 @@ import TestSupport
         let rows = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]] ?? []
         #expect(rows.first { $0["remote"] as? String == "backup" }?["head_differs"] as? Bool == true)
         #expect(rows.first { $0["remote"] as? String == "primary" }?["head"] as? String == "refs/heads/trunk")
+
+        // And the next sync does not repeat the advice while nothing changed; status still shows it
+        let again = try scenario.gitmirror("sync")
+        #expect(again.status == 0 && !again.stdout.contains("symbolic-ref"), "\(again)")
+        #expect(try scenario.gitmirror("status").stdout.contains("app/backup: HEAD points at main, the primary's at trunk"))
+
+        // And when the primary's default branch changes, the advice comes once more
+        _ = try Shell.run(["git", "--git-dir=\(scenario.primary.path)", "symbolic-ref", "HEAD", "refs/heads/main"])
+        _ = try Shell.run(["git", "--git-dir=\(secondary.path)", "symbolic-ref", "HEAD", "refs/heads/trunk"])
+        let changed = try scenario.gitmirror("sync")
+        #expect(changed.stdout.contains("git symbolic-ref HEAD refs/heads/main"), "\(changed)")
     }
 }

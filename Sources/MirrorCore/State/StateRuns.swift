@@ -126,6 +126,13 @@ extension StateStore {
         try pool.read { db in try RemoteState.order(RemoteState.Columns.repository, RemoteState.Columns.role, RemoteState.Columns.remote).fetchAll(db) }
     }
 
+    /// One remote's state as the last run left it.
+    public func remoteState(repository: String, remote: String) throws -> RemoteState? {
+        try pool.read { db in
+            try RemoteState.filter(RemoteState.Columns.repository == repository && RemoteState.Columns.remote == remote).fetchOne(db)
+        }
+    }
+
     public func runs(repository: String? = nil, limit: Int = 50) throws -> [SyncRun] {
         try pool.read { db in
             var request = SyncRun.order(SyncRun.Columns.id.desc).limit(limit)

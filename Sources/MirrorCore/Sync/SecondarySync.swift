@@ -104,14 +104,23 @@ struct SecondarySync {
             if try context.setDefaultBranch(of: secondary, to: branch, repository: mirror.name) {
                 report.head = wanted
                 report.headNote = "default branch set to \(branch) (\(was))"
-            } else {
+            } else if !toldBefore(wanted) {
                 report.headNote = "\(was), the primary's at \(branch); gitmirror has no API to set it on this server: run git symbolic-ref HEAD \(wanted) there"
             }
         } catch {
             let failure = error as? SyncFailure ?? SyncFailure(.internal, "\(error)")
             report.headNote = context.redactor.redact("\(was), the primary's at \(branch), and setting it failed: \(failure.description)")
         }
-        say(report.headNote ?? "")
+        if let note = report.headNote { say(note) }
+    }
+
+    /// Whether the last run saw the same two HEADs (so it gave the same advice): advice is given once
+    /// per change, and `status` keeps showing the difference meanwhile.
+    func toldBefore(_ wanted: String) -> Bool {
+        guard let store = context.store,
+              let before = try? store.remoteState(repository: mirror.name, remote: secondary.name), before.lastRunId != nil,
+              let primaryBefore = try? store.remoteState(repository: mirror.name, remote: "primary") else { return false }
+        return before.head == report.head && primaryBefore.head == wanted
     }
 
     // MARK: list
