@@ -291,6 +291,28 @@ import TestSupport
         #expect(state.lastError?.contains("Counting objects") == false && state.lastError?.contains("Writing objects") == false, "\(state)")
     }
 
+    @Test func aPushOverHTTPSBeyondReceiveMaxInputSizeIsTooLarge() throws {
+        // Given a secondary behind git http-backend whose receive.maxInputSize (git's own limit) is
+        // 64 KiB, and a primary with 512 KiB of incompressible content
+        let scenario = try Scenario("too-large-https")
+        var random = SystemRandomNumberGenerator()
+        let noise = (0..<(40 * 1024 / 8)).map { _ in String(random.next(), radix: 36) }.joined(separator: "\n")
+        try scenario.primary.commit("big", content: noise)
+        let target = try scenario.secondary("target")
+        try Shell.run(["git", "--git-dir=\(target.path)", "config", "receive.maxInputSize", "8192"])
+        let https = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: "pw-size-limit")
+        try scenario.configureWeb(https.url("target.git"), password: "pw-size-limit", trusting: https.authority.certificate)
+
+        // When gitmirror syncs
+        let output = try scenario.gitmirror("sync")
+
+        // Then the failure is too_large, with the advice for a size limit; the target holds nothing
+        #expect(output.status == 1, "\(output)")
+        let state = try #require(try scenario.state("web"))
+        #expect(state.lastErrorClass == .tooLarge, "\(state.lastError ?? "")")
+        #expect(try target.refs().isEmpty)
+    }
+
     @Test func wrongSSHKeyPassphraseIsAuth() throws {
         let (scenario, target) = try Scenario.withSecondary("passphrase", named: "target")
         let ssh = try SSHServer(sandbox: scenario.sandbox)

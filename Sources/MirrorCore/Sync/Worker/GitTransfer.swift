@@ -144,6 +144,10 @@ struct GitTransfer: PackTransfer {
         if let unpack = outcomes.first(where: { !$0.accepted && Self.isUnpackFailure($0.message ?? "") }) {
             let said = lines.filter { $0.lowercased().contains("error") || $0.lowercased().contains("fatal") }.suffix(4).joined(separator: " | ")
             let detail = said.isEmpty ? (unpack.message ?? "unpacker error") : said
+            // Unless the server said why, and the why is its size limit (receive.maxInputSize): nothing of the cache's.
+            if Classification.rejection(detail).errorClass == .tooLarge {
+                throw Classification.failure(.tooLarge, detail: detail, target: target, unexplained: detail)
+            }
             throw SyncFailure(.rejected, "the server could not unpack the pack sent from the cache (\(detail))", cacheDamage: CacheDamage(detail))
         }
         let messages = lines.compactMap { line -> String? in
