@@ -122,9 +122,15 @@ import TestSupport
         try Shell.run(["chown", "-R", "\(uid):\(uid)", state.path, stage.gitolite.ssh.userKey.path])
         try Shell.run(["chmod", "600", stage.gitolite.ssh.userKey.path])
 
-        // When it syncs (the listing goes through libssh2, the push through OpenSSH)
         var environment = ProcessInfo.processInfo.environment
         environment["HOME"] = "/nonexistent"
+
+        // When doctor checks first, it logs in as the push will (OpenSSH, this uid) and says it cannot
+        let doctor = try Shell.run(["setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", Gitmirror.executableForAnyUser.path,
+                                    "doctor", "--config", config.path], environment: environment, check: false)
+        #expect(doctor.status != 0 && doctor.stdout.contains("app/backup: config:") && doctor.stdout.contains("no passwd entry"), "\(doctor)")
+
+        // When it syncs (the listing goes through libssh2, the push through OpenSSH)
         let output = try Shell.run(["setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", Gitmirror.executableForAnyUser.path, "sync",
                                     "--config", config.path], environment: environment, check: false)
 
@@ -133,5 +139,32 @@ import TestSupport
         let row = try #require(try stage.scenario.state("backup"))
         #expect(row.lastErrorClass == .config, "\(row.lastError ?? "") \(output)")
         #expect(row.lastError?.contains("no passwd entry") == true && row.lastError?.contains("User=") == true, "\(row.lastError ?? "")")
+    }
+
+    @Test func doctorAsksGitoliteWithoutCreatingAWildRepository() throws {
+        // Given a secondary gitolite would create on first access (C on wild/[a-z]+), a read-only one,
+        // a missing one and a writable one
+        let stage = try Stage("gitolite-doctor")
+        try stage.configure([("wild", "wild/newone", false), ("readonly", "readonly", false), ("missing", "nosuch", false), ("open", "open", false)])
+
+        // When doctor checks them
+        let doctor = try stage.scenario.gitmirror("doctor", "--json")
+
+        // Then the wild one is reported as to be created by gitolite and was not created, the others
+        // are classed as a sync would find them, and nothing was pushed
+        #expect(doctor.status == 1, "\(doctor)")
+        let findings = try #require(try JSONSerialization.jsonObject(with: Data(doctor.stdout.utf8)) as? [[String: Any]])
+        func finding(_ remote: String) -> [String: Any]? { findings.first { $0["remote"] as? String == remote } }
+        #expect((finding("wild")?["access"] as? String)?.contains("gitolite creates it at the first sync (C on wild/[a-z]+)") == true, "\(doctor.stdout)")
+        #expect(finding("wild")?["failure"] == nil, "\(doctor.stdout)")
+        #expect(!stage.gitolite.exists("wild/newone"))
+        #expect((finding("readonly")?["failure"] as? [String: Any])?["error_class"] as? String == "read_only", "\(doctor.stdout)")
+        #expect((finding("missing")?["failure"] as? [String: Any])?["error_class"] as? String == "not_found", "\(doctor.stdout)")
+        #expect(finding("open")?["failure"] == nil && (finding("open")?["access"] as? String)?.contains("push ok") == true, "\(doctor.stdout)")
+        #expect(try stage.gitolite.repository("open").refs().isEmpty)
+
+        // And the sync that follows creates and fills the wild repository, as doctor said
+        #expect(try stage.scenario.gitmirror("sync").status == 1)
+        #expect(try stage.gitolite.repository("wild/newone").refs() == stage.scenario.primary.refs())
     }
 }

@@ -90,6 +90,10 @@ public struct Preflight: Sendable {
             return finding
         }
         let limits = Workers.Limits(timeout: min(remote.policy.timeout, 60), stall: min(remote.policy.stallTimeout, 20))
+        if remote.url.scheme == .ssh, endpoint.credential?.isLockedKey != true, !checkSSHLogin(endpoint, repository: repository, remote: remote,
+                                                                                              limits: limits, finding: &finding) {
+            return finding
+        }
         switch Result(catching: { () throws(SyncFailure) in try workers.run(ListJob(remote: endpoint), for: repository, limits: limits) }) {
         case .success(let result):
             let refs = result.heads.filter { $0.name.hasPrefix("refs/") }.count
@@ -109,6 +113,31 @@ public struct Preflight: Sendable {
             }
         }
         return finding
+    }
+
+    /// An SSH remote: the login a push makes (OpenSSH, the key, its options, this process's user), and
+    /// on gitolite its own word on the repository — asked before any git command, which would create a
+    /// wild repository. False when the finding is complete (a failure, or a repository gitolite will create).
+    func checkSSHLogin(_ endpoint: Endpoint, repository: String, remote: RemoteSpec, limits: Workers.Limits, finding: inout Finding) -> Bool {
+        switch Result(catching: { () throws(SyncFailure) in try workers.run(SSHAccessJob(remote: endpoint), for: repository, limits: limits) }) {
+        case .failure(let failure):
+            finding.failure = SyncFailure(failure.errorClass, "logging in as a push does: \(credentials.redactor.redact(failure.message))")
+            finding.access = "not tried"
+            finding.advice = advice(for: failure, remote: remote)
+            return false
+        case .success(let access):
+            guard let gitolite = access.gitolite else { return true }
+            finding.details.append("gitolite")
+            guard !gitolite.exists else { return true }
+            if let pattern = gitolite.createPattern {
+                finding.access = "missing; gitolite creates it at the first sync (C on \(pattern))"
+            } else {
+                finding.failure = SyncFailure(.notFound, "gitolite's info lists no repository \(gitolite.repository) for this user and no pattern it may create it under: it does not exist, or the key's user has no rights on it")
+                finding.access = "not_found"
+                finding.advice = "check the repository's name and the server's access rules (gitolite.conf)"
+            }
+            return false
+        }
     }
 
     /// A secondary must take pushes, not only be readable: ask its receive-pack for its advertisement

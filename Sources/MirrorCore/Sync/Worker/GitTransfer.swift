@@ -75,8 +75,19 @@ struct GitTransfer: PackTransfer {
         return arguments
     }
 
-    func send(_ updates: [WireUpdate], from cache: String) throws -> TransferResult {
-        guard !updates.isEmpty else { return TransferResult() }
+    /// What one git run left: its porcelain (stdout), its stderr lines, its exit status, and what the credential relay saw.
+    struct Run {
+        var porcelain: String
+        var lines: [String]
+        var status: Int32
+        var relay: [CredentialRelay.Event]
+        var bytes: Int
+    }
+
+    /// Runs git as every push runs it: the configured key from memory through OpenSSH with exactly its
+    /// options, credentials from the relay for the configured origin only, no configuration but the
+    /// repository's. `command` gets the `-c` settings and returns the whole command line.
+    func runGit(preparing: String = "git is preparing the push", _ command: ([String]) -> [String]) throws -> Run {
         let target = endpoint.url
         let sshKey = endpoint.credential?.sshKey
         // The key lives in memory only: an anonymous file OpenSSH reads through this process's descriptor.
@@ -109,20 +120,18 @@ struct GitTransfer: PackTransfer {
                 close(stderr.write)
                 close(relay.childEnd)
             }
-            let command = Self.arguments(cache: cache, target: target, updates: updates,
-                                         settings: Self.settings(url: target, helper: helper, caBundle: caBundle, sshCommand: ssh))
-            let child = try ChildProcess(command, environment: Self.environment(), stdin: stdin.read, stdout: stdout.write, stderr: stderr.write,
+            let child = try ChildProcess(command(Self.settings(url: target, helper: helper, caBundle: caBundle, sshCommand: ssh)),
+                                         environment: Self.environment(), stdin: stdin.read, stdout: stdout.write, stderr: stderr.write,
                                          inherited: [(relay.childEnd, CredentialRelay.descriptor)])
             return (child, stdout.read, stderr.read, relay)
         }
         relay.serve()
-        // git's stderr is read on a thread of its own while this one waits for git: the hooks are lent to it.
         let say = Lent(hooks.progress)
         let progress = GitProgress(report: { say.value($0) })
         // Before the server hears anything, git matches every ref against its lease, locally: on a busy
         // machine a push of thousands of refs spends minutes so, silent. While git's processes use CPU,
         // that is work, not a server that stopped answering (one that did leaves them waiting, idle).
-        let working = LocalWork.heartbeat { progress.say("git is preparing the push (\(updates.count) refs)") }
+        let working = LocalWork.heartbeat { progress.say(preparing) }
         defer { working?.stop() }
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
@@ -134,10 +143,19 @@ struct GitTransfer: PackTransfer {
         done.wait()
         let status = child.wait()
         relay.finish()
+        return Run(porcelain: porcelain, lines: progress.lines, status: status, relay: relay.events, bytes: progress.bytes)
+    }
+
+    func send(_ updates: [WireUpdate], from cache: String) throws -> TransferResult {
+        guard !updates.isEmpty else { return TransferResult() }
+        let target = endpoint.url
+        let run = try runGit(preparing: "git is preparing the push (\(updates.count) refs)") { settings in
+            Self.arguments(cache: cache, target: target, updates: updates, settings: settings)
+        }
+        let (porcelain, lines, status) = (run.porcelain, run.lines, run.status)
         let outcomes = Self.parse(porcelain: porcelain, updates: updates)
-        let lines = progress.lines
         guard !outcomes.isEmpty else {
-            throw Self.failure(lines: lines, status: status, target: target, relay: relay.events, cache: cache)
+            throw Self.failure(lines: lines, status: status, target: target, relay: run.relay, cache: cache)
         }
         // The server could not unpack what git sent: git copies stored objects as they are, so a damaged
         // cache shows here first. A suspicion only: the supervisor verifies the cache before repairing it.
@@ -155,7 +173,18 @@ struct GitTransfer: PackTransfer {
             let text = String(line.dropFirst("remote: ".count)).trimmingCharacters(in: .whitespaces)
             return text.isEmpty || TransferHooks.isProgress(text) ? nil : text
         }
-        return TransferResult(outcomes: outcomes, serverMessages: Array(messages.prefix(200)), bytes: progress.bytes)
+        return TransferResult(outcomes: outcomes, serverMessages: Array(messages.prefix(200)), bytes: run.bytes)
+    }
+
+    /// `doctor`: connect to the remote's receive-pack exactly as a push would (the same program, user,
+    /// key, options and environment) and push nothing (`--dry-run`, deleting a ref no one has), from
+    /// the empty repository `scratch`.
+    func probe(from scratch: String) throws {
+        let target = endpoint.url
+        let run = try runGit { settings in
+            ["git", "--git-dir=\(scratch)"] + settings + ["push", "--dry-run", "--porcelain", target, ":refs/gitmirror/doctor-probe"]
+        }
+        guard run.status == 0 else { throw Self.failure(lines: run.lines, status: run.status, target: target, relay: run.relay, cache: scratch) }
     }
 
     static func isUnpackFailure(_ message: String) -> Bool {

@@ -191,3 +191,33 @@ public struct PushOutcome: Codable, Sendable, Equatable {
                     reason: .moved)
     }
 }
+
+/// `doctor`, for an SSH remote: log in as a push would, asking for nothing, and ask a forced command
+/// (gitolite) what the user may do — without a git command, which makes gitolite create a wild repository.
+public struct SSHAccessJob: RemoteJob {
+    public static let name = "ssh_access"
+    public static let kind = JobKind.listing
+    public var remote: Endpoint
+    public typealias Result = SSHAccess
+}
+
+/// What an SSH login said: whether the key's login is a forced command, and gitolite's word where it is gitolite.
+public struct SSHAccess: Codable, Sendable {
+    public var forcedCommand: Bool
+    public var gitolite: GitoliteAccess?
+}
+
+/// What gitolite's `info` says of one repository for the key's user.
+public struct GitoliteAccess: Codable, Sendable, Equatable {
+    public var repository: String
+    /// Listed: it exists and the user may at least read it.
+    public var exists: Bool
+    public var read: Bool
+    public var write: Bool
+    /// The wild pattern (`C`) under which the user may create it, when it is not there.
+    public var createPattern: String?
+
+    public init(repository: String, exists: Bool, read: Bool, write: Bool, createPattern: String? = nil) {
+        (self.repository, self.exists, self.read, self.write, self.createPattern) = (repository, exists, read, write, createPattern)
+    }
+}

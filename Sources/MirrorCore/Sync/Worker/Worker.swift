@@ -15,10 +15,11 @@ public enum Worker {
         },
         .handling(PushAccessJob.self) { job, reporter in
             perform(job.remote, receiving: true, reporter: reporter) { connection in
-                let remote = try Remote(url: job.remote.url, hooks: connection.open())
-                defer { remote.disconnect() }
-                return Listing(heads: try remote.listHeads(.push))
+                try probePush(job, hooks: connection.open(), caBundle: connection.caBundle)
             }
+        },
+        .handling(SSHAccessJob.self) { job, reporter in
+            perform(job.remote, reporter: reporter) { _ in try SSHAccessProbe.probe(job.remote) }
         },
         .handling(FetchJob.self) { job, reporter in
             perform(job.remote, cache: job.cache, reporter: reporter) { connection in
@@ -189,6 +190,22 @@ public enum Worker {
     }
 
     static func isLocalPath(_ url: String) -> Bool { url.hasPrefix("/") }
+
+    /// May this endpoint be pushed to, asked along the path its pushes take: git's own transfer
+    /// (OpenSSH for SSH) from an empty scratch repository with `--dry-run`, where the push would go
+    /// through git; libgit2's connection for a push otherwise. Nothing is pushed.
+    static func probePush(_ job: PushAccessJob, hooks: TransferHooks, caBundle: String?) throws -> Listing {
+        if isLocalPath(job.remote.url) || !GitTransfer.handles(job.remote) {
+            let remote = try Remote(url: job.remote.url, hooks: hooks)
+            defer { remote.disconnect() }
+            return Listing(heads: try remote.listHeads(.push))
+        }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("gitmirror-probe-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        _ = try Repository.openOrCreateBare(at: scratch.path)
+        try GitTransfer(endpoint: job.remote, hooks: hooks, caBundle: caBundle).probe(from: scratch.path)
+        return Listing(heads: [])
+    }
 
     /// A local path that is not a repository: libgit2 would call it an unsupported URL protocol.
     static func missingLocalRepository(_ url: String) -> SyncFailure? {
