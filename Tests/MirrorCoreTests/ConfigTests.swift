@@ -186,6 +186,30 @@ import TestSupport
         #expect(problem.message.contains("logs in as 'git'") && problem.message.contains("username: gitolite"), "\(problem)")
     }
 
+    @Test func appendOnlyAndForceAreRefusedTogether() throws {
+        let problem = try only("""
+            repositories:
+              - name: app
+                primary: /srv/app.git
+                secondaries: [{name: backup, url: /srv/backup.git, force: true, append_only: true}]
+            """)
+        #expect(problem.location.line == 4 && problem.message.contains("choose one for 'backup'"), "\(problem)")
+        let config = try documents.load("defaults: {append_only: true}\n" + Self.app)
+        #expect(config.repositories.first?.secondaries.first?.policy.appendOnly == true)
+    }
+
+    @Test func codeCommitOverSSHIsRefusedWithTheHTTPSAddressToUse() throws {
+        let problem = try only("""
+            repositories:
+              - name: app
+                primary: /srv/app.git
+                secondaries: [{name: aws, url: "ssh://APKAEIBAERJR2EXAMPLE@git-codecommit.eu-west-1.amazonaws.com/v1/repos/payments"}]
+            """)
+        #expect(problem.location.line == 4, "\(problem)")
+        #expect(problem.message.contains("IAM takes only RSA public keys")
+                && problem.message.contains("https://git-codecommit.eu-west-1.amazonaws.com/v1/repos/payments"), "\(problem)")
+    }
+
     @Test func unknownKeyIsRejectedWithASuggestion() throws {
         let problem = try only("""
             repositories:

@@ -106,6 +106,58 @@ import TestSupport
         let state = try #require(try stage.scenario.state("backup"))
         #expect(state.lastErrorClass == .protected, "\(state.lastError ?? "")")
         #expect(state.lastError?.contains("FATAL: + refs/heads/main backup mirror DENIED") == true, "\(state.lastError ?? "")")
+
+        // And syncing again fails the same way without a second backup of the same tip
+        #expect(try stage.scenario.gitmirror("sync").status == 1)
+        let backups = try stage.scenario.cache.refs().keys.filter { $0.hasPrefix("refs/gitmirror/backup/backup/refs/heads/main@") }
+        #expect(backups.count == 1, "\(backups)")
+    }
+
+    @Test func anAppendOnlyBackupKeepsARewrittenBranchAndMirrorsTheNewHistoryBesideIt() throws {
+        // Given a backup where rewinds are refused (RW), with append_only: true, in step with the primary
+        let stage = try Stage("gitolite-append-only")
+        try stage.configure([("backup", "backup", false)], options: ", append_only: true")
+        #expect(try stage.scenario.gitmirror("sync").status == 0)
+        let original = try #require(try stage.scenario.primary.refs()["refs/heads/main"])
+
+        // When the primary's main is rewritten and gitmirror syncs
+        let rewritten = try stage.scenario.primary.commit("rewritten", on: "rewrite")
+        try stage.scenario.primary.setRef("refs/heads/main", to: rewritten)
+        try stage.scenario.primary.deleteRef("refs/heads/rewrite")
+        let first = try stage.scenario.gitmirror("sync")
+
+        // Then the secondary keeps its main and holds the new history beside it; the sync is in step
+        #expect(first.status == 0, "\(first)")
+        var served = try stage.gitolite.repository("backup").refs()
+        #expect(served["refs/heads/main"] == original && served["refs/rewritten/heads/main"] == rewritten, "\(served)")
+        let state = try #require(try stage.scenario.state("backup"))
+        #expect(state.state == .ok && state.lastErrorClass == nil, "\(state)")
+        let history = try stage.scenario.store().refHistory(repository: "app", remote: "backup")
+        #expect(history.contains { $0.ref == "refs/heads/main" && $0.action == .keep && $0.message?.contains("refs/rewritten/heads/main") == true }, "\(history)")
+        #expect(history.contains { $0.ref == "refs/rewritten/heads/main" && $0.action == .beside && $0.outcome == .applied }, "\(history)")
+
+        // When the primary goes on from the rewrite, the ref beside follows it
+        let next = try stage.scenario.primary.commit("after the rewrite")
+        #expect(try stage.scenario.gitmirror("sync").status == 0)
+        served = try stage.gitolite.repository("backup").refs()
+        #expect(served["refs/heads/main"] == original && served["refs/rewritten/heads/main"] == next, "\(served)")
+
+        // When it is rewritten once more, that history goes beside too, and nothing is lost
+        let again = try stage.scenario.primary.commit("rewritten again", on: "again")
+        try stage.scenario.primary.setRef("refs/heads/main", to: again)
+        try stage.scenario.primary.deleteRef("refs/heads/again")
+        let third = try stage.scenario.gitmirror("sync")
+        #expect(third.status == 0, "\(third)")
+        served = try stage.gitolite.repository("backup").refs()
+        #expect(served["refs/heads/main"] == original && served["refs/rewritten/heads/main"] == next
+                && served["refs/rewritten/heads/main-2"] == again, "\(served)")
+
+        // And commits made on the secondary itself are still a divergence, not set aside
+        try Shell.run(["git", "--git-dir=\(stage.gitolite.repository("backup").path)", "update-ref", "refs/heads/main",
+                       try stage.gitolite.repository("backup").commit("made on the backup", on: "scratch")])
+        let diverged = try stage.scenario.gitmirror("sync")
+        let divergedState = try stage.scenario.state("backup")
+        #expect(diverged.status == 1 && divergedState?.state == .diverged, "\(diverged)")
     }
 
     @Test func aUIDWithoutAPasswdEntryIsAConfigurationFaultNotTheServers() throws {

@@ -147,7 +147,7 @@ public enum Classification {
         (.protected, [["gh013"], ["repository rule violations"], ["rule violation"]],
          "a repository ruleset refuses this update; add the mirror's account to the ruleset's bypass list"),
         (.protected, [["fatal: + refs/", " denied by "], ["fatal: d refs/", " denied by "]],
-         "the server does not let the mirror's user rewind or delete this ref (gitolite: RW without +); allow the mirror's user to rewind it (gitolite: RW+), or leave the ref out with refs:"),
+         "the server does not let the mirror's user rewind or delete this ref (gitolite: RW without +); set append_only: true on this secondary to keep its history and mirror the rewritten one beside it (refs/rewritten/…), or allow the mirror's user to rewind (gitolite: RW+)"),
         (.rejected, [["fatal: w refs/", " denied by "], ["fatal: c refs/", " denied by "]],
          "an access rule on the server denies this ref to the mirror's user; leave it out with refs:, or change the rule"),
         (.auth, [["workflow", "scope"]],

@@ -13,6 +13,9 @@ public enum RefAction: String, Codable, Sendable {
     case diverged
     /// Diverged, and the policy allows overwriting it (after a backup).
     case force
+    /// append_only: the primary rewrote a branch gitmirror mirrored; the secondary keeps its branch and
+    /// gets the primary's new history beside it (`refs/rewritten/…`), created or fast-forwarded.
+    case beside
     /// Gone from the primary, and prune is on.
     case delete
     /// Gone from the primary, left in place (prune off, or the deletion cap reached).
@@ -25,7 +28,7 @@ public enum RefAction: String, Codable, Sendable {
     case carryOver = "carry_over"
 
     /// Whether carrying the action out sends anything to the secondary.
-    public var pushes: Bool { self == .create || self == .fastForward || self == .force || self == .delete }
+    public var pushes: Bool { self == .create || self == .fastForward || self == .force || self == .delete || self == .beside }
 }
 
 /// What became of one ref: the sync's verdict, and the journal's.

@@ -118,6 +118,10 @@ public struct RemoteSpec: Sendable {
 public struct Policy: Sendable, Equatable {
     public var refs: [String] = ["refs/heads/*", "refs/tags/*"]
     public var force = false
+    /// The secondary keeps every history it was given (a server that refuses rewinds): where the
+    /// primary rewrote a branch gitmirror mirrored, the secondary's branch stays and the primary's
+    /// new history is mirrored beside it, under `refs/rewritten/…` (RefPlan.besideName).
+    public var appendOnly = false
     public var prune = false
     public var maxDeletes = 20
     public var timeout: TimeInterval = 30 * 60

@@ -75,7 +75,7 @@ extension ConfigWalker {
             }
             return spec
         }
-        let policyKeys = role == .secondary ? ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout", "lfs"]
+        let policyKeys = role == .secondary ? ["refs", "force", "append_only", "prune", "max_deletes", "timeout", "stall_timeout", "lfs"]
                                             : ["timeout", "stall_timeout", "change_check", "verify_interval"]
         let keys = (role == .secondary ? ["name", "create", "visibility"] : []) + ["url", "codecommit", "endpoint", "credentials", "allow_insecure", "forge", "api"] + policyKeys
         guard let pairs = mapping(node, allowed: keys, what: role == .primary ? "the primary" : "a secondary") else { return nil }
@@ -124,6 +124,10 @@ extension ConfigWalker {
         }
         var policy = defaults
         applyPolicy(pairs.filter { policyKeys.contains($0.key) }, to: &policy)
+        if policy.force && policy.appendOnly, role == .secondary {
+            report(pairs.first { $0.key == "append_only" || $0.key == "force" }?.keyNode ?? node,
+                   "force: true overwrites the secondary's history and append_only: true keeps it; choose one for '\(name ?? "?")'")
+        }
         if role == .secondary && pairs.first(where: { $0.key == "name" }) == nil { report(node, "a secondary needs a 'name:'") }
         var parsed: RemoteURL?
         if let codeCommitNode {
@@ -137,6 +141,9 @@ extension ConfigWalker {
         }
         guard let url = parsed, let name, credentialOK else { return nil }
         let addressNode = urlNode ?? codeCommitNode!
+        if let target = url.codeCommit, url.scheme == .ssh {
+            report(addressNode, "CodeCommit over SSH cannot work here: IAM takes only RSA public keys for SSH, and gitmirror's SSH listing (libssh2 1.10) signs RSA only with SHA-1, which servers refuse; use HTTPS: url: https://git-codecommit.\(target.region).amazonaws.com/v1/repos/\(target.repository) with aws: credentials (SigV4), or an IAM user's HTTPS Git credentials (username: and password_env:)")
+        }
         if let credentialName, let username = credentials[credentialName]?.username, let user = url.user, user != username {
             report(addressNode, "the URL logs in as '\(user)' but credential '\(credentialName)' has username: \(username); a connection logs in as one user: make them the same, or leave the user out of one of them")
         }

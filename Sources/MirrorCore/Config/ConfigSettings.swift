@@ -103,7 +103,7 @@ extension ConfigWalker {
 
     mutating func policy(_ node: Node, inheriting parent: Policy, what: String, extraKeys: [String] = []) -> Policy {
         var policy = parent
-        let keys = ["refs", "force", "prune", "max_deletes", "timeout", "stall_timeout", "lfs", "change_check", "verify_interval"]
+        let keys = ["refs", "force", "append_only", "prune", "max_deletes", "timeout", "stall_timeout", "lfs", "change_check", "verify_interval"]
         guard let pairs = mapping(node, allowed: keys + extraKeys, what: what) else { return policy }
         applyPolicy(pairs, to: &policy)
         return policy
@@ -114,6 +114,7 @@ extension ConfigWalker {
             switch key {
             case "refs": if let refs = refPatterns(value), !refs.isEmpty { policy.refs = refs }
             case "force": if let flag = bool(value, "force") { policy.force = flag }
+            case "append_only": if let flag = bool(value, "append_only") { policy.appendOnly = flag }
             case "prune": if let flag = bool(value, "prune") { policy.prune = flag }
             case "max_deletes": if let number = integer(value, "max_deletes", minimum: 0) { policy.maxDeletes = number }
             case "timeout": if let seconds = duration(value, "timeout") { policy.timeout = seconds }

@@ -103,6 +103,8 @@ public struct RefUpdate: Codable, Sendable, FetchableRecord, MutablePersistableR
         public static let ref = Column(CodingKeys.ref)
         public static let action = Column(CodingKeys.action)
         public static let outcome = Column(CodingKeys.outcome)
+        public static let oldOid = Column(CodingKeys.oldOid)
+        public static let backupRef = Column(CodingKeys.backupRef)
     }
 }
 

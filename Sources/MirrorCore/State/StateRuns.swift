@@ -126,6 +126,15 @@ extension StateStore {
         try pool.read { db in try RemoteState.order(RemoteState.Columns.repository, RemoteState.Columns.role, RemoteState.Columns.remote).fetchAll(db) }
     }
 
+    /// The backup ref an earlier run made of `ref`'s tip `oldOid` on `remote`, if one did: a tip is backed up once.
+    public func backupRef(repository: String, remote: String, ref: String, oldOid: String) throws -> String? {
+        try pool.read { db in
+            try RefUpdate.filter(RefUpdate.Columns.repository == repository && RefUpdate.Columns.remote == remote && RefUpdate.Columns.ref == ref)
+                .filter(RefUpdate.Columns.oldOid == oldOid && RefUpdate.Columns.backupRef != nil)
+                .order(RefUpdate.Columns.id.desc).fetchOne(db)?.backupRef
+        }
+    }
+
     /// One remote's state as the last run left it.
     public func remoteState(repository: String, remote: String) throws -> RemoteState? {
         try pool.read { db in
@@ -157,18 +166,19 @@ extension StateStore {
         }
     }
 
-    /// Which of `refs` gitmirror has given a value on `remote` (a create or update it applied): refs
-    /// that came from the primary, rather than refs only the secondary ever had.
-    public func refsMirrored(repository: String, remote: String, among refs: [String]) throws -> Set<String> {
-        var found = Set<String>()
+    /// What gitmirror last gave each of `refs` on `remote` (the newest create or update it applied, as
+    /// hex); a ref it never gave a value is not in the answer: only the secondary ever had it.
+    public func refsMirrored(repository: String, remote: String, among refs: [String]) throws -> [String: String] {
+        var found: [String: String] = [:]
         try pool.read { db in
             for chunk in stride(from: 0, to: refs.count, by: 500).map({ Array(refs[$0..<min($0 + 500, refs.count)]) }) {
-                let request = RefUpdate.select(RefUpdate.Columns.ref).distinct()
+                let rows = try RefUpdate
                     .filter(RefUpdate.Columns.repository == repository && RefUpdate.Columns.remote == remote)
                     .filter(chunk.contains(RefUpdate.Columns.ref))
                     .filter(RefUpdate.Columns.outcome == RefResult.applied.rawValue)
                     .filter([RefAction.create, .fastForward, .force].map(\.rawValue).contains(RefUpdate.Columns.action))
-                found.formUnion(try String.fetchAll(db, request))
+                    .order(RefUpdate.Columns.id).fetchAll(db)
+                for row in rows { found[row.ref] = row.newOid }
             }
         }
         return found

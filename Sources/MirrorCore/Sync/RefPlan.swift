@@ -8,19 +8,17 @@ public struct PlannedRef: Codable, Sendable, Equatable {
     /// The value the sync gives it (nil: deleted or untouched).
     public var new: ObjectID?
     public var reason: String?
+    /// The primary's ref a `beside` ref mirrors.
+    public var from: String?
 
-    public init(ref: String, action: RefAction, old: ObjectID?, new: ObjectID?, reason: String? = nil) {
-        self.ref = ref
-        self.action = action
-        self.old = old
-        self.new = new
-        self.reason = reason
+    public init(ref: String, action: RefAction, old: ObjectID?, new: ObjectID?, reason: String? = nil, from: String? = nil) {
+        (self.ref, self.action, self.old, self.new, self.reason, self.from) = (ref, action, old, new, reason, from)
     }
 
     /// The value the secondary should hold once the plan is carried out.
     public var expectedAfter: ObjectID? {
         switch action {
-        case .create, .fastForward, .force: return new
+        case .create, .fastForward, .force, .beside: return new
         case .delete: return nil
         default: return old
         }
@@ -42,16 +40,19 @@ public struct RefPlan: Codable, Sendable, Equatable {
     /// - Parameters:
     ///   - source: the primary's refs (as fetched into the cache).
     ///   - target: the secondary's refs as it advertises them.
-    ///   - mirrored: of the secondary's refs the primary does not have, those gitmirror once mirrored
-    ///     there (the rest only the secondary ever had, as far as the journal knows); nil: not known.
+    ///   - mirrored: what gitmirror last gave each of the secondary's refs it asks about (the refs the
+    ///     primary lacks; with append_only, the branches that diverged), as the journal says; a ref
+    ///     missing here only the secondary ever had. nil: not known.
     ///   - isFastForward: whether moving from `old` to `new` only adds commits
     ///     (false when `old` is unknown locally: the secondary has commits the primary lacks).
-    public static func make(source: [String: ObjectID], target: [String: ObjectID], policy: Policy, mirrored: Set<String>? = nil,
+    public static func make(source: [String: ObjectID], target: [String: ObjectID], policy: Policy, mirrored: [String: ObjectID]? = nil,
                             isFastForward: (_ old: ObjectID, _ new: ObjectID) -> Bool) -> RefPlan {
         var refs: [PlannedRef] = []
         let names = Set(source.keys).union(target.keys).sorted()
         for name in names {
             let new = source[name], old = target[name]
+            // append_only: the refs beside rewritten branches are planned with their branch, below.
+            if policy.appendOnly && name.hasPrefix(besidePrefix) && new == nil { continue }
             guard RefFilter.matches(name, policy.refs) else {
                 if old != nil { refs.append(PlannedRef(ref: name, action: .skip, old: old, new: nil, reason: "outside the configured refs")) }
                 continue
@@ -65,6 +66,12 @@ public struct RefPlan: Codable, Sendable, Equatable {
                 let isTag = name.hasPrefix("refs/tags/")
                 if !isTag && isFastForward(old, new) {
                     refs.append(PlannedRef(ref: name, action: .fastForward, old: old, new: new))
+                } else if policy.appendOnly && name.hasPrefix("refs/heads/") && mirrored?[name] == old {
+                    // The primary rewrote what gitmirror mirrored, on a secondary that keeps every history.
+                    let beside = besidePlan(name, new: new, target: target, isFastForward: isFastForward)
+                    refs.append(PlannedRef(ref: name, action: .keep, old: old, new: nil,
+                                           reason: "rewritten on the primary; kept here (append_only), the primary's new history is at \(beside.ref)"))
+                    refs.append(beside)
                 } else {
                     let why = isTag ? "the tag points elsewhere on the primary" : "the secondary has commits the primary lacks"
                     refs.append(policy.force
@@ -72,7 +79,7 @@ public struct RefPlan: Codable, Sendable, Equatable {
                         : PlannedRef(ref: name, action: .diverged, old: old, new: new, reason: "\(why); kept (set force: true to overwrite it)"))
                 }
             case (let old?, nil):
-                let gone = mirrored.map { $0.contains(name) } ?? true
+                let gone = mirrored.map { $0[name] != nil } ?? true
                     ? "deleted on the primary" : "not on the primary, and gitmirror has no record of mirroring it here"
                 if policy.prune && !source.isEmpty {
                     refs.append(PlannedRef(ref: name, action: .delete, old: old, new: nil, reason: gone))
@@ -94,6 +101,39 @@ public struct RefPlan: Codable, Sendable, Equatable {
             }
         }
         return RefPlan(refs: refs, deletionsOverCap: overCap)
+    }
+
+    /// Where append_only mirrors a rewritten branch's new history: `refs/rewritten/heads/main`, then
+    /// `…/main-2` once that one cannot follow (a second rewrite), and so on.
+    public static let besidePrefix = "refs/rewritten/"
+
+    public static func besideName(_ ref: String, _ number: Int) -> String {
+        besidePrefix + ref.dropFirst("refs/".count) + (number == 1 ? "" : "-\(number)")
+    }
+
+    /// The beside refs of `ref` the secondary holds, in order.
+    public static func besideRefs(of ref: String, in target: [String: ObjectID]) -> [(name: String, tip: ObjectID)] {
+        var found: [(String, ObjectID)] = []
+        var number = 1
+        while let tip = target[besideName(ref, number)] {
+            found.append((besideName(ref, number), tip))
+            number += 1
+        }
+        return found
+    }
+
+    /// The newest beside ref follows the primary's branch while it can (created, fast-forwarded or up
+    /// to date); after another rewrite a new one starts.
+    static func besidePlan(_ ref: String, new: ObjectID, target: [String: ObjectID],
+                           isFastForward: (ObjectID, ObjectID) -> Bool) -> PlannedRef {
+        let existing = besideRefs(of: ref, in: target)
+        let why = "the primary's history of \(ref), which it rewrote (append_only)"
+        guard let last = existing.last else {
+            return PlannedRef(ref: besideName(ref, 1), action: .beside, old: nil, new: new, reason: why, from: ref)
+        }
+        if last.tip == new { return PlannedRef(ref: last.name, action: .upToDate, old: new, new: new, from: ref) }
+        if isFastForward(last.tip, new) { return PlannedRef(ref: last.name, action: .beside, old: last.tip, new: new, reason: why, from: ref) }
+        return PlannedRef(ref: besideName(ref, existing.count + 1), action: .beside, old: nil, new: new, reason: why, from: ref)
     }
 }
 

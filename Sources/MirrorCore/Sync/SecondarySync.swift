@@ -147,9 +147,13 @@ struct SecondarySync {
         let target = Dictionary(heads.filter { $0.name.hasPrefix("refs/") && !untouchable.contains($0.name) }.map { ($0.name, $0.id) },
                                 uniquingKeysWith: { a, _ in a })
         let answers = try ancestry(target: target)
-        // Where a ref the primary lacks came from, for its note: the journal knows what gitmirror put there.
-        let onlyHere = target.keys.filter { source[$0] == nil }.sorted()
-        let mirrored = onlyHere.isEmpty ? nil : try? context.store?.refsMirrored(repository: mirror.name, remote: secondary.name, among: onlyHere)
+        // What gitmirror put there, from the journal: where a ref the primary lacks came from (for its
+        // note), and with append_only, whether a diverged branch is one the primary rewrote.
+        let asked = target.keys.filter { name in
+            source[name] == nil || (secondary.policy.appendOnly && name.hasPrefix("refs/heads/") && source[name] != target[name])
+        }.sorted()
+        let mirrored = asked.isEmpty ? nil : (try? context.store?.refsMirrored(repository: mirror.name, remote: secondary.name, among: asked))?
+            .compactMapValues { ObjectID(hex: $0) }
         let plan = RefPlan.make(source: source, target: target, policy: secondary.policy, mirrored: mirrored) { old, new in
             answers[AncestryQuestion(old: old, new: new)]?.fastForward ?? false
         }
@@ -157,7 +161,7 @@ struct SecondarySync {
         report.upToDate = plan.count(.upToDate)
         report.refs = plan.refs.filter { $0.action != .skip && $0.action != .upToDate }.map { planned in
             RefOutcome(ref: planned.ref, action: planned.action, old: planned.old, new: planned.new,
-                       outcome: planned.action.pushes ? .planned : .kept, message: planned.reason, backupRef: nil)
+                       outcome: planned.action.pushes ? .planned : .kept, message: planned.reason, backupRef: nil, from: planned.from)
         }
         // Created in this run by the primary's pack as it arrived, and listed now with that value:
         // verified like any push (the listing above is the one after it).
@@ -181,14 +185,21 @@ struct SecondarySync {
 
     /// Fast-forward answers for every (old, new) pair the plan will ask about, from a worker.
     func ancestry(target: [String: ObjectID]) throws -> [AncestryQuestion: AncestryAnswer] {
-        let questions = Set(source.compactMap { name, new -> AncestryQuestion? in
+        var questions = Set(source.compactMap { name, new -> AncestryQuestion? in
             guard let old = target[name], old != new, !name.hasPrefix("refs/tags/"), RefFilter.matches(name, secondary.policy.refs) else { return nil }
             return AncestryQuestion(old: old, new: new)
-        }).sorted { ($0.old, $0.new) < ($1.old, $1.new) }
-        guard !questions.isEmpty else { return [:] }
-        let answers = try run(AncestryJob(cache: context.cachePath(mirror), questions: questions))
-        guard answers.count == questions.count else { throw SyncFailure(.internal, "the worker answered \(answers.count) of \(questions.count) ancestry questions") }
-        return Dictionary(uniqueKeysWithValues: zip(questions, answers))
+        })
+        // append_only: can the newest ref beside a rewritten branch follow it?
+        if secondary.policy.appendOnly {
+            for (name, new) in source where name.hasPrefix("refs/heads/") {
+                if let last = RefPlan.besideRefs(of: name, in: target).last, last.tip != new { questions.insert(AncestryQuestion(old: last.tip, new: new)) }
+            }
+        }
+        let sorted = questions.sorted { ($0.old, $0.new) < ($1.old, $1.new) }
+        guard !sorted.isEmpty else { return [:] }
+        let answers = try run(AncestryJob(cache: context.cachePath(mirror), questions: sorted))
+        guard answers.count == sorted.count else { throw SyncFailure(.internal, "the worker answered \(answers.count) of \(sorted.count) ancestry questions") }
+        return Dictionary(uniqueKeysWithValues: zip(sorted, answers))
     }
 
     // MARK: back up
@@ -203,7 +214,9 @@ struct SecondarySync {
         for index in overwritten {
             guard let old = report.refs[index].old else { continue }
             let ref = report.refs[index].ref
-            wanted.append((index, BackupRef(ref: "refs/gitmirror/backup/\(secondary.name)/\(ref)@\(stamp)", id: old,
+            // A tip an earlier run backed up (its overwrite then refused) keeps that backup: written again, not anew.
+            let earlier = try? context.store?.backupRef(repository: mirror.name, remote: secondary.name, ref: ref, oldOid: old.hex)
+            wanted.append((index, BackupRef(ref: earlier ?? "refs/gitmirror/backup/\(secondary.name)/\(ref)@\(stamp)", id: old,
                                             message: "gitmirror: backup of \(secondary.name) \(ref)")))
         }
         guard !wanted.isEmpty else { return }
@@ -263,7 +276,8 @@ struct SecondarySync {
         let ordered = changes.filter { $0.action == .delete } + changes.filter { $0.action != .delete }
         var sent = Sent()
         for batch in RepositorySync.batches(ordered, size: Forge.of(secondary.url).maxRefUpdatesPerPush) {
-            let updates = batch.map { WireUpdate(ref: $0.ref, expectedOld: $0.old, new: $0.action == .delete ? nil : $0.new, force: $0.action == .force) }
+            let updates = batch.map { WireUpdate(ref: $0.ref, expectedOld: $0.old, new: $0.action == .delete ? nil : $0.new, force: $0.action == .force,
+                                                 source: $0.from) }
             say("pushing \(batch.count) ref\(batch.count == 1 ? "" : "s")")
             let result = try push(PushJob(remote: access, cache: context.cachePath(mirror), updates: updates, transfer: .git))
             report.bytes += result.bytes

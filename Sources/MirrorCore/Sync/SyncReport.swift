@@ -12,6 +12,8 @@ public struct RefOutcome: Codable, Sendable, Equatable {
     public var outcome: Outcome
     public var message: String?
     public var backupRef: String?
+    /// The cache's ref a `beside` ref is pushed from (the primary's rewritten branch).
+    public var from: String? = nil
 }
 
 /// One remote's part in one run.

@@ -70,7 +70,7 @@ struct GitTransfer: PackTransfer {
         // Deletions first: a branch renamed into a folder (`a` → `a/b`) frees its name before the new ref takes it.
         let ordered = updates.filter { $0.new == nil } + updates.filter { $0.new != nil }
         for update in ordered {
-            arguments.append(update.new == nil ? ":\(update.ref)" : (update.force ? "+" : "") + "\(update.ref):\(update.ref)")
+            arguments.append(update.new == nil ? ":\(update.ref)" : (update.force ? "+" : "") + "\(update.source ?? update.ref):\(update.ref)")
         }
         return arguments
     }

@@ -162,6 +162,8 @@ public struct WireUpdate: Codable, Sendable, Equatable {
     public var expectedOld: ObjectID?
     public var new: ObjectID?
     public var force: Bool
+    /// The cache's ref to push from, where it is not `ref` itself (a `beside` ref).
+    public var source: String? = nil
 }
 
 /// The server's verdict on one pushed ref.

@@ -54,7 +54,7 @@ struct Libgit2Transfer: PackTransfer {
         }
         let refspecs = sending.map { update -> String in
             guard update.new != nil else { return ":\(update.ref)" }
-            return (update.force ? "+" : "") + "\(update.ref):\(update.ref)"
+            return (update.force ? "+" : "") + "\(update.source ?? update.ref):\(update.ref)"
         }
         try remote.upload(refspecs: refspecs)
         for update in sending {
