@@ -111,6 +111,9 @@ import TestSupport
         #expect(try stage.scenario.gitmirror("sync").status == 1)
         let backups = try stage.scenario.cache.refs().keys.filter { $0.hasPrefix("refs/gitmirror/backup/backup/refs/heads/main@") }
         #expect(backups.count == 1, "\(backups)")
+        // and one journal entry for that refusal
+        let refusals = try stage.scenario.store().refHistory(repository: "app", remote: "backup", ref: "refs/heads/main").filter { $0.outcome == .rejected }
+        #expect(refusals.count == 1, "\(refusals)")
     }
 
     @Test func anAppendOnlyBackupKeepsARewrittenBranchAndMirrorsTheNewHistoryBesideIt() throws {

@@ -54,12 +54,14 @@ extension StateStore {
             state.lastErrorClass?.rawValue, state.lastError, state.refsFingerprint, state.lastRunId, state.head,
         ])
         for var ref in outcome.refs {
-            // A ref left alone again (kept, diverged) is news only when something about it changed:
-            // a daemon syncing every few minutes for a year must not bury the journal in repeats.
-            if ref.outcome == .kept, let last = try RefUpdate
+            // A ref left alone again (kept, diverged), or refused again for the same tips in the same words
+            // (a rewind an append-only server refuses), is news only when something about it changed: a
+            // daemon syncing every few minutes for a year must not bury the journal in repeats.
+            if ref.outcome == .kept || ref.outcome == .rejected, let last = try RefUpdate
                 .filter(RefUpdate.Columns.repository == ref.repository && RefUpdate.Columns.remote == ref.remote && RefUpdate.Columns.ref == ref.ref)
                 .order(RefUpdate.Columns.id.desc).fetchOne(db),
-                last.outcome == ref.outcome, last.action == ref.action, last.oldOid == ref.oldOid, last.newOid == ref.newOid {
+                last.outcome == ref.outcome, last.action == ref.action, last.oldOid == ref.oldOid, last.newOid == ref.newOid,
+                ref.outcome == .kept || (last.message == ref.message && last.backupRef == ref.backupRef) {
                 continue
             }
             try ref.insert(db)
