@@ -16,7 +16,7 @@ struct Gitmirror: AsyncParsableCommand {
             2 the configuration is invalid; 64 a usage error; 130 interrupted.
             """,
         version: "gitmirror \(Gitmirror.version)",
-        subcommands: [ValidateCommand.self, DoctorCommand.self, DiscoverCommand.self, DaemonCommand.self, PlanCommand.self, SyncCommand.self, StatusCommand.self, HistoryCommand.self, WorkerCommand.self, CredentialHelperCommand.self]
+        subcommands: [ValidateCommand.self, DoctorCommand.self, DiscoverCommand.self, DaemonCommand.self, PlanCommand.self, SyncCommand.self, StatusCommand.self, HistoryCommand.self, AcceptCommand.self, WorkerCommand.self, CredentialHelperCommand.self]
     )
 }
 

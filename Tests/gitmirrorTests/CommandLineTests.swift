@@ -97,6 +97,33 @@ import TestSupport
         #expect(try backup.refs() != scenario.primary.refs())
     }
 
+    @Test func anAcceptedDivergenceStopsCountingUntilEitherSideMoves() throws {
+        // Given a secondary whose main diverged from the primary's
+        let (scenario, backup) = try Scenario.withBackup("accept")
+        try backup.commit("only on the backup")
+        #expect(try scenario.gitmirror("sync").status == 1)
+
+        // When an operator accepts it
+        let refused = try scenario.gitmirror("accept", "app", "--remote", "backup", "--ref", "v9")
+        #expect(refused.status == 1 && refused.stderr.contains("no entry for refs/heads/v9"), "\(refused)")
+        let accept = try scenario.gitmirror("accept", "app", "--remote", "backup", "--ref", "main")
+        #expect(accept.status == 0 && accept.stdout.contains("accepted: refs/heads/main on backup"), "\(accept)")
+
+        // Then syncs are in step and leave the ref as it is, saying why
+        let held = try #require(try backup.refs()["refs/heads/main"])
+        #expect(try scenario.gitmirror("sync").status == 0)
+        #expect(try scenario.state("backup")?.state == .ok)
+        #expect(try backup.refs()["refs/heads/main"] == held)
+        let entry = try scenario.store().refHistory(repository: "app", remote: "backup", ref: "refs/heads/main").first
+        #expect(entry?.action == .keep && entry?.message?.contains("accepted by an operator") == true, "\(String(describing: entry))")
+
+        // And once the primary moves, the divergence counts again
+        try scenario.primary.commit("more on the primary")
+        let moved = try scenario.gitmirror("sync")
+        let movedState = try scenario.state("backup")
+        #expect(moved.status == 1 && movedState?.state == .diverged, "\(moved)")
+    }
+
     @Test func syncJSONReportsPerRemoteResults() throws {
         let (scenario, _) = try Scenario.withBackup("sync-json")
 

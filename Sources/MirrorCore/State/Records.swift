@@ -180,6 +180,23 @@ public struct ChangeCheckRecord: Codable, Sendable, Equatable, FetchableRecord, 
     }
 }
 
+/// A divergence an operator accepted (`gitmirror accept`): the ref is left as it is and does not count
+/// as diverged while the secondary holds `secondaryOid` and the primary `primaryOid`.
+public struct AcceptedDivergence: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "accepted_divergence"
+    public var repository: String
+    public var remote: String
+    public var ref: String
+    public var secondaryOid: String
+    public var primaryOid: String
+    public var acceptedAt: Date
+
+    public enum Columns {
+        public static let repository = Column(CodingKeys.repository)
+        public static let remote = Column(CodingKeys.remote)
+    }
+}
+
 /// What a running sync is doing on one remote, for `status`: written every few seconds while it
 /// works, removed when that remote is done.
 public struct SyncProgress: Codable, Sendable, FetchableRecord, PersistableRecord {

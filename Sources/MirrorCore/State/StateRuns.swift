@@ -186,6 +186,34 @@ extension StateStore {
         return found
     }
 
+    // MARK: accepted divergences
+
+    /// Accepts the divergence the journal last recorded for `ref` on `remote`: from now on that ref is
+    /// left as it is without counting as diverged, until the secondary's or the primary's tip moves.
+    /// Refused, saying why, when the ref's last entry is not a divergence.
+    public func acceptDivergence(repository: String, remote: String, ref: String, at now: Date = Date()) throws -> AcceptedDivergence {
+        try write { db in
+            let last = try RefUpdate
+                .filter(RefUpdate.Columns.repository == repository && RefUpdate.Columns.remote == remote && RefUpdate.Columns.ref == ref)
+                .order(RefUpdate.Columns.id.desc).fetchOne(db)
+            guard let last, last.action == .diverged, let secondary = last.oldOid, let primary = last.newOid else {
+                throw SyncFailure(.config, last.map { "\(ref) on \(remote) is not diverged: its last entry is \($0.action.rawValue), \($0.outcome.rawValue) (gitmirror history \(repository) --remote \(remote) --ref \(ref))" }
+                                  ?? "the journal has no entry for \(ref) on \(remote): run a sync first, then accept what it reports diverged")
+            }
+            let accepted = AcceptedDivergence(repository: repository, remote: remote, ref: ref, secondaryOid: secondary, primaryOid: primary, acceptedAt: now)
+            try accepted.save(db)
+            return accepted
+        }
+    }
+
+    /// The divergences accepted on `remote`, by ref.
+    public func acceptedDivergences(repository: String, remote: String) throws -> [String: AcceptedDivergence] {
+        try pool.read { db in
+            let rows = try AcceptedDivergence.filter(AcceptedDivergence.Columns.repository == repository && AcceptedDivergence.Columns.remote == remote).fetchAll(db)
+            return Dictionary(rows.map { ($0.ref, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+
     // MARK: leases
 
     /// Records that this process holds the repository; returns the lease it replaced, if any

@@ -215,6 +215,18 @@ public final class StateStore: Sendable {
                 t.column("listedAt", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v8") { db in
+            // `gitmirror accept`: divergences an operator accepted, while neither side moves.
+            try db.create(table: "accepted_divergence") { t in
+                t.column("repository", .text).notNull()
+                t.column("remote", .text).notNull()
+                t.column("ref", .text).notNull()
+                t.column("secondaryOid", .text).notNull()
+                t.column("primaryOid", .text).notNull()
+                t.column("acceptedAt", .datetime).notNull()
+                t.primaryKey(["repository", "remote", "ref"])
+            }
+        }
         return migrator
     }
 }

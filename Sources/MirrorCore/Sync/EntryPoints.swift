@@ -31,6 +31,12 @@ extension Preflight {
 }
 
 extension StateStore {
+    /// The state database for an operator's decision (`accept`); nil when none was written yet.
+    public static func forOperator(_ config: Config) throws -> StateStore? {
+        guard FileManager.default.fileExists(atPath: config.databaseURL.path) else { return nil }
+        return try StateStore(path: config.databaseURL.path)
+    }
+
     /// The state database for reading only (`status`, `history`); nil when none was written yet.
     public static func reading(_ config: Config) throws -> StateStore? {
         guard FileManager.default.fileExists(atPath: config.databaseURL.path) else { return nil }

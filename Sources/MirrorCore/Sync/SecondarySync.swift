@@ -159,9 +159,17 @@ struct SecondarySync {
         }
         report.skipped = plan.count(.skip)
         report.upToDate = plan.count(.upToDate)
+        let accepted = plan.diverged.isEmpty ? [:] : (try? context.store?.acceptedDivergences(repository: mirror.name, remote: secondary.name)) ?? [:]
         report.refs = plan.refs.filter { $0.action != .skip && $0.action != .upToDate }.map { planned in
             RefOutcome(ref: planned.ref, action: planned.action, old: planned.old, new: planned.new,
                        outcome: planned.action.pushes ? .planned : .kept, message: planned.reason, backupRef: nil, from: planned.from)
+        }
+        // A divergence an operator accepted stays as it is, not counted, while neither side has moved.
+        for index in report.refs.indices where report.refs[index].action == .diverged {
+            let ref = report.refs[index]
+            guard let accepted = accepted[ref.ref], accepted.secondaryOid == ref.old?.hex, accepted.primaryOid == ref.new?.hex else { continue }
+            report.refs[index].action = .keep
+            report.refs[index].message = "diverged; accepted by an operator on \(ISO8601DateFormatter().string(from: accepted.acceptedAt)), left as it is until either side moves"
         }
         // Created in this run by the primary's pack as it arrived, and listed now with that value:
         // verified like any push (the listing above is the one after it).
