@@ -31,6 +31,54 @@ import TestSupport
         return (scenario, backup, oldTip, try scenario.gitmirror("sync"))
     }
 
+    @Test func quietSyncsReplaceEachOtherInsteadOfPilingUp() throws {
+        // Given a repository synced once (its refs created), then synced ten times with nothing to do
+        let (scenario, _) = try Scenario.withBackup("quiet-runs", synced: true)
+        for _ in 0..<10 { #expect(try scenario.gitmirror("sync").status == 0) }
+
+        // Then the runs table holds the run that moved refs and one quiet run, the newest
+        let runs = try scenario.store().runs(repository: "app")
+        #expect(runs.count == 2, "\(runs.map { ($0.id ?? 0, $0.result) })")
+        #expect(try scenario.state("backup")?.lastRunId == runs.first?.id)
+        #expect(try !scenario.store().refHistory(repository: "app").isEmpty)
+
+        // And a run that does something is kept (taking the quiet run's place), followed again by one
+        // quiet run however many pass
+        try scenario.primary.commit("second")
+        for _ in 0..<3 { #expect(try scenario.gitmirror("sync").status == 0) }
+        let afterChange = try scenario.store().runs(repository: "app")
+        #expect(afterChange.count == 3, "\(afterChange.map { ($0.id ?? 0, $0.result, $0.summary ?? "") })")
+        #expect(try scenario.store().refHistory(repository: "app", ref: "refs/heads/main").count == 2)
+    }
+
+    @Test func aCacheWithTooManyPacksIsRepackedKeepingEveryRefAndBackup() throws {
+        // Given a mirrored repository whose cache holds more packs than its limit (each fetch adds
+        // one; here made directly) and a backup ref of an object no branch reaches any more
+        let (scenario, backup) = try Scenario.withBackup("repack", synced: true)
+        let cache = scenario.cache.path
+        let orphan = try Shell.run(["git", "--git-dir=\(cache)", "hash-object", "-w", "--stdin"], input: "kept by a backup\n").stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try Shell.run(["git", "--git-dir=\(cache)", "update-ref", "refs/gitmirror/backup/backup/refs/heads/gone@20261203T000000Z", orphan])
+        for index in 0...RepositorySync.cachePackLimit {
+            let filler = try Shell.run(["git", "--git-dir=\(cache)", "hash-object", "-w", "--stdin"], input: "filler \(index)\n").stdout
+            try Shell.run(["git", "--git-dir=\(cache)", "pack-objects", "-q", cache + "/objects/pack/pack"], input: filler)
+        }
+        func packs() throws -> Int { try FileManager.default.contentsOfDirectory(atPath: cache + "/objects/pack").filter { $0.hasSuffix(".pack") }.count }
+        #expect(try packs() > RepositorySync.cachePackLimit)
+
+        // When the next sync fetches something
+        try scenario.primary.commit("second")
+        let output = try scenario.gitmirror("sync")
+
+        // Then the cache is one pack again, its refs and backups intact, and the mirror in step
+        #expect(output.status == 0, "\(output)")
+        let after = try packs()
+        #expect(after <= 2, "\(after)")
+        #expect(try Shell.run(["git", "--git-dir=\(cache)", "cat-file", "-t", orphan]).stdout.hasPrefix("blob"))
+        #expect(try Shell.run(["git", "--git-dir=\(cache)", "fsck", "--connectivity-only"], check: false).status == 0)
+        #expect(try backup.refs() == scenario.primary.refs())
+    }
+
     @Test func branchDeletedOnThePrimaryIsKeptWithoutPrune() throws {
         // Given a mirrored branch, when it is deleted on the primary and prune is off
         let (scenario, backup, _, output) = try deleteMirroredBranch("keep-deleted")

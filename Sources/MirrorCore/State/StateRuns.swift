@@ -263,9 +263,21 @@ extension StateStore {
             for outcome in outcomes { try Self.record(db, outcome) }
             try db.cachedStatement(sql: "UPDATE run SET finishedAt = ?, result = ?, summary = ? WHERE id = ?")
                 .execute(arguments: [Date(), result.rawValue, summary, id])
+            if result == .ok { try db.cachedStatement(sql: Self.replaceQuietRun).execute(arguments: [repository, id, summary, repository]) }
             try Self.end(db, repository: repository)
         }
     }
+
+    /// A run that ends well takes the place of the run before it when that one changed nothing (ok, no
+    /// journal row, the same summary, no remote's state naming it, not the repository's first): a
+    /// fleet passing every five minutes keeps one quiet run per repository, not one per pass.
+    private static let replaceQuietRun = """
+        DELETE FROM run WHERE id = (SELECT MAX(id) FROM run WHERE repository = ?1 AND id < ?2)
+            AND result = 'ok' AND summary IS ?3
+            AND id > (SELECT MIN(id) FROM run WHERE repository = ?4)
+            AND NOT EXISTS (SELECT 1 FROM ref_update WHERE ref_update.runId = run.id)
+            AND NOT EXISTS (SELECT 1 FROM remote_state WHERE remote_state.lastRunId = run.id)
+        """
 
     /// The repositories with a run still marked `running` by another process (perhaps one that died).
     public func repositoriesWithUnfinishedRuns() throws -> [String] {

@@ -175,6 +175,8 @@ public struct RepositorySync: Sendable {
             primary.failure = context.redacted(error as? SyncFailure ?? SyncFailure(.internal, "\(error)"))
             primary.result = primary.failure.map(RemoteReport.Result.ending(in:)) ?? .failed
         }
+        // Each fetch adds a pack: the cache is repacked, under this run's lock, once it holds too many.
+        if primary.failure == nil, primary.bytes > 0, let note = maintainCache(mirror) { notes.append(note) }
         // Outcomes held back for a possible repair are recorded now, whatever became of them.
         if let runId, !options.planOnly {
             for entry in secondaries where entry.report.failure.map(SyncContext.suspectsCache) == true {
@@ -263,7 +265,24 @@ public struct RepositorySync: Sendable {
 
     // MARK: helpers
 
+
+    /// The packs past which a cache is repacked (git's gc.autoPackLimit is 50: a cache stays under it).
+    public static let cachePackLimit = 40
+
+    /// git's gc on the cache when it is past its limits. A failure fails no remote (they are in step):
+    /// it is the run's note, and the next run tries again.
+    func maintainCache(_ mirror: Mirror) -> String? {
+        let job = MaintainJob(cache: context.cachePath(mirror), packLimit: Self.cachePackLimit, looseLimit: 6700)
+        switch Result(catching: { () throws(SyncFailure) in
+            try context.run(job, on: mirror.primary, repository: mirror.name, limits: context.cacheLimits(mirror.primary))
+        }) {
+        case .success(let result):
+            if result.ran { progress(mirror.name, "primary", "repacked the cache: \(result.packsBefore) packs → \(result.packsAfter)") }
+            return nil
+        case .failure(let failure):
+            let note = "the cache could not be repacked (the next run tries again): \(failure.message)"
+            progress(mirror.name, "primary", note)
+            return note
+        }
+    }
 }
-
-
-

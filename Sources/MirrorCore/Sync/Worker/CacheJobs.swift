@@ -58,4 +58,31 @@ extension Worker {
         }
         return VerifyJob.Result(verified: ids.count, damage: nil)
     }
+
+    /// The cache's packs, and an estimate of its loose objects (git's own: one fan-out folder of 256, counted).
+    static func cacheShape(_ cachePath: String) -> (packs: Int, loose: Int) {
+        let files = FileManager.default
+        let packs = ((try? files.contentsOfDirectory(atPath: cachePath + "/objects/pack")) ?? []).filter { $0.hasSuffix(".pack") }.count
+        let sample = ((try? files.contentsOfDirectory(atPath: cachePath + "/objects/17")) ?? []).count
+        return (packs, sample * 256)
+    }
+
+    /// git's `gc` on the cache when it is past its limits; its CPU is progress (a repack says little while it works).
+    static func maintain(_ job: MaintainJob, reporter: JobReporter) throws -> MaintainJob.Result {
+        let before = cacheShape(job.cache)
+        guard before.packs > job.packLimit || before.loose > job.looseLimit else {
+            return MaintainJob.Result(ran: false, packsBefore: before.packs, packsAfter: before.packs)
+        }
+        reporter.note(.progress("repacking the cache (\(before.packs) packs)"))
+        let working = LocalWork.heartbeat { reporter.note(.progress("repacking the cache")) }
+        defer { working?.stop() }
+        let command = ["git", "--git-dir=\(job.cache)", "-c", "gc.autoDetach=false", "-c", "gc.writeCommitGraph=true",
+                       "-c", "core.logAllRefUpdates=false", "gc", "--quiet"]
+        let ran = try ChildProcess.run(command, environment: GitTransfer.environment())
+        guard ran.status == 0 else {
+            let said = String(decoding: ran.errors, as: UTF8.self).split(whereSeparator: \.isNewline).suffix(4).joined(separator: " | ")
+            throw Classification.localFault(said, cachePath: job.cache) ?? SyncFailure(.internal, "git gc on the cache \(job.cache) exited with status \(ran.status): \(said)")
+        }
+        return MaintainJob.Result(ran: true, packsBefore: before.packs, packsAfter: cacheShape(job.cache).packs)
+    }
 }

@@ -223,3 +223,20 @@ public struct GitoliteAccess: Codable, Sendable, Equatable {
         (self.repository, self.exists, self.read, self.write, self.createPattern) = (repository, exists, read, write, createPattern)
     }
 }
+
+/// Keep the cache a few packs deep, as git's auto-gc keeps a clone: past `packLimit` packs (or about
+/// `looseLimit` loose objects), git's own `gc` repacks what the refs reach — backups under
+/// `refs/gitmirror/` included — into one pack and packs the refs; unreachable objects stay two weeks.
+public struct MaintainJob: CacheJob {
+    public static let name = "maintain"
+    public var cache: String
+    public var packLimit: Int
+    public var looseLimit: Int
+
+    public struct Result: Codable, Sendable {
+        /// Whether gc ran, and the packs before and after.
+        public var ran: Bool
+        public var packsBefore: Int
+        public var packsAfter: Int
+    }
+}

@@ -48,6 +48,9 @@ public enum Worker {
         .handling(VerifyJob.self) { job, reporter in
             perform(nil, cache: job.cache, reporter: reporter) { _ in try verify(cachePath: job.cache, announceFrom: job.announceFrom, reporter: reporter) }
         },
+        .handling(MaintainJob.self) { job, reporter in
+            perform(nil, cache: job.cache, reporter: reporter) { _ in try maintain(job, reporter: reporter) }
+        },
         .handling(LFSScanJob.self) { job, reporter in
             perform(nil, cache: job.cache, reporter: reporter) { _ in
                 reporter.note(.progress("scanning the pushed history for LFS pointers"))
