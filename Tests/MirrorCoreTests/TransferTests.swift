@@ -1,4 +1,5 @@
 import Foundation
+import Git
 import Testing
 import TestSupport
 @testable import MirrorCore
@@ -57,6 +58,28 @@ import TestSupport
 }
 
 @Suite(.onTestThreads) struct TransferProgressTests {
+    @Test func pushArgumentsCarryLeasesAndDeleteFirst() {
+        let a = ObjectID(hex: String(repeating: "a", count: 40))!, b = ObjectID(hex: String(repeating: "b", count: 40))!
+        let updates = [WireUpdate(ref: "refs/heads/new", expectedOld: nil, new: a, force: false),
+                       WireUpdate(ref: "refs/heads/main", expectedOld: a, new: b, force: true),
+                       WireUpdate(ref: "refs/heads/gone", expectedOld: b, new: nil, force: false),
+                       WireUpdate(ref: "refs/rewritten/heads/main", expectedOld: nil, new: b, force: false, source: "refs/heads/main")]
+        // By name, from the cache: every update leased, deletions first, a beside ref from its branch
+        let byName = GitTransfer.arguments(cache: "/c", target: "git://h/x", updates: updates)
+        #expect(Array(byName.suffix(4)) == [":refs/heads/gone", "refs/heads/new:refs/heads/new", "+refs/heads/main:refs/heads/main",
+                                            "refs/heads/main:refs/rewritten/heads/main"])
+        #expect(byName.filter { $0.hasPrefix("--force-with-lease=") }.count == 4)
+        // By id, from a scratch repository: only the forced update and the deletion carry a lease
+        let byID = GitTransfer.arguments(cache: "/s", target: "git://h/x", updates: updates, byID: true)
+        #expect(Array(byID.suffix(4)) == [":refs/heads/gone", "\(a.hex):refs/heads/new", "+\(b.hex):refs/heads/main", "\(b.hex):refs/rewritten/heads/main"])
+        #expect(byID.filter { $0.hasPrefix("--force-with-lease=") } == ["--force-with-lease=refs/heads/main:\(a.hex)", "--force-with-lease=refs/heads/gone:\(b.hex)"])
+        // A plain update refused as no fast-forward moved on the server; a forced one was refused
+        let parsed = GitTransfer.parse(porcelain: "!\t\(a.hex):refs/heads/new\t[rejected] (fetch first)\n!\t+\(b.hex):refs/heads/main\t[remote rejected] (hook declined)\n",
+                                       updates: updates)
+        #expect(parsed.first { $0.ref == "refs/heads/new" }?.reason == .moved)
+        #expect(parsed.first { $0.ref == "refs/heads/main" }?.message == "hook declined")
+    }
+
     @Test func gitProgressLinesBecomeSteps() {
         let writing = TransferStep(gitLine: "Writing objects:  45% (47520/105599), 12.01 MiB | 11.99 MiB/s")
         #expect(writing?.phase == "writing objects")

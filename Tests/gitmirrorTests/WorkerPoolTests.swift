@@ -145,4 +145,28 @@ import TestSupport
         #expect(outcome.message?.contains("moved on the server since it was planned") == true, "\(outcome)")
         #expect(try backup.refs()["refs/heads/main"] == c)
     }
+
+    @Test func inAPushOfManyRefsAMovedRefIsLeftAloneAndTheOthersGo() throws {
+        // Given a plan to move main from A to B and to create 80 branches (pushed by object id from a
+        // repository without refs, PushScratch), made when the secondary's main was A
+        let scenario = try Scenario("lease-many")
+        let a = try scenario.primary.commit("first")
+        let b = try scenario.primary.commit("second")
+        let backup = try scenario.secondary("backup")
+        let c = try backup.commit("someone else's work")
+        var updates = [WireUpdate(ref: "refs/heads/main", expectedOld: ObjectID(hex: a)!, new: ObjectID(hex: b)!, force: false)]
+        for index in 0..<80 { updates.append(WireUpdate(ref: "refs/heads/b\(index)", expectedOld: nil, new: ObjectID(hex: b)!, force: false)) }
+        let push = PushJob(remote: Endpoint(url: scenario.url(backup), host: "127.0.0.1"), cache: scenario.primary.path, updates: updates, transfer: .git)
+
+        // When it is pushed after someone else moved main to C
+        let result = try Workers(executable: Gitmirror.executable).run(push, for: "app", limits: .init(timeout: 60, stall: 30))
+
+        // Then main is left alone as moved, and the 80 branches are created
+        let main = try #require(result.outcomes.first { $0.ref == "refs/heads/main" })
+        #expect(!main.accepted && main.reason == .moved, "\(main)")
+        #expect(try backup.refs()["refs/heads/main"] == c)
+        #expect(result.outcomes.filter(\.accepted).count == 80)
+        #expect(try backup.refs()["refs/heads/b79"] == b)
+        #expect(!FileManager.default.fileExists(atPath: scenario.primary.path + "/gitmirror-push-\(getpid())"))
+    }
 }

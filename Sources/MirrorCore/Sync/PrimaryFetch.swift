@@ -52,7 +52,8 @@ extension RepositorySync {
         let missing = wanted.filter { cached[$0.key] != $0.value }.keys.sorted()
         if !missing.isEmpty {
             progress(mirror.name, "primary", "fetching \(missing.count) ref\(missing.count == 1 ? "" : "s")")
-            var fetch = FetchJob(remote: endpoint, cache: cachePath, refspecs: missing.map { "+\($0):\($0)" })
+            var fetch = FetchJob(remote: endpoint, cache: cachePath,
+                                 refspecs: Self.refspecs(missing: missing, patterns: patterns, allHoldable: leftOut.isEmpty))
             // With no ref at all in the cache, no object is offered to the primary: its pack is complete.
             if everything.isEmpty && !options.planOnly {
                 let targets = seedTargets(mirror, wanted: wanted)
@@ -89,6 +90,16 @@ extension RepositorySync {
 
     /// The primary's refs that could not be mirrored, each a failed ref of the primary's report (in its
     /// history), and one `rejected` failure naming the first: the other refs go on to the secondaries.
+    /// One refspec per ref the cache lacks — unless they are many: then the ref filters themselves
+    /// (`+refs/heads/*:refs/heads/*`), where they reach no host namespace and every ref they match may
+    /// be held. libgit2 matches each advertised ref against each refspec: with 20,000 refs, minutes.
+    static func refspecs(missing: [String], patterns: [String], allHoldable: Bool) -> [String] {
+        guard missing.count > 64, allHoldable, patterns.allSatisfy({ $0.hasPrefix("refs/heads/") || $0.hasPrefix("refs/tags/") }) else {
+            return missing.map { "+\($0):\($0)" }
+        }
+        return patterns.map { "+\($0):\($0)" }
+    }
+
     static func reportLeftOut(_ leftOut: [(name: String, problem: String)], primary wanted: [String: ObjectID], in report: inout RemoteReport) {
         guard let first = leftOut.first else { return }
         for entry in leftOut {

@@ -61,16 +61,24 @@ struct GitTransfer: PackTransfer {
 
     /// The command line: every update carries its lease (`--force-with-lease=ref:expected`, empty
     /// for "must not exist"), so a ref that moved since planning is refused by git, not overwritten.
-    static func arguments(cache: String, target: String, updates: [WireUpdate], settings: [String] = []) -> [String] {
+    /// `byID`: each update's source is its object id (pushed from a repository without refs, PushScratch).
+    static func arguments(cache: String, target: String, updates: [WireUpdate], settings: [String] = [], byID: Bool = false) -> [String] {
         var arguments = ["git", "--git-dir=\(cache)"] + settings + ["push", "--porcelain", "--progress", "--no-verify"]
-        for update in updates {
+        // git matches each lease against each update (minutes for thousands): a push of many leases
+        // only what git would otherwise not protect — a forced update, a deletion. A create or a
+        // fast-forward it refuses by itself once the server's ref is no longer what was planned.
+        for update in updates where !byID || update.force || update.new == nil {
             arguments.append("--force-with-lease=\(update.ref):\(update.expectedOld?.hex ?? "")")
         }
         arguments.append(target)
         // Deletions first: a branch renamed into a folder (`a` → `a/b`) frees its name before the new ref takes it.
         let ordered = updates.filter { $0.new == nil } + updates.filter { $0.new != nil }
         for update in ordered {
-            arguments.append(update.new == nil ? ":\(update.ref)" : (update.force ? "+" : "") + "\(update.source ?? update.ref):\(update.ref)")
+            guard let new = update.new else {
+                arguments.append(":\(update.ref)")
+                continue
+            }
+            arguments.append((update.force ? "+" : "") + "\(byID ? new.hex : update.source ?? update.ref):\(update.ref)")
         }
         return arguments
     }
@@ -149,8 +157,13 @@ struct GitTransfer: PackTransfer {
     func send(_ updates: [WireUpdate], from cache: String) throws -> TransferResult {
         guard !updates.isEmpty else { return TransferResult() }
         let target = endpoint.url
+        // git matches every refspec against every ref of the repository it pushes from: thousands of
+        // updates from a cache of thousands of refs is minutes of that. Many are pushed by object id from
+        // a repository without refs that borrows the cache's objects.
+        let scratch = updates.count > PushScratch.threshold ? try PushScratch(cache: cache) : nil
+        defer { scratch?.remove() }
         let run = try runGit(preparing: "git is preparing the push (\(updates.count) refs)") { settings in
-            Self.arguments(cache: cache, target: target, updates: updates, settings: settings)
+            Self.arguments(cache: scratch?.path ?? cache, target: target, updates: updates, settings: settings, byID: scratch != nil)
         }
         let (porcelain, lines, status) = (run.porcelain, run.lines, run.status)
         let outcomes = Self.parse(porcelain: porcelain, updates: updates)
@@ -234,6 +247,7 @@ struct GitTransfer: PackTransfer {
     /// `--porcelain` lines: FLAG \t FROM:TO \t SUMMARY [(REASON)]; `!` is a refusal.
     static func parse(porcelain: String, updates: [WireUpdate]) -> [PushOutcome] {
         var verdicts: [String: PushOutcome] = [:]
+        let forcedRefs = Set(updates.filter(\.force).map(\.ref))
         for line in porcelain.split(separator: "\n") {
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
             guard fields.count >= 3, let flag = fields[0].first, let colon = fields[1].lastIndex(of: ":") else { continue }
@@ -244,7 +258,10 @@ struct GitTransfer: PackTransfer {
                 if let open = summary.firstIndex(of: "("), summary.hasSuffix(")") {
                     reason = String(summary[summary.index(after: open)..<summary.index(before: summary.endIndex)])
                 }
-                verdicts[ref] = summary.contains("stale info") ? .moved(ref) : PushOutcome(ref: ref, accepted: false, message: reason)
+                // A refusal of a plain update as no fast-forward says the same as a lease: the ref moved.
+                let moved = summary.contains("stale info")
+                    || (!forcedRefs.contains(ref) && (summary.contains("fetch first") || summary.contains("non-fast-forward")))
+                verdicts[ref] = moved ? .moved(ref) : PushOutcome(ref: ref, accepted: false, message: reason)
             } else {
                 verdicts[ref] = PushOutcome(ref: ref, accepted: true)
             }
@@ -295,3 +312,28 @@ final class GitProgress: Sendable {
 /// glibc's memfd_create (2.27+), which Swift's Glibc module does not export.
 @_silgen_name("memfd_create")
 private func gitmirror_memfd_create(_ name: UnsafePointer<CChar>, _ flags: UInt32) -> Int32
+
+/// An empty repository inside the cache whose object store is the cache's (alternates): a push from
+/// it names its sources by object id, and git has no refs to match them against. One per worker
+/// process (a push at a time); one a killed worker left is removed by the next.
+struct PushScratch {
+    static let threshold = 64
+    let path: String
+
+    init(cache: String) throws {
+        let files = FileManager.default
+        for name in (try? files.contentsOfDirectory(atPath: cache)) ?? [] where name.hasPrefix("gitmirror-push-") {
+            if let pid = Int32(name.dropFirst("gitmirror-push-".count)), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
+                try? files.removeItem(atPath: cache + "/" + name)
+            }
+        }
+        path = cache + "/gitmirror-push-\(getpid())"
+        try? files.removeItem(atPath: path)
+        _ = try Repository.openOrCreateBare(at: path)
+        let objects = URL(fileURLWithPath: cache).appendingPathComponent("objects").standardizedFileURL.path
+        try (objects + "\n").write(toFile: path + "/objects/info/alternates", atomically: true, encoding: .utf8)
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
