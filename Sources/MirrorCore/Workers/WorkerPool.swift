@@ -229,17 +229,23 @@ enum EventReader {
     /// Calls `event` for every event line (its header, and the line for the result), `chunk` for every
     /// read; closes the descriptor at the end of the stream.
     static func read(_ descriptor: Int32, event: (Wire.EventHeader, Data) -> Void, chunk: () -> Void) {
-        var buffer = Data()
+        // Only the bytes that came are searched for the end of a line: a result of 20,000 refs is one
+        // line of megabytes, and scanning it again at every chunk was most of a no-op sync's time.
+        var buffer: [UInt8] = []
         let decoder = JSONDecoder()
         readChunks(descriptor) { bytes in
             chunk()
+            var searched = buffer.count
             buffer.append(contentsOf: bytes)
-            while let newline = buffer.firstIndex(of: 0x0A) {
-                let line = Data(buffer[buffer.startIndex..<newline])
-                buffer.removeSubrange(buffer.startIndex...newline)
+            var start = 0
+            while let newline = buffer[searched...].firstIndex(of: 0x0A) {
+                let line = Data(buffer[start..<newline])
+                start = newline + 1
+                searched = start
                 guard let header = try? decoder.decode(Wire.EventHeader.self, from: line) else { continue }
                 event(header, line)
             }
+            if start > 0 { buffer.removeFirst(start) }
         }
     }
 

@@ -52,9 +52,12 @@ public enum WorkerProcess {
         // stdin is read here without stdio's buffer: several jobs may arrive in one read, and each
         // must start before the next wait for input.
         var pending: [UInt8] = []
+        // How far `pending` is known to hold no newline: a job of 20,000 updates is one line of megabytes.
+        var searched = 0
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            guard let newline = pending.firstIndex(of: 0x0A) else {
+            guard let newline = pending[searched...].firstIndex(of: 0x0A) else {
+                searched = pending.count
                 if let idleExit, !awaitInput(idleExit: idleExit) { return 0 }
                 let count = read(STDIN_FILENO, &chunk, chunk.count)
                 if count < 0 && errno == EINTR { continue }
@@ -68,6 +71,7 @@ public enum WorkerProcess {
             }
             let line = Data(pending[..<newline])
             pending.removeSubrange(...newline)
+            searched = 0
             if line.isEmpty { continue }
             guard let header = try? decoder.decode(Wire.JobHeader.self, from: line), let handler = byName[header.job] else {
                 emit(Wire.EventLine<Bool>(failure: SyncFailure(.internal, "the worker could not read its job (\(line.prefix(80).count) bytes that name no job it knows)")))
