@@ -223,7 +223,7 @@ import TestSupport
         // (the daemon also notices the changed file by itself: one reload or two)
         #expect(eventually(within: 5) { try daemon.get("/metrics").text.contains(#"gitmirror_config_reloads_total{result="error"} "#) })
         #expect(daemon.process.isRunning)
-        #expect(daemon.logText.contains("the new configuration is invalid"))
+        #expect(eventually(within: 5) { daemon.logText.contains("the new configuration is invalid") }, "\(daemon.logText)")
         let head = try scenario.primary.commit("second")
         #expect(try daemon.post("/hooks/sync/app", headers: ["Authorization": "Bearer \(Self.syncToken)"]).status == 202)
         #expect(eventually(within: 5) { try one.refs()["refs/heads/main"] == head })
@@ -276,7 +276,7 @@ import TestSupport
         try publish("repositories: [\n", as: "2026_11_22_10_10_00.3")
         #expect(eventually(within: 10) { try daemon.get("/metrics").text.contains(#"gitmirror_config_reloads_total{result="error"} 1"#) })
         #expect(daemon.process.isRunning)
-        #expect(daemon.logText.contains("the new configuration is invalid"))
+        #expect(eventually(within: 5) { daemon.logText.contains("the new configuration is invalid") }, "\(daemon.logText)")
     }
 
     @Test func sigtermDuringASlowPushExitsCleanlyWithinTheGracePeriod() throws {

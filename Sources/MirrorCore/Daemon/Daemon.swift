@@ -97,8 +97,9 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
             if !(await state.written.discover.isEmpty) { Task { await discovery.discover() } }
             return .success(config)
         } catch {
-            metrics.recordReload(success: false)
+            // Said before it is counted: whoever sees the failed reload in the metrics finds it in the log.
             logger.error("the new configuration is invalid and was not applied; the previous one keeps running\n\(error)")
+            metrics.recordReload(success: false)
             return .failure(error)
         }
     }
