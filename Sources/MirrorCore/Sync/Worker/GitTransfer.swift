@@ -47,6 +47,16 @@ struct GitTransfer: PackTransfer {
         return settings.flatMap { ["-c", $0] }
     }
 
+    /// The OpenSSH command line every SSH connection of a worker uses (a push, a seed, doctor's login),
+    /// for `endpoint`, with its key held in memory: an anonymous file OpenSSH reads through this
+    /// process's descriptor `key` (-1 without a key), which the caller closes when ssh is done.
+    /// `user`: the login to set (nil where the address names its own).
+    static func openSSH(_ endpoint: Endpoint, user: String?) throws -> (command: String, key: Int32) {
+        let key = try endpoint.credential?.sshKey.map { try memoryFile(named: "gitmirror-ssh-key", contents: $0.privateKey) } ?? -1
+        let knownHosts = endpoint.knownHostsFile ?? (NSHomeDirectory() as NSString).appendingPathComponent(".ssh/known_hosts")
+        return (sshCommand(keyPath: key >= 0 ? "/proc/\(getpid())/fd/\(key)" : nil, knownHosts: knownHosts, user: user), key)
+    }
+
     /// OpenSSH with exactly the configured key and known_hosts: no agent, no ~/.ssh/config, no prompt.
     static func sshCommand(keyPath: String?, knownHosts: String, user: String?) -> String {
         var words = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
@@ -97,16 +107,9 @@ struct GitTransfer: PackTransfer {
     /// repository's. `command` gets the `-c` settings and returns the whole command line.
     func runGit(preparing: String = "git is preparing the push", _ command: ([String]) -> [String]) throws -> Run {
         let target = endpoint.url
-        let sshKey = endpoint.credential?.sshKey
-        // The key lives in memory only: an anonymous file OpenSSH reads through this process's descriptor.
-        var key: Int32 = -1
+        let (ssh, key) = try Self.openSSH(endpoint, user: Self.scheme(of: target) == "ssh" && !Self.hasUser(target)
+                                          ? endpoint.credential?.sshKey?.username : nil)
         defer { if key >= 0 { close(key) } }
-        if let privateKey = sshKey?.privateKey {
-            key = try Self.memoryFile(named: "gitmirror-ssh-key", contents: privateKey)
-        }
-        let knownHosts = endpoint.knownHostsFile ?? (NSHomeDirectory() as NSString).appendingPathComponent(".ssh/known_hosts")
-        let ssh = Self.sshCommand(keyPath: key >= 0 ? "/proc/\(getpid())/fd/\(key)" : nil, knownHosts: knownHosts,
-                                  user: Self.scheme(of: target) == "ssh" && !Self.hasUser(target) ? sshKey?.username : nil)
         let helper = "!" + Self.quoted(ChildProcess.ownExecutable.path) + " __credential \(CredentialRelay.descriptor)"
 
         // The hooks stay this push's: the relay's thread asks them while the push waits for git.

@@ -39,17 +39,12 @@ enum SSHAccessProbe {
     static func probe(_ endpoint: Endpoint) throws(SyncFailure) -> SSHAccess {
         guard let target = Target(endpoint.url) else { throw SyncFailure(.config, "\(endpoint.url) is not an SSH address gitmirror can read") }
         // The same OpenSSH command line as a push, with the key from memory.
-        var key: Int32 = -1
-        defer { if key >= 0 { close(key) } }
-        let sshKey = endpoint.credential?.sshKey
-        if let privateKey = sshKey?.privateKey {
-            do { key = try GitTransfer.memoryFile(named: "gitmirror-ssh-key", contents: privateKey) } catch {
-                throw error as? SyncFailure ?? SyncFailure(.internal, "\(error)")
-            }
+        let opened: (command: String, key: Int32)
+        do { opened = try GitTransfer.openSSH(endpoint, user: target.user == nil ? endpoint.credential?.sshKey?.username : nil) } catch {
+            throw error as? SyncFailure ?? SyncFailure(.internal, "\(error)")
         }
-        let knownHosts = endpoint.knownHostsFile ?? (NSHomeDirectory() as NSString).appendingPathComponent(".ssh/known_hosts")
-        let ssh = GitTransfer.sshCommand(keyPath: key >= 0 ? "/proc/\(getpid())/fd/\(key)" : nil, knownHosts: knownHosts,
-                                         user: target.user == nil ? sshKey?.username : nil)
+        let (ssh, key) = opened
+        defer { if key >= 0 { close(key) } }
         let destination = (target.port.map { " -p \($0)" } ?? "") + " -- " + GitTransfer.quoted((target.user.map { "\($0)@" } ?? "") + target.host)
 
         // Log in, asking for no session: nothing runs on the server. -v shows the server's word on the key's options.

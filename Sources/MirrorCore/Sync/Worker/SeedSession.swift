@@ -77,13 +77,7 @@ final class SeedSession: Sendable {
             session.enqueue(pktLine("git-receive-pack \(target.path)\0host=\(hostField)\0"))
         case .ssh:
             guard let host = target.host else { throw SyncFailure(.config, "no host") }
-            var key: Int32 = -1
-            if let privateKey = target.access.credential?.sshKey?.privateKey {
-                key = try GitTransfer.memoryFile(named: "gitmirror-ssh-key", contents: privateKey)
-            }
-            let knownHosts = target.access.knownHostsFile ?? (NSHomeDirectory() as NSString).appendingPathComponent(".ssh/known_hosts")
-            let user = target.user ?? target.access.credential?.sshKey?.username
-            let ssh = GitTransfer.sshCommand(keyPath: key >= 0 ? "/proc/\(getpid())/fd/\(key)" : nil, knownHosts: knownHosts, user: user)
+            let (ssh, key) = try GitTransfer.openSSH(target.access, user: target.user ?? target.access.credential?.sshKey?.username)
             var arguments = ["/bin/sh", "-c", "exec \(ssh) \"$@\"", "ssh"]
             if let port = target.port { arguments += ["-p", String(port)] }
             arguments += [host, "git-receive-pack \(GitTransfer.quoted(target.path))"]
