@@ -113,23 +113,27 @@ public final class Remote {
         return options
     }
 
-    /// Fetches exactly these refspecs: no tag following, no prune, no FETCH_HEAD.
-    public func fetch(refspecs: [String]) throws(GitError) {
-        var options = fetchOptions()
-        try withStrarray(refspecs) { (array) throws(GitError) in
-            try check("git_remote_fetch", git_remote_fetch(pointer, &array, &options, "gitmirror fetch"))
-        }
+    /// Fetches exactly these refspecs: no tag following, no prune, no FETCH_HEAD. `durable`: the refs
+    /// written are fsynced (they may be the only copy of something).
+    public func fetch(refspecs: [String], durable: Bool = true) throws(GitError) {
+        try fetch(refspecs: refspecs, durable: durable) { _ in }
     }
 
     /// `fetch(refspecs:)` in its steps, with a look at the connection's own advertisement before the
-    /// pack is asked for: `beforeDownload` gets the refs this very connection will fetch.
-    public func fetch(refspecs: [String], beforeDownload: ([RemoteHead]) -> Void) throws(GitError) {
+    /// pack is asked for: `beforeDownload` gets the refs this very connection will fetch. The refs are
+    /// written packed, in one file (PackedRefs.swift), or by libgit2 when that cannot be done exactly.
+    public func fetch(refspecs: [String], durable: Bool = true, beforeDownload: ([RemoteHead]) -> Void) throws(GitError) {
         var options = fetchOptions()
         try connect(.fetch)
         defer { disconnect() }
-        beforeDownload(try advertisedHeads())
+        let heads = try advertisedHeads()
+        beforeDownload(heads)
         try withStrarray(refspecs) { (array) throws(GitError) in
             try check("git_remote_download", git_remote_download(pointer, &array, &options))
+        }
+        if let repository, let updates = Repository.destinations(of: heads, refspecs: refspecs),
+           try repository.writePacked(updates, durable: durable) {
+            return
         }
         try check("git_remote_update_tips", git_remote_update_tips(pointer, &options.callbacks, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE, "gitmirror fetch"))
     }

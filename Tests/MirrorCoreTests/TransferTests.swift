@@ -109,3 +109,41 @@ import TestSupport
         #expect(board.active.map(\.name) == ["app/s2", "app/s3"])
     }
 }
+
+@Suite(.onTestThreads) struct ManyRefsWireTests {
+    @Test func aListingTravelsAsOneStringAndAHostileNameAsObjects() throws {
+        let a = ObjectID(hex: String(repeating: "a", count: 40))!, b = ObjectID(hex: "0123456789ABCDEF0123456789abcdef01234567")!
+        let listing = Listing(heads: [RemoteHead(name: "refs/heads/main", id: a), RemoteHead(name: "refs/tags/v1/ü", id: b)], defaultBranch: "refs/heads/main")
+        let data = try JSONEncoder().encode(listing)
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.contains("\"refs\":") && !text.contains("\"heads\":"), "\(text)")
+        let back = try JSONDecoder().decode(Listing.self, from: data)
+        #expect(back.heads == listing.heads && back.defaultBranch == "refs/heads/main")
+        // A name with a space (git forbids it; a hostile server may send it) goes as objects, intact
+        let hostile = Listing(heads: [RemoteHead(name: "refs/heads/a b", id: a)], defaultBranch: nil)
+        let hostileData = try JSONEncoder().encode(hostile)
+        #expect(String(decoding: hostileData, as: UTF8.self).contains("\"heads\":"))
+        #expect(try JSONDecoder().decode(Listing.self, from: hostileData).heads == hostile.heads)
+        // A damaged string is refused, not half read
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Listing.self, from: Data(#"{"refs":"abc refs/heads/x"}"#.utf8)) }
+    }
+
+    @Test func objectIDsKeepTheirHexOrderAndForm() {
+        let low = ObjectID(hex: "00000000000000000000000000000000000000ff")!, high = ObjectID(hex: "0100000000000000000000000000000000000000")!
+        #expect(low < high && !(high < low))
+        #expect(ObjectID(hex: "0123456789ABCDEF0123456789abcdef01234567")?.hex == "0123456789abcdef0123456789abcdef01234567")
+        #expect(ObjectID(hex: "0123") == nil && ObjectID(hex: String(repeating: "g", count: 40)) == nil)
+        #expect(ObjectID(hex: String(repeating: "0", count: 41)) == nil)
+        #expect(ObjectID.zero.isZero && !low.isZero)
+    }
+
+    @Test func plainUpdatesOfAScratchPushGoByOnePattern() {
+        let a = ObjectID(hex: String(repeating: "a", count: 40))!, b = ObjectID(hex: String(repeating: "b", count: 40))!
+        let updates = [WireUpdate(ref: "refs/heads/new", expectedOld: nil, new: a, force: false),
+                       WireUpdate(ref: "refs/heads/main", expectedOld: a, new: b, force: true),
+                       WireUpdate(ref: "refs/heads/gone", expectedOld: b, new: nil, force: false)]
+        let arguments = GitTransfer.arguments(cache: "/s", target: "git://h/x", updates: updates, byID: true, planted: ["refs/heads/new"])
+        #expect(Array(arguments.suffix(3)) == [":refs/heads/gone", "refs/gitmirror-push/*:refs/*", "+\(b.hex):refs/heads/main"])
+        #expect(!arguments.contains { $0.contains("refs/heads/new") })
+    }
+}

@@ -126,13 +126,15 @@ import TestSupport
 /// The primary's ref names, as its pushers chose them: which the cache can hold.
 @Suite struct RefNameTests {
     @Test func namesGitAndTheCacheCannotHoldAreRefusedWithTheReason() {
-        for good in ["refs/heads/main", "refs/heads/feature/login", "refs/tags/v1.0", "refs/heads/" + String(repeating: "a", count: 250)] {
+        for good in ["refs/heads/main", "refs/heads/feature/login", "refs/tags/v1.0", "refs/heads/ü/日本", "refs/heads/a.b@c",
+                     "refs/heads/" + String(repeating: "a", count: 250)] {
             #expect(RefName.problem(good) == nil, "\(good)")
         }
         #expect(RefName.problem("refs/heads/" + String(repeating: "a", count: 251))?.contains("251 bytes long") == true)
         #expect(RefName.problem("refs/heads/" + (0..<11).map { _ in String(repeating: "d", count: 90) }.joined(separator: "/"))?.contains("bytes long, more than the 1000") == true)
         for bad in ["refs/heads/a..b", "refs/heads/.hidden", "refs/heads/x.lock", "refs/heads/a b", "refs/heads/a\u{1B}b", "refs/heads/a:b",
-                    "refs/heads/a@{1}", "refs//x", "refs/heads/x."] {
+                    "refs/heads/a@{1}", "refs//x", "refs/heads/x.", "refs/heads/a\\b", "refs/heads/x~1", "refs/heads/x^", "refs/heads/x?",
+                    "refs/heads/x*", "refs/heads/[x", "refs/heads/a\u{7F}", "main", "refs/heads/x/.lock", "refs/heads/"] {
             #expect(RefName.problem(bad) != nil, "\(bad)")
         }
         #expect(RefName.shown("refs/heads/" + String(repeating: "L", count: 300)).hasSuffix("…(311 bytes)"))

@@ -10,22 +10,39 @@ public enum RefName {
     /// Why `name` cannot be mirrored, or nil. git's own rules (check-ref-format) and the lengths a
     /// file system and libgit2 hold.
     public static func problem(_ name: String) -> String? {
-        let bytes = name.utf8.count
+        // On the name's bytes: git's rules are about bytes, and every pass checks each of a
+        // primary's refs (20,000 in a large one) for each secondary.
+        let name = Array(name.utf8)
+        let bytes = name.count
         if bytes > maxBytes { return "its name is \(bytes) bytes long, more than the \(maxBytes) a ref's name may have in the cache" }
-        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
-        if let long = parts.first(where: { $0.utf8.count > maxPartBytes }) {
-            return "a part of its name is \(long.utf8.count) bytes long, more than the \(maxPartBytes) a file name holds (the cache keeps each ref as a file)"
+        let parts = name.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        if let long = parts.first(where: { $0.count > maxPartBytes }) {
+            return "a part of its name is \(long.count) bytes long, more than the \(maxPartBytes) a file name holds (the cache keeps each ref as a file)"
         }
         if parts.count < 2 || parts.contains(where: \.isEmpty) { return "its name has an empty part" }
-        if parts.contains(where: { $0.hasPrefix(".") || $0.hasSuffix(".lock") }) { return "a part of its name starts with '.' or ends with '.lock', which git does not allow" }
-        if name.hasSuffix(".") || name.contains("..") || name.contains("@{") || name == "@" {
+        let lock = Array(".lock".utf8)
+        if parts.contains(where: { $0.first == UInt8(ascii: ".") || ($0.count >= lock.count && $0.suffix(lock.count).elementsEqual(lock)) }) {
+            return "a part of its name starts with '.' or ends with '.lock', which git does not allow"
+        }
+        var previous: UInt8 = 0
+        var forbidden = false
+        for byte in name {
+            if (previous == UInt8(ascii: ".") && byte == UInt8(ascii: ".")) || (previous == UInt8(ascii: "@") && byte == UInt8(ascii: "{")) {
+                return "its name holds '..', '@{' or ends with '.', which git does not allow"
+            }
+            if byte < 0x20 || byte == 0x7F || Self.forbidden.contains(byte) { forbidden = true }
+            previous = byte
+        }
+        if name.last == UInt8(ascii: ".") || name == [UInt8(ascii: "@")] {
             return "its name holds '..', '@{' or ends with '.', which git does not allow"
         }
-        if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || " ~^:?*[\\".unicodeScalars.contains($0) }) {
+        if forbidden {
             return "its name holds a control character, a space or one of ~^:?*[\\, which git does not allow"
         }
         return nil
     }
+
+    private static let forbidden = Set(" ~^:?*[\\".utf8)
 
     /// A ref's name cut for a message (a 1,000-byte name would drown the line), escaped.
     public static func shown(_ name: String) -> String {

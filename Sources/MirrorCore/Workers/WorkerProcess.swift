@@ -136,7 +136,9 @@ public enum WorkerProcess {
 
     /// One line per event; the lock keeps the lines of jobs running side by side whole.
     static func emit<R: Encodable>(_ event: Wire.EventLine<R>) {
-        guard var data = try? JSONEncoder().encode(event) else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        guard var data = try? encoder.encode(event) else { return }
         data.append(0x0A)
         output.withLock { _ in FileHandle.standardOutput.write(data) }
     }

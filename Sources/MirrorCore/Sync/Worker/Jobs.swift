@@ -27,6 +27,51 @@ extension CacheJob {
 public struct Listing: Codable, Sendable {
     public var heads: [RemoteHead]
     public var defaultBranch: String?
+
+    public init(heads: [RemoteHead], defaultBranch: String? = nil) {
+        self.heads = heads
+        self.defaultBranch = defaultBranch
+    }
+
+    private enum CodingKeys: String, CodingKey { case heads, refs, defaultBranch }
+
+    /// The heads travel as one string, `<id><name>` after `<id><name>` with a space between (git forbids
+    /// spaces in a ref's name; a string without escapes decodes at memory speed): decoding 20,000 JSON
+    /// objects took a no-op pass of a 20,000-ref repository a quarter of its time. A name with a space
+    /// in it (a hostile server's) sends them all as objects instead.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(defaultBranch, forKey: .defaultBranch)
+        if heads.contains(where: { $0.name.utf8.contains(32) || $0.name.isEmpty }) {
+            try container.encode(heads, forKey: .heads)
+        } else {
+            var text = ""
+            text.reserveCapacity(heads.count * 64)
+            for head in heads {
+                if !text.isEmpty { text += " " }
+                text += head.id.hex
+                text += head.name
+            }
+            try container.encode(text, forKey: .refs)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        defaultBranch = try container.decodeIfPresent(String.self, forKey: .defaultBranch)
+        guard let text = try container.decodeIfPresent(String.self, forKey: .refs) else {
+            heads = try container.decode([RemoteHead].self, forKey: .heads)
+            return
+        }
+        var heads: [RemoteHead] = []
+        for entry in text.utf8.split(separator: 32) {
+            guard entry.count > 40, let id = ObjectID(hex: String(decoding: entry.prefix(40), as: UTF8.self)) else {
+                throw DecodingError.dataCorruptedError(forKey: .refs, in: container, debugDescription: "not an `<id><name>` entry")
+            }
+            heads.append(RemoteHead(name: String(decoding: entry.dropFirst(40), as: UTF8.self), id: id))
+        }
+        self.heads = heads
+    }
 }
 
 /// List the remote's refs.

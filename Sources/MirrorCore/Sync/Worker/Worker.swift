@@ -153,7 +153,7 @@ public enum Worker {
 
     /// A fetch into the empty cache whose pack also streams to the empty secondaries it reaches, as it
     /// arrives (one pack for many; PackSeed.swift). A secondary's trouble never fails the fetch.
-    static func fetch(_ remote: Remote, into repository: Repository, refspecs: [String], seeding: FetchJob.Seeding,
+    static func fetch(_ remote: Remote, into repository: Repository, refspecs: [String], durable: Bool, seeding: FetchJob.Seeding,
                       reporter: JobReporter) throws -> [SeedOutcome] {
         let started = Date()
         let lastLine = Mutex<[String: Date]>([:])
@@ -169,12 +169,12 @@ public enum Worker {
         }
         seeder.open()
         if seeder.isEmpty {
-            try remote.fetch(refspecs: refspecs)
+            try remote.fetch(refspecs: refspecs, durable: durable)
             return seeder.finish()
         }
         try repository.teePacks(PackTee { bytes in seeder.feed(bytes) })
         do {
-            try remote.fetch(refspecs: refspecs) { heads in seeder.begin(heads) }
+            try remote.fetch(refspecs: refspecs, durable: durable) { heads in seeder.begin(heads) }
         } catch {
             seeder.abandon("the fetch from the primary failed, so the pack was not sent whole")
             throw error
@@ -263,9 +263,9 @@ public enum Worker {
         do {
             let remote = try Remote(url: job.remote.url, in: repository, hooks: hooks)
             if let seeding = job.seeding, !seeding.targets.isEmpty {
-                return try fetch(remote, into: repository, refspecs: job.refspecs, seeding: seeding, reporter: reporter)
+                return try fetch(remote, into: repository, refspecs: job.refspecs, durable: durable, seeding: seeding, reporter: reporter)
             }
-            try remote.fetch(refspecs: job.refspecs)
+            try remote.fetch(refspecs: job.refspecs, durable: durable)
             return []
         } catch {
             guard LocalPrimary.isLocal(job.remote.url),
