@@ -1,3 +1,5 @@
+import Foundation
+
 /// Whether a ref the primary advertises can be held by the cache (and pushed by name): the primary's
 /// pushers choose these names, so one that no git repository on a file system can hold must fail
 /// that ref alone, never the repository.
@@ -43,6 +45,22 @@ public enum RefName {
     }
 
     private static let forbidden = Set(" ~^:?*[\\".utf8)
+
+    /// git's order of ref names (their bytes, as `for-each-ref` sorts them), and several times faster
+    /// than String's (which compares grapheme clusters): a pass sorts a 20,000-ref primary's names.
+    public static func precedes(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                let common = min(x.count, y.count)
+                if common > 0, let p = x.baseAddress, let q = y.baseAddress {
+                    let order = memcmp(p, q, common)
+                    if order != 0 { return order < 0 }
+                }
+                return x.count < y.count
+            }
+        }
+    }
 
     /// A ref's name cut for a message (a 1,000-byte name would drown the line), escaped.
     public static func shown(_ name: String) -> String {

@@ -100,11 +100,15 @@ extension StateStore {
     /// the remote holds now: `applied` when it holds the new tip (or no ref, for a delete), `failed` when
     /// it still holds the old one, `unknown` otherwise. Returns how many were settled.
     @discardableResult
-    public func settlePending(repository: String, remote: String, holding current: [String: String], before runId: Int64?) throws -> Int {
-        try write { db in
-            var request = RefUpdate.filter(RefUpdate.Columns.repository == repository && RefUpdate.Columns.remote == remote
-                                           && RefUpdate.Columns.outcome == RefUpdate.pending)
-            if let runId { request = request.filter(RefUpdate.Columns.runId != runId) }
+    /// `current` (the secondary's refs, name → id) is asked for only when there is something to settle:
+    /// a pass almost never has, and the secondary may hold 20,000 refs.
+    public func settlePending(repository: String, remote: String, holding current: () -> [String: String], before runId: Int64?) throws -> Int {
+        var request = RefUpdate.filter(RefUpdate.Columns.repository == repository && RefUpdate.Columns.remote == remote
+                                       && RefUpdate.Columns.outcome == RefUpdate.pending)
+        if let runId { request = request.filter(RefUpdate.Columns.runId != runId) }
+        if try pool.read({ db in try request.fetchCount(db) }) == 0 { return 0 }
+        let current = current()
+        return try write { db in
             let rows = try request.fetchAll(db)
             for var row in rows {
                 let now = current[row.ref]

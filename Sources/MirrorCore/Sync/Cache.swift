@@ -1,4 +1,6 @@
 import Foundation
+import Synchronization
+import Git
 // On Linux `struct stat` reaches Swift through Dispatch's C module, which MemberImportVisibility wants named.
 #if canImport(CDispatch)
 import CDispatch
@@ -57,5 +59,40 @@ struct Cache: Sendable {
         try OwnedPath.check(destination.path, directory: true)
         try FileManager.default.moveItem(atPath: path, toPath: destination.path)
         return destination.path
+    }
+}
+
+/// The cache's refs for a run (RepositorySync.cacheRefs): whether there are any is known at once,
+/// from the files; the refs themselves are read on a thread of their own when packed-refs is large,
+/// so that the primary's listing does not wait for them.
+final class CacheRefsReader: Sendable {
+    let isEmpty: Bool
+    private let read = Mutex<[String: ObjectID]?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ path: String) {
+        let packed = (try? FileManager.default.attributesOfItem(atPath: path + "/packed-refs")[.size] as? Int) ?? 0
+        if packed < 64 * 1024 {
+            let refs = RepositorySync.cacheRefs(path)
+            isEmpty = refs.isEmpty
+            read.withLock { $0 = refs }
+            done.signal()
+        } else {
+            // 64 KiB of packed refs: a thousand refs or more, read in the background.
+            isEmpty = false
+            Thread.detachNewThread { [self] in
+                let refs = RepositorySync.cacheRefs(path)
+                read.withLock { $0 = refs }
+                done.signal()
+            }
+        }
+    }
+
+    /// The refs, once read; nil when none could be (the reader of the fetch reads them again, and
+    /// fails as a damaged cache does).
+    var value: [String: ObjectID]? {
+        done.wait()
+        done.signal()
+        return read.withLock { $0.flatMap { $0.isEmpty ? nil : $0 } }
     }
 }

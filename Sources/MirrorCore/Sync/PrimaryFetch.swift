@@ -9,7 +9,7 @@ extension RepositorySync {
     /// empty secondaries it can reach as it arrives; `seeded` gets what each of them accepted.
     /// `cacheRefs`: the cache's refs as this run read them already (it holds the lock: they are still so).
     func fetchPrimary(_ mirror: Mirror, report: inout RemoteReport, seeded: inout [String: SeedOutcome],
-                      cacheRefs: [String: ObjectID]? = nil) throws -> [String: ObjectID] {
+                      cacheRefs: (() -> [String: ObjectID]?)? = nil) throws -> [String: ObjectID] {
         let endpoint = try context.credentials.endpoint(for: mirror.primary, config: config)
         let limits = Workers.Limits(timeout: mirror.primary.policy.timeout, stall: mirror.primary.policy.stallTimeout)
         progress(mirror.name, "primary", "listing refs")
@@ -21,7 +21,8 @@ extension RepositorySync {
         var wanted = Dictionary(heads.filter { RefFilter.matches($0.name, patterns) }.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
         // A ref the cache cannot hold (its pushers chose the name) fails alone: it is not fetched, and the
         // secondaries keep whatever they have of it; every other ref is mirrored.
-        var leftOut = wanted.keys.sorted().compactMap { name in RefName.problem(name).map { (name: name, problem: $0) } }
+        var leftOut = wanted.keys.compactMap { name in RefName.problem(name).map { (name: name, problem: $0) } }
+            .sorted { RefName.precedes($0.name, $1.name) }
         for entry in leftOut { wanted[entry.name] = nil }
         defer { Self.reportLeftOut(leftOut, primary: wanted, in: &report) }
         // An empty primary is an outage or an accident, never an instruction to delete everything.
@@ -38,18 +39,18 @@ extension RepositorySync {
             opened = repository
             return repository
         }
-        let everything = try cacheRefs ?? context.gitCall { try cache().references(matching: "refs/*") }
+        let everything = try cacheRefs?() ?? context.gitCall { try cache().references(matching: "refs/*") }
         var cached = everything.filter { !$0.key.hasPrefix("refs/gitmirror/") }
         var changed = false
         // Refs the primary no longer has leave the cache first (their objects stay), as `git fetch
         // --prune` does: a branch renamed into a folder (`a` → `a/b`, or back) then has room.
-        for name in cached.keys.sorted() where wanted[name] == nil {
+        for name in cached.keys.filter({ wanted[$0] == nil }).sorted(by: RefName.precedes) {
             let repository = try cache()
             try context.gitCall { try repository.deleteReference(name) }
             cached[name] = nil
             changed = true
         }
-        let missing = wanted.filter { cached[$0.key] != $0.value }.keys.sorted()
+        let missing = wanted.filter { cached[$0.key] != $0.value }.keys.sorted(by: RefName.precedes)
         if !missing.isEmpty {
             progress(mirror.name, "primary", "fetching \(missing.count) ref\(missing.count == 1 ? "" : "s")")
             var fetch = FetchJob(remote: endpoint, cache: cachePath,
@@ -77,7 +78,7 @@ extension RepositorySync {
         }
         var source: [String: ObjectID] = [:]
         let now = changed ? try context.gitCall { try cache().references(matching: "refs/*") } : everything
-        for name in wanted.keys.sorted() {
+        for name in wanted.keys.sorted(by: RefName.precedes) {
             guard let id = now[name] else {
                 // The cache would not store it (git refuses a branch that points at a blob or a tree): that ref fails alone.
                 leftOut.append((name, "the cache would not store it (a branch must point at a commit; this one points at \(wanted[name]!.hex))"))

@@ -48,7 +48,7 @@ public struct RefPlan: Codable, Sendable, Equatable {
     public static func make(source: [String: ObjectID], target: [String: ObjectID], policy: Policy, mirrored: [String: ObjectID]? = nil,
                             isFastForward: (_ old: ObjectID, _ new: ObjectID) -> Bool) -> RefPlan {
         var refs: [PlannedRef] = []
-        let names = Set(source.keys).union(target.keys).sorted()
+        let names = Set(source.keys).union(target.keys).sorted(by: RefName.precedes)
         for name in names {
             let new = source[name], old = target[name]
             // append_only: the refs beside rewritten branches are planned with their branch, below.

@@ -39,9 +39,10 @@ extension SyncContext {
     /// Settles what an earlier, stopped run left pending on this secondary (StateStore.settlePending).
     func settlePending(_ mirror: Mirror, _ secondary: RemoteSpec, heads: [RemoteHead], runId: Int64?) {
         guard let store else { return }
-        let current = Dictionary(heads.filter { $0.name.hasPrefix("refs/") }.map { ($0.name, $0.id.hex) }, uniquingKeysWith: { a, _ in a })
         do {
-            let settled = try store.settlePending(repository: mirror.name, remote: secondary.name, holding: current, before: runId)
+            let settled = try store.settlePending(repository: mirror.name, remote: secondary.name, holding: {
+                Dictionary(heads.filter { $0.name.hasPrefix("refs/") }.map { ($0.name, $0.id.hex) }, uniquingKeysWith: { a, _ in a })
+            }, before: runId)
             if settled > 0 { progress(mirror.name, secondary.name, "settled \(settled) journal row\(settled == 1 ? "" : "s") a stopped run left pending") }
         } catch {
             progress(mirror.name, secondary.name, "could not settle the journal rows a stopped run left pending: \(error)")

@@ -151,7 +151,7 @@ struct SecondarySync {
         // note), and with append_only, whether a diverged branch is one the primary rewrote.
         let asked = target.keys.filter { name in
             source[name] == nil || (secondary.policy.appendOnly && name.hasPrefix("refs/heads/") && source[name] != target[name])
-        }.sorted()
+        }.sorted(by: RefName.precedes)
         let mirrored = asked.isEmpty ? nil : (try? context.store?.refsMirrored(repository: mirror.name, remote: secondary.name, among: asked))?
             .compactMapValues { ObjectID(hex: $0) }
         let plan = RefPlan.make(source: source, target: target, policy: secondary.policy, mirrored: mirrored) { old, new in
@@ -180,9 +180,10 @@ struct SecondarySync {
         }
         // A ref whose name is taken as a folder (or the reverse) by a ref the secondary keeps cannot be
         // created there: it fails alone, saying why, and the rest goes on.
-        let keptAfter = Set(plan.refs.compactMap { $0.expectedAfter == nil ? nil : $0.ref })
-        let keptSorted = keptAfter.sorted()
-        for index in report.refs.indices where report.refs[index].action == .create {
+        let creates = report.refs.indices.filter { report.refs[$0].action == .create }
+        let keptAfter = creates.isEmpty ? [] : Set(plan.refs.compactMap { $0.expectedAfter == nil ? nil : $0.ref })
+        let keptSorted = keptAfter.sorted(by: RefName.precedes)
+        for index in creates {
             let name = report.refs[index].ref
             if let blocker = Self.folderClash(name, kept: keptAfter, sorted: keptSorted) {
                 report.refs[index].outcome = .rejected
@@ -224,7 +225,7 @@ struct SecondarySync {
         var low = 0, high = sorted.count
         while low < high {
             let middle = (low + high) / 2
-            if sorted[middle] < folder { low = middle + 1 } else { high = middle }
+            if RefName.precedes(sorted[middle], folder) { low = middle + 1 } else { high = middle }
         }
         return low < sorted.count && sorted[low].hasPrefix(folder) ? sorted[low] : nil
     }

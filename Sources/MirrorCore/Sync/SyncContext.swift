@@ -93,11 +93,14 @@ struct SyncContext: Sendable {
 
     /// A short digest of what the remote advertises, to tell at a glance whether it changed.
     func fingerprint(_ heads: [RemoteHead]) -> String {
+        // FNV-1a over "<name> <id>\n" of each head in git's order of names (bytes).
         var hash: UInt64 = 0xcbf29ce484222325
-        for head in heads.sorted(by: { $0.name < $1.name }) {
-            for byte in "\(head.name) \(head.id.hex)\n".utf8 {
-                hash = (hash ^ UInt64(byte)) &* 0x100000001b3
-            }
+        func add(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
+        for head in heads.sorted(by: { RefName.precedes($0.name, $1.name) }) {
+            for byte in head.name.utf8 { add(byte) }
+            add(32)
+            for byte in head.id.hex.utf8 { add(byte) }
+            add(10)
         }
         return String(format: "%016llx", hash)
     }

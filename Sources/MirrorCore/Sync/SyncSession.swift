@@ -46,6 +46,8 @@ public struct SyncSession: Sendable {
     /// The reports come back in the order of `mirrors`; `interrupted` when the registry was stopped.
     public func run(config: Config, mirrors: [Mirror], options: RepositorySync.Options, jobs: Int = 1, heartbeat: TimeInterval = 10,
                     display: Display) throws(Problem) -> (reports: [RepositoryReport], interrupted: Bool) {
+        let workers = Workers(executable: ChildProcess.ownExecutable, registry: registry, hostLimiter: HostLimiter(config.daemon, transferring: jobs))
+        if !mirrors.isEmpty { workers.prestartListings() }
         let store: StateStore
         do {
             store = try StateStore(path: config.databaseURL.path)
@@ -59,7 +61,7 @@ public struct SyncSession: Sendable {
         let board = ProgressBoard()
         let sync = RepositorySync(
             config: config, store: store,
-            workers: Workers(executable: ChildProcess.ownExecutable, registry: registry, hostLimiter: HostLimiter(config.daemon, transferring: jobs)),
+            workers: workers,
             credentials: CredentialResolver(environment: ProcessInfo.processInfo.environment, redactor: redactor), options: options,
             warning: display.warning,
             progress: { note in

@@ -47,6 +47,14 @@ final class ListingWorkers: Sendable {
         }
     }
 
+    /// A worker for this trust store started ahead of its first listing, unless one runs already.
+    func prestart(trust: String, start: () throws -> SharedWorker) {
+        workers.withLock { workers in
+            guard !workers.contains(where: { $0.trust == trust && !$0.isClosed }), let started = try? start() else { return }
+            workers.append(started)
+        }
+    }
+
     var processes: Set<pid_t> {
         workers.withLock { Set($0.filter { !$0.isClosed }.map(\.child.pid)) }
     }

@@ -120,12 +120,7 @@ public struct Workers: Sendable {
             if isStopping { return .failure(Self.interrupted) }
             let worker: SharedWorker
             do {
-                worker = try listings.take(trust: trust) {
-                    let (child, input, output, errors) = try spawnProcess()
-                    let started = SharedWorker(child: child, input: input, output: output, errors: errors, trust: trust, registry: registry)
-                    if let registry, !registry.register(child) { child.signalGroup(SIGKILL) }
-                    return started
-                }
+                worker = try listings.take(trust: trust) { try startShared(trust: trust) }
             } catch {
                 return .failure(SyncFailure(.internal, "cannot start the worker \(executable.path): \(error)"))
             }
@@ -144,6 +139,22 @@ public struct Workers: Sendable {
             }
         }
         return .failure(SyncFailure(.internal, "workers kept exiting before they could answer the listing"))
+    }
+
+    private func startShared(trust: String) throws -> SharedWorker {
+        let (child, input, output, errors) = try spawnProcess()
+        let started = SharedWorker(child: child, input: input, output: output, errors: errors, trust: trust, registry: registry)
+        if let registry, !registry.register(child) { child.signalGroup(SIGKILL) }
+        return started
+    }
+
+    /// Starts a listing worker for the default trust store now, so that its start (~70 ms: exec, the
+    /// dynamic linker, Swift's runtime) runs while the supervisor reads its configuration, state and
+    /// caches, not after. One that no listing takes exits when idle, as any worker does.
+    public func prestartListings() {
+        _ = Self.ignoreBrokenPipes
+        if isStopping { return }
+        listings.prestart(trust: "") { try startShared(trust: "") }
     }
 
     static func died(status: Int32, stderr: String) -> SyncFailure {
