@@ -137,6 +137,11 @@ private let transferProgressCallback: git_indexer_progress_cb = { stats, payload
     guard let hooks = hooks(payload), let stats else { return 0 }
     hooks.receivedBytes = Int(stats.pointee.received_bytes)
     let total = Int(stats.pointee.total_objects)
+    // A line at most every 20 ms (and the last one): enough for the stall clock and for people.
+    let now = DispatchTime.now().uptimeNanoseconds
+    let last = stats.pointee.received_objects == stats.pointee.total_objects && stats.pointee.indexed_deltas == stats.pointee.total_deltas
+    if !last && now &- hooks.lastIndexerLine < 20_000_000 { return 0 }
+    hooks.lastIndexerLine = now
     if total > 0 && stats.pointee.received_objects == stats.pointee.total_objects && stats.pointee.total_deltas > 0 {
         hooks.progress(progressLine("resolving deltas", Int(stats.pointee.indexed_deltas), Int(stats.pointee.total_deltas), nil))
     } else {

@@ -59,9 +59,13 @@ extension Repository {
             packed = entries
         }
         let existing = try references(matching: "refs/*")
+        var odb: OpaquePointer?
+        try check("git_repository_odb", git_repository_odb(&odb, pointer))
+        defer { git_odb_free(odb) }
         var changed: [String: ObjectID] = [:]
         for (name, id) in updates where existing[name] != id {
-            guard name.hasPrefix("refs/"), name.utf8.allSatisfy({ $0 > 32 && $0 != 127 }), try contains(id) else { return false }
+            var oid = id.raw
+            guard name.hasPrefix("refs/"), name.utf8.allSatisfy({ $0 > 32 && $0 != 127 }), git_odb_exists(odb, &oid) == 1 else { return false }
             changed[name] = id
         }
         if changed.isEmpty { return true }

@@ -34,12 +34,15 @@ struct StatusCommand: ParsableCommand {
         var headDiffers = false
         /// A primary row whose repository's run is overdue (a running daemon's schedule is behind).
         var overdue = false
+        /// A primary row's cache: its packs and their bytes now (read from its folder).
+        var cache: CacheFigures?
 
         enum CodingKeys: String, CodingKey {
             case repository, remote, role, url, state
             case lastAttempt = "last_attempt", lastSuccess = "last_success"
             case lastErrorClass = "last_error_class", lastError = "last_error"
             case nextRun = "next_run", schedule, progress, head, headDiffers = "head_differs", overdue
+            case cachePacks = "cache_packs", cacheBytes = "cache_bytes"
         }
 
         /// Every field, null where unknown (a reader sees each key on every row); `head_differs` only on
@@ -52,7 +55,7 @@ struct StatusCommand: ParsableCommand {
                 (.lastError, lastError), (.nextRun, nextRun), (.schedule, schedule), (.progress, progress), (.head, head),
             ]
             if role == "secondary" { fields.append((.headDiffers, headDiffers)) }
-            if role == "primary" { fields.append((.overdue, overdue)) }
+            if role == "primary" { fields += [(.overdue, overdue), (.cachePacks, cache?.packs), (.cacheBytes, cache?.bytes)] }
             for (key, value) in fields { try container.encode(value, forKey: key) }
         }
     }
@@ -97,7 +100,9 @@ struct StatusCommand: ParsableCommand {
                                     entry.state == "idle" && entry.nextRun.map {
                                         Scheduler.isOverdue(nextRun: $0, interval: mirror.interval ?? config.daemon.interval, now: Date())
                                     } == true
-                                } == true))
+                                } == true,
+                                cache: remote.role == .primary
+                                    ? CacheFigures(stateDirectory: config.stateDirectory, repository: mirror.name) : nil))
             }
         }
         // Like sync: a script can tell from the exit status alone whether everything is in step.

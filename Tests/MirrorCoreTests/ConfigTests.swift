@@ -446,6 +446,23 @@ import TestSupport
         let config = try ConfigLoader().parse(repositories, file: file)
         #expect(config.retention.runs == TimeInterval(90 * 86400))
         #expect(config.retention.journal == nil)
+        // Quarantined caches (which may hold a backup) stay; LFS objects unused for 30 days go
+        #expect(config.retention.quarantine == nil)
+        #expect(config.retention.lfs == TimeInterval(30 * 86400))
+    }
+
+    @Test func filesRetentionTakesADurationOfADayOrMoreOrForever() throws {
+        let config = try ConfigLoader().parse("retention:\n  quarantine: 14d\n  lfs: forever\n" + repositories, file: file)
+        #expect(config.retention.quarantine == TimeInterval(14 * 86400))
+        #expect(config.retention.lfs == nil)
+        do {
+            _ = try ConfigLoader().parse("retention:\n  quarantine: 1h\n  lfs: later\n" + repositories, file: file)
+            Issue.record("expected the configuration to be rejected")
+        } catch {
+            let found = error.problems.map { "\($0.location.line):\($0.location.column) \($0.message)" }
+            #expect(found.contains { $0.hasPrefix("2:15 ") && $0.contains("retention.quarantine must be at least 1d") }, "\(found)")
+            #expect(found.contains { $0.hasPrefix("3:8 ") && $0.contains("retention.lfs must be a duration such as 30d, or forever") }, "\(found)")
+        }
     }
 
     @Test func badValuesAreReportedAtTheirLineAndColumn() throws {

@@ -81,3 +81,50 @@ import TestSupport
         #expect(try runIDs().isEmpty)
     }
 }
+
+/// The files beside the database: quarantined caches and the LFS store, pruned by age, and nothing
+/// gitmirror did not write there.
+@Suite(.onTestThreads) struct FileRetentionTests {
+    @Test func oldQuarantinedCachesAndUnusedLFSObjectsGoAndTheRestStays() throws {
+        let sandbox = try Sandbox("file-retention")
+        let state = sandbox.path("state")
+        let files = FileManager.default
+        let old = Date().addingTimeInterval(-40 * 86400)
+        func make(_ path: String, _ text: String = "x", at date: Date) throws {
+            let url = state.appendingPathComponent(path)
+            try files.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try text.write(to: url, atomically: false, encoding: .utf8)
+            try files.setAttributes([.modificationDate: date], ofItemAtPath: url.path)
+        }
+        // Given a quarantined cache from 40 days ago and one from today
+        try make("quarantine/app-20261020T000000Z.git/HEAD", at: old)
+        try files.setAttributes([.modificationDate: old], ofItemAtPath: state.appendingPathComponent("quarantine/app-20261020T000000Z.git").path)
+        try make("quarantine/app-20261203T000000Z.git/HEAD", at: Date())
+        // and LFS objects: one unused for 40 days, one used today, and a file of another name
+        let stale = "ab" + "cd" + String(repeating: "1", count: 60), fresh = "ab" + "cd" + String(repeating: "2", count: 60)
+        try make("lfs/objects/ab/cd/\(stale)", "stale", at: old)
+        try make("lfs/objects/ab/cd/\(fresh)", at: Date())
+        try make("lfs/objects/ab/cd/notes.txt", at: old)
+
+        // When the default retention runs: the quarantine stays, the stale object goes
+        var retention = Retention()
+        let first = FileRetention.prune(stateDirectory: state, retention: retention)
+        #expect(first == FileRetention.Pruned(quarantined: 0, lfsObjects: 1, bytes: 5))
+        #expect(!files.fileExists(atPath: state.appendingPathComponent("lfs/objects/ab/cd/\(stale)").path))
+        #expect(files.fileExists(atPath: state.appendingPathComponent("lfs/objects/ab/cd/\(fresh)").path))
+        #expect(files.fileExists(atPath: state.appendingPathComponent("lfs/objects/ab/cd/notes.txt").path))
+        #expect(files.fileExists(atPath: state.appendingPathComponent("quarantine/app-20261020T000000Z.git").path))
+
+        // When a quarantine retention of 30 days is configured: the old quarantined cache goes, today's stays
+        retention.quarantine = 30 * 86400
+        let second = FileRetention.prune(stateDirectory: state, retention: retention)
+        #expect(second.quarantined == 1)
+        #expect(!files.fileExists(atPath: state.appendingPathComponent("quarantine/app-20261020T000000Z.git").path))
+        #expect(files.fileExists(atPath: state.appendingPathComponent("quarantine/app-20261203T000000Z.git/HEAD").path))
+
+        // And an object touched by a push is fresh again
+        try make("lfs/objects/ab/cd/\(stale)", at: old)
+        FileRetention.touch(state.appendingPathComponent("lfs/objects/ab/cd/\(stale)"))
+        #expect(FileRetention.prune(stateDirectory: state, retention: retention).lfsObjects == 0)
+    }
+}

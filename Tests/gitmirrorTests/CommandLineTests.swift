@@ -41,6 +41,8 @@ import TestSupport
         #expect(before.status == 0, "\(before)")
         let rowsBefore = try JSONSerialization.jsonObject(with: Data(before.stdout.utf8)) as? [[String: Any]]
         #expect(rowsBefore?.map { $0["state"] as? String } == ["never_synced", "never_synced", "never_synced"])
+        // No cache yet: its figures are null, and there
+        #expect(rowsBefore?.first?.keys.contains("cache_packs") == true && rowsBefore?.first?["cache_packs"] is NSNull)
 
         _ = try scenario.gitmirror("sync")
         let after = try scenario.gitmirror("status", "--json")
@@ -56,6 +58,10 @@ import TestSupport
         }
         // No daemon runs: nothing is overdue by its schedule
         #expect(byRemote["primary"]?["overdue"] as? Bool == false)
+        // The primary's row shows the cache's packs and their bytes; a secondary's has neither
+        #expect(byRemote["primary"]?["cache_packs"] as? Int == 1, "\(after.stdout)")
+        #expect((byRemote["primary"]?["cache_bytes"] as? Int ?? 0) > 0)
+        #expect(byRemote["backup"]?.keys.contains("cache_packs") == false)
 
         // And the sync of every repository was a full pass: SQLite has it, the table shows it
         let pass = try #require(try scenario.store().lastPass())

@@ -395,7 +395,7 @@ import TestSupport
         for name in ["gitmirror_build_info", "gitmirror_sync_runs_total", "gitmirror_sync_duration_seconds_bucket",
                      "gitmirror_push_duration_seconds_bucket", "gitmirror_refs_total", "gitmirror_rejections_total",
                      "gitmirror_last_success_timestamp_seconds", "gitmirror_last_attempt_timestamp_seconds",
-                     "gitmirror_secondary_behind_seconds", "gitmirror_remote_failing"] {
+                     "gitmirror_secondary_behind_seconds", "gitmirror_remote_failing", "gitmirror_cache_packs", "gitmirror_cache_bytes"] {
             #expect(metrics.contains(name), "\(name) missing")
         }
         // The secondary that is down has never been in step: it is failing and behind since the first run

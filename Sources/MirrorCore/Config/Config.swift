@@ -72,6 +72,12 @@ public struct Retention: Sendable, Equatable {
     /// Runs that moved refs, with their journal rows; nil keeps them forever.
     /// Runs that recorded a backup ref (a forced overwrite or a deletion) are always kept.
     public var journal: TimeInterval?
+    /// Damaged caches moved to `quarantine/` (they may hold a backup ref that could not be carried
+    /// over) are removed after this; nil (the default) keeps them until an operator does.
+    public var quarantine: TimeInterval?
+    /// LFS objects in `lfs/objects` not used for this long are removed (the primary's LFS server
+    /// still has them; a later push downloads them again); nil keeps them.
+    public var lfs: TimeInterval? = 30 * 86400
 
     public init() {}
 }

@@ -147,10 +147,21 @@ extension ConfigWalker {
 
     mutating func retention(_ node: Node) -> Retention {
         var retention = Retention()
-        guard let pairs = mapping(node, allowed: ["runs", "journal"], what: "retention") else { return retention }
+        guard let pairs = mapping(node, allowed: ["runs", "journal", "quarantine", "lfs"], what: "retention") else { return retention }
         for (key, _, value) in pairs {
             switch key {
             case "runs": if let seconds = minimumDuration(value, "retention.runs", at: 3600) { retention.runs = seconds }
+            case "quarantine", "lfs":
+                var kept: TimeInterval?
+                if value.scalar?.string != "forever" {
+                    guard case .scalar(let scalar) = value, parseDuration(scalar.string) != nil || Double(scalar.string) != nil else {
+                        report(value, "retention.\(key) must be a duration such as 30d, or forever")
+                        continue
+                    }
+                    guard let seconds = minimumDuration(value, "retention.\(key)", at: 86400) else { continue }
+                    kept = seconds
+                }
+                if key == "lfs" { retention.lfs = kept } else { retention.quarantine = kept }
             case "journal":
                 if value.scalar?.string == "forever" { retention.journal = nil; continue }
                 guard case .scalar(let scalar) = value, parseDuration(scalar.string) != nil || Double(scalar.string) != nil else {

@@ -65,6 +65,12 @@ public final class DaemonMetrics: Sendable {
             }
             recordBehind(repository: repository, remote: remote.remote, since: remote.failure == nil ? nil : behindSince[remote.remote] ?? now)
         }
+        if let cache = report.cache {
+            registry.makeGauge(descriptor: Self.name("cache_packs", "", "Packs in the repository's cache when its last run ended."),
+                               labels: [("repository", repository)]).set(to: Double(cache.packs))
+            registry.makeGauge(descriptor: Self.name("cache", "bytes", "Bytes of the packs (and their indexes) in the repository's cache when its last run ended."),
+                               labels: [("repository", repository)]).set(to: Double(cache.bytes))
+        }
         registry.makeCounter(descriptor: Self.name("sync_runs", "total", "Repository syncs by result (success, error, noop)."),
                              labels: [("repository", repository), ("result", result)]).increment()
     }

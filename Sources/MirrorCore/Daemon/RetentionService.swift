@@ -19,7 +19,13 @@ struct RetentionService: Service {
     }
 
     private func prune() async {
-        let retention = await state.config.retention
+        let config = await state.config
+        let retention = config.retention
+        let files = await Task.detached { FileRetention.prune(stateDirectory: config.stateDirectory, retention: retention) }.value
+        if files.quarantined + files.lfsObjects > 0 {
+            logger.info("old files pruned from the state directory",
+                        metadata: ["quarantined_caches": "\(files.quarantined)", "lfs_objects": "\(files.lfsObjects)", "bytes": "\(files.bytes)"])
+        }
         do {
             let pruned = try await store.prune(retention)
             if pruned.runs > 0 {

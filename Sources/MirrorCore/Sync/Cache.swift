@@ -96,3 +96,26 @@ final class CacheRefsReader: Sendable {
         return read.withLock { $0.flatMap { $0.isEmpty ? nil : $0 } }
     }
 }
+
+/// What a cache keeps on disk: its packs (maintenance keeps them under `cachePackLimit`) and their
+/// bytes, read from `objects/pack` (one directory, a stat per pack: cheap at the end of every run).
+public struct CacheFigures: Codable, Sendable, Equatable {
+    public var packs: Int
+    public var bytes: Int
+
+    /// The cache of `repository` under the configuration's state directory.
+    public init?(stateDirectory: URL, repository: String) {
+        self.init(cache: Cache(name: repository, stateDirectory: stateDirectory).path)
+    }
+
+    public init?(cache path: String) {
+        let folder = path + "/objects/pack"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return nil }
+        packs = 0
+        bytes = 0
+        for name in names where name.hasPrefix("pack-") || name.hasPrefix("pack_") {
+            if name.hasSuffix(".pack") { packs += 1 }
+            bytes += (try? FileManager.default.attributesOfItem(atPath: folder + "/" + name)[.size] as? Int) ?? 0
+        }
+    }
+}

@@ -65,7 +65,13 @@ struct LFSTransfer {
 
     /// Downloads into the store the objects it does not hold yet, from the primary.
     func fetch(_ pointers: [LFSPointer]) throws(SyncFailure) {
-        let missing = pointers.filter { !FileManager.default.fileExists(atPath: stored($0).path) }
+        // One held already is used now: fresh again for `retention.lfs` (FileRetention).
+        let missing = pointers.filter { pointer in
+            let file = stored(pointer)
+            guard FileManager.default.fileExists(atPath: file.path) else { return true }
+            FileRetention.touch(file)
+            return false
+        }
         guard !missing.isEmpty else { return }
         let source = try Side(remote: mirror.primary, context: context)
         try OwnedPath.check(store.deletingLastPathComponent().path, directory: true)

@@ -65,6 +65,8 @@ public struct RepositorySync: Sendable {
         var report = work(mirror, runId: runId, held: held, lock: lock, started: started)
         // Whatever could not be written is said, and the run is out of step: every moved ref is journaled, or the run says it is not.
         report.journalFailures = held.journalFailures.map(redactor.redact)
+        // Still under the lock: no fetch or repack is halfway.
+        report.cache = CacheFigures(cache: context.cachePath(mirror))
         return report
     }
 

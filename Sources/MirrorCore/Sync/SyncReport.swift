@@ -74,6 +74,8 @@ public struct RepositoryReport: Codable, Sendable {
     /// What the run could not write to the state database (an outcome, a journal row, the run's end):
     /// the refs moved, but history does not say so. Such a run is never reported in step.
     public var journalFailures: [String] = []
+    /// The cache's packs and their size when the run ended (nil: it has none yet).
+    public var cache: CacheFigures?
 
     public init(repository: String, runId: Int64?, primary: RemoteReport, secondaries: [RemoteReport], duration: TimeInterval) {
         self.repository = repository

@@ -91,6 +91,7 @@ public struct SyncSession: Sendable {
             } catch {
                 display.warning("could not prune old runs from the state database (retention): \(error)")
             }
+            FileRetention.prune(stateDirectory: config.stateDirectory, retention: config.retention)
         }
         return (reports, registry.isStopping)
     }

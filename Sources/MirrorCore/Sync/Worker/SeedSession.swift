@@ -179,8 +179,10 @@ final class SeedSession: Sendable {
         if sideBand { wanted.append("side-band-64k") }
         wanted.append("agent=gitmirror")
         var data = Data()
+        data.reserveCapacity(creations.count * 110)
+        let zero = ObjectID.zero.hex
         for (index, creation) in creations.enumerated() {
-            let command = "\(ObjectID.zero.hex) \(creation.id.hex) \(creation.ref)"
+            let command = "\(zero) \(creation.id.hex) \(creation.ref)"
             data += Self.pktLine(index == 0 ? command + "\0" + wanted.joined(separator: " ") : command)
         }
         data += Data("0000".utf8)
