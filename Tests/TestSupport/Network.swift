@@ -117,15 +117,28 @@ func terminate(_ process: ChildProcess) {
 
 extension Network {
     /// Client-side TCP connections to a loopback port that are established right now (from /proc/net/tcp).
-    public static func establishedConnections(toPort port: Int) -> Int {
+    /// `heldBy`: only the sockets these processes hold. The tests run side by side, and a port one
+    /// test's server holds now may be the "nothing listens here" port another test picked a moment
+    /// before (freePort), whose gitmirror then connects to it.
+    public static func establishedConnections(toPort port: Int, heldBy processes: Set<Int32>? = nil) -> Int {
         // /proc files report size 0: read to the end, not by the size (which gets one page at most).
         guard let file = FileHandle(forReadingAtPath: "/proc/net/tcp") else { return 0 }
         defer { try? file.close() }
         let table = String(decoding: file.readDataToEndOfFile(), as: UTF8.self)
         let remote = String(format: ":%04X", port)
+        let inodes = processes.map { pids in
+            Set(pids.flatMap { pid in
+                ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { fd -> String? in
+                    guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                          target.hasPrefix("socket:[") else { return nil }
+                    return String(target.dropFirst("socket:[".count).dropLast())
+                }
+            })
+        }
         return table.split(separator: "\n").dropFirst().filter { line in
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            return fields.count > 3 && fields[2].hasSuffix(remote) && fields[3] == "01"
+            guard fields.count > 9, fields[2].hasSuffix(remote), fields[3] == "01" else { return false }
+            return inodes.map { $0.contains(String(fields[9])) } ?? true
         }.count
     }
 }

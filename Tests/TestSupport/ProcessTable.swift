@@ -20,6 +20,27 @@ public enum ProcessTable {
         return result
     }
 
+    /// `root` and every process below it (children, grandchildren: a daemon's workers and their git).
+    public static func tree(of root: Int32) -> Set<Int32> {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [root] }
+        var parents: [Int32: Int32] = [:]
+        for entry in entries {
+            guard let pid = Int32(entry), let stat = readProc("/proc/\(pid)/stat").map({ String(decoding: $0, as: UTF8.self) }) else { continue }
+            let afterName = stat.split(separator: ")").last.map(String.init) ?? ""
+            parents[pid] = Int32(afterName.split(separator: " ").dropFirst().first ?? "") ?? 0
+        }
+        var tree: Set<Int32> = [root]
+        var grew = true
+        while grew {
+            grew = false
+            for (pid, parent) in parents where tree.contains(parent) && !tree.contains(pid) {
+                tree.insert(pid)
+                grew = true
+            }
+        }
+        return tree
+    }
+
     /// Every process whose command line contains `text`: (pid, command line).
     public static func processes(argvContaining text: String) -> [(pid: Int32, argv: String)] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }

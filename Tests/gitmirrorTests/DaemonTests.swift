@@ -634,7 +634,8 @@ import TestSupport
         let deadline = max(Date().addingTimeInterval(3), started.addingTimeInterval(36))
         while Date() < deadline {
             most = max(most, ProcessTable.gitmirrorProcesses().filter { $0.parent == daemon.process.pid }.count)
-            let open = Network.establishedConnections(toPort: silent.port)
+            // Only the daemon's own: another test's gitmirror may be knocking at this port (FreePort reuse).
+            let open = Network.establishedConnections(toPort: silent.port, heldBy: ProcessTable.tree(of: daemon.process.pid))
             if open > max(mostConnections, 1) {
                 let sockets = (try? Shell.run(["ss", "-tnp", "dst", "127.0.0.1:\(silent.port)"]))?.stdout ?? ""
                 seen = "\(sockets)\n\(daemon.logText.suffix(3000))"
