@@ -161,9 +161,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_POST = handle_any
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+class Server(http.server.ThreadingHTTPServer):
+    # A burst of 120 repositories' listings and pushes (8 jobs) overflowed the default backlog of 5, and
+    # the TLS handshakes ran one after another on the accepting thread: a client could see its
+    # connection closed. The backlog is deep, and each handshake runs on its request's own thread.
+    request_queue_size = 128
+
+
+server = Server(("127.0.0.1", args.port), Handler)
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(args.cert, args.key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
+server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
 print("listening", flush=True)
 server.serve_forever()
