@@ -82,10 +82,7 @@ extension Repository {
         if names.contains(where: { folders.contains(Substring($0)) }) { return false }
 
         packed.merge(changed) { _, new in new }
-        var text = "# pack-refs with: sorted \n"
-        for name in packed.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-            text += "\(packed[name]!.hex) \(name)\n"
-        }
+        let text = Self.packedRefsText(packed)
         let lockPath = packedPath + ".lock"
         let descriptor = open(lockPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
@@ -122,6 +119,14 @@ extension Repository {
             if directory >= 0 { _ = fsync(directory); close(directory) }
         }
         return true
+    }
+
+    /// A `packed-refs` file holding `entries`, sorted by their names' bytes as git sorts them (no
+    /// peeled lines: readers peel for themselves).
+    public static func packedRefsText(_ entries: [String: ObjectID]) -> String {
+        var lines = entries.map { (name: Array($0.key.utf8), line: "\($0.value.hex) \($0.key)\n") }
+        lines.sort { $0.name.lexicographicallyPrecedes($1.name) }
+        return "# pack-refs with: sorted \n" + lines.map(\.line).joined()
     }
 
     /// `packed-refs`' entries (peeled lines dropped: the file is written again without them), or nil

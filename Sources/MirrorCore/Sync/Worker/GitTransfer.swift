@@ -351,13 +351,8 @@ struct PushScratch {
     /// file; returns their names. Forced updates and deletions keep their explicit refspecs and leases.
     func plant(_ updates: [WireUpdate]) throws -> Set<String> {
         let plain = updates.filter { !$0.force && $0.new != nil && $0.ref.hasPrefix("refs/") && !$0.ref.utf8.contains(10) }
-        var lines: [(name: [UInt8], line: String)] = plain.map { update in
-            let name = Self.namespace + update.ref.dropFirst("refs/".count)
-            return (Array(name.utf8), "\(update.new!.hex) \(name)\n")
-        }
-        lines.sort { $0.name.lexicographicallyPrecedes($1.name) }
-        let text = "# pack-refs with: sorted \n" + lines.map(\.line).joined()
-        try text.write(toFile: path + "/packed-refs", atomically: true, encoding: .utf8)
+        let refs = Dictionary(plain.map { (Self.namespace + $0.ref.dropFirst("refs/".count), $0.new!) }, uniquingKeysWith: { a, _ in a })
+        try Repository.packedRefsText(refs).write(toFile: path + "/packed-refs", atomically: true, encoding: .utf8)
         return Set(plain.map(\.ref))
     }
 }
