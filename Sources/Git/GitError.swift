@@ -10,6 +10,14 @@ public struct GitError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { "\(function): \(message)" }
 
+    /// A failure of the wrapper's own around libgit2 (a file it writes or moves): no libgit2 code or class.
+    public init(function: String, code: Int32 = -1, errorClass: Int32 = 0, message: String) {
+        self.function = function
+        self.code = code
+        self.errorClass = errorClass
+        self.message = message
+    }
+
     public var isNotFound: Bool { code == GIT_ENOTFOUND.rawValue }
     public var isAuth: Bool { code == GIT_EAUTH.rawValue }
     public var isCertificate: Bool { code == GIT_ECERTIFICATE.rawValue || errorClass == Int32(GIT_ERROR_SSL.rawValue) }

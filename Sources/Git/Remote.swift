@@ -138,6 +138,29 @@ public final class Remote {
         try check("git_remote_update_tips", git_remote_update_tips(pointer, &options.callbacks, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE, "gitmirror fetch"))
     }
 
+    /// A fetch whose refs land in `target` rather than in the repository the remote negotiates from
+    /// (a scratch repository that borrows `target`'s objects and offers the server only a few tips:
+    /// FetchScratch). `adopt` moves what was downloaded into `target` before its refs are written.
+    public func fetch(refspecs: [String], durable: Bool, refsInto target: Repository, adopt: () throws(GitError) -> Void) throws(GitError) {
+        var options = fetchOptions()
+        try connect(.fetch)
+        defer { disconnect() }
+        let heads = try advertisedHeads()
+        try withStrarray(refspecs) { (array) throws(GitError) in
+            try check("git_remote_download", git_remote_download(pointer, &array, &options))
+        }
+        try adopt()
+        guard let updates = Repository.destinations(of: heads, refspecs: refspecs) else {
+            throw GitError(function: "fetch", code: -1, errorClass: 0, message: "a refspec this fetch cannot map: \(refspecs.first ?? "")")
+        }
+        if try target.writePacked(updates, durable: durable) { return }
+        // What writePacked leaves to libgit2 (a folder clash, a missing object) fails here as update_tips would.
+        let existing = try target.references(matching: "refs/*")
+        for (name, id) in updates.sorted(by: { $0.key < $1.key }) where existing[name] != id {
+            try target.setReference(name, to: id, message: "gitmirror fetch")
+        }
+    }
+
     /// Sends these refspecs on the current connection (or a new one). The
     /// server's verdict per ref lands in the hooks' `pushStatuses`.
     public func upload(refspecs: [String]) throws(GitError) {

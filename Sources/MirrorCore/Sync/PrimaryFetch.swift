@@ -55,6 +55,10 @@ extension RepositorySync {
             progress(mirror.name, "primary", "fetching \(missing.count) ref\(missing.count == 1 ? "" : "s")")
             var fetch = FetchJob(remote: endpoint, cache: cachePath,
                                  refspecs: Self.refspecs(missing: missing, patterns: patterns, allHoldable: leftOut.isEmpty))
+            // Offered the old tips of what moved (and the default branch's), the primary sends what is new
+            // on them; with none of those in the cache, every cached ref is offered (FetchScratch).
+            let haves = Set(missing.compactMap { cached[$0] } + [listed.defaultBranch.flatMap { cached[$0] }].compactMap { $0 })
+            fetch.haves = haves.isEmpty ? nil : haves.sorted()
             // With no ref at all in the cache, no object is offered to the primary: its pack is complete.
             if everything.isEmpty && !options.planOnly {
                 let targets = seedTargets(mirror, wanted: wanted)

@@ -100,6 +100,9 @@ public struct FetchJob: RemoteJob {
     public var cache: String
     public var refspecs: [String]
     public var seeding: Seeding?
+    /// The cache's tips offered to the server as what it has (the old values of the refs fetched and
+    /// the default branch's): nil offers every ref of the cache, as libgit2 does (FetchScratch).
+    public var haves: [ObjectID]?
 
     /// The empty secondaries a first fetch streams its pack to; how long one may stay silent, and how
     /// long after the job's start all seeding ends.

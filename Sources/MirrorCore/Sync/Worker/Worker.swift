@@ -265,6 +265,13 @@ public enum Worker {
             if let seeding = job.seeding, !seeding.targets.isEmpty {
                 return try fetch(remote, into: repository, refspecs: job.refspecs, durable: durable, seeding: seeding, reporter: reporter)
             }
+            if let haves = job.haves, !haves.isEmpty {
+                let scratch = try FetchScratch(cache: job.cache, offering: haves)
+                defer { scratch.remove() }
+                let negotiating = try Remote(url: job.remote.url, in: scratch.repository, hooks: hooks)
+                try negotiating.fetch(refspecs: job.refspecs, durable: durable, refsInto: repository, adopt: scratch.adoptPacks)
+                return []
+            }
             try remote.fetch(refspecs: job.refspecs, durable: durable)
             return []
         } catch {
