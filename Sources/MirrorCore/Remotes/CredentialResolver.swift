@@ -45,6 +45,14 @@ public struct CredentialResolver: Sendable {
         }
     }
 
+    /// The CA bundle a worker reaching `remote` trusts ("" for the system's): what `access(for:)` sets,
+    /// without reading any secret.
+    public func trustStore(for remote: RemoteSpec, config: Config) -> String {
+        if let name = remote.credentialName, let caFile = config.credentials[name]?.caFile { return caFile.path }
+        if remote.url.codeCommit != nil, remote.url.scheme == .https, let bundle = environment["AWS_CA_BUNDLE"], !bundle.isEmpty { return bundle }
+        return ""
+    }
+
     /// What it takes to reach `remote`: its secret, read and registered with the redactor, and the
     /// files that say whom to trust. Sync turns it into a worker's request (`WorkerRequest.grant`).
     public func access(for remote: RemoteSpec, config: Config) throws(SyncFailure) -> RemoteAccess {

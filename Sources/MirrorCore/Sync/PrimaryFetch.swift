@@ -68,6 +68,7 @@ extension RepositorySync {
                                                      deadline: max(mirror.primary.policy.timeout * 0.8, mirror.primary.policy.timeout - 60))
                 }
             }
+            prestartTransfers(mirror, fetchTrust: endpoint.caFile ?? "")
             let result = try context.run(fetch, on: mirror.primary, repository: mirror.name, limits: limits)
             report.bytes = result.bytes
             for outcome in result.seeded {
@@ -91,6 +92,17 @@ extension RepositorySync {
             source[name] = id
         }
         return source
+    }
+
+    /// Workers for the fetch and for the pushes that follow it start now, together: each push would
+    /// otherwise wait for its process after the fetch (exec, the dynamic linker, Swift's runtime).
+    func prestartTransfers(_ mirror: Mirror, fetchTrust: String) {
+        guard options.prestartWorkers, !options.planOnly else { return }
+        var counts = [fetchTrust: 1]
+        for secondary in mirror.secondaries.prefix(config.maxParallelPushes) {
+            counts[context.credentials.trustStore(for: secondary, config: config), default: 0] += 1
+        }
+        for (trust, count) in counts { context.workers.prestart(count, trust: trust) }
     }
 
     /// The primary's refs that could not be mirrored, each a failed ref of the primary's report (in its

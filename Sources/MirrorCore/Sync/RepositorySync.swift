@@ -11,6 +11,9 @@ public struct RepositorySync: Sendable {
         public var trigger = "manual"
         /// How long to wait for another process's lock on the same repository.
         public var lockWait: TimeInterval = 15 * 60
+        /// Start the workers of the pushes while the fetch runs (`sync`: each would otherwise start after
+        /// it). The daemon keeps its workers between runs and starts none ahead.
+        public var prestartWorkers = false
 
         public init() {}
     }

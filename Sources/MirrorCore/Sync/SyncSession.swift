@@ -47,7 +47,11 @@ public struct SyncSession: Sendable {
     public func run(config: Config, mirrors: [Mirror], options: RepositorySync.Options, jobs: Int = 1, heartbeat: TimeInterval = 10,
                     display: Display) throws(Problem) -> (reports: [RepositoryReport], interrupted: Bool) {
         let workers = Workers(executable: ChildProcess.ownExecutable, registry: registry, hostLimiter: HostLimiter(config.daemon, transferring: jobs))
-        if !mirrors.isEmpty { workers.prestartListings() }
+        if !mirrors.isEmpty {
+            workers.prestartListings()
+            // And one for a fetch: when the listing shows a change, its worker is up already.
+            if !options.planOnly { workers.prestart(1, trust: "") }
+        }
         let store: StateStore
         do {
             store = try StateStore(path: config.databaseURL.path)
@@ -59,6 +63,8 @@ public struct SyncSession: Sendable {
         try? FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: config.stateDirectory.path)
         let redactor = Redactor()
         let board = ProgressBoard()
+        var options = options
+        options.prestartWorkers = true
         let sync = RepositorySync(
             config: config, store: store,
             workers: workers,

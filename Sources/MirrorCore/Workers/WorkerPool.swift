@@ -21,6 +21,12 @@ final class WorkerPool: Sendable {
         return worker
     }
 
+    /// How many workers for this trust store wait (some may be starting still).
+    func idleCount(trust: String) -> Int { idle.withLock { $0.filter { $0.trust == trust }.count } }
+
+    /// A worker started ahead of its first job.
+    func add(_ worker: PooledWorker) { idle.withLock { $0.append(worker) } }
+
     /// The processes waiting in the pool.
     var idleProcesses: Set<pid_t> { idle.withLock { Set($0.map(\.child.pid)) } }
 

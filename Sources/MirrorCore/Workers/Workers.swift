@@ -157,6 +157,18 @@ public struct Workers: Sendable {
         listings.prestart(trust: "") { try startShared(trust: "") }
     }
 
+    /// Starts workers for `trust` until `count` of them wait idle, so that a fetch and the pushes after it
+    /// do not each wait for a process to start: they start while the fetch runs. A worker no job takes
+    /// exits when idle, as any worker does.
+    public func prestart(_ count: Int, trust: String) {
+        _ = Self.ignoreBrokenPipes
+        if isStopping { return }
+        for _ in 0..<max(0, count - pool.idleCount(trust: trust)) {
+            guard let worker = try? spawn(trust: trust) else { return }
+            pool.add(worker)
+        }
+    }
+
     static func died(status: Int32, stderr: String) -> SyncFailure {
         let said = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
         let how = status > 128 ? "was killed by signal \(status - 128)" : "exited with status \(status)"

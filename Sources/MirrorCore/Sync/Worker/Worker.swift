@@ -61,7 +61,10 @@ public enum Worker {
 
     /// The hidden `__worker` command: serves jobs on stdin until it ends or none came for `idleExit` seconds.
     public static func main(supervisor: Int32? = nil, idleExit: TimeInterval? = nil) -> Int32 {
-        WorkerProcess.serve(handlers, supervisor: supervisor, idleExit: idleExit)
+        // libgit2's setup (its TLS library reads the system's CA file) runs while the supervisor prepares
+        // the first job, not after it came: almost every job needs it.
+        Libgit2.initialize()
+        return WorkerProcess.serve(handlers, supervisor: supervisor, idleExit: idleExit)
     }
 
     /// The connections of one job to its remote: each opened with hooks of its own (the credential is
