@@ -24,11 +24,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", exact: "1.8.0"),
         // Already built for ServiceLifecycle: its AsyncTimerSequence drives the daemon's periodic services.
         .package(url: "https://github.com/apple/swift-async-algorithms", exact: "1.1.4"),
+        // The status page's templates (Mustache escapes every value it fills in).
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", exact: "2.1.1"),
     ],
     targets: [
         .systemLibrary(name: "CLibgit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CCrypt", providers: [.apt(["libcrypt-dev"])]),
         .target(name: "CGitTee", dependencies: ["CLibgit2"]),
         .target(name: "Git", dependencies: ["CLibgit2", "CGitTee"], swiftSettings: strict),
         .target(
@@ -37,6 +40,7 @@ let package = Package(
                 "Git",
                 "CCurl",
                 "CCrypto",
+                "CCrypt",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -49,6 +53,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
             swiftSettings: strict
         ),

@@ -51,6 +51,7 @@ import TestSupport
         Case(message: "git@h: Permission denied (publickey).", expected: .credentialRefused),
         Case(message: "Host key verification failed. | fatal: Could not read from remote repository.", expected: .hostKeyUntrusted),
         Case(message: "fatal: remote error: access denied or repository not exported: /x.git", expected: .notFound),
+        Case(message: "fatal: remote error: no such repository: /x.git", expected: .notFound),
         Case(message: "fatal: remote error: service not enabled: /x.git", expected: .readOnly),
         Case(message: "error: RPC failed; HTTP 413 curl 22 The requested URL returned error: 413", expected: .tooLarge),
         Case(message: "fatal: unable to access 'https://h/x/': SSL certificate problem: unable to get local issuer certificate", expected: .tls),

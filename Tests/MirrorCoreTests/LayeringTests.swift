@@ -17,7 +17,7 @@ import TestSupport
     static let owners: [String: Set<String>] = [
         "Yams": ["Config"], "GRDB": ["State"], "Hummingbird": ["Daemon"], "HTTPTypes": ["Daemon"],
         "ServiceLifecycle": ["Daemon"], "UnixSignals": ["Daemon"], "Prometheus": ["Daemon"], "AsyncAlgorithms": ["Daemon"],
-        "ArgumentParser": [], "CLibgit2": [], "CCurl": ["Remotes"],
+        "ArgumentParser": [], "CLibgit2": [], "CCurl": ["Remotes"], "Mustache": ["Daemon"], "CCrypt": ["Daemon"],
     ]
 
     static let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

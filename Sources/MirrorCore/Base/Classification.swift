@@ -99,7 +99,7 @@ public enum Classification {
         (.readOnly, { _, own, _ in own.contains("service not enabled") }),
         (.notFound, { _, own, _ in
             ["status code: 404", "returned error: 404", "not found", "not exported", "does not appear to be a git repository", "no such file",
-             "could not find repository"].contains { own.contains($0) } }),
+             "could not find repository", "no such repository"].contains { own.contains($0) } }),
         (.tls, { evidence, own, _ in evidence.certificate || own.contains("certificate") || own.contains("ssl") || own.contains("tls") }),
         (.nonFastForward, { evidence, _, _ in evidence.nonFastForward }),
         (.network, { evidence, own, _ in

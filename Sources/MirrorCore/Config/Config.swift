@@ -60,6 +60,32 @@ public struct DaemonSettings: Sendable {
     public var peers: [URL] = []
     /// Deadlines and connection caps of the daemon's HTTP server (`daemon.http:`).
     public var http = HTTPLimits()
+    /// Who may open the status page and its JSON (`daemon.ui:`).
+    public var ui = UISettings()
+
+    public init() {}
+}
+
+/// The status page (`/`, `/repositories/…`) and its JSON (`/api/v1/…`): they disclose repository names,
+/// URLs and error messages, so they answer loopback clients only unless `access: any`, which needs a
+/// way to sign in. With a users file or a token file, every request signs in, loopback ones too.
+public struct UISettings: Sendable, Equatable {
+    public enum Access: String, Sendable, CaseIterable {
+        /// Clients on 127.0.0.0/8 and ::1 that came without a proxy's forwarding header.
+        case loopback
+        /// Any client that signs in.
+        case any
+        /// No page and no JSON.
+        case off
+    }
+
+    public var access = Access.loopback
+    /// `user:hash` lines as `htpasswd -B` writes them (bcrypt; yescrypt and SHA-512 crypt hashes work too).
+    public var usersFile: URL?
+    /// One line, the token an `Authorization: Bearer` header carries (for scripts reading /api/v1).
+    public var tokenFile: URL?
+
+    public var signsIn: Bool { usersFile != nil || tokenFile != nil }
 
     public init() {}
 }

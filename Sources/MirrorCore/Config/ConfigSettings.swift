@@ -6,7 +6,7 @@ extension ConfigWalker {
     mutating func daemon(_ node: Node) -> DaemonSettings {
         var settings = DaemonSettings()
         let keys = ["listen", "interval", "max_parallel_repositories", "max_connections_per_host", "max_connections", "shutdown_grace",
-                    "retry_base", "retry_cap", "start_spread", "discover_interval", "hooks", "notify", "peers", "http"]
+                    "retry_base", "retry_cap", "start_spread", "discover_interval", "hooks", "notify", "peers", "http", "ui"]
         guard let pairs = mapping(node, allowed: keys, what: "daemon") else { return settings }
         for (key, _, value) in pairs {
             switch key {
@@ -66,6 +66,8 @@ extension ConfigWalker {
                     }
                     settings.notify.append(entry)
                 }
+            case "ui":
+                settings.ui = ui(value)
             case "http":
                 let httpKeys = ["header_timeout", "body_timeout", "idle_timeout", "max_connections", "max_connections_per_peer"]
                 guard let limits = mapping(value, allowed: httpKeys, what: "daemon.http") else { continue }
@@ -97,6 +99,34 @@ extension ConfigWalker {
                 }
             default: break
             }
+        }
+        return settings
+    }
+
+    /// `daemon.ui:`: who may open the status page. `access: any` without a way to sign in would show
+    /// every repository's URLs and errors to whoever reaches the port: refused.
+    mutating func ui(_ node: Node) -> UISettings {
+        var settings = UISettings()
+        guard let pairs = mapping(node, allowed: ["access", "users_file", "token_file"], what: "daemon.ui") else { return settings }
+        var accessNode: Node?
+        for (key, _, value) in pairs {
+            switch key {
+            case "access":
+                guard let text = string(value, "access") else { continue }
+                guard let access = UISettings.Access(rawValue: text) else {
+                    report(value, "daemon.ui.access must be \(UISettings.Access.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(text)')")
+                    continue
+                }
+                settings.access = access
+                accessNode = value
+            case "users_file": settings.usersFile = existingFile(value, "daemon.ui.users_file")
+            case "token_file": settings.tokenFile = existingFile(value, "daemon.ui.token_file")
+            default: break
+            }
+        }
+        if settings.access == .any, !settings.signsIn, let accessNode {
+            report(accessNode, "daemon.ui.access: any shows repository names, URLs and errors to whoever reaches the port: "
+                   + "set daemon.ui.users_file (htpasswd -B) or daemon.ui.token_file, or keep access: loopback")
         }
         return settings
     }

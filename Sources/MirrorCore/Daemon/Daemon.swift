@@ -104,7 +104,7 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
         }
     }
 
-    let router = makeRouter(state: state, scheduler: scheduler, metrics: metrics, store: store, reload: reload, logger: logger)
+    let router = makeRouter(state: state, scheduler: scheduler, metrics: metrics, store: store, ui: loaded.daemon.ui, reload: reload, logger: logger)
     let address = try bindAddress(listen ?? loaded.daemon.listen)
     let binding = ServerBinding()
     // Fixed at start, as the address is. Descriptors first: systemd's soft limit of 1024 is raised to the hard one.

@@ -8,12 +8,24 @@ public struct DaemonRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The connection's peer, and the X-Forwarded-For a proxy or load balancer added.
     let peer: String
+    /// The peer is on this machine's loopback (127.0.0.0/8, ::1, or either mapped into IPv6).
+    let peerIsLoopback: Bool
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        peer = source.channel.remoteAddress.map { address in
+        let address = source.channel.remoteAddress
+        peer = address.map { address in
             address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
         } ?? "unknown"
+        peerIsLoopback = address?.ipAddress.map(Self.isLoopback) ?? false
+    }
+
+    static func isLoopback(_ ip: String) -> Bool {
+        var text = ip.lowercased()
+        if text.hasPrefix("::ffff:") { text.removeFirst("::ffff:".count) }
+        if text == "::1" { return true }
+        let parts = text.split(separator: ".")
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
     }
 }
 
@@ -34,9 +46,10 @@ struct HookRequest: Sendable {
     var body: [UInt8]
 }
 
-func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics, store: StateStore,
+func makeRouter(state: DaemonState, scheduler: Scheduler, metrics: DaemonMetrics, store: StateStore, ui: UISettings,
                 reload: @escaping @Sendable () async -> Result<Config, any Error>, logger: Logger) -> Router<DaemonRequestContext> {
     let router = Router(context: DaemonRequestContext.self)
+    StatusPage(state: state, store: store, scheduler: scheduler, settings: ui).register(on: router)
     router.get("healthz") { _, _ in "ok\n" }
     router.get("readyz") { _, _ -> Response in
         let ready = await scheduler.isReady

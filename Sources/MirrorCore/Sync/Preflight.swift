@@ -62,7 +62,7 @@ public struct Preflight: Sendable {
                 finding.connect = failure.message
                 finding.failure = failure
                 finding.access = "not tried"
-                finding.advice = advice(for: failure, remote: remote)
+                finding.advice = Self.advice(for: failure, remote: remote)
                 return finding
             }
         }
@@ -86,7 +86,7 @@ public struct Preflight: Sendable {
         } catch {
             finding.failure = error
             finding.access = "not tried"
-            finding.advice = advice(for: error, remote: remote)
+            finding.advice = Self.advice(for: error, remote: remote)
             return finding
         }
         let limits = Workers.Limits(timeout: min(remote.policy.timeout, 60), stall: min(remote.policy.stallTimeout, 20))
@@ -109,7 +109,7 @@ public struct Preflight: Sendable {
             } else {
                 finding.failure = SyncFailure(failure.errorClass, credentials.redactor.redact(failure.message))
                 finding.access = "\(failure.errorClass.rawValue)"
-                finding.advice = advice(for: failure, remote: remote)
+                finding.advice = Self.advice(for: failure, remote: remote)
             }
         }
         return finding
@@ -123,7 +123,7 @@ public struct Preflight: Sendable {
         case .failure(let failure):
             finding.failure = SyncFailure(failure.errorClass, "logging in as a push does: \(credentials.redactor.redact(failure.message))")
             finding.access = "not tried"
-            finding.advice = advice(for: failure, remote: remote)
+            finding.advice = Self.advice(for: failure, remote: remote)
             return false
         case .success(let access):
             guard let gitolite = access.gitolite else { return true }
@@ -150,11 +150,11 @@ public struct Preflight: Sendable {
         case .failure(let failure) where Classification.refusesPushesOnly(failure.errorClass):
             finding.access = "read-only"
             finding.failure = SyncFailure(.readOnly, "the repository can be read but refuses pushes: \(credentials.redactor.redact(failure.message))")
-            finding.advice = advice(for: finding.failure!, remote: remote)
+            finding.advice = Self.advice(for: finding.failure!, remote: remote)
         case .failure(let failure):
             finding.access += ", push \(failure.errorClass.rawValue)"
             finding.failure = SyncFailure(failure.errorClass, "asking to push: \(credentials.redactor.redact(failure.message))")
-            finding.advice = advice(for: failure, remote: remote)
+            finding.advice = Self.advice(for: failure, remote: remote)
         }
     }
 
@@ -194,7 +194,8 @@ public struct Preflight: Sendable {
         }
     }
 
-    func advice(for failure: SyncFailure, remote: RemoteSpec) -> String {
+    /// What to do about a failure of this class on this remote (doctor, the status page).
+    public static func advice(for failure: SyncFailure, remote: RemoteSpec) -> String {
         let credential = remote.credentialName.map { "credential '\($0)'" } ?? "a credential"
         switch failure.errorClass {
         case .auth: return "check that \(credential) is current and may \(remote.role == .primary ? "read" : "push to") this repository"
