@@ -35,6 +35,10 @@ public final class ChildProcess: Sendable {
     /// (and `inherited` ones at the numbers given). Call under `withSpawnLock`. `resetSignals` start with their default action (an ignored
     /// signal is otherwise inherited); `newProcessGroup` makes the child lead a group of its own,
     /// so that `signalGroup` reaches whatever it forks.
+    // Never inlined: where a caller saw the allocation, Swift 6.3.1's optimizer (release builds) inlined
+    // the object's destruction too and then failed its own ownership check on the Mutex inside
+    // ("Found ownership error?!" in GitTransfer.runGit, signal 6).
+    @inline(never)
     public init(_ command: [String], environment: [String: String], stdin: Int32, stdout: Int32, stderr: Int32,
                 resetSignals: [Int32] = [SIGINT, SIGTERM], newProcessGroup: Bool = false,
                 inherited: [(source: Int32, target: Int32)] = []) throws {

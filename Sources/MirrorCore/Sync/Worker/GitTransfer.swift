@@ -126,16 +126,17 @@ struct GitTransfer: PackTransfer {
         let (child, output, errors, relay) = try ChildProcess.withSpawnLock {
             let stdin = try ChildProcess.makePipe(), stdout = try ChildProcess.makePipe(), stderr = try ChildProcess.makePipe()
             let relay = try CredentialRelay(url: target, answer: answer)
+            let childEnd = relay.childEnd
             defer {
                 close(stdin.read)
                 close(stdin.write)
                 close(stdout.write)
                 close(stderr.write)
-                close(relay.childEnd)
+                close(childEnd)
             }
             let child = try ChildProcess(command(Self.settings(url: target, helper: helper, caBundle: caBundle, sshCommand: ssh)),
                                          environment: Self.environment(), stdin: stdin.read, stdout: stdout.write, stderr: stderr.write,
-                                         inherited: [(relay.childEnd, CredentialRelay.descriptor)])
+                                         inherited: [(childEnd, CredentialRelay.descriptor)])
             return (child, stdout.read, stderr.read, relay)
         }
         relay.serve()
