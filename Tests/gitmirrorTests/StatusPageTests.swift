@@ -173,6 +173,11 @@ import TestSupport
         let forged = try client.send("POST", URL(string: base + "/repositories/in-step/sync")!,
                                      headers: ["Authorization": basic, "Content-Type": "application/x-www-form-urlencoded"], body: Data("csrf=0000".utf8))
         let runsBefore = try scenario.store().runs(repository: "in-step").count
+        func version() throws -> String {
+            let answer = try client.send("GET", URL(string: base + "/api/v1/version")!, headers: ["Authorization": basic])
+            return (try JSONSerialization.jsonObject(with: answer.body) as? [String: Any])?["version"] as? String ?? ""
+        }
+        let versionBefore = try version()
         let pressed = try client.send("POST", URL(string: base + "/repositories/in-step/sync")!,
                                       headers: ["Authorization": basic, "Content-Type": "application/x-www-form-urlencoded"], body: Data("csrf=\(csrf)".utf8))
 
@@ -180,6 +185,8 @@ import TestSupport
         #expect(forged.status == 403)
         #expect(pressed.status == 303)
         #expect(eventually(within: 20) { try scenario.store().runs(repository: "in-step").contains { $0.trigger == "page" } }, "\(runsBefore) runs before")
+        // and the version the page's script watches moves on when that run has ended (the page then fetches itself again)
+        #expect(eventually(within: 20) { try version() != versionBefore && !versionBefore.isEmpty })
         // and a token (a script) cannot press it: the button is a signed-in person's
         let byToken = try client.send("POST", URL(string: base + "/repositories/in-step/sync")!,
                                       headers: ["Authorization": "Bearer page-token-canary-7c1e"], body: Data("csrf=\(csrf)".utf8))

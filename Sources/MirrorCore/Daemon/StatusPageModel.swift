@@ -134,16 +134,42 @@ struct PageSnapshot: Sendable {
     }
 }
 
-/// The snapshot of the current version, made again only when the state database changed.
+/// The snapshot of the current version. When the state database changed, the snapshot kept is still
+/// served while the next one is made on a thread of its own (10,000 repositories take a few hundred
+/// milliseconds): no request waits for it but the very first. The page's script sees the new version
+/// at its next look and fetches the page again.
 final class PageSnapshots: Sendable {
-    private let current = Mutex<PageSnapshot?>(nil)
+    private struct State {
+        var current: PageSnapshot?
+        var making = false
+    }
+    private let state = Mutex(State())
 
     func snapshot(config: Config, store: StateStore) throws -> PageSnapshot {
         let seen = try store.pageVersion() + "/\(config.repositories.count)"
         let version = SHA256.hash(Array(seen.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
-        if let kept = current.withLock({ $0 }), kept.version == version, Date().timeIntervalSince(kept.generatedAt) < 30 { return kept }
+        let (kept, start) = state.withLock { state -> (PageSnapshot?, Bool) in
+            guard let current = state.current else { return (nil, false) }
+            // Durations ("out of step for …") and staleness move with the clock: made again every 30 s.
+            let due = current.version != version || Date().timeIntervalSince(current.generatedAt) >= 30
+            let start = due && !state.making
+            if start { state.making = true }
+            return (current, start)
+        }
+        if let kept {
+            if start {
+                BlockingThreads.shared.run { [self] in
+                    let made = try? PageSnapshot.make(config: config, store: store, version: version)
+                    state.withLock { state in
+                        if let made { state.current = made }
+                        state.making = false
+                    }
+                }
+            }
+            return kept
+        }
         let made = try PageSnapshot.make(config: config, store: store, version: version)
-        current.withLock { $0 = made }
+        state.withLock { $0.current = made }
         return made
     }
 }
