@@ -110,6 +110,17 @@ import TestSupport
         // And every answer forbids scripts and styles from anywhere but the page itself
         #expect(json.headers.contains { $0.key.lowercased() == "content-security-policy" && $0.value.contains("script-src 'self'") })
 
+        // When a run ends while the page is open (a manual sync beside the daemon)
+        let synced = try scenario.gitmirror("sync", "in-step")
+        #expect(synced.status == 0, "\(synced)")
+        let success = try #require(try scenario.store().remoteStates().first { $0.repository == "in-step" && $0.remote == "copy" }?.lastSuccess)
+        let stamp = ISO8601DateFormatter().string(from: success)
+        // Then the open page's script sees the version move on and puts the new data in place, without a reload
+        // (its first answer is the data kept while the new is made; 30 s of the browser's time: six looks)
+        let live = try Browser.dom(daemon.url + "/", sandbox: sandbox, milliseconds: 30_000)
+        #expect(live.contains("data-refreshed="), "the script never replaced the page")
+        #expect(live.contains("datetime=\"\(stamp)\""), "the page does not show the run that ended at \(stamp)")
+
         // The README's picture is this page (GITMIRROR_SCREENSHOT=path keeps a copy)
         let shot = sandbox.path("status-page.png")
         try Browser.screenshot(daemon.url + "/", to: shot, sandbox: sandbox, height: 760)

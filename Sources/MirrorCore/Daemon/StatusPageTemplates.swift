@@ -174,6 +174,7 @@ enum StatusPageTemplates {
                 var main = page.getElementById("main"), fresh = page.getElementById("freshness");
                 if (!main || !fresh) { return; }
                 document.getElementById("main").replaceWith(main);
+                fresh.setAttribute("data-refreshed", new Date().toISOString());
                 freshness.replaceWith(fresh);
                 freshness = fresh;
                 version = fresh.getAttribute("data-version");
