@@ -271,6 +271,21 @@ import TestSupport
         #expect(config.daemon.notify.first?.format == .slack && config.daemon.notify.first?.urlSecret == .environment("SLACK_URL"))
     }
 
+    @Test func theStatusPageIsLoopbackOnlyUnlessSomeoneSignsIn() throws {
+        let repositories = "repositories:\n  - {name: app, primary: https://git.example.com/a.git, secondaries: [{name: b, url: https://backup.example.com/a.git}]}"
+        let open = try only("daemon:\n  ui:\n    access: any\n" + repositories)
+        #expect(open.location.line == 3 && open.message.contains("set daemon.ui.users_file"), "\(open)")
+        let unknown = try only("daemon:\n  ui:\n    access: public\n" + repositories)
+        #expect(unknown.message.contains("daemon.ui.access must be loopback, any, off"), "\(unknown)")
+        let missing = try only("daemon:\n  ui:\n    access: any\n    users_file: /nonexistent/ui-users\n" + repositories)
+        #expect(missing.message.contains("daemon.ui.users_file '/nonexistent/ui-users' does not exist"), "\(missing)")
+        let file = URL(fileURLWithPath: "/tmp/mirrors.yaml")
+        #expect(try ConfigLoader().parse(repositories, file: file).daemon.ui.access == .loopback)
+        let token = try sandbox.write("ui-token", "t\n")
+        let signed = try ConfigLoader().parse("daemon:\n  ui:\n    access: any\n    token_file: \(token.path)\n" + repositories, file: file)
+        #expect(signed.daemon.ui.access == .any && signed.daemon.ui.tokenFile?.path == token.path && signed.daemon.ui.signsIn)
+    }
+
     @Test func secondaryEqualToItsPrimaryIsRejected() throws {
         let problem = try only("""
             repositories:

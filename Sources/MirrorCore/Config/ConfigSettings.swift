@@ -109,6 +109,8 @@ extension ConfigWalker {
         var settings = UISettings()
         guard let pairs = mapping(node, allowed: ["access", "users_file", "token_file"], what: "daemon.ui") else { return settings }
         var accessNode: Node?
+        // A sign-in file named but missing is reported as such, not again as no sign-in at all.
+        let signInNamed = pairs.contains { $0.key == "users_file" || $0.key == "token_file" }
         for (key, _, value) in pairs {
             switch key {
             case "access":
@@ -124,7 +126,7 @@ extension ConfigWalker {
             default: break
             }
         }
-        if settings.access == .any, !settings.signsIn, let accessNode {
+        if settings.access == .any, !signInNamed, let accessNode {
             report(accessNode, "daemon.ui.access: any shows repository names, URLs and errors to whoever reaches the port: "
                    + "set daemon.ui.users_file (htpasswd -B) or daemon.ui.token_file, or keep access: loopback")
         }
