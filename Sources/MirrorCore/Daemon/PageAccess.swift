@@ -54,7 +54,7 @@ final class PageAccess: Sendable {
 
     /// The CSRF token of the sync button's form, bound to the signed-in user.
     func csrfToken(for user: String) -> String {
-        SHA256.hmac(key: key, message: Array("csrf\u{0}\(user)".utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hmac(key: key, message: Array("csrf\u{0}\(user)".utf8)).hex
     }
 
     func checkCSRF(_ given: String?, user: String) -> Bool {

@@ -147,7 +147,7 @@ final class PageSnapshots: Sendable {
 
     func snapshot(config: Config, store: StateStore) throws -> PageSnapshot {
         let seen = try store.pageVersion() + "/\(config.repositories.count)"
-        let version = SHA256.hash(Array(seen.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        let version = Array(SHA256.hash(Array(seen.utf8)).prefix(8)).hex
         let (kept, start) = state.withLock { state -> (PageSnapshot?, Bool) in
             guard let current = state.current else { return (nil, false) }
             // Durations ("out of step for …") and staleness move with the clock: made again every 30 s.
