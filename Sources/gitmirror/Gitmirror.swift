@@ -21,6 +21,13 @@ struct Gitmirror: AsyncParsableCommand {
 }
 
 extension Gitmirror {
+    /// A worker or git's credential helper starts without ArgumentParser (InternalCommand); every other
+    /// command is parsed by it.
+    static func main() async {
+        if let status = InternalCommand.status(Array(CommandLine.arguments.dropFirst())) { Foundation.exit(status) }
+        await main(nil)
+    }
+
     /// The release, alone (`gitmirror_build_info{version=…}`).
     static let version = "0.1.0"
 }

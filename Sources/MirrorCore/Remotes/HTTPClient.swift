@@ -25,8 +25,6 @@ public struct HTTPClient: Sendable {
         self.maxBodySize = maxBodySize
     }
 
-    private static let global: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
-
     public func send(_ method: String, _ url: URL, headers: [String: String] = [:], body: Data? = nil) throws(SyncFailure) -> Response {
         try perform(method, url, headers: headers, body: body, upload: nil, download: nil)
     }
@@ -53,20 +51,23 @@ public struct HTTPClient: Sendable {
 
     private func perform(_ method: String, _ url: URL, headers: [String: String], body: Data?, upload: FileHandle?,
                          download: FileHandle?) throws(SyncFailure) -> Response {
-        _ = Self.global
-        guard let handle = curl_easy_init() else { throw SyncFailure(.internal, "libcurl could not start a request") }
-        defer { curl_easy_cleanup(handle) }
+        var loadError: UnsafePointer<CChar>?
+        guard gitmirror_curl_load(&loadError) == 0 else {
+            throw SyncFailure(.internal, loadError.map { String(cString: $0) } ?? "libcurl could not be loaded")
+        }
+        guard let handle = gitmirror_curl_easy_init() else { throw SyncFailure(.internal, "libcurl could not start a request") }
+        defer { gitmirror_curl_easy_cleanup(handle) }
         let sink = ResponseSink()
         sink.limit = maxBodySize
         sink.file = download
         sink.source = upload
         var list: UnsafeMutablePointer<curl_slist>?
-        defer { curl_slist_free_all(list) }
+        defer { gitmirror_curl_slist_free_all(list) }
         for (name, value) in headers where name.lowercased() != "host" {
-            list = curl_slist_append(list, "\(name): \(value)")
+            list = gitmirror_curl_slist_append(list, "\(name): \(value)")
         }
         // Without a body libcurl would still send "Expect:" on large POSTs; AWS does not need it.
-        list = curl_slist_append(list, "Expect:")
+        list = gitmirror_curl_slist_append(list, "Expect:")
         let payload = body ?? Data()
         // An option libcurl refuses (an older libcurl without CURLOPT_PROTOCOLS_STR, say) would leave the
         // request without a limit gitmirror relies on: it is not sent.
@@ -107,17 +108,17 @@ public struct HTTPClient: Sendable {
                 set("CURLOPT_HEADERFUNCTION", gitmirror_curl_setopt_write(handle, CURLOPT_HEADERFUNCTION, headerCallback))
                 set("CURLOPT_HEADERDATA", gitmirror_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, sinkPointer))
                 if let refused { return refused.code }
-                return withExtendedLifetime(sink) { curl_easy_perform(handle) }
+                return withExtendedLifetime(sink) { gitmirror_curl_easy_perform(handle) }
             }
         }
         if let refused {
-            throw SyncFailure(.internal, "libcurl refused \(refused.option) (\(String(cString: curl_easy_strerror(refused.code)))); the request to \(url.host ?? url.absoluteString) was not sent")
+            throw SyncFailure(.internal, "libcurl refused \(refused.option) (\(String(cString: gitmirror_curl_easy_strerror(refused.code)))); the request to \(url.host ?? url.absoluteString) was not sent")
         }
         if sink.overflowed {
             throw SyncFailure(.tooLarge, "\(method) \(url.absoluteString): the answer is larger than \(maxBodySize >> 10) KiB, the most gitmirror reads from one answer; it was cut off and not used")
         }
         guard code == CURLE_OK else {
-            let reason = String(cString: curl_easy_strerror(code))
+            let reason = String(cString: gitmirror_curl_easy_strerror(code))
             switch code {
             case CURLE_OPERATION_TIMEDOUT:
                 throw SyncFailure(.timeout, "\(method) \(url.absoluteString) did not answer within \(formatDuration(timeout))")

@@ -9,7 +9,7 @@ extension RepositorySync {
     /// empty secondaries it can reach as it arrives; `seeded` gets what each of them accepted.
     /// `cacheRefs`: the cache's refs as this run read them already (it holds the lock: they are still so).
     func fetchPrimary(_ mirror: Mirror, report: inout RemoteReport, seeded: inout [String: SeedOutcome],
-                      cacheRefs: (() -> [String: ObjectID]?)? = nil) throws -> [String: ObjectID] {
+                      known: inout [AncestryQuestion: AncestryAnswer], cacheRefs: (() -> [String: ObjectID]?)? = nil) throws -> [String: ObjectID] {
         let endpoint = try context.credentials.endpoint(for: mirror.primary, config: config)
         let limits = Workers.Limits(timeout: mirror.primary.policy.timeout, stall: mirror.primary.policy.stallTimeout)
         progress(mirror.name, "primary", "listing refs")
@@ -59,6 +59,14 @@ extension RepositorySync {
             // on them; with none of those in the cache, every cached ref is offered (FetchScratch).
             let haves = Set(missing.compactMap { cached[$0] } + [listed.defaultBranch.flatMap { cached[$0] }].compactMap { $0 })
             fetch.haves = haves.isEmpty ? nil : haves.sorted()
+            // Whether each branch that moved moved forward is asked of the fetch's worker, once it has the
+            // objects: each secondary still at the old tip would otherwise ask a worker of its own before
+            // its push (a round trip to a worker on every secondary's way).
+            let questions = Set(missing.compactMap { name -> AncestryQuestion? in
+                guard !name.hasPrefix("refs/tags/"), let old = cached[name], let new = wanted[name], old != new else { return nil }
+                return AncestryQuestion(old: old, new: new)
+            })
+            fetch.questions = questions.isEmpty ? nil : questions.sorted { ($0.old, $0.new) < ($1.old, $1.new) }
             // With no ref at all in the cache, no object is offered to the primary: its pack is complete.
             if everything.isEmpty && !options.planOnly {
                 let targets = seedTargets(mirror, wanted: wanted)
@@ -68,9 +76,12 @@ extension RepositorySync {
                                                      deadline: max(mirror.primary.policy.timeout * 0.8, mirror.primary.policy.timeout - 60))
                 }
             }
-            prestartTransfers(mirror, fetchTrust: endpoint.caFile ?? "")
+            prestartTransfers(mirror)
             let result = try context.run(fetch, on: mirror.primary, repository: mirror.name, limits: limits)
             report.bytes = result.bytes
+            if let questions = fetch.questions, let answers = result.answers, answers.count == questions.count {
+                known.merge(zip(questions, answers)) { _, new in new }
+            }
             for outcome in result.seeded {
                 seeded[outcome.name] = outcome
                 if !outcome.created.isEmpty || outcome.note != nil {
@@ -78,11 +89,16 @@ extension RepositorySync {
                     progress(mirror.name, outcome.name, outcome.note.map { "\(took); \($0): the rest is pushed as usual" } ?? took)
                 }
             }
-            opened = try context.gitCall { try Repository.openBare(at: cachePath) }
+            opened = nil
             changed = true
         }
         var source: [String: ObjectID] = [:]
-        let now = changed ? try context.gitCall { try cache().references(matching: "refs/*") } : everything
+        let now: [String: ObjectID]
+        do {
+            now = changed ? try RefFiles.read(gitDirectory: cachePath) : everything
+        } catch {
+            throw SyncFailure(.internal, "the cache: \(error)")
+        }
         for name in wanted.keys.sorted(by: RefName.precedes) {
             guard let id = now[name] else {
                 // The cache would not store it (git refuses a branch that points at a blob or a tree): that ref fails alone.
@@ -94,15 +110,22 @@ extension RepositorySync {
         return source
     }
 
-    /// Workers for the fetch and for the pushes that follow it start now, together: each push would
-    /// otherwise wait for its process after the fetch (exec, the dynamic linker, Swift's runtime).
-    func prestartTransfers(_ mirror: Mirror, fetchTrust: String) {
+    /// Workers for the pushes that follow the fetch start while it runs: each push would otherwise wait
+    /// for its process after the fetch (exec, the dynamic linker, Swift's runtime). The fetch's own worker
+    /// comes back to the pool before the pushes, so it counts as one of theirs. The processes are started
+    /// on a thread of their own: three spawns in a row held the fetch back ~40 ms.
+    func prestartTransfers(_ mirror: Mirror) {
         guard options.prestartWorkers, !options.planOnly else { return }
-        var counts = [fetchTrust: 1]
+        var counts: [String: Int] = [:]
         for secondary in mirror.secondaries.prefix(config.maxParallelPushes) {
             counts[context.credentials.trustStore(for: secondary, config: config), default: 0] += 1
         }
-        for (trust, count) in counts { context.workers.prestart(count, trust: trust) }
+        let plan = counts.map { trust, count in (trust, count - context.workers.idleCount(trust: trust)) }.filter { $0.1 > 0 }
+        guard !plan.isEmpty else { return }
+        let workers = context.workers
+        Thread.detachNewThread {
+            for (trust, count) in plan { workers.prestart(more: count, trust: trust) }
+        }
     }
 
     /// The primary's refs that could not be mirrored, each a failed ref of the primary's report (in its

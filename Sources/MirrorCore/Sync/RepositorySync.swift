@@ -151,29 +151,32 @@ public struct RepositorySync: Sendable {
         var secondaries: [(report: RemoteReport, fingerprint: String?)] = []
         var repaired = false
         var seeded: [String: SeedOutcome] = [:]
+        // What the fetch's worker found of the refs that moved (old tip → new): a secondary still at the
+        // old tip needs no ancestry job of its own, the common case of a steady state.
+        var known: [AncestryQuestion: AncestryAnswer] = [:]
         do {
             if let cacheProblem { throw SyncFailure(.config, cacheProblem) }
             var source: [String: ObjectID]
             do {
-                source = try fetchPrimary(mirror, report: &primary, seeded: &seeded, cacheRefs: cacheRefs?.isEmpty ?? true ? nil : { cacheRefs!.value })
+                source = try fetchPrimary(mirror, report: &primary, seeded: &seeded, known: &known, cacheRefs: cacheRefs?.isEmpty ?? true ? nil : { cacheRefs!.value })
             } catch let failure as SyncFailure where SyncContext.suspectsCache(failure) {
                 // The fetch reads the cache too (to negotiate): a damaged one is rebuilt, once.
                 guard let note = try context.repairCache(mirror, runId: runId, suspicion: failure, held: held) else { throw failure }
                 notes.append(note)
                 repaired = true
-                source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
+                source = try fetchPrimary(mirror, report: &primary, seeded: &seeded, known: &known)
             }
             context.finished(mirror.name, "primary", "fetched")
             let untouchable = Set(primary.refs.filter { $0.outcome == .failed }.map(\.ref))
-            secondaries = syncSecondaries(mirror, mirror.secondaries, source: source, seeded: seeded, primaryHead: primary.head,
+            secondaries = syncSecondaries(mirror, mirror.secondaries, source: source, seeded: seeded, known: known, primaryHead: primary.head,
                                           prelisting: repaired ? nil : prelisting, runId: runId, held: held, untouchable: untouchable)
             let suspects = secondaries.filter { $0.report.failure.map(SyncContext.suspectsCache) == true }
             if !suspects.isEmpty, !repaired, let suspicion = suspects.first?.report.failure,
                let note = try context.repairCache(mirror, runId: runId, suspicion: suspicion, held: held) {
                 notes.append(note)
-                source = try fetchPrimary(mirror, report: &primary, seeded: &seeded)
+                source = try fetchPrimary(mirror, report: &primary, seeded: &seeded, known: &known)
                 let again = syncSecondaries(mirror, mirror.secondaries.filter { spec in suspects.contains { $0.report.remote == spec.name } },
-                                            source: source, seeded: seeded, primaryHead: primary.head, runId: runId, held: held,
+                                            source: source, seeded: seeded, known: known, primaryHead: primary.head, runId: runId, held: held,
                                             untouchable: Set(primary.refs.filter { $0.outcome == .failed }.map(\.ref)))
                 secondaries = secondaries.map { entry in again.first { $0.report.remote == entry.report.remote } ?? entry }
             }
@@ -213,11 +216,11 @@ public struct RepositorySync: Sendable {
     /// it while slower ones run; one with nothing for the journal may wait in `held` for the run's end),
     /// except one that suspects the cache: the caller may repair and re-run it.
     func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID], seeded: [String: SeedOutcome] = [:],
-                         primaryHead: String? = nil, prelisting: Prelisting? = nil, runId: Int64?,
+                         known: [AncestryQuestion: AncestryAnswer] = [:], primaryHead: String? = nil, prelisting: Prelisting? = nil, runId: Int64?,
                          held: HeldOutcomes? = nil, untouchable: Set<String> = []) -> [(report: RemoteReport, fingerprint: String?)] {
         concurrently(secondaries.count, limit: config.maxParallelPushes) { index in
             let secondary = secondaries[index]
-            let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name], primaryHead: primaryHead,
+            let outcome = self.syncSecondary(mirror, secondary, source: source, seeded: seeded[secondary.name], known: known, primaryHead: primaryHead,
                                              listed: prelisting?.listing(of: secondary.name), untouchable: untouchable, runId: runId)
             if let runId, !self.options.planOnly, outcome.report.failure.map(SyncContext.suspectsCache) != true {
                 context.record(outcome.report, runId: runId, remote: secondary, fingerprint: outcome.fingerprint, held: held)
@@ -227,12 +230,13 @@ public struct RepositorySync: Sendable {
     }
 
     func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], seeded: SeedOutcome? = nil,
-                       primaryHead: String? = nil, listed: Prelisting.Pending? = nil,
+                       known: [AncestryQuestion: AncestryAnswer] = [:], primaryHead: String? = nil, listed: Prelisting.Pending? = nil,
                        untouchable: Set<String> = [], runId: Int64? = nil) -> (report: RemoteReport, fingerprint: String?) {
         let started = Date()
         var report = RemoteReport(repository: mirror.name, remote: secondary.name, role: .secondary, url: secondary.url.display, result: .ok)
         var work = SecondarySync(context: context, mirror: mirror, secondary: secondary, source: source, report: report)
         work.seeded = seeded?.created ?? [:]
+        work.known = known
         work.primaryHead = primaryHead
         work.listed = listed
         work.untouchable = untouchable
@@ -255,11 +259,12 @@ public struct RepositorySync: Sendable {
         return (report, work.finalHeads.map(context.fingerprint))
     }
 
-    /// The refs the cache holds (read from ref files, never an object); none when it cannot be read.
+    /// The refs the cache holds (RefFiles: read from ref files, never an object, without libgit2); none
+    /// when they cannot be read.
     /// On a thread of its own when they are many (CacheRefsReader).
     static func cacheRefs(_ path: String) -> [String: ObjectID] {
         guard FileManager.default.fileExists(atPath: path + "/objects") else { return [:] }
-        return (try? Repository.openBare(at: path).references(matching: "refs/*")) ?? [:]
+        return (try? RefFiles.read(gitDirectory: path)) ?? [:]
     }
 
     // MARK: a damaged cache

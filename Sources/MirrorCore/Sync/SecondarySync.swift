@@ -16,6 +16,8 @@ struct SecondarySync {
     var finalHeads: [RemoteHead]?
     /// Refs this secondary accepted while the primary's pack streamed to it (first seed).
     var seeded: [String: ObjectID] = [:]
+    /// Ancestry answered already, by the fetch's worker (the old and new tips of the refs that moved).
+    var known: [AncestryQuestion: AncestryAnswer] = [:]
     /// The branch the primary's HEAD points at.
     var primaryHead: String?
     /// This secondary's listing, started with the primary's (Prelisting).
@@ -205,11 +207,12 @@ struct SecondarySync {
                 if let last = RefPlan.besideRefs(of: name, in: target).last, last.tip != new { questions.insert(AncestryQuestion(old: last.tip, new: new)) }
             }
         }
-        let sorted = questions.sorted { ($0.old, $0.new) < ($1.old, $1.new) }
-        guard !sorted.isEmpty else { return [:] }
+        let answered = known.filter { questions.contains($0.key) }
+        let sorted = questions.filter { answered[$0] == nil }.sorted { ($0.old, $0.new) < ($1.old, $1.new) }
+        guard !sorted.isEmpty else { return answered }
         let answers = try run(AncestryJob(cache: context.cachePath(mirror), questions: sorted))
         guard answers.count == sorted.count else { throw SyncFailure(.internal, "the worker answered \(answers.count) of \(sorted.count) ancestry questions") }
-        return Dictionary(uniqueKeysWithValues: zip(sorted, answers))
+        return answered.merging(zip(sorted, answers)) { first, _ in first }
     }
 
     /// A kept ref that takes `name`'s place as a folder (`refs/heads/a` for `refs/heads/a/b`) or that

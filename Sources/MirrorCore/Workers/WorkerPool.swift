@@ -24,8 +24,11 @@ final class WorkerPool: Sendable {
     /// How many workers for this trust store wait (some may be starting still).
     func idleCount(trust: String) -> Int { idle.withLock { $0.filter { $0.trust == trust }.count } }
 
-    /// A worker started ahead of its first job.
-    func add(_ worker: PooledWorker) { idle.withLock { $0.append(worker) } }
+    /// A worker started ahead of its first job. It goes behind every worker already waiting, since
+    /// `take` serves from the back: one that has served a job, or was started earlier, is ready sooner
+    /// than one whose process is still starting (a fetch handed the newest of four prestarted workers
+    /// waited ~60 ms for it while an older one sat ready).
+    func add(_ worker: PooledWorker) { idle.withLock { $0.insert(worker, at: 0) } }
 
     /// The processes waiting in the pool.
     var idleProcesses: Set<pid_t> { idle.withLock { Set($0.map(\.child.pid)) } }

@@ -157,16 +157,24 @@ public struct Workers: Sendable {
         listings.prestart(trust: "") { try startShared(trust: "") }
     }
 
-    /// Starts workers for `trust` until `count` of them wait idle, so that a fetch and the pushes after it
-    /// do not each wait for a process to start: they start while the fetch runs. A worker no job takes
-    /// exits when idle, as any worker does.
-    public func prestart(_ count: Int, trust: String) {
+    /// How many workers for `trust` wait idle (some may be starting still).
+    public func idleCount(trust: String) -> Int { pool.idleCount(trust: trust) }
+
+    /// Starts `count` more workers for `trust`, so that the pushes after a fetch do not each wait for a
+    /// process to start: they start while the fetch runs. A worker no job takes exits when idle, as any
+    /// worker does.
+    public func prestart(more count: Int, trust: String) {
         _ = Self.ignoreBrokenPipes
-        if isStopping { return }
-        for _ in 0..<max(0, count - pool.idleCount(trust: trust)) {
+        for _ in 0..<max(0, count) {
+            if isStopping { return }
             guard let worker = try? spawn(trust: trust) else { return }
             pool.add(worker)
         }
+    }
+
+    /// Starts workers for `trust` until `count` of them wait idle.
+    public func prestart(_ count: Int, trust: String) {
+        prestart(more: count - pool.idleCount(trust: trust), trust: trust)
     }
 
     static func died(status: Int32, stderr: String) -> SyncFailure {

@@ -103,6 +103,9 @@ public struct FetchJob: RemoteJob {
     /// The cache's tips offered to the server as what it has (the old values of the refs fetched and
     /// the default branch's): nil offers every ref of the cache, as libgit2 does (FetchScratch).
     public var haves: [ObjectID]?
+    /// Ancestry to answer once the objects are in (AncestryJob's questions): the old and new tips of the
+    /// branches that moved.
+    public var questions: [AncestryQuestion]?
 
     /// The empty secondaries a first fetch streams its pack to; how long one may stay silent, and how
     /// long after the job's start all seeding ends.
@@ -116,6 +119,8 @@ public struct FetchJob: RemoteJob {
         public var bytes: Int
         /// What each seeded secondary accepted.
         public var seeded: [SeedOutcome]
+        /// The answers to `questions`, in their order.
+        public var answers: [AncestryAnswer]?
     }
 
     /// Each seeded secondary is a connection of its own: one that gets no room on its host now is

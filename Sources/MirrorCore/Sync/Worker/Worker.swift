@@ -26,7 +26,8 @@ public enum Worker {
                 let hooks = connection.open()
                 let repository = try Repository.openOrCreateBare(at: job.cache)
                 let seeded = try fetchRefs(job, into: repository, hooks: hooks, reporter: reporter)
-                return FetchJob.Result(bytes: hooks.receivedBytes, seeded: seeded)
+                let answers = try job.questions.map { try answer($0, cachePath: job.cache, reporter: reporter) }
+                return FetchJob.Result(bytes: hooks.receivedBytes, seeded: seeded, answers: answers)
             }
         },
         .handling(PushJob.self) { job, reporter in

@@ -1,0 +1,85 @@
+import Foundation
+import Git
+// On Linux `struct stat` reaches Swift through Dispatch's C module, which MemberImportVisibility wants named.
+#if canImport(CDispatch)
+import CDispatch
+#endif
+
+/// The refs of a bare repository read from its files as git stores them: `packed-refs`, then the
+/// loose files under `refs/`, which win. The supervisor reads its caches' refs this way, not through
+/// libgit2: libgit2's setup parses the system's whole CA file (~10 ms of CPU) before it opens
+/// anything, and a sync where the primary moved read the cache's refs twice on its way to the first
+/// listing and after the fetch. Only ref files are read, never an object (DESIGN: objects are read
+/// in workers). A symbolic ref is not a ref with an id, and is left out, as libgit2's iterator does.
+enum RefFiles {
+    struct Unreadable: Error, CustomStringConvertible {
+        let path: String
+        let reason: String
+        var description: String { "cannot read the ref file \(path): \(reason)" }
+    }
+
+    /// Every ref under `refs/`, by name. Throws for a file that is not a ref (a torn write, a damaged
+    /// cache): the caller then treats the cache as libgit2 would have failed on it.
+    static func read(gitDirectory: String) throws(Unreadable) -> [String: ObjectID] {
+        var refs = try packed(gitDirectory + "/packed-refs")
+        try loose(gitDirectory, relative: "refs", into: &refs)
+        return refs
+    }
+
+    /// `packed-refs`: a `# pack-refs with:` header, lines of `<id> <name>`, and `^<id>` lines that
+    /// give the tag above them peeled (not a ref of their own).
+    static func packed(_ path: String) throws(Unreadable) -> [String: ObjectID] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if FileManager.default.fileExists(atPath: path) { throw Unreadable(path: path, reason: "it cannot be opened") }
+            return [:]
+        }
+        var refs: [String: ObjectID] = [:]
+        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
+            guard let first = line.first, first != UInt8(ascii: "#"), first != UInt8(ascii: "^") else { continue }
+            guard line.count > 41, line[line.startIndex + 40] == UInt8(ascii: " "),
+                  let id = ObjectID(hex: String(decoding: line.prefix(40), as: UTF8.self)) else {
+                throw Unreadable(path: path, reason: "a line is not `<id> <name>`")
+            }
+            let name = String(decoding: line.dropFirst(41), as: UTF8.self)
+            guard name.hasPrefix("refs/") else { continue }
+            refs[name] = id
+        }
+        return refs
+    }
+
+    /// The loose refs under `relative` (a folder of the repository), each a file of one id.
+    private static func loose(_ root: String, relative: String, into refs: inout [String: ObjectID]) throws(Unreadable) {
+        let folder = root + "/" + relative
+        guard let directory = opendir(folder) else {
+            if errno == ENOENT || errno == ENOTDIR { return }
+            throw Unreadable(path: folder, reason: String(cString: strerror(errno)))
+        }
+        defer { closedir(directory) }
+        var folders: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            // A `.lock` is a ref being written (by a process that holds the repository's lock, or one
+            // killed while it did: the sweep removes those); it is not a ref yet.
+            guard name != ".", name != "..", !name.hasSuffix(".lock") else { continue }
+            let child = relative + "/" + name
+            var type = Int32(entry.pointee.d_type)
+            if type == Int32(DT_UNKNOWN) {
+                var info = stat()
+                guard lstat(root + "/" + child, &info) == 0 else { continue }
+                type = (info.st_mode & S_IFMT) == S_IFDIR ? Int32(DT_DIR) : (info.st_mode & S_IFMT) == S_IFREG ? Int32(DT_REG) : Int32(DT_UNKNOWN)
+            }
+            if type == Int32(DT_DIR) {
+                folders.append(child)
+            } else if type == Int32(DT_REG) {
+                guard let data = FileManager.default.contents(atPath: root + "/" + child) else {
+                    throw Unreadable(path: root + "/" + child, reason: "it cannot be opened")
+                }
+                if data.starts(with: Array("ref: ".utf8)) { continue }
+                let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                guard let id = ObjectID(hex: text) else { throw Unreadable(path: root + "/" + child, reason: "it does not hold an object id") }
+                refs[child] = id
+            }
+        }
+        for child in folders { try loose(root, relative: child, into: &refs) }
+    }
+}
