@@ -1,4 +1,5 @@
 import CLibgit2
+import CGitTee
 
 /// Process-wide libgit2 setup. Call `initialize()` once before any other call.
 public enum Libgit2 {
@@ -21,6 +22,19 @@ public enum Libgit2 {
     }()
 
     public static func initialize() { _ = once }
+
+    /// Makes libgit2's setup skip the system's CA file (~10 ms of CPU in every process, mbedTLS
+    /// parsing it) until an HTTPS remote needs it (`Remote` loads it then). For a worker, before
+    /// `initialize()`: most of its jobs never speak TLS.
+    public static func deferSystemCertificates() { gitmirror_tls_defer_system_store() }
+
+    /// Whether the system's CA file is still to be loaded.
+    public static var systemCertificatesDeferred: Bool { gitmirror_tls_system_store_deferred() != 0 }
+
+    /// Loads the system's CA file now if its load was deferred (and no `ca_file` store replaced it).
+    static func useSystemCertificates() throws(GitError) {
+        try check("git_libgit2_opts(SET_SSL_CERT_LOCATIONS)", gitmirror_tls_use_system_store())
+    }
 
     /// Why libgit2 could not be set up as gitmirror needs it (a refused setting): nothing may then run,
     /// since a search path left in place would read the user's git configuration. Nil when all is well.

@@ -31,6 +31,7 @@ public final class Remote {
     public init(url: String, hooks: TransferHooks) throws(GitError) {
         Libgit2.initialize()
         if let failure = Libgit2.setupFailure { throw failure }
+        try Self.prepareTrust(for: url)
         var out: OpaquePointer?
         try check("git_remote_create_detached", git_remote_create_detached(&out, url))
         self.pointer = out!
@@ -40,11 +41,19 @@ public final class Remote {
 
     /// A remote that fetches into or pushes from `repository`.
     public init(url: String, in repository: Repository, hooks: TransferHooks) throws(GitError) {
+        try Self.prepareTrust(for: url)
         var out: OpaquePointer?
         try check("git_remote_create_anonymous", git_remote_create_anonymous(&out, repository.pointer, url))
         self.pointer = out!
         self.repository = repository
         self.hooks = hooks
+    }
+
+    /// An HTTP(S) remote may speak TLS: the system's CAs are loaded first if a worker deferred them
+    /// (`Libgit2.deferSystemCertificates`). Every connection libgit2 makes starts from a Remote.
+    private static func prepareTrust(for url: String) throws(GitError) {
+        guard url.utf8.prefix(4).map({ $0 | 0x20 }) == Array("http".utf8) else { return }
+        try Libgit2.useSystemCertificates()
     }
 
     deinit {

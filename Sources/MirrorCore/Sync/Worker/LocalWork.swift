@@ -11,7 +11,10 @@ enum LocalWork {
     /// Nil outside a worker (only a worker leads its process group, so only there is the group its own).
     static func heartbeat(_ beat: @escaping @Sendable () -> Void) -> Ticker? {
         guard getpgrp() == getpid() else { return nil }
-        let last = Mutex(groupTicks())
+        // Counted from zero, not read now: the read scans every process's stat (~130 here, more on a busy
+        // host), and a push waited for it before it started git. The programs this is for start after it,
+        // so their CPU time so far is what the first interval compares.
+        let last = Mutex<UInt64>(0)
         return Ticker(every: interval) {
             let now = groupTicks()
             let worked = last.withLock { last in

@@ -17,9 +17,28 @@ struct ScratchRepository {
         }
         path = cache + "/" + prefix + "\(getpid())"
         try? files.removeItem(atPath: path)
-        _ = try Repository.openOrCreateBare(at: path)
+        // The few files git and libgit2 need to open a bare repository, written here: git_repository_init
+        // wrote its config three times, a hook sample and a description, and synced what it wrote (~5 ms
+        // before every incremental fetch), for a folder that lives for one job.
+        for folder in ["", "/objects", "/objects/info", "/objects/pack", "/refs", "/refs/heads", "/refs/tags"] {
+            guard mkdir(path + folder, 0o755) == 0 || errno == EEXIST else { throw Self.failure("create", path + folder, cache: cache) }
+        }
         let objects = URL(fileURLWithPath: cache).appendingPathComponent("objects").standardizedFileURL.path
-        try (objects + "\n").write(toFile: path + "/objects/info/alternates", atomically: true, encoding: .utf8)
+        for (file, text) in [("HEAD", "ref: refs/heads/main\n"), ("config", "[core]\n\trepositoryformatversion = 0\n\tbare = true\n"),
+                             ("objects/info/alternates", objects + "\n")] {
+            let descriptor = open(path + "/" + file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else { throw Self.failure("write", path + "/" + file, cache: cache) }
+            let bytes = Array(text.utf8)
+            let written = write(descriptor, bytes, bytes.count)
+            close(descriptor)
+            guard written == bytes.count else { throw Self.failure("write", path + "/" + file, cache: cache) }
+        }
+    }
+
+    /// A scratch folder that cannot be made is the cache's fault: owned by another user, a full disk.
+    private static func failure(_ verb: String, _ path: String, cache: String) -> SyncFailure {
+        let text = "cannot \(verb) \(path): \(String(cString: strerror(errno)))"
+        return Classification.localFault(text, cachePath: cache) ?? SyncFailure(.internal, text)
     }
 
     /// Its refs, all at once, in one packed-refs file.

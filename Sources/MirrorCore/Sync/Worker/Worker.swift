@@ -62,8 +62,9 @@ public enum Worker {
 
     /// The hidden `__worker` command: serves jobs on stdin until it ends or none came for `idleExit` seconds.
     public static func main(supervisor: Int32? = nil, idleExit: TimeInterval? = nil) -> Int32 {
-        // libgit2's setup (its TLS library reads the system's CA file) runs while the supervisor prepares
-        // the first job, not after it came: almost every job needs it.
+        // libgit2's setup runs while the supervisor prepares the first job, not after it came: almost
+        // every job needs it. Its TLS library's parse of the system's CA file waits for an HTTPS remote.
+        Libgit2.deferSystemCertificates()
         Libgit2.initialize()
         return WorkerProcess.serve(handlers, supervisor: supervisor, idleExit: idleExit)
     }
