@@ -10,29 +10,34 @@ public struct ObjectID: Hashable, Sendable, Codable, CustomStringConvertible, Co
     private let low: UInt32
 
     public init?(hex: String) {
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(20)
-        var pending: UInt8?
-        var count = 0
-        for character in hex.utf8 {
-            count += 1
-            guard count <= 40 else { return nil }
-            let value: UInt8
+        var hex = hex
+        guard let parsed = hex.withUTF8({ ObjectID(hexDigits: UnsafeRawBufferPointer($0)) }) else { return nil }
+        self = parsed
+    }
+
+    /// From the 40 hex digits (ASCII bytes, either case) of a listing or a ref file, read in place: no
+    /// string and no array per id (a packed-refs file of 20,000 refs is read at every run).
+    public init?(hexDigits digits: UnsafeRawBufferPointer) {
+        guard digits.count == 40 else { return nil }
+        var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        for index in 0..<40 {
+            let character = digits[index]
+            let value: UInt64
             switch character {
-            case 48...57: value = character - 48
-            case 97...102: value = character - 87
-            case 65...70: value = character - 55
+            case 48...57: value = UInt64(character - 48)
+            case 97...102: value = UInt64(character - 87)
+            case 65...70: value = UInt64(character - 55)
             default: return nil
             }
-            if let first = pending {
-                bytes.append(first << 4 | value)
-                pending = nil
-            } else {
-                pending = value
+            switch index {
+            case ..<16: words.0 = words.0 << 4 | value
+            case ..<32: words.1 = words.1 << 4 | value
+            default: words.2 = words.2 << 4 | value
             }
         }
-        guard count == 40 else { return nil }
-        self.init(bytes: bytes)
+        high = words.0
+        middle = words.1
+        low = UInt32(words.2)
     }
 
     private init(bytes: [UInt8]) {

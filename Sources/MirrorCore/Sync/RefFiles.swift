@@ -34,16 +34,24 @@ enum RefFiles {
             return [:]
         }
         var refs: [String: ObjectID] = [:]
-        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
-            guard let first = line.first, first != UInt8(ascii: "#"), first != UInt8(ascii: "^") else { continue }
-            guard line.count > 41, line[line.startIndex + 40] == UInt8(ascii: " "),
-                  let id = ObjectID(hex: String(decoding: line.prefix(40), as: UTF8.self)) else {
-                throw Unreadable(path: path, reason: "a line is not `<id> <name>`")
+        // Read in place, a line at a time: 20,000 refs are read at every run of such a repository.
+        let malformed: Bool = data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> Bool in
+            refs.reserveCapacity(bytes.count / 64)
+            var start = 0
+            while start < bytes.count {
+                var end = start
+                while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+                defer { start = end + 1 }
+                guard end > start, bytes[start] != UInt8(ascii: "#"), bytes[start] != UInt8(ascii: "^") else { continue }
+                guard end - start > 41, bytes[start + 40] == UInt8(ascii: " "),
+                      let id = ObjectID(hexDigits: UnsafeRawBufferPointer(rebasing: bytes[start..<start + 40])) else { return true }
+                let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(start + 41)..<end]), as: UTF8.self)
+                guard name.hasPrefix("refs/") else { continue }
+                refs[name] = id
             }
-            let name = String(decoding: line.dropFirst(41), as: UTF8.self)
-            guard name.hasPrefix("refs/") else { continue }
-            refs[name] = id
+            return false
         }
+        if malformed { throw Unreadable(path: path, reason: "a line is not `<id> <name>`") }
         return refs
     }
 
