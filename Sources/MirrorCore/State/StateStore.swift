@@ -65,8 +65,7 @@ public final class StateStore: Sendable {
                 createdNow = true
             }
         }
-        if !createdNow, let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-           (attributes[.size] as? NSNumber)?.intValue == 0 {
+        if !createdNow, FileStatus(path)?.size == 0 {
             throw StateError.emptyFile(path)
         }
         pool = try DatabasePool(path: path, configuration: configuration)

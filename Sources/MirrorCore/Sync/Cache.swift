@@ -71,7 +71,7 @@ final class CacheRefsReader: Sendable {
     private let done = DispatchSemaphore(value: 0)
 
     init(_ path: String) {
-        let packed = (try? FileManager.default.attributesOfItem(atPath: path + "/packed-refs")[.size] as? Int) ?? 0
+        let packed = FileStatus(path + "/packed-refs")?.size ?? 0
         if packed < 64 * 1024 {
             let refs = RepositorySync.cacheRefs(path)
             isEmpty = refs.isEmpty
@@ -115,7 +115,7 @@ public struct CacheFigures: Codable, Sendable, Equatable {
         bytes = 0
         for name in names where name.hasPrefix("pack-") || name.hasPrefix("pack_") {
             if name.hasSuffix(".pack") { packs += 1 }
-            bytes += (try? FileManager.default.attributesOfItem(atPath: folder + "/" + name)[.size] as? Int) ?? 0
+            bytes += FileStatus(folder + "/" + name)?.size ?? 0
         }
     }
 }

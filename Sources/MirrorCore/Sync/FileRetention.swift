@@ -62,14 +62,14 @@ public enum FileRetention {
     }
 
     static func modified(_ path: String) -> Date? {
-        (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate]) as? Date
+        FileStatus(path)?.modified
     }
 
     static func bytes(under path: String) -> Int {
         guard let walker = FileManager.default.enumerator(atPath: path) else { return 0 }
         var total = 0
         for case let name as String in walker {
-            total += (try? FileManager.default.attributesOfItem(atPath: path + "/" + name)[.size] as? Int) ?? 0
+            total += FileStatus(path + "/" + name)?.size ?? 0
         }
         return total
     }

@@ -291,7 +291,7 @@ public enum Worker {
         let folder = cache + "/objects/pack"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(".pack") || name.hasSuffix(".idx") {
             let path = folder + "/" + name
-            guard let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+            guard let modified = FileStatus(path)?.modified,
                   modified >= since.addingTimeInterval(-1) else { continue }
             let descriptor = open(path, O_RDONLY | O_CLOEXEC)
             if descriptor >= 0 { _ = fsync(descriptor); close(descriptor) }
