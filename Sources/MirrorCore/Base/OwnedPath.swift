@@ -76,18 +76,3 @@ public enum OwnedPath {
     }
 }
 
-/// A file's size and modification time from stat(2). FileManager's attributesOfItem also names the
-/// file's owner and group, which asks the system's user database (NSS: /etc/passwd, nscd) on every
-/// call: a few milliseconds on the way to every sync's first listing, and once per pack after it.
-public struct FileStatus: Sendable {
-    public let size: Int
-    public let modified: Date
-
-    /// Nil when nothing is at the path. A symbolic link is not followed (lstat, as attributesOfItem does).
-    public init?(_ path: String) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return nil }
-        size = Int(info.st_size)
-        modified = Date(timeIntervalSince1970: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1_000_000_000)
-    }
-}

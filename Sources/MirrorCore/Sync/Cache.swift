@@ -1,10 +1,6 @@
 import Foundation
 import Synchronization
 import Git
-// On Linux `struct stat` reaches Swift through Dispatch's C module, which MemberImportVisibility wants named.
-#if canImport(CDispatch)
-import CDispatch
-#endif
 
 /// The bare cache of one repository. It is gitmirror's own and guarded by the repository's
 /// lock, so what a killed process left in it can be cleared by whoever holds the lock.
@@ -21,27 +17,15 @@ struct Cache: Sendable {
         let limit = since.timeIntervalSince1970
         var found: [String] = []
         // readdir, not FileManager's enumerator: this runs before every listing of every repository,
-        // and the enumerator stat()ed each of the cache's files; here only a left-over's name is.
+        // and the enumerator stat()ed each of the cache's files; here only a left-over is (FolderEntries).
         func walk(_ relative: String) {
-            let folder = relative.isEmpty ? path : path + "/" + relative
-            guard let directory = opendir(folder) else { return }
-            defer { closedir(directory) }
-            while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                guard name != ".", name != ".." else { continue }
-                let child = relative.isEmpty ? name : relative + "/" + name
-                var type = Int32(entry.pointee.d_type)
-                let leftOver = name.hasSuffix(".lock") || name.hasPrefix("pack_git2_") || name.hasPrefix("tmp_object_git2_")
-                    || name.hasPrefix("tmp_pack_") || name.hasPrefix("tmp_idx_")
-                var info = stat()
-                if type == Int32(DT_UNKNOWN) || leftOver {
-                    guard lstat(path + "/" + child, &info) == 0 else { continue }
-                    type = (info.st_mode & S_IFMT) == S_IFDIR ? Int32(DT_DIR) : (info.st_mode & S_IFMT) == S_IFREG ? Int32(DT_REG) : Int32(DT_UNKNOWN)
-                }
-                if type == Int32(DT_DIR) {
+            for entry in FolderEntries.read(relative.isEmpty ? path : path + "/" + relative).entries {
+                let child = relative.isEmpty ? entry.name : relative + "/" + entry.name
+                let leftOver = entry.name.hasSuffix(".lock") || entry.name.hasPrefix("pack_git2_") || entry.name.hasPrefix("tmp_object_git2_")
+                    || entry.name.hasPrefix("tmp_pack_") || entry.name.hasPrefix("tmp_idx_")
+                if entry.kind == .folder {
                     walk(child)
-                } else if leftOver, type == Int32(DT_REG),
-                          Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1_000_000_000 < limit {
+                } else if leftOver, entry.kind == .file, let modified = FileStatus(path + "/" + child)?.modified, modified.timeIntervalSince1970 < limit {
                     found.append(child)
                 }
             }

@@ -1,9 +1,5 @@
 import Foundation
 import Git
-// On Linux `struct stat` reaches Swift through Dispatch's C module, which MemberImportVisibility wants named.
-#if canImport(CDispatch)
-import CDispatch
-#endif
 
 /// The refs of a bare repository read from its files as git stores them: `packed-refs`, then the
 /// loose files under `refs/`, which win. The supervisor reads its caches' refs this way, not through
@@ -58,27 +54,17 @@ enum RefFiles {
     /// The loose refs under `relative` (a folder of the repository), each a file of one id.
     private static func loose(_ root: String, relative: String, into refs: inout [String: ObjectID]) throws(Unreadable) {
         let folder = root + "/" + relative
-        guard let directory = opendir(folder) else {
-            if errno == ENOENT || errno == ENOTDIR { return }
-            throw Unreadable(path: folder, reason: String(cString: strerror(errno)))
-        }
-        defer { closedir(directory) }
+        let listed = FolderEntries.read(folder)
+        if listed.error == ENOENT || listed.error == ENOTDIR { return }
+        if listed.error != 0 { throw Unreadable(path: folder, reason: String(cString: strerror(listed.error))) }
         var folders: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            // A `.lock` is a ref being written (by a process that holds the repository's lock, or one
-            // killed while it did: the sweep removes those); it is not a ref yet.
-            guard name != ".", name != "..", !name.hasSuffix(".lock") else { continue }
-            let child = relative + "/" + name
-            var type = Int32(entry.pointee.d_type)
-            if type == Int32(DT_UNKNOWN) {
-                var info = stat()
-                guard lstat(root + "/" + child, &info) == 0 else { continue }
-                type = (info.st_mode & S_IFMT) == S_IFDIR ? Int32(DT_DIR) : (info.st_mode & S_IFMT) == S_IFREG ? Int32(DT_REG) : Int32(DT_UNKNOWN)
-            }
-            if type == Int32(DT_DIR) {
+        // A `.lock` is a ref being written (by a process that holds the repository's lock, or one
+        // killed while it did: the sweep removes those); it is not a ref yet.
+        for entry in listed.entries where !entry.name.hasSuffix(".lock") {
+            let child = relative + "/" + entry.name
+            if entry.kind == .folder {
                 folders.append(child)
-            } else if type == Int32(DT_REG) {
+            } else if entry.kind == .file {
                 guard let data = FileManager.default.contents(atPath: root + "/" + child) else {
                     throw Unreadable(path: root + "/" + child, reason: "it cannot be opened")
                 }
