@@ -55,8 +55,19 @@ def expected_password(timestamp, host, path):
 CLIENT = []
 
 
+# Requests run on threads of their own: two for one new repository at once ran `git init` and
+# `git symbolic-ref HEAD` side by side, and the loser's lock error dropped its connection unanswered
+# (a client saw "unexpected EOF" in the 120-repository burst). One request at a time makes a folder.
+repository_lock = threading.Lock()
+
+
 def ensure_repository(name):
     """The control plane (moto) decides which repositories exist and where HEAD points; the data plane follows."""
+    with repository_lock:
+        make_repository(name)
+
+
+def make_repository(name):
     folder = os.path.join(args.root, name)
     if not args.moto:
         return
