@@ -89,6 +89,27 @@ import TestSupport
         #expect(found.isEmpty, "\(found.joined(separator: "\n"))")
     }
 
+    /// What every sync's processes run (its state, the worker side, the plumbing, redaction) stays off
+    /// Foundation's ICU-backed APIs: a regular expression, a date formatter or GRDB's own date
+    /// conversion loads ICU's engine and data, ~3 MiB of every process's memory (#27). `StoredDate`
+    /// and the hand-written scanners in Base replace them.
+    @Test func theSteadyStatePathStaysOffICU() throws {
+        let banned = ["NSRegularExpression", "DateFormatter", "Regex(", "Date.fetch", "Date?.fetch", "Calendar(", "Locale("]
+        let folders: Set<String> = ["Base", "State", "Workers", "Sync/Worker"]
+        var found: [String] = []
+        for file in try Self.mirrorCoreFiles() where folders.contains(file.folder) {
+            let code = Self.code(file.text)
+            for name in banned where code.contains(name) { found.append("\(file.folder)/\(file.name) uses \(name)") }
+            // A Date given to SQL as an argument goes through GRDB's DateFormatter.
+            if file.folder == "State", code.contains("arguments: [Date()") || code.contains(".set(to: Date())") {
+                found.append("\(file.folder)/\(file.name) passes a Date to SQL; pass StoredDate.text(date)")
+            }
+        }
+        // A known, rare path: a gitolite access pattern matched on the worker side (SSHAccess).
+        found.removeAll { $0 == "Sync/Worker/SSHAccess.swift uses Regex(" }
+        #expect(found.isEmpty, "\(found.joined(separator: "\n"))")
+    }
+
     @Test func theCheckCatchesAnUpwardUseASiblingUseAndAStrayImport() {
         // Given a lower layer that names a higher one's type, a sibling's type, and imports GRDB outside State
         let files = [

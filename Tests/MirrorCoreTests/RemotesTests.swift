@@ -79,6 +79,30 @@ import TestSupport
         #expect(!text.contains("canary-secret-123") && !text.contains(":pw@") && !text.contains("abc"))
         #expect(text.contains("https://bot:***@example.com") && text.contains("access_token=***&x=1"))
     }
+
+    /// The scrubbers scan by hand what two regular expressions said: they must agree with them.
+    @Test func scrubbersAgreeWithTheExpressionsTheyReplace() throws {
+        let userinfo = try NSRegularExpression(pattern: #"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@"#)
+        let keys = Redactor.secretQueryKeys.map(NSRegularExpression.escapedPattern(for:)).joined(separator: "|")
+        let query = try NSRegularExpression(pattern: "([?&](?:\(keys))=)[^&\\s]*", options: [.caseInsensitive])
+        func expected(_ regex: NSRegularExpression, _ text: String, _ template: String) -> String {
+            regex.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: template)
+        }
+        let samples = [
+            "https://bot:pw@example.com/x.git", "ssh://git@host:22/x", "git+ssh://a:b@h/x and http://c:d@e/f",
+            "1https://a:b@h", "123://a:b@h", "x://u:pa+b://c:d@h", "a://u:p@://x:y@", "https://a:b c@h",
+            "https://a:b/c@h", "https://user:p:a:ss@h/", "https://:secret@h", "https://u:@h", "no url here @ all",
+            "https://u:p@h https://v:q@i", "clone https://t\tx:y@h", "schéme://u:p@h", "https://ü:p@h", "://u:p@h",
+            "https://x.com/a?token=abc&x=1", "?TOKEN=abc", "&Access_Token=abc def", "?tokens=abc", "?sig=1&signature=2",
+            "&&token=x", "?tok&token=x", "?x-amz-signature=abc&x-amz-security-token=def", "?password=", "?auth=a b",
+            "https://h/?api_key=k&apikey=l&passwd=m&secret=n&private_token=o", "?token=a?token=b", "token=abc",
+            "?тoken=abc", "?token=ab\ncd", "?auth=", "=", "?==",
+        ]
+        for sample in samples {
+            #expect(Redactor.scrubUserinfo(sample) == expected(userinfo, sample, "$1:***@"), "\(sample)")
+            #expect(Redactor.scrubQuery(sample) == expected(query, sample, "$1***"), "\(sample)")
+        }
+    }
 }
 
 @Suite(.onTestThreads) struct KnownHostsTests {

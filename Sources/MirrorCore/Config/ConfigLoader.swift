@@ -87,7 +87,10 @@ public struct ConfigLoader {
         walker.defaultRegion = defaultRegion ?? [environment["AWS_REGION"], environment["AWS_DEFAULT_REGION"]].compactMap { $0 }.first { !$0.isEmpty }
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            // `.basic`: no implicit tags. The walker reads every scalar's text itself (a bool, a
+            // number, a duration), so Yams' default resolver, which matches each plain scalar
+            // against NSRegularExpressions (ICU's engine, ~2 MiB of every process), decides nothing.
+            root = try Yams.compose(yaml: text, .basic)
         } catch let error as YamlError {
             throw ConfigError(problems: [walker.yamlProblem(error)])
         } catch {

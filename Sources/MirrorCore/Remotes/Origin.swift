@@ -6,9 +6,12 @@ struct Origin: Equatable {
     var host: String
     var port: Int
 
+    /// The host as the URL spells it, percent-decoded: `URLComponents.host` would also turn an
+    /// IDNA host (`xn--…`) into Unicode, through ICU (~1.5 MiB of every worker that relays a
+    /// credential), and git's question names the host as the URL spells it.
     init?(url: String) {
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
-              let host = components.host?.lowercased() else { return nil }
+              let host = components.encodedHost?.removingPercentEncoding?.lowercased() else { return nil }
         self.scheme = scheme
         self.host = host
         self.port = components.port ?? (scheme == "https" ? 443 : 80)

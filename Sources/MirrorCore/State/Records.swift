@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// One sync (or plan) of one repository.
-public struct SyncRun: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
+public struct SyncRun: Codable, Sendable, FetchableRecord, StoredDates, MutablePersistableRecord {
     public static let databaseTableName = "run"
     public var id: Int64?
     public var repository: String
@@ -40,7 +40,7 @@ extension ErrorClass: DatabaseValueConvertible {}
 extension Role: DatabaseValueConvertible {}
 
 /// The last known state of one remote of one repository.
-public struct RemoteState: Codable, Sendable, FetchableRecord, PersistableRecord {
+public struct RemoteState: Codable, Sendable, FetchableRecord, StoredDates, PersistableRecord {
     public static let databaseTableName = "remote_state"
     public var repository: String
     public var remote: String
@@ -75,7 +75,7 @@ public struct RemoteOutcome: Sendable {
 }
 
 /// One ref of one remote in one run: what it was, what it became, and why.
-public struct RefUpdate: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
+public struct RefUpdate: Codable, Sendable, FetchableRecord, StoredDates, MutablePersistableRecord {
     public static let databaseTableName = "ref_update"
     public var id: Int64?
     public var runId: Int64
@@ -109,7 +109,7 @@ public struct RefUpdate: Codable, Sendable, FetchableRecord, MutablePersistableR
 }
 
 /// Who holds a repository's lock; a lease whose process is gone is taken over.
-public struct Lease: Codable, Sendable, FetchableRecord, PersistableRecord {
+public struct Lease: Codable, Sendable, FetchableRecord, StoredDates, PersistableRecord {
     public static let databaseTableName = "lease"
     public var repository: String
     public var pid: Int32
@@ -124,7 +124,7 @@ public struct Lease: Codable, Sendable, FetchableRecord, PersistableRecord {
 }
 
 /// When the daemon will next sync a repository, and what it is doing now.
-public struct ScheduleEntry: Codable, Sendable, FetchableRecord, PersistableRecord {
+public struct ScheduleEntry: Codable, Sendable, FetchableRecord, StoredDates, PersistableRecord {
     public static let databaseTableName = "schedule"
     public var repository: String
     public var nextRun: Date?
@@ -147,7 +147,7 @@ public struct ScheduleEntry: Codable, Sendable, FetchableRecord, PersistableReco
 
 /// One full pass over a fleet: a `sync` of every configured repository, or the daemon's runs from
 /// the end of the previous pass until every repository it schedules had finished one.
-public struct PassRecord: Codable, Sendable, FetchableRecord, MutablePersistableRecord {
+public struct PassRecord: Codable, Sendable, FetchableRecord, StoredDates, MutablePersistableRecord {
     public static let databaseTableName = "pass"
     public var id: Int64?
     /// `sync` or `daemon`.
@@ -163,7 +163,7 @@ public struct PassRecord: Codable, Sendable, FetchableRecord, MutablePersistable
 
 /// What the primary's forge API said before the last run that left every remote in step
 /// (`change_check: api`): a run whose answer is the same, less than `verify_interval` after it, lists nothing.
-public struct ChangeCheckRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+public struct ChangeCheckRecord: Codable, Sendable, Equatable, FetchableRecord, StoredDates, PersistableRecord {
     public static let databaseTableName = "change_check"
     public var repository: String
     public var marker: String
@@ -182,7 +182,7 @@ public struct ChangeCheckRecord: Codable, Sendable, Equatable, FetchableRecord, 
 
 /// A divergence an operator accepted (`gitmirror accept`): the ref is left as it is and does not count
 /// as diverged while the secondary holds `secondaryOid` and the primary `primaryOid`.
-public struct AcceptedDivergence: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+public struct AcceptedDivergence: Codable, Sendable, Equatable, FetchableRecord, StoredDates, PersistableRecord {
     public static let databaseTableName = "accepted_divergence"
     public var repository: String
     public var remote: String
@@ -199,7 +199,7 @@ public struct AcceptedDivergence: Codable, Sendable, Equatable, FetchableRecord,
 
 /// What a running sync is doing on one remote, for `status`: written every few seconds while it
 /// works, removed when that remote is done.
-public struct SyncProgress: Codable, Sendable, FetchableRecord, PersistableRecord {
+public struct SyncProgress: Codable, Sendable, FetchableRecord, StoredDates, PersistableRecord {
     public static let databaseTableName = "progress"
     public var repository: String
     public var remote: String
@@ -225,7 +225,7 @@ public struct SyncProgress: Codable, Sendable, FetchableRecord, PersistableRecor
 
 /// A repository a `discover:` source listed, as it was last listed; `goneSince` is set when a later
 /// listing no longer had it (it is then unscheduled, and nothing is deleted anywhere).
-public struct DiscoveredRecord: Codable, Sendable, FetchableRecord, PersistableRecord {
+public struct DiscoveredRecord: Codable, Sendable, FetchableRecord, StoredDates, PersistableRecord {
     public static let databaseTableName = "discovered"
     public var source: String
     public var path: String
@@ -245,7 +245,7 @@ public struct DiscoveredRecord: Codable, Sendable, FetchableRecord, PersistableR
 }
 
 /// When a `discover:` source was last listed, and how that went.
-public struct DiscoverySourceState: Codable, Sendable, FetchableRecord, PersistableRecord {
+public struct DiscoverySourceState: Codable, Sendable, FetchableRecord, StoredDates, PersistableRecord {
     public static let databaseTableName = "discovery_source"
     public var source: String
     public var lastAttempt: Date

@@ -14,7 +14,7 @@ extension StateStore {
 
     public func recordRunFinished(id: Int64, result: RunResult, summary: String?) throws {
         try write { db in
-            _ = try SyncRun.filter(key: id).updateAll(db, SyncRun.Columns.finishedAt.set(to: Date()), SyncRun.Columns.result.set(to: result),
+            _ = try SyncRun.filter(key: id).updateAll(db, SyncRun.Columns.finishedAt.set(to: StoredDate.text(Date())), SyncRun.Columns.result.set(to: result),
                                                        SyncRun.Columns.summary.set(to: summary))
         }
     }
@@ -50,7 +50,7 @@ extension StateStore {
         let state = outcome.state
         if let runId = state.lastRunId { try dropPending(db, runId: runId, repository: state.repository, remote: state.remote) }
         try db.cachedStatement(sql: upsertRemoteState).execute(arguments: [
-            state.repository, state.remote, state.role.rawValue, state.url, state.state.rawValue, state.lastAttempt, state.lastSuccess,
+            state.repository, state.remote, state.role.rawValue, state.url, state.state.rawValue, state.lastAttempt.map(StoredDate.text), state.lastSuccess.map(StoredDate.text),
             state.lastErrorClass?.rawValue, state.lastError, state.refsFingerprint, state.lastRunId, state.head,
         ])
         for var ref in outcome.refs {
@@ -76,7 +76,7 @@ extension StateStore {
             INSERT INTO ref_update (runId, repository, remote, ref, oldOid, newOid, action, outcome, message, backupRef, recordedAt)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [ref.runId, ref.repository, ref.remote, ref.ref, ref.oldOid, ref.newOid, ref.action.rawValue,
-                                     ref.outcome.rawValue, ref.message, ref.backupRef, ref.recordedAt])
+                                     ref.outcome.rawValue, ref.message, ref.backupRef, StoredDate.text(ref.recordedAt)])
         ref.id = db.lastInsertedRowID
     }
 
@@ -171,7 +171,7 @@ extension StateStore {
     /// When the oldest run of a repository that the database still holds started.
     public func firstRunStart(repository: String) throws -> Date? {
         try pool.read { db in
-            try Date.fetchOne(db, sql: "SELECT MIN(startedAt) FROM run WHERE repository = ?", arguments: [repository])
+            try DatabaseValue.fetchOne(db, sql: "SELECT MIN(startedAt) FROM run WHERE repository = ?", arguments: [repository]).flatMap(StoredDate.date)
         }
     }
 
@@ -241,7 +241,7 @@ extension StateStore {
             // Its holder died mid-run: say so in the journal rather than leave it "running".
             try markInterrupted(db, SyncRun.Columns.repository == repository && SyncRun.Columns.pid == previous.pid)
         }
-        let now = Date()
+        let now = StoredDate.text(Date())
         try db.cachedStatement(sql: "INSERT OR REPLACE INTO lease (repository, pid, host, acquiredAt, heartbeatAt) VALUES (?, ?, ?, ?, ?)")
             .execute(arguments: [repository, getpid(), hostName, now, now])
         return previous
@@ -256,7 +256,7 @@ extension StateStore {
         try write { db in
             let previous = try Self.takeLease(db, repository: repository)
             try db.cachedStatement(sql: "INSERT INTO run (repository, startedAt, finishedAt, result, trigger, pid, summary) VALUES (?, ?, NULL, ?, ?, ?, NULL)")
-                .execute(arguments: [repository, Date(), RunResult.running.rawValue, trigger, getpid()])
+                .execute(arguments: [repository, StoredDate.text(Date()), RunResult.running.rawValue, trigger, getpid()])
             return (previous, db.lastInsertedRowID)
         }
     }
@@ -278,7 +278,7 @@ extension StateStore {
         try write { db in
             for outcome in outcomes { try Self.record(db, outcome) }
             try db.cachedStatement(sql: "UPDATE run SET finishedAt = ?, result = ?, summary = ? WHERE id = ?")
-                .execute(arguments: [Date(), result.rawValue, summary, id])
+                .execute(arguments: [StoredDate.text(Date()), result.rawValue, summary, id])
             if result == .ok { try db.cachedStatement(sql: Self.replaceQuietRun).execute(arguments: [repository, id, summary, repository]) }
             try Self.end(db, repository: repository)
         }
@@ -325,7 +325,7 @@ extension StateStore {
     /// The runs `filter` selects that are still `running`, recorded as interrupted.
     static func markInterrupted(_ db: Database, _ filter: SQLExpression) throws {
         _ = try SyncRun.filter(filter && SyncRun.Columns.result == RunResult.running)
-            .updateAll(db, SyncRun.Columns.result.set(to: RunResult.interrupted), SyncRun.Columns.finishedAt.set(to: Date()),
+            .updateAll(db, SyncRun.Columns.result.set(to: RunResult.interrupted), SyncRun.Columns.finishedAt.set(to: StoredDate.text(Date())),
                        SyncRun.Columns.summary.set(to: "the process stopped before the run finished"))
     }
 

@@ -55,7 +55,7 @@ extension StateStore {
               AND NOT EXISTS (SELECT 1 FROM ref_update u WHERE u.runId = run.id AND u.backupRef IS NOT NULL)
               AND (finishedAt < :journalBefore OR NOT EXISTS (SELECT 1 FROM ref_update u WHERE u.runId = run.id))
             ORDER BY id LIMIT :batch
-            """, arguments: ["quietBefore": quietBefore, "journalBefore": journalBefore, "batch": batch, "running": RunResult.running])
+            """, arguments: ["quietBefore": StoredDate.text(quietBefore), "journalBefore": StoredDate.text(journalBefore), "batch": batch, "running": RunResult.running])
         guard !ids.isEmpty else { return Pruned() }
         let refUpdates = try RefUpdate.filter(ids.contains(RefUpdate.Columns.runId)).deleteAll(db)
         let runs = try SyncRun.filter(ids.contains(SyncRun.Columns.id)).deleteAll(db)

@@ -1,0 +1,134 @@
+import Foundation
+import GRDB
+
+/// A date in the state database, in the text GRDB stores a `Date` as (`2026-12-04 01:51:33.250`, UTC),
+/// written and read by hand. GRDB's own conversions go through a DateFormatter and a Calendar made
+/// for the en_US_POSIX locale, which load ICU's locale, calendar, time zone and number-format data:
+/// ~3 MiB of pages and a few milliseconds in every process that records a run, for one format that
+/// never changes. Databases written before keep working: the text is the same.
+public enum StoredDate {
+    /// `yyyy-MM-dd HH:mm:ss.SSS` in UTC, to the nearest millisecond as DateFormatter rounds.
+    public static func text(_ date: Date) -> String {
+        // Years 1 to 9999: the four digits the text has room for.
+        let seconds = min(max(date.timeIntervalSince1970, -62_135_596_800), 253_402_300_799.999)
+        let milliseconds = Int64((seconds * 1000).rounded())
+        let (days, inDay) = floorDivision(milliseconds, 86_400_000)
+        let (year, month, day) = civil(fromDays: days)
+        var out = [UInt8](repeating: UInt8(ascii: "0"), count: 23)
+        func put(_ value: Int64, at start: Int, width: Int) {
+            var value = value
+            for index in stride(from: start + width - 1, through: start, by: -1) {
+                out[index] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+            }
+        }
+        put(year, at: 0, width: 4)
+        out[4] = UInt8(ascii: "-"); put(month, at: 5, width: 2)
+        out[7] = UInt8(ascii: "-"); put(day, at: 8, width: 2)
+        out[10] = UInt8(ascii: " "); put(inDay / 3_600_000, at: 11, width: 2)
+        out[13] = UInt8(ascii: ":"); put(inDay / 60_000 % 60, at: 14, width: 2)
+        out[16] = UInt8(ascii: ":"); put(inDay / 1000 % 60, at: 17, width: 2)
+        out[19] = UInt8(ascii: "."); put(inDay % 1000, at: 20, width: 3)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The date a stored value holds: the text above (GRDB's forms `yyyy-MM-dd`, `… HH:mm`,
+    /// `… HH:mm:ss`, `… HH:mm:ss.SSS`, with `T` or a space, a fraction of any length), or a number of
+    /// seconds since 1970. Anything else is nil, which GRDB reports as a decoding error.
+    public static func date(_ value: DatabaseValue) -> Date? {
+        switch value.storage {
+        case .int64(let seconds): return Date(timeIntervalSince1970: TimeInterval(seconds))
+        case .double(let seconds): return Date(timeIntervalSince1970: seconds)
+        case .string(let text): return date(text)
+        default: return nil
+        }
+    }
+
+    public static func date(_ text: String) -> Date? {
+        let bytes = Array(text.utf8)
+        var index = 0
+        func number(_ width: Int) -> Int64? {
+            guard index + width <= bytes.count else { return nil }
+            var value: Int64 = 0
+            for byte in bytes[index..<(index + width)] {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+            }
+            index += width
+            return value
+        }
+        func expect(_ character: Character) -> Bool {
+            guard index < bytes.count, bytes[index] == character.asciiValue else { return false }
+            index += 1
+            return true
+        }
+        guard let year = number(4), expect("-"), let month = number(2), (1...12).contains(month), expect("-"),
+              let day = number(2), (1...31).contains(day) else { return nil }
+        var hour: Int64 = 0, minute: Int64 = 0, second: Int64 = 0, fraction: Double = 0
+        if index < bytes.count {
+            guard expect(" ") || expect("T"), let h = number(2), h < 24, expect(":"), let m = number(2), m < 60 else { return nil }
+            (hour, minute) = (h, m)
+            if index < bytes.count {
+                guard expect(":"), let s = number(2), s < 60 else { return nil }
+                second = s
+                if index < bytes.count {
+                    guard expect("."), index < bytes.count else { return nil }
+                    var scale = 0.1
+                    while index < bytes.count {
+                        let byte = bytes[index]
+                        guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                        fraction += Double(byte - UInt8(ascii: "0")) * scale
+                        scale /= 10
+                        index += 1
+                    }
+                }
+            }
+        }
+        let days = days(fromCivil: year, month, day)
+        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second
+        return Date(timeIntervalSince1970: Double(seconds) + fraction)
+    }
+
+    private static func floorDivision(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
+        let remainder = value % divisor
+        return remainder < 0 ? (value / divisor - 1, remainder + divisor) : (value / divisor, remainder)
+    }
+
+    /// Howard Hinnant's days-from-civil and its inverse: the proleptic Gregorian calendar, day 0 =
+    /// 1970-01-01.
+    private static func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    private static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+}
+
+/// A record whose dates are stored and read through `StoredDate`. Every record of the state
+/// database conforms; a SQL argument or column assignment that is a date passes
+/// `StoredDate.text(date)`, never the `Date` (whose GRDB conversion would load ICU).
+public protocol StoredDates: FetchableRecord, EncodableRecord {}
+
+extension StoredDates {
+    public static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy {
+        .custom { StoredDate.text($0) }
+    }
+
+    public static func databaseDateDecodingStrategy(for column: String) -> DatabaseDateDecodingStrategy {
+        .custom { StoredDate.date($0) }
+    }
+}
