@@ -58,3 +58,22 @@ import TestSupport
         #expect(try store.firstRunStart(repository: "app").map { abs($0.timeIntervalSince(run.startedAt)) < 0.001 } == true)
     }
 }
+
+/// The sync's path formats numbers without `String(format:)`: the same text as printf's.
+@Suite(.onTestThreads) struct NumberTextTests {
+    @Test func decimalsAndHexReadAsPrintfWrites() {
+        // Durations and sizes: never negative. Exact ties (1.25 to one place) are left out: printf rounds
+        // them to even, decimal() away from zero, and either reads right.
+        let values: [Double] = [0, 0.04, 0.05, 0.44, 1, 1.26, 9.94, 9.96, 12.345, 59.4, 1023.9, 123_456.789, 2.2501]
+        for value in values {
+            for places in 0...2 {
+                let printf = String(format: "%.\(places)f", value)
+                #expect(decimal(value, places: places) == printf, "\(value) \(places)")
+            }
+        }
+        for value: UInt64 in [0, 1, 0xabc, 0xcbf2_9ce4_8422_2325, .max] {
+            #expect(hex16(value) == String(format: "%016llx", value))
+        }
+        #expect(formatDuration(4.26) == "4.3s" && formatDuration(12.4) == "12s" && formatDuration(0.25) == "250ms")
+    }
+}

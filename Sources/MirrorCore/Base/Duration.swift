@@ -43,9 +43,33 @@ public func parseDuration(_ text: String) -> TimeInterval? {
 /// "30m", "2m", "45s": the inverse of parseDuration for display.
 public func formatDuration(_ seconds: TimeInterval) -> String {
     if seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
-    if seconds < 60 { return String(format: seconds < 10 ? "%.1fs" : "%.0fs", seconds) }
+    if seconds < 60 { return decimal(seconds, places: seconds < 10 ? 1 : 0) + "s" }
     let whole = Int(seconds.rounded())
     if whole < 3600 { return whole % 60 == 0 ? "\(whole / 60)m" : "\(whole / 60)m\(whole % 60)s" }
     if whole >= 86400, whole % 86400 == 0 { return "\(whole / 86400)d" }
     return whole % 3600 == 0 ? "\(whole / 3600)h" : "\(whole / 3600)h\((whole % 3600) / 60)m"
+}
+
+/// `value` (not negative) with `places` decimals, as `%.{places}f` prints it but for an exact tie,
+/// which printf rounds to even and this away from zero: what
+/// `String(format:)` did on the sync's path, without Foundation's format machinery (its CVarArg casts
+/// and CFString formatting, a few hundred KiB of pages in every process).
+public func decimal(_ value: Double, places: Int) -> String {
+    guard value.isFinite else { return "\(value)" }
+    var scale = 1.0
+    for _ in 0..<places { scale *= 10 }
+    let scaled = (abs(value) * scale).rounded()
+    guard scaled < 9e15 else { return "\(value)" }
+    let units = Int64(scaled)
+    let sign = value < 0 && units != 0 ? "-" : ""
+    guard places > 0 else { return sign + String(units) }
+    let factor = Int64(scale)
+    let fraction = String(units % factor)
+    return sign + String(units / factor) + "." + String(repeating: "0", count: places - fraction.count) + fraction
+}
+
+/// `value` as 16 lowercase hex digits (`%016llx`).
+public func hex16(_ value: UInt64) -> String {
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: 16 - digits.count) + digits
 }

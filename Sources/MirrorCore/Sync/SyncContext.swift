@@ -102,6 +102,6 @@ struct SyncContext: Sendable {
             for byte in head.id.hex.utf8 { add(byte) }
             add(10)
         }
-        return String(format: "%016llx", hash)
+        return hex16(hash)
     }
 }

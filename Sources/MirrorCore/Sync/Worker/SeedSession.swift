@@ -121,7 +121,8 @@ final class SeedSession: Sendable {
 
     static func pktLine(_ text: String) -> Data {
         let payload = Data(text.utf8)
-        return Data(String(format: "%04x", payload.count + 4).utf8) + payload
+        let length = String(payload.count + 4, radix: 16)
+        return Data((String(repeating: "0", count: max(0, 4 - length.count)) + length).utf8) + payload
     }
 
     /// The advertisement: `<id> <ref>\0<capabilities>` (an empty repository advertises

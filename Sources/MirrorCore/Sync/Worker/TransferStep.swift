@@ -61,9 +61,9 @@ public struct TransferStep: Sendable, Equatable, CustomStringConvertible {
 
     public static func format(bytes: Int) -> String {
         let value = Double(bytes)
-        if value >= 1024 * 1024 * 1024 { return String(format: "%.2f GiB", value / 1024 / 1024 / 1024) }
-        if value >= 1024 * 1024 { return String(format: "%.1f MiB", value / 1024 / 1024) }
-        if value >= 1024 { return String(format: "%.1f KiB", value / 1024) }
+        if value >= 1024 * 1024 * 1024 { return decimal(value / 1024 / 1024 / 1024, places: 2) + " GiB" }
+        if value >= 1024 * 1024 { return decimal(value / 1024 / 1024, places: 1) + " MiB" }
+        if value >= 1024 { return decimal(value / 1024, places: 1) + " KiB" }
         return "\(bytes) bytes"
     }
 
