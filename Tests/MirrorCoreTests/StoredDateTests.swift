@@ -77,3 +77,15 @@ import TestSupport
         #expect(formatDuration(4.26) == "4.3s" && formatDuration(12.4) == "12s" && formatDuration(0.25) == "250ms")
     }
 }
+
+/// Log lines, alerts and messages stamp times by hand: the text ISO8601DateFormatter writes.
+@Suite(.onTestThreads) struct UTCTimeTests {
+    @Test func writesWhatISO8601DateFormatterWrites() {
+        let formatter = ISO8601DateFormatter()
+        for seconds: TimeInterval in [0, 951_782_400.5, 946_684_799.999, 1_796_349_093.25, 4_102_444_800, -1.5, 1_709_164_800,
+                                      Date().timeIntervalSince1970] {
+            let date = Date(timeIntervalSince1970: seconds)
+            #expect(UTCTime.iso8601(date) == formatter.string(from: date), "\(seconds)")
+        }
+    }
+}

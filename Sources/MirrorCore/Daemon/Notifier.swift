@@ -42,7 +42,7 @@ public final class Notifier: Sendable {
                 guard previous != state, previous != nil || state != .ok else { continue }
                 var event = ["event": state == .ok ? "recovered" : state.rawValue, "repository": report.repository, "remote": remote.remote,
                              "previous_state": previous?.rawValue ?? "never_synced", "state": state.rawValue,
-                             "at": ISO8601DateFormatter().string(from: Date())]
+                             "at": UTCTime.iso8601(Date())]
                 if let failure = remote.failure {
                     event["error_class"] = failure.errorClass.rawValue
                     event["error"] = failure.message

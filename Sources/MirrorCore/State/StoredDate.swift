@@ -9,11 +9,9 @@ import GRDB
 public enum StoredDate {
     /// `yyyy-MM-dd HH:mm:ss.SSS` in UTC, to the nearest millisecond as DateFormatter rounds.
     public static func text(_ date: Date) -> String {
-        // Years 1 to 9999: the four digits the text has room for.
-        let seconds = min(max(date.timeIntervalSince1970, -62_135_596_800), 253_402_300_799.999)
-        let milliseconds = Int64((seconds * 1000).rounded())
-        let (days, inDay) = floorDivision(milliseconds, 86_400_000)
-        let (year, month, day) = civil(fromDays: days)
+        let milliseconds = Int64((UTCTime.clamped(date.timeIntervalSince1970) * 1000).rounded())
+        let (days, inDay) = UTCTime.floorDivision(milliseconds, 86_400_000)
+        let (year, month, day) = UTCTime.civil(fromDays: days)
         var out = [UInt8](repeating: UInt8(ascii: "0"), count: 23)
         func put(_ value: Int64, at start: Int, width: Int) {
             var value = value
@@ -84,37 +82,9 @@ public enum StoredDate {
                 }
             }
         }
-        let days = days(fromCivil: year, month, day)
+        let days = UTCTime.days(fromCivil: year, month, day)
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + second
         return Date(timeIntervalSince1970: Double(seconds) + fraction)
-    }
-
-    private static func floorDivision(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
-        let remainder = value % divisor
-        return remainder < 0 ? (value / divisor - 1, remainder + divisor) : (value / divisor, remainder)
-    }
-
-    /// Howard Hinnant's days-from-civil and its inverse: the proleptic Gregorian calendar, day 0 =
-    /// 1970-01-01.
-    private static func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
-
-    private static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }
 

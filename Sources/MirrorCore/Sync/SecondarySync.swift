@@ -171,7 +171,7 @@ struct SecondarySync {
             let ref = report.refs[index]
             guard let accepted = accepted[ref.ref], accepted.secondaryOid == ref.old?.hex, accepted.primaryOid == ref.new?.hex else { continue }
             report.refs[index].action = .keep
-            report.refs[index].message = "diverged; accepted by an operator on \(ISO8601DateFormatter().string(from: accepted.acceptedAt)), left as it is until either side moves"
+            report.refs[index].message = "diverged; accepted by an operator on \(UTCTime.iso8601(accepted.acceptedAt)), left as it is until either side moves"
         }
         // Created in this run by the primary's pack as it arrived, and listed now with that value:
         // verified like any push (the listing above is the one after it).
