@@ -96,7 +96,7 @@ import TestSupport
             "https://x.com/a?token=abc&x=1", "?TOKEN=abc", "&Access_Token=abc def", "?tokens=abc", "?sig=1&signature=2",
             "&&token=x", "?tok&token=x", "?x-amz-signature=abc&x-amz-security-token=def", "?password=", "?auth=a b",
             "https://h/?api_key=k&apikey=l&passwd=m&secret=n&private_token=o", "?token=a?token=b", "token=abc",
-            "?тoken=abc", "?token=ab\ncd", "?auth=", "=", "?==",
+            "?тoken=abc", "?token=ab\ncd", "?auth=", "=", "?==", "?ſecret=abc", "?api_\u{212A}ey=abc&x=1", "?ſig=1",
         ]
         for sample in samples {
             #expect(Redactor.scrubUserinfo(sample) == expected(userinfo, sample, "$1:***@"), "\(sample)")

@@ -71,9 +71,9 @@ public final class Redactor: Sendable {
         while index < bytes.count {
             guard bytes[index] == UInt8(ascii: "?") || bytes[index] == UInt8(ascii: "&") else { index += 1; continue }
             var equals = index + 1
-            while equals < bytes.count, equals - index <= longestQueryKey, bytes[equals] != UInt8(ascii: "=") { equals += 1 }
+            while equals < bytes.count, equals - index <= 3 * longestQueryKey, bytes[equals] != UInt8(ascii: "=") { equals += 1 }
             guard equals < bytes.count, bytes[equals] == UInt8(ascii: "="),
-                  secretQueryKeyBytes.contains(bytes[(index + 1)..<equals].map(lowercased)) else { index += 1; continue }
+                  secretQueryKeyBytes.contains(folded(bytes[(index + 1)..<equals])) else { index += 1; continue }
             var end = equals + 1
             while end < bytes.count, bytes[end] != UInt8(ascii: "&"), !isSpace(bytes[end]) { end += 1 }
             out += bytes[copied...equals]
@@ -105,6 +105,22 @@ public final class Redactor: Sendable {
     private static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") }
     private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
     private static func lowercased(_ byte: UInt8) -> UInt8 { byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte }
+    /// A key as a case-insensitive match sees it: ASCII lowercased, and the two characters Unicode
+    /// folds into an ASCII letter, `ſ` (U+017F) to `s` and the Kelvin sign (U+212A) to `k`.
+    private static func folded(_ name: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        var index = name.startIndex
+        while index < name.endIndex {
+            if name[index] == 0xC5, index + 1 < name.endIndex, name[index + 1] == 0xBF {
+                out.append(UInt8(ascii: "s")); index += 2
+            } else if name[index] == 0xE2, index + 2 < name.endIndex, name[index + 1] == 0x84, name[index + 2] == 0xAA {
+                out.append(UInt8(ascii: "k")); index += 3
+            } else {
+                out.append(lowercased(name[index])); index += 1
+            }
+        }
+        return out
+    }
     /// `\s` for the bytes a URL is made of: ASCII white space. The bytes of other characters count
     /// as part of a user, password or value, which only redacts more than ICU's `\s` would.
     private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || (byte >= 0x09 && byte <= 0x0D) }
