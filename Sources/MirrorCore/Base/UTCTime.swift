@@ -1,53 +1,59 @@
 import Foundation
+// On Linux `tm`, `gmtime_r` and `timegm` reach Swift through Dispatch's C module, which MemberImportVisibility wants named.
+#if canImport(CDispatch)
+import CDispatch
+#endif
 
-/// Calendar arithmetic for UTC timestamps, by hand: Foundation's formatters and Calendar load ICU
-/// (its engine, locale and time zone data: ~3 MiB of a process's memory and a few milliseconds),
-/// for formats that never change.
+/// UTC timestamps written from gmtime_r and read with timegm: Foundation's formatters and Calendar
+/// load ICU (its engine, locale and time zone data: ~3 MiB of a process's memory and a few
+/// milliseconds), and a page, a log or the state database writes the same few formats every time.
 public enum UTCTime {
+    public struct Parts: Equatable, Sendable {
+        public var year, month, day, hour, minute, second: Int
+    }
+
+    /// The calendar fields of a whole number of seconds since 1970, within years 1 to 9999 (the four
+    /// digits every format here has room for).
+    public static func parts(_ seconds: Int64) -> Parts {
+        var time = time_t(min(max(seconds, -62_135_596_800), 253_402_300_799))
+        var fields = tm()
+        gmtime_r(&time, &fields)
+        return Parts(year: Int(fields.tm_year) + 1900, month: Int(fields.tm_mon) + 1, day: Int(fields.tm_mday),
+                     hour: Int(fields.tm_hour), minute: Int(fields.tm_min), second: Int(fields.tm_sec))
+    }
+
+    public static func parts(_ date: Date) -> Parts { parts(Int64(date.timeIntervalSince1970.rounded(.down))) }
+
+    /// Seconds since 1970 of calendar fields in UTC.
+    public static func seconds(_ parts: Parts) -> Int64 {
+        var fields = tm()
+        fields.tm_year = Int32(parts.year - 1900)
+        fields.tm_mon = Int32(parts.month - 1)
+        fields.tm_mday = Int32(parts.day)
+        fields.tm_hour = Int32(parts.hour)
+        fields.tm_min = Int32(parts.minute)
+        fields.tm_sec = Int32(parts.second)
+        return Int64(timegm(&fields))
+    }
+
     /// `2026-12-04T03:52:53Z`, as ISO8601DateFormatter's default writes it (seconds, cut).
-    public static func iso8601(_ date: Date) -> String {
-        let seconds = Int64(clamped(date.timeIntervalSince1970).rounded(.down))
-        let (days, inDay) = floorDivision(seconds, 86_400)
-        let (year, month, day) = civil(fromDays: days)
-        return digits(year, 4) + "-" + digits(month, 2) + "-" + digits(day, 2) + "T" + digits(inDay / 3600, 2) + ":"
-            + digits(inDay / 60 % 60, 2) + ":" + digits(inDay % 60, 2) + "Z"
+    public static func iso8601(_ date: Date) -> String { text(parts(date), "-", "T", "Z") }
+
+    /// `2026-12-04 03:52:53 UTC`.
+    public static func readable(_ date: Date) -> String { text(parts(date), "-", " ", " UTC") }
+
+    /// `20261204T035253Z`.
+    public static func compact(_ date: Date) -> String { text(parts(date), "", "T", "Z", timeSeparator: "") }
+
+    /// The fields as `YYYY<d>MM<d>DD<between>hh<t>mm<t>ss<end>`.
+    public static func text(_ parts: Parts, _ dateSeparator: String, _ between: String, _ end: String,
+                            timeSeparator: String = ":") -> String {
+        digits(parts.year, 4) + dateSeparator + digits(parts.month, 2) + dateSeparator + digits(parts.day, 2) + between
+            + digits(parts.hour, 2) + timeSeparator + digits(parts.minute, 2) + timeSeparator + digits(parts.second, 2) + end
     }
 
-    /// Seconds since 1970 kept within years 1 to 9999, the four digits a timestamp has room for.
-    static func clamped(_ seconds: TimeInterval) -> TimeInterval {
-        min(max(seconds, -62_135_596_800), 253_402_300_799.999)
-    }
-
-    static func digits(_ value: Int64, _ width: Int) -> String {
+    public static func digits(_ value: Int, _ width: Int) -> String {
         let text = String(value)
         return String(repeating: "0", count: max(0, width - text.count)) + text
-    }
-
-    static func floorDivision(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
-        let remainder = value % divisor
-        return remainder < 0 ? (value / divisor - 1, remainder + divisor) : (value / divisor, remainder)
-    }
-
-    /// Howard Hinnant's days-from-civil and its inverse: the proleptic Gregorian calendar, day 0 =
-    /// 1970-01-01.
-    static func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
-
-    static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }

@@ -145,19 +145,11 @@ struct RepositoryAnswer: Encodable {
 }
 
 extension StatusPage {
-    // Formatted by hand from gmtime: a page shows hundreds of times, and a DateFormatter (or
+    // Formatted from gmtime (UTCTime): a page shows hundreds of times, and a DateFormatter (or
     // Date.formatted) each took longer than the rest of the page together.
-    static func iso(_ date: Date) -> String { utc(date, "%04d-%02d-%02dT%02d:%02d:%02dZ") }
+    static func iso(_ date: Date) -> String { UTCTime.iso8601(date) }
 
-    static func shown(_ date: Date) -> String { utc(date, "%04d-%02d-%02d %02d:%02d:%02d UTC") }
-
-    private static func utc(_ date: Date, _ format: String) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(format: format, Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-                      Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
-    }
+    static func shown(_ date: Date) -> String { UTCTime.readable(date) }
 
     static func short(_ oid: String?) -> String { oid.map { String($0.prefix(12)) } ?? "—" }
 

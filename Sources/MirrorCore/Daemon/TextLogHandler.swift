@@ -29,13 +29,7 @@ public struct TextLogHandler: LogHandler {
         let fields = merged.sorted { $0.key < $1.key }.map { "\(Printable.escaped($0.key))=\(Printable.escaped("\($0.value)"))" }
         let message = event.message.description.split(separator: "\n", omittingEmptySubsequences: false)
             .map { Printable.escaped(String($0)) }.joined(separator: "\n    ")
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
-        var parts = tm()
-        var seconds = time.tv_sec
-        gmtime_r(&seconds, &parts)
-        let stamp = String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                           parts.tm_hour, parts.tm_min, parts.tm_sec)
+        let stamp = UTCTime.iso8601(Date())
         write("\(stamp) \(event.level) \(label):\(fields.isEmpty ? "" : " " + fields.joined(separator: " ")) \(message)\n")
     }
 }

@@ -9,25 +9,10 @@ import GRDB
 public enum StoredDate {
     /// `yyyy-MM-dd HH:mm:ss.SSS` in UTC, to the nearest millisecond as DateFormatter rounds.
     public static func text(_ date: Date) -> String {
-        let milliseconds = Int64((UTCTime.clamped(date.timeIntervalSince1970) * 1000).rounded())
-        let (days, inDay) = UTCTime.floorDivision(milliseconds, 86_400_000)
-        let (year, month, day) = UTCTime.civil(fromDays: days)
-        var out = [UInt8](repeating: UInt8(ascii: "0"), count: 23)
-        func put(_ value: Int64, at start: Int, width: Int) {
-            var value = value
-            for index in stride(from: start + width - 1, through: start, by: -1) {
-                out[index] = UInt8(ascii: "0") + UInt8(value % 10)
-                value /= 10
-            }
-        }
-        put(year, at: 0, width: 4)
-        out[4] = UInt8(ascii: "-"); put(month, at: 5, width: 2)
-        out[7] = UInt8(ascii: "-"); put(day, at: 8, width: 2)
-        out[10] = UInt8(ascii: " "); put(inDay / 3_600_000, at: 11, width: 2)
-        out[13] = UInt8(ascii: ":"); put(inDay / 60_000 % 60, at: 14, width: 2)
-        out[16] = UInt8(ascii: ":"); put(inDay / 1000 % 60, at: 17, width: 2)
-        out[19] = UInt8(ascii: "."); put(inDay % 1000, at: 20, width: 3)
-        return String(decoding: out, as: UTF8.self)
+        let milliseconds = Int64((min(max(date.timeIntervalSince1970, -62_135_596_800), 253_402_300_799.999) * 1000).rounded())
+        let (seconds, fraction) = milliseconds % 1000 < 0 ? (milliseconds / 1000 - 1, milliseconds % 1000 + 1000)
+                                                           : (milliseconds / 1000, milliseconds % 1000)
+        return UTCTime.text(UTCTime.parts(seconds), "-", " ", "." + UTCTime.digits(Int(fraction), 3))
     }
 
     /// The date a stored value holds: the text above (GRDB's forms `yyyy-MM-dd`, `… HH:mm`,
@@ -82,8 +67,8 @@ public enum StoredDate {
                 }
             }
         }
-        let days = UTCTime.days(fromCivil: year, month, day)
-        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second
+        let seconds = UTCTime.seconds(UTCTime.Parts(year: Int(year), month: Int(month), day: Int(day), hour: Int(hour),
+                                                    minute: Int(minute), second: Int(second)))
         return Date(timeIntervalSince1970: Double(seconds) + fraction)
     }
 }

@@ -83,13 +83,7 @@ struct SyncContext: Sendable {
 
     /// `20261123T081512Z`: the time a backup ref was written, in UTC (gmtime_r, not a DateFormatter,
     /// whose ICU set-up cost more than a whole no-op listing).
-    static func backupStamp(_ date: Date = Date()) -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(format: "%04d%02d%02dT%02d%02d%02dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec)
-    }
+    static func backupStamp(_ date: Date = Date()) -> String { UTCTime.compact(date) }
 
     /// A short digest of what the remote advertises, to tell at a glance whether it changed.
     func fingerprint(_ heads: [RemoteHead]) -> String {
