@@ -72,4 +72,7 @@ CURLcode gitmirror_curl_setopt_pointer(CURL *handle, CURLoption option, void *va
 CURLcode gitmirror_curl_setopt_write(CURL *handle, CURLoption option, gitmirror_curl_write_callback callback) {
     return curl.easy_setopt(handle, option, callback);
 }
+CURLcode gitmirror_curl_setopt_xferinfo(CURL *handle, gitmirror_curl_xferinfo_callback callback) {
+    return curl.easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);
+}
 CURLcode gitmirror_curl_response_code(CURL *handle, long *code) { return curl.easy_getinfo(handle, CURLINFO_RESPONSE_CODE, code); }

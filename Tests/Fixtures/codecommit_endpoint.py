@@ -108,13 +108,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            data = b""
+            # Joined once at the end: adding each chunk to the bytes so far copied them all again.
+            chunks = []
             while True:
                 size = int(self.rfile.readline().strip().split(b";")[0], 16)
                 if size == 0:
                     self.rfile.readline()
-                    return data
-                data += self.rfile.read(size)
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
                 self.rfile.readline()
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 

@@ -50,6 +50,15 @@ import TestSupport
         #expect(scenario.sandbox.files(under: "state", containing: [Self.secret]).hits.isEmpty)
         #expect(endpoint.attempts.contains { $0.hasPrefix("AUTH 200") })
         #expect(!endpoint.attempts.contains { $0.hasPrefix("AUTH 403") })
+        // And being empty, each took the primary's pack as it arrived: one receive-pack POST each,
+        // signed when it was made, with nothing pushed afterwards
+        #expect(endpoint.attempts.filter { $0 == "AUTH 200 POST ok" }.count == 3, "\(endpoint.attempts)")
+        let history = try scenario.store().refHistory(repository: "app")
+        for remote in ["console-url", "grc-url", "mapping"] {
+            let rows = history.filter { $0.remote == remote }
+            #expect(rows.count == 2 && rows.allSatisfy { $0.outcome == .applied && $0.message == "created from the primary's pack as it arrived" },
+                    "\(remote): \(rows)")
+        }
     }
 
     @Test func sessionTokenRidesOnTheUsernameAndIsNeverWrittenDown() throws {

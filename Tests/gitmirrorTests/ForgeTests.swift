@@ -54,9 +54,14 @@ import TestSupport
 
         let output = try scenario.gitmirror("sync", environment: CodeCommitTests().environment(endpoint))
 
-        // Then all 4,002 refs arrive, in two pushes
+        // Then all 4,002 refs arrive, in two pushes: 4,000 with the primary's pack as it arrived (the
+        // branch among them), the other two afterwards
         #expect(output.status == 0, "\(output)")
         #expect(try target.refs().count == 4002)
         #expect(endpoint.attempts.filter { $0 == "AUTH 200 POST ok" }.count == 2, "\(endpoint.attempts.suffix(10))")
+        let history = try scenario.store().refHistory(repository: "app", remote: "cc", limit: 10_000)
+        let seeded = history.filter { $0.message == "created from the primary's pack as it arrived" }
+        #expect(seeded.count == 4000 && seeded.contains { $0.ref == "refs/heads/main" }, "\(seeded.count)")
+        #expect(history.filter { $0.outcome == .applied }.count == 4002)
     }
 }

@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// One pack for many secondaries: on a first seed, the primary's pack streams to every empty
-/// secondary gitmirror reaches itself (git://, SSH, a local path) while the cache receives it.
+/// secondary gitmirror reaches itself (git://, SSH, HTTPS, a local path) while the cache receives it.
 @Suite(.onTestThreads) struct SeedTests {
     static let seeded = "created from the primary's pack as it arrived"
 
@@ -21,8 +21,8 @@ import TestSupport
     }
 
     @Test func firstSeedStreamsThePrimarysPackToEveryEmptySecondaryItReaches() throws {
-        // Given a primary with branches and tags, and empty secondaries over git://, SSH and a local
-        // path (seeded), over HTTPS (pushed by git afterwards), and one git:// secondary that is not empty
+        // Given a primary with branches and tags, and empty secondaries over git://, SSH, HTTPS (with
+        // basic auth) and a local path, and one git:// secondary that is not empty
         let scenario = try Scenario("seed")
         try scenario.primary.commit("first")
         try scenario.primary.commit("second")
@@ -35,7 +35,7 @@ import TestSupport
         let viaHTTPS = try scenario.secondary("via-https")
         let busy = try scenario.secondary("busy")
         let busyTip = try busy.commit("already here", on: "elsewhere")
-        for repository in [viaGit, viaSSH, local] { try keepPacks(repository) }
+        for repository in [viaGit, viaSSH, local, viaHTTPS] { try keepPacks(repository) }
         let ssh = try SSHServer(sandbox: scenario.sandbox)
         let https = try HTTPSServer(sandbox: scenario.sandbox, root: scenario.served, user: "mirror", password: "canary-seed-password-3318")
         let token = try scenario.sandbox.write("secrets/token", "canary-seed-password-3318\n")
@@ -71,16 +71,16 @@ import TestSupport
         // (a pack is named by its checksum), recorded as such; the others were pushed as usual
         let cachePacks = packs(scenario.cache.path)
         #expect(cachePacks.count == 1, "\(cachePacks)")
-        for secondary in [viaGit, viaSSH, local] {
+        for secondary in [viaGit, viaSSH, local, viaHTTPS] {
             #expect(packs(secondary.path) == cachePacks, "\(secondary.path): \(packs(secondary.path)) vs \(cachePacks)")
         }
         let history = try scenario.store().refHistory(repository: "app")
-        for remote in ["git", "ssh", "local"] {
+        for remote in ["git", "ssh", "local", "https"] {
             let rows = history.filter { $0.remote == remote }
             #expect(rows.count == expected.count && rows.allSatisfy { $0.action == .create && $0.outcome == .applied && $0.message == Self.seeded },
                     "\(remote): \(rows)")
         }
-        for remote in ["https", "busy"] {
+        for remote in ["busy"] {
             let rows = history.filter { $0.remote == remote && $0.action == .create }
             #expect(rows.count == expected.count && rows.allSatisfy { $0.outcome == .applied && $0.message == nil }, "\(remote): \(rows)")
         }
@@ -153,7 +153,8 @@ import TestSupport
 
     @Test func aFetchThatFailsLeavesTheSeededSecondariesWithoutAnyRef() throws {
         // Given a primary whose server sends half its pack and hangs up (its pack-objects is replaced,
-        // through git's protected uploadpack.packObjectsHook, by one that does so), and an empty secondary
+        // through git's protected uploadpack.packObjectsHook, by one that does so), and empty secondaries
+        // on a local path and over HTTPS
         let sandbox = try Sandbox("seed-broken")
         let served = try sandbox.directory("served")
         let primary = try BareRepository.create(at: served.appendingPathComponent("primary.git"))
@@ -169,22 +170,36 @@ import TestSupport
         let global = try sandbox.write("gitconfig", "[uploadpack]\n\tpackObjectsHook = \(half.path)\n")
         let daemon = try GitDaemon(sandbox: sandbox, root: served, environment: ["GIT_CONFIG_GLOBAL": global.path])
         let empty = try BareRepository.create(at: sandbox.path("local/empty.git"))
+        let web = try sandbox.directory("web")
+        let overHTTPS = try BareRepository.create(at: web.appendingPathComponent("copy.git"))
+        let https = try HTTPSServer(sandbox: sandbox, root: web, user: "mirror", password: "canary-broken-seed-5521")
+        let token = try sandbox.write("secrets/token", "canary-broken-seed-5521\n")
         let config = try sandbox.write("mirrors.yaml", """
             state_dir: state
+            credentials:
+              \(https.credential("web", passwordFile: token))
             repositories:
               - name: app
                 primary: \(daemon.url("primary.git"))
                 secondaries:
                   - name: copy
                     url: \(empty.path)
+                  - name: web
+                    url: \(https.url("copy.git"))
+                    credentials: web
             """)
 
         // When gitmirror syncs
         let output = try Gitmirror.run(["sync"], config: config)
 
-        // Then the primary fails, and the secondary received no ref (its pack was never complete)
+        // Then the primary fails, and neither secondary received a ref (their pack was never complete:
+        // the HTTPS one's POST was cut off before its last chunk)
         #expect(output.status == 1, "\(output)")
         #expect(try empty.refs().isEmpty)
+        #expect(try overHTTPS.refs().isEmpty)
+        let posts = try String(contentsOf: https.accessLog, encoding: .utf8).split(separator: "\n").filter { $0.contains("POST /copy.git/git-receive-pack") }
+        #expect(posts.count == 1, "\(posts)")
+        #expect(!output.combined.contains("canary-broken-seed-5521"))
         let state = try #require(try Gitmirror.store(config).remoteStates().first { $0.remote == "primary" })
         #expect(state.state == .failing, "\(state)")
     }

@@ -25,6 +25,9 @@ CURLcode gitmirror_curl_setopt_string(CURL *handle, CURLoption option, const cha
 CURLcode gitmirror_curl_setopt_pointer(CURL *handle, CURLoption option, void *value);
 typedef size_t (*gitmirror_curl_write_callback)(char *data, size_t size, size_t count, void *userdata);
 CURLcode gitmirror_curl_setopt_write(CURL *handle, CURLoption option, gitmirror_curl_write_callback callback);
+typedef int (*gitmirror_curl_xferinfo_callback)(void *userdata, curl_off_t download_total, curl_off_t downloaded,
+                                                 curl_off_t upload_total, curl_off_t uploaded);
+CURLcode gitmirror_curl_setopt_xferinfo(CURL *handle, gitmirror_curl_xferinfo_callback callback);
 CURLcode gitmirror_curl_response_code(CURL *handle, long *code);
 
 #endif

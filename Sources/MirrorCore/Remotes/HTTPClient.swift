@@ -118,15 +118,8 @@ public struct HTTPClient: Sendable {
             throw SyncFailure(.tooLarge, "\(method) \(url.absoluteString): the answer is larger than \(maxBodySize >> 10) KiB, the most gitmirror reads from one answer; it was cut off and not used")
         }
         guard code == CURLE_OK else {
-            let reason = String(cString: gitmirror_curl_easy_strerror(code))
-            switch code {
-            case CURLE_OPERATION_TIMEDOUT:
-                throw SyncFailure(.timeout, "\(method) \(url.absoluteString) did not answer within \(formatDuration(timeout))")
-            case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CACERT_BADFILE:
-                throw SyncFailure(.tls, "\(method) \(url.absoluteString): \(reason); set AWS_CA_BUNDLE to the CA that signs this endpoint")
-            default:
-                throw SyncFailure(.network, "\(method) \(url.absoluteString) failed: \(reason)")
-            }
+            throw Self.failure(code, "\(method) \(url.absoluteString)", waited: "did not answer within \(formatDuration(timeout))",
+                               tlsHint: "; set AWS_CA_BUNDLE to the CA that signs this endpoint")
         }
         var status = 0
         gitmirror_curl_response_code(handle, &status)
@@ -134,10 +127,29 @@ public struct HTTPClient: Sendable {
     }
 }
 
-private final class ResponseSink {
-    var body = Data()
+extension HTTPClient {
+    /// What a request that libcurl ended with `code` failed of. `request`: the method and what it asked.
+    static func failure(_ code: CURLcode, _ request: String, waited: String, tlsHint: String = "") -> SyncFailure {
+        let reason = String(cString: gitmirror_curl_easy_strerror(code))
+        switch code {
+        case CURLE_OPERATION_TIMEDOUT:
+            return SyncFailure(.timeout, "\(request) \(waited)")
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CACERT_BADFILE:
+            return SyncFailure(.tls, "\(request): \(reason)\(tlsHint)")
+        default:
+            return SyncFailure(.network, "\(request) failed: \(reason)")
+        }
+    }
+}
+
+/// The answer's status and headers, as libcurl hands their lines over (headerCallback).
+class HeaderSink {
     var headers: [String: String] = [:]
     var status = 0
+}
+
+private final class ResponseSink: HeaderSink {
+    var body = Data()
     /// The most `body` may hold; past it the transfer is stopped and `overflowed` set.
     var limit = Int.max
     var overflowed = false
@@ -173,9 +185,10 @@ private let readCallback: gitmirror_curl_write_callback = { buffer, size, count,
     return chunk.count
 }
 
-private let headerCallback: gitmirror_curl_write_callback = { data, size, count, userdata in
+/// Fills a HeaderSink (whatever its subclass) from the answer's header lines.
+let headerCallback: gitmirror_curl_write_callback = { data, size, count, userdata in
     guard let data, let userdata else { return 0 }
-    let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
+    let sink = Unmanaged<HeaderSink>.fromOpaque(userdata).takeUnretainedValue()
     let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
     if line.hasPrefix("HTTP/") {
         // A new response (after a redirect or 100 Continue): its status decides where its body goes.

@@ -152,23 +152,28 @@ extension RepositorySync {
     }
 
     /// The empty secondaries the primary's pack may stream to during the fetch (first seed): those this
-    /// process reaches itself (git://, SSH through OpenSSH, a local path), with the refs the plan would
+    /// process reaches itself (git://, SSH through OpenSSH, HTTP(S), a local path), with the refs the plan would
     /// create on them. At most max_parallel_pushes of them, as for pushes.
     func seedTargets(_ mirror: Mirror, wanted: [String: ObjectID]) -> [SeedTarget] {
         var targets: [SeedTarget] = []
         // A secondary with lfs: true gets its LFS objects before any ref: it is never seeded from the fetch.
         for secondary in mirror.secondaries where targets.count < config.maxParallelPushes && !secondary.policy.lfs {
             let url = secondary.url
-            let transport: SeedTarget.Transport? = switch url.scheme {
+            let transport: SeedTarget.Transport = switch url.scheme {
             case .file: .file
             case .git: .git
             case .ssh: .ssh
-            default: nil
+            case .http, .https: .http
             }
-            guard let access = try? context.credentials.endpoint(for: secondary, config: config), let transport, SeedSession.reaches(access) else { continue }
+            guard let access = try? context.credentials.endpoint(for: secondary, config: config), SeedSession.reaches(access) else { continue }
             let forge = Forge.of(url)
-            let refs = RefPlan.make(source: wanted, target: [:], policy: secondary.policy) { _, _ in false }
+            var refs = RefPlan.make(source: wanted, target: [:], policy: secondary.policy) { _, _ in false }
                 .refs.filter { $0.action == .create && forge.refusal(of: $0.ref) == nil }.map(\.ref)
+            // A forge that takes at most so many ref updates in one push (CodeCommit: 4,000) gets that many
+            // from the pack (branches first); the rest are pushed afterwards, in batches, as usual.
+            if let most = forge.maxRefUpdatesPerPush, refs.count > most {
+                refs = Array(refs.sorted { ($0.hasPrefix("refs/heads/") ? 0 : 1, $0) < ($1.hasPrefix("refs/heads/") ? 0 : 1, $1) }.prefix(most))
+            }
             guard !refs.isEmpty else { continue }
             targets.append(SeedTarget(name: secondary.name, access: access, transport: transport, user: url.user, host: url.host,
                                       port: url.port, path: url.path, refs: refs))

@@ -242,6 +242,8 @@ public struct RepositorySync: Sendable {
         work.untouchable = untouchable
         work.runId = runId
         do {
+            // Refused the credential when the seed asked for its refs: a push would be refused too.
+            if let refusal = seeded?.refusal { throw refusal }
             try work.run()
             report = work.report
         } catch {

@@ -28,9 +28,10 @@ public struct SeedTarget: Codable, Sendable {
 }
 
 extension SeedTarget {
-    /// The transports a seed speaks (`git://`, SSH through OpenSSH, a local path); the others are pushed after the fetch.
+    /// The transports a seed speaks: `git://`, SSH through OpenSSH, a local path, and git's smart
+    /// HTTP(S) (one POST streamed as the pack arrives, SeedWeb).
     public enum Transport: String, Codable, Sendable {
-        case git, ssh, file
+        case git, ssh, file, http
     }
 }
 
@@ -42,6 +43,9 @@ public struct SeedOutcome: Codable, Sendable, Equatable {
     public var note: String?
     /// From the start of the fetch to the secondary's verdict.
     public var seconds: Double?
+    /// The secondary refused the configured credential (HTTP 401 or 403 to the same request a push
+    /// makes first): the push would be refused too, so it is not asked again with it this run.
+    public var refusal: SyncFailure?
 }
 
 /// The seeding side of one fetch: opens the sessions, decides what each may create from the fetch's
@@ -84,7 +88,7 @@ final class PackSeeder {
                 session.drop("not empty")
                 outcomes[name] = SeedOutcome(name: name, note: "it is not empty (\(session.advertised.count) refs)")
             case .failure(let failure)?:
-                outcomes[name] = SeedOutcome(name: name, note: failure.message)
+                outcomes[name] = SeedOutcome(name: name, note: failure.message, refusal: failure.errorClass == .auth ? failure : nil)
             case nil:
                 outcomes[name] = SeedOutcome(name: name, note: "not opened")
             }

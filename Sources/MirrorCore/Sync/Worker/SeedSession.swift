@@ -9,6 +9,8 @@ final class SeedSession: Sendable {
     private let isSocket: Bool
     private let child: ChildProcess?
     private let keyDescriptor: Int32
+    /// A secondary reached over HTTP(S): where the receive-pack POST goes (no descriptor of its own).
+    private let web: SeedWeb?
 
     /// What the session's threads (the feeder, the writer, the reader) share.
     private struct State {
@@ -39,8 +41,10 @@ final class SeedSession: Sendable {
     /// A secondary that cannot keep up is dropped rather than allowed to slow the fetch or fill memory.
     static let maximumQueued = 32 << 20
 
-    private init(target: SeedTarget, output: Int32, input: Int32, isSocket: Bool, child: ChildProcess?, keyDescriptor: Int32) {
+    private init(target: SeedTarget, output: Int32, input: Int32, isSocket: Bool, child: ChildProcess?, keyDescriptor: Int32,
+                 web: SeedWeb? = nil) {
         self.target = target
+        self.web = web
         self.output = output
         self.input = input
         self.isSocket = isSocket
@@ -49,8 +53,8 @@ final class SeedSession: Sendable {
     }
 
     deinit {
-        if state.withLock({ $0.outputOpen }) { close(output) }
-        if input != output { close(input) }
+        if output >= 0, state.withLock({ $0.outputOpen }) { close(output) }
+        if input >= 0, input != output { close(input) }
         if keyDescriptor >= 0 { close(keyDescriptor) }
     }
 
@@ -84,10 +88,18 @@ final class SeedSession: Sendable {
             session = try spawn(target, arguments, keyDescriptor: key)
         case .file:
             session = try spawn(target, ["git", "receive-pack", target.path], keyDescriptor: -1)
+        case .http:
+            // The advertisement is the answer to one GET; the commands and the pack go in one POST (begin).
+            let (web, advertisement) = try SeedWeb.open(target, timeout: timeout)
+            session = SeedSession(target: target, output: -1, input: -1, isSocket: false, child: nil, keyDescriptor: -1, web: web)
+            var buffer = advertisement
+            try session.readAdvertisement(&buffer, timeout: timeout)
+            return session
         }
         session.startWriter()
         do {
-            try session.readAdvertisement(timeout: timeout)
+            var buffer = Data()
+            try session.readAdvertisement(&buffer, timeout: timeout)
         } catch {
             // Ends the writer thread, which holds the session: otherwise the connection to a server that
             // never answered stayed open (and the thread waiting) for the rest of the pooled worker's life.
@@ -127,8 +139,7 @@ final class SeedSession: Sendable {
 
     /// The advertisement: `<id> <ref>\0<capabilities>` (an empty repository advertises
     /// `capabilities^{}`), then a flush.
-    private func readAdvertisement(timeout: TimeInterval) throws {
-        var buffer = Data()
+    private func readAdvertisement(_ buffer: inout Data, timeout: TimeInterval) throws {
         var first = true
         while true {
             guard let packet = try readPacket(&buffer, timeout: timeout) else { break }
@@ -156,6 +167,7 @@ final class SeedSession: Sendable {
             if buffer.count >= 4, Int(String(decoding: buffer.prefix(4), as: UTF8.self), radix: 16).map({ $0 != 0 && $0 < 4 }) != false {
                 throw SyncFailure(.internal, "not a git server (\(String(decoding: buffer.prefix(4), as: UTF8.self).debugDescription))")
             }
+            guard input >= 0 else { throw SyncFailure(.network, "the server's advertisement of its refs ended early") }
             var poller = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
             let ready = poll(&poller, 1, Int32(timeout * 1000))
             if ready < 0 && errno == EINTR { continue }
@@ -189,7 +201,7 @@ final class SeedSession: Sendable {
         data += Data("0000".utf8)
         state.withLock { $0.commands = Dictionary(creations.map { ($0.ref, $0.id) }, uniquingKeysWith: { a, _ in a }) }
         enqueue(data)
-        startReader()
+        if let web { startPost(web) } else { startReader() }
         return true
     }
 
@@ -272,53 +284,78 @@ final class SeedSession: Sendable {
     /// Reads the report (side band 1), progress (2) and errors (3) until receive-pack hangs up.
     private func startReader() {
         Thread.detachNewThread { [self] in
-            var outer = Data()
-            var inner = Data()
-            var text = Data()
+            var reader = makeReportReader()
             var bytes = [UInt8](repeating: 0, count: 65536)
-            let (sideBand, progress) = state.withLock { ($0.sideBand, $0.progress) }
-            reading: while true {
+            while true {
                 let count = read(input, &bytes, bytes.count)
                 if count < 0 && errno == EINTR { continue }
                 if count <= 0 { break }
                 state.withLock { $0.lastHeard = Date() }
-                outer.append(contentsOf: bytes[0..<count])
-                while let packet = Self.takePacket(&outer) {
-                    guard let payload = packet else {
-                        if !sideBand { break reading }
-                        continue
-                    }
-                    guard sideBand else {
-                        report(payload)
-                        continue
-                    }
-                    guard let band = payload.first else { continue }
-                    let body = payload.dropFirst()
-                    switch band {
-                    case 1:
-                        inner.append(body)
-                        while let line = Self.takePacket(&inner) { if let line { report(line) } }
-                    case 2:
-                        text.append(body)
-                        while let end = text.firstIndex(where: { $0 == 0x0A || $0 == 0x0D }) {
-                            let line = String(decoding: text[text.startIndex..<end], as: UTF8.self).trimmingCharacters(in: .whitespaces)
-                            text.removeSubrange(text.startIndex...end)
-                            if !line.isEmpty { progress(TransferStep(gitLine: line).map { "server \($0.description)" } ?? line) }
-                        }
-                    default:
-                        let message = String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                        state.withLock { $0.errors.append(message) }
-                    }
-                }
+                guard bytes.withUnsafeBytes({ reader.take(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }) else { break }
             }
             state.withLock(wake: true) { $0.readerDone = true }
         }
     }
 
-    private func report(_ line: Data) {
-        var text = String(decoding: line, as: UTF8.self)
-        if text.hasSuffix("\n") { text.removeLast() }
-        state.withLock { $0.reportLines.append(text) }
+    func makeReportReader() -> SeedReportReader {
+        let (sideBand, progress) = state.withLock { ($0.sideBand, $0.progress) }
+        return SeedReportReader(sideBand: sideBand, report: { [state] line in state.withLock { $0.reportLines.append(line) } },
+                                progress: progress, error: { [state] message in state.withLock { $0.errors.append(message) } })
+    }
+
+    /// Over HTTP(S) the commands and the pack are the body of one POST, sent as chunks while the pack
+    /// arrives; its answer is the report. One thread writes and reads.
+    private func startPost(_ web: SeedWeb) {
+        Thread.detachNewThread { [self] in
+            var reader = makeReportReader()
+            var pending = Data()
+            var offset = 0
+            enum Next { case bytes(Data), end, abort }
+            // Each call fills curl's buffer with what is queued (waiting only while nothing is): one HTTP
+            // chunk per piece the fetch hands over would make many small chunks.
+            let stream = HTTPStream(produce: { [state] buffer in
+                var filled = 0
+                while filled < buffer.count {
+                    if offset >= pending.count {
+                        let next = state.wait(for: { !$0.chunks.isEmpty || $0.closed || filled > 0 }) { state, _ -> Next in
+                            guard state.dropped == nil else { return .abort }
+                            guard !state.chunks.isEmpty else { return .end }
+                            let chunk = state.chunks.removeFirst()
+                            state.queued -= chunk.count
+                            return .bytes(chunk)
+                        }
+                        switch next {
+                        case .abort: return nil
+                        case .end: return filled
+                        case .bytes(let chunk): (pending, offset) = (chunk, 0)
+                        }
+                    }
+                    let count = min(buffer.count - filled, pending.count - offset)
+                    pending.withUnsafeBytes {
+                        UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<filled + count])
+                            .copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<offset + count]))
+                    }
+                    offset += count
+                    filled += count
+                }
+                state.withLock { $0.lastHeard = Date() }
+                return filled
+            }, consume: { [state] bytes in
+                state.withLock { $0.lastHeard = Date() }
+                _ = reader.take(bytes)
+                return true
+            }, cancelled: { [state] in state.withLock { $0.dropped != nil } })
+            do {
+                let answer = try web.client.stream("POST", web.post, headers: web.headers(posting: true), stream)
+                if answer.status != 200 { drop(SeedWeb.refusal(answer, to: "its receive-pack POST")) }
+            } catch {
+                drop("the POST of its pack failed: \((error as? SyncFailure)?.message ?? "\(error)")")
+            }
+            state.withLock(wake: true) { state in
+                state.writerDone = true
+                state.readerDone = true
+            }
+        }
     }
 
     /// The next pkt-line from `buffer`: nil when incomplete, `.some(nil)` for a flush.
