@@ -150,9 +150,10 @@ public final class Remote {
     /// A fetch whose refs land in `target` rather than in the repository the remote negotiates from
     /// (a scratch repository that borrows `target`'s objects and offers the server only a few tips:
     /// FetchScratch). `adopt` moves what was downloaded into `target` before its refs are written.
+    /// On the current connection, when there is one (its advertisement is what is fetched).
     public func fetch(refspecs: [String], durable: Bool, refsInto target: Repository, adopt: () throws(GitError) -> Void) throws(GitError) {
         var options = fetchOptions()
-        try connect(.fetch)
+        if git_remote_connected(pointer) == 0 { try connect(.fetch) }
         defer { disconnect() }
         let heads = try advertisedHeads()
         try withStrarray(refspecs) { (array) throws(GitError) in

@@ -19,6 +19,7 @@ import TestSupport
         // When one commit lands on main and it syncs
         let tip = try scenario.primary.commit("one more")
         let packsBefore = try packs(of: scenario.cache)
+        let requestsBefore = uploadPacks(scenario)
         let sync = try scenario.gitmirror("sync")
 
         // Then the secondary has it, and the primary sent that commit, its tree and its blob: nothing else
@@ -26,6 +27,8 @@ import TestSupport
         #expect(try backup.refs()["refs/heads/main"] == tip)
         let fetched = try packs(of: scenario.cache).subtracting(packsBefore)
         #expect(try fetched.map { try objects(in: $0, of: scenario.cache) } == [3])
+        // on the connection it was listed on, as git's fetch does: one upload-pack for the primary
+        #expect(uploadPacks(scenario) - requestsBefore == 1, "\(scenario.daemon.logText.suffix(3000))")
         // and the cache holds the primary's refs, its objects whole, and no scratch repository
         #expect(try scenario.cache.refs().filter { !$0.key.hasPrefix("refs/gitmirror/") } == scenario.primary.refs())
         let fsck = try Shell.run(["git", "--git-dir=\(scenario.cache.path)", "fsck", "--connectivity-only", "--no-dangling"])
@@ -44,6 +47,11 @@ import TestSupport
         #expect(try backup.refs() == scenario.primary.refs())
         let more = try packs(of: scenario.cache).subtracting(packsThen)
         #expect(try more.map { try objects(in: $0, of: scenario.cache) }.reduce(0, +) <= 4)
+    }
+
+    /// The upload-pack requests for the primary git daemon has logged.
+    private func uploadPacks(_ scenario: Scenario) -> Int {
+        scenario.daemon.logText.components(separatedBy: "Request upload-pack for '/\(scenario.primary.url.lastPathComponent)'").count - 1
     }
 
     private func packs(of cache: BareRepository) throws -> Set<String> {

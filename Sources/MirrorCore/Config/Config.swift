@@ -219,11 +219,6 @@ public struct AWSCredentialSpec: Sendable, Equatable {
     }
 }
 
-/// Namespaces that belong to a hosting service (or to gitmirror itself) and are never mirrored:
-/// `refs:` may not name them, and RefFilter never selects them.
-let privateRefNamespaces = ["refs/pull/", "refs/merge-requests/", "refs/for/", "refs/changes/", "refs/keep-around/",
-                            "refs/environments/", "refs/pipelines/", "refs/remotes/", "refs/gitmirror/"]
-
 /// How long the daemon's HTTP clients may take and how many connections they may hold (`daemon.http:`).
 /// Whoever reaches the port (the container and the Kubernetes manifest listen on 0.0.0.0 for webhooks)
 /// can open connections: these bounds keep descriptors free and `/healthz` answering.

@@ -48,6 +48,8 @@ public func makeDaemon(configFile: URL, listen: String?, shard: Shard, executabl
             let config = await state.config
             var options = RepositorySync.Options()
             options.trigger = trigger
+            // A hook or the sync API says the primary moved: its listing and fetch share one connection.
+            options.listOnFetchConnection = trigger != "schedule"
             let sync = RepositorySync(config: config, store: store, workers: workers, credentials: credentials,
                                       options: options, warning: { logger.warning("\($0)") }) { note in
                 var note = note

@@ -12,24 +12,7 @@ extension RepositorySync {
                       known: inout [AncestryQuestion: AncestryAnswer], cacheRefs: (() -> [String: ObjectID]?)? = nil) throws -> [String: ObjectID] {
         let endpoint = try context.credentials.endpoint(for: mirror.primary, config: config)
         let limits = Workers.Limits(timeout: mirror.primary.policy.timeout, stall: mirror.primary.policy.stallTimeout)
-        progress(mirror.name, "primary", "listing refs")
-        let listed = try context.run(ListJob(remote: endpoint), on: mirror.primary, repository: mirror.name, limits: limits)
-        let heads = listed.heads
-        report.head = listed.defaultBranch
-
         let patterns = Array(Set(mirror.secondaries.flatMap(\.policy.refs))).sorted()
-        var wanted = Dictionary(heads.filter { RefFilter.matches($0.name, patterns) }.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
-        // A ref the cache cannot hold (its pushers chose the name) fails alone: it is not fetched, and the
-        // secondaries keep whatever they have of it; every other ref is mirrored.
-        var leftOut = wanted.keys.compactMap { name in RefName.problem(name).map { (name: name, problem: $0) } }
-            .sorted { RefName.precedes($0.name, $1.name) }
-        for entry in leftOut { wanted[entry.name] = nil }
-        defer { Self.reportLeftOut(leftOut, primary: wanted, in: &report) }
-        // An empty primary is an outage or an accident, never an instruction to delete everything.
-        guard !heads.filter({ $0.name.hasPrefix("refs/") }).isEmpty else {
-            throw SyncFailure(.primaryEmpty, "the primary \(mirror.primary.url) advertises no refs; nothing was fetched, pushed or deleted anywhere. Check that the primary repository is intact")
-        }
-
         let cachePath = context.cachePath(mirror)
         // The cache is opened only when it is to change: a pass where nothing moved reads its refs once.
         var opened: Repository?
@@ -39,58 +22,57 @@ extension RepositorySync {
             opened = repository
             return repository
         }
-        let everything = try cacheRefs?() ?? context.gitCall { try cache().references(matching: "refs/*") }
-        var cached = everything.filter { !$0.key.hasPrefix("refs/gitmirror/") }
-        var changed = false
-        // Refs the primary no longer has leave the cache first (their objects stay), as `git fetch
-        // --prune` does: a branch renamed into a folder (`a` → `a/b`, or back) then has room.
-        for name in cached.keys.filter({ wanted[$0] == nil }).sorted(by: RefName.precedes) {
-            let repository = try cache()
-            try context.gitCall { try repository.deleteReference(name) }
-            cached[name] = nil
-            changed = true
-        }
-        let missing = wanted.filter { cached[$0.key] != $0.value }.keys.sorted(by: RefName.precedes)
-        if !missing.isEmpty {
-            progress(mirror.name, "primary", "fetching \(missing.count) ref\(missing.count == 1 ? "" : "s")")
-            var fetch = FetchJob(remote: endpoint, cache: cachePath,
-                                 refspecs: Self.refspecs(missing: missing, patterns: patterns, allHoldable: leftOut.isEmpty))
-            // Offered the old tips of what moved (and the default branch's), the primary sends what is new
-            // on them; with none of those in the cache, every cached ref is offered (FetchScratch).
-            let haves = Set(missing.compactMap { cached[$0] } + [listed.defaultBranch.flatMap { cached[$0] }].compactMap { $0 })
-            fetch.haves = haves.isEmpty ? nil : haves.sorted()
-            // Whether each branch that moved moved forward is asked of the fetch's worker, once it has the
-            // objects: each secondary still at the old tip would otherwise ask a worker of its own before
-            // its push (a round trip to a worker on every secondary's way).
-            let questions = Set(missing.compactMap { name -> AncestryQuestion? in
-                guard !name.hasPrefix("refs/tags/"), let old = cached[name], let new = wanted[name], old != new else { return nil }
-                return AncestryQuestion(old: old, new: new)
-            })
-            fetch.questions = questions.isEmpty ? nil : questions.sorted { ($0.old, $0.new) < ($1.old, $1.new) }
-            // With no ref at all in the cache, no object is offered to the primary: its pack is complete.
-            if everything.isEmpty && !options.planOnly {
-                let targets = seedTargets(mirror, wanted: wanted)
-                let stalls = mirror.secondaries.filter { spec in targets.contains { $0.name == spec.name } }.map(\.policy.stallTimeout)
-                if let stall = stalls.min() {
-                    fetch.seeding = FetchJob.Seeding(targets: targets, stall: stall,
-                                                     deadline: max(mirror.primary.policy.timeout * 0.8, mirror.primary.policy.timeout - 60))
-                }
+
+        let listed: Listing
+        let everything: [String: ObjectID]
+        var together: FetchJob.Result?
+        if let cached = listsOnFetchConnection(mirror, cacheRefs: cacheRefs) {
+            // One job lists the primary and, when something moved, fetches it on the same connection.
+            progress(mirror.name, "primary", "listing refs")
+            var fetch = FetchJob(remote: endpoint, cache: cachePath, refspecs: [])
+            fetch.deciding = FetchJob.Deciding(patterns: patterns, cached: Listing(heads: cached.map { RemoteHead(name: $0.key, id: $0.value) }))
+            // The pushes' workers start once the worker says it fetches (nothing moved: none is needed).
+            let prestarted = Guarded(false)
+            let result = try context.run(fetch, on: mirror.primary, repository: mirror.name, limits: limits) { [self] note in
+                guard case .progress(let line) = note, line.hasPrefix("fetching "),
+                      !prestarted.withLock({ (started: inout Bool) -> Bool in defer { started = true }; return started }) else { return }
+                prestartTransfers(mirror)
             }
-            prestartTransfers(mirror)
-            let result = try context.run(fetch, on: mirror.primary, repository: mirror.name, limits: limits)
-            report.bytes = result.bytes
-            if let questions = fetch.questions, let answers = result.answers, answers.count == questions.count {
+            guard let listing = result.listing else { throw SyncFailure(.internal, "the fetch's worker sent no listing of the primary") }
+            (listed, everything, together) = (listing, cached, result)
+        } else {
+            progress(mirror.name, "primary", "listing refs")
+            listed = try context.run(ListJob(remote: endpoint), on: mirror.primary, repository: mirror.name, limits: limits)
+            // An empty primary changes nothing: not even the cache is made.
+            everything = !listed.heads.contains(where: { $0.name.hasPrefix("refs/") }) ? [:]
+                : try cacheRefs?() ?? context.gitCall { try cache().references(matching: "refs/*") }
+        }
+        report.head = listed.defaultBranch
+        let decision = FetchDecision(heads: listed.heads, defaultBranch: listed.defaultBranch, patterns: patterns, cached: everything)
+        let wanted = decision.wanted
+        var leftOut = decision.leftOut
+        defer { Self.reportLeftOut(leftOut, primary: wanted, in: &report) }
+        guard !decision.primaryEmpty else {
+            throw SyncFailure(.primaryEmpty, "the primary \(mirror.primary.url) advertises no refs; nothing was fetched, pushed or deleted anywhere. Check that the primary repository is intact")
+        }
+
+        var changed = decision.changes
+        if let together {
+            report.bytes = together.bytes
+            if let questions = decision.questions, let answers = together.answers, answers.count == questions.count {
                 known.merge(zip(questions, answers)) { _, new in new }
             }
-            for outcome in result.seeded {
-                seeded[outcome.name] = outcome
-                if !outcome.created.isEmpty || outcome.note != nil {
-                    let took = "took the primary's pack as it arrived: \(outcome.created.count) ref\(outcome.created.count == 1 ? "" : "s") created"
-                    progress(mirror.name, outcome.name, outcome.note.map { "\(took); \($0): the rest is pushed as usual" } ?? took)
-                }
+        } else {
+            for name in decision.stale {
+                let repository = try cache()
+                try context.gitCall { try repository.deleteReference(name) }
             }
-            opened = nil
-            changed = true
+            if !decision.missing.isEmpty {
+                try fetch(mirror, decision, endpoint: endpoint, limits: limits, report: &report, seeded: &seeded, known: &known,
+                          firstFetch: everything.isEmpty)
+                opened = nil
+                changed = true
+            }
         }
         var source: [String: ObjectID] = [:]
         let now: [String: ObjectID]
@@ -99,15 +81,65 @@ extension RepositorySync {
         } catch {
             throw SyncFailure(.internal, "the cache: \(error)")
         }
-        for name in wanted.keys.sorted(by: RefName.precedes) {
+        source.reserveCapacity(wanted.count)
+        var unstored: [(name: String, problem: String)] = []
+        for (name, advertised) in wanted {
             guard let id = now[name] else {
                 // The cache would not store it (git refuses a branch that points at a blob or a tree): that ref fails alone.
-                leftOut.append((name, "the cache would not store it (a branch must point at a commit; this one points at \(wanted[name]!.hex))"))
+                unstored.append((name, "the cache would not store it (a branch must point at a commit; this one points at \(advertised.hex))"))
                 continue
             }
             source[name] = id
         }
+        // In git's order, as the rest: sorting every name (20,000) for the few that fail was most of a no-op's work here.
+        leftOut += unstored.sorted { RefName.precedes($0.name, $1.name) }
         return source
+    }
+
+    /// The fetch of what `decision` says is missing, after a listing of its own (a first fetch, whose
+    /// pack may stream to empty secondaries; a local primary; a pass over many repositories).
+    private func fetch(_ mirror: Mirror, _ decision: FetchDecision, endpoint: Endpoint, limits: Workers.Limits, report: inout RemoteReport,
+                       seeded: inout [String: SeedOutcome], known: inout [AncestryQuestion: AncestryAnswer], firstFetch: Bool) throws {
+        let missing = decision.missing
+        progress(mirror.name, "primary", "fetching \(missing.count) ref\(missing.count == 1 ? "" : "s")")
+        var fetch = FetchJob(remote: endpoint, cache: context.cachePath(mirror), refspecs: decision.refspecs)
+        // Offered the old tips of what moved (and the default branch's), the primary sends what is new
+        // on them; with none of those in the cache, every cached ref is offered (FetchScratch).
+        fetch.haves = decision.haves
+        fetch.questions = decision.questions
+        // With no ref at all in the cache, no object is offered to the primary: its pack is complete.
+        if firstFetch && !options.planOnly {
+            let targets = seedTargets(mirror, wanted: decision.wanted)
+            let stalls = mirror.secondaries.filter { spec in targets.contains { $0.name == spec.name } }.map(\.policy.stallTimeout)
+            if let stall = stalls.min() {
+                fetch.seeding = FetchJob.Seeding(targets: targets, stall: stall,
+                                                 deadline: max(mirror.primary.policy.timeout * 0.8, mirror.primary.policy.timeout - 60))
+            }
+        }
+        prestartTransfers(mirror)
+        let result = try context.run(fetch, on: mirror.primary, repository: mirror.name, limits: limits)
+        report.bytes = result.bytes
+        if let questions = fetch.questions, let answers = result.answers, answers.count == questions.count {
+            known.merge(zip(questions, answers)) { _, new in new }
+        }
+        for outcome in result.seeded {
+            seeded[outcome.name] = outcome
+            if !outcome.created.isEmpty || outcome.note != nil {
+                let took = "took the primary's pack as it arrived: \(outcome.created.count) ref\(outcome.created.count == 1 ? "" : "s") created"
+                progress(mirror.name, outcome.name, outcome.note.map { "\(took); \($0): the rest is pushed as usual" } ?? took)
+            }
+        }
+    }
+
+    /// The cache's refs, when the primary is to be listed on the fetch's own connection: a run of a few
+    /// repositories, or one a hook started (something moved), whose cache has refs and is not too many
+    /// to send; a primary reached over the network. Otherwise the listing is a job of its own (in a
+    /// shared listing worker, many at once in a pass) and the fetch follows only when something moved.
+    func listsOnFetchConnection(_ mirror: Mirror, cacheRefs: (() -> [String: ObjectID]?)?) -> [String: ObjectID]? {
+        guard options.listOnFetchConnection, !options.planOnly, let cacheRefs,
+              [.git, .ssh, .http, .https].contains(mirror.primary.url.scheme),
+              let cached = cacheRefs(), !cached.isEmpty, cached.count <= 4096 else { return nil }
+        return cached
     }
 
     /// Workers for the pushes that follow the fetch start while it runs: each push would otherwise wait
@@ -130,16 +162,6 @@ extension RepositorySync {
 
     /// The primary's refs that could not be mirrored, each a failed ref of the primary's report (in its
     /// history), and one `rejected` failure naming the first: the other refs go on to the secondaries.
-    /// One refspec per ref the cache lacks — unless they are many: then the ref filters themselves
-    /// (`+refs/heads/*:refs/heads/*`), where they reach no host namespace and every ref they match may
-    /// be held. libgit2 matches each advertised ref against each refspec: with 20,000 refs, minutes.
-    static func refspecs(missing: [String], patterns: [String], allHoldable: Bool) -> [String] {
-        guard missing.count > 64, allHoldable, patterns.allSatisfy({ $0.hasPrefix("refs/heads/") || $0.hasPrefix("refs/tags/") }) else {
-            return missing.map { "+\($0):\($0)" }
-        }
-        return patterns.map { "+\($0):\($0)" }
-    }
-
     static func reportLeftOut(_ leftOut: [(name: String, problem: String)], primary wanted: [String: ObjectID], in report: inout RemoteReport) {
         guard let first = leftOut.first else { return }
         for entry in leftOut {

@@ -136,20 +136,3 @@ public struct RefPlan: Codable, Sendable, Equatable {
         return PlannedRef(ref: besideName(ref, existing.count + 1), action: .beside, old: nil, new: new, reason: why, from: ref)
     }
 }
-
-/// Ref patterns as git refspecs read them: exact names, or one `*` matching any run of characters.
-public enum RefFilter {
-    public static func matches(_ name: String, _ patterns: [String]) -> Bool {
-        if privateRefNamespaces.contains(where: { name.utf8.starts(with: $0.utf8) }) { return false }
-        return patterns.contains { matches(name, $0) }
-    }
-
-    /// On bytes, as git matches refspecs (and a pass matches every ref of a primary against each pattern).
-    static func matches(_ name: String, _ pattern: String) -> Bool {
-        let name = name.utf8, pattern = pattern.utf8
-        guard let star = pattern.firstIndex(of: UInt8(ascii: "*")) else { return name.elementsEqual(pattern) }
-        let prefix = pattern[..<star], suffix = pattern[pattern.index(after: star)...]
-        return name.count >= prefix.count + suffix.count && name.starts(with: prefix)
-            && name.reversed().starts(with: suffix.reversed())
-    }
-}

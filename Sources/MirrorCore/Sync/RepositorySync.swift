@@ -14,6 +14,10 @@ public struct RepositorySync: Sendable {
         /// Start the workers of the pushes while the fetch runs (`sync`: each would otherwise start after
         /// it). The daemon keeps its workers between runs and starts none ahead.
         public var prestartWorkers = false
+        /// List the primary on the fetch's own connection, in the fetch's worker (FetchJob.deciding): one
+        /// connection and one job less when something moved, a transfer worker's place for a listing
+        /// when nothing did. For a run of a few repositories or one a hook started; not for a pass.
+        public var listOnFetchConnection = false
 
         public init() {}
     }

@@ -44,9 +44,12 @@ struct SyncContext: Sendable {
 
     /// Runs a job for `remote` (or on the cache, for a job of that kind); its notes are the remote's progress
     /// (a seeded secondary's, its own), and its failure says where.
-    func run<J: Job>(_ job: J, on remote: RemoteSpec, repository: String, limits: Workers.Limits) throws(SyncFailure) -> J.Result {
+    /// `observe`: sees each note too.
+    func run<J: Job>(_ job: J, on remote: RemoteSpec, repository: String, limits: Workers.Limits,
+                     observe: (@Sendable (JobNote) -> Void)? = nil) throws(SyncFailure) -> J.Result {
         do {
             return try workers.run(job, for: repository, limits: limits) { note in
+                observe?(note)
                 switch note {
                 case .progress(let line): progress(repository, remote.name, line)
                 case .about(let other, let line): progress(repository, other, line)

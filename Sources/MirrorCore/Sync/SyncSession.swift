@@ -65,6 +65,9 @@ public struct SyncSession: Sendable {
         let board = ProgressBoard()
         var options = options
         options.prestartWorkers = true
+        // A run of a few repositories lists each primary on its fetch's connection; a pass over many
+        // lists them in shared listing workers, and fetches only where something moved.
+        options.listOnFetchConnection = mirrors.count <= 4
         let sync = RepositorySync(
             config: config, store: store,
             workers: workers,

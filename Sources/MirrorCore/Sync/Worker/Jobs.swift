@@ -106,6 +106,15 @@ public struct FetchJob: RemoteJob {
     /// Ancestry to answer once the objects are in (AncestryJob's questions): the old and new tips of the
     /// branches that moved.
     public var questions: [AncestryQuestion]?
+    /// The worker lists the primary on the fetch's own connection and decides the refspecs, haves and
+    /// questions itself (FetchDecision), as the supervisor would from that listing; `refspecs` is empty.
+    public var deciding: Deciding?
+
+    /// What the worker decides the fetch from: the ref patterns the secondaries want, the cache's refs.
+    public struct Deciding: Codable, Sendable {
+        public var patterns: [String]
+        public var cached: Listing
+    }
 
     /// The empty secondaries a first fetch streams its pack to; how long one may stay silent, and how
     /// long after the job's start all seeding ends.
@@ -119,8 +128,10 @@ public struct FetchJob: RemoteJob {
         public var bytes: Int
         /// What each seeded secondary accepted.
         public var seeded: [SeedOutcome]
-        /// The answers to `questions`, in their order.
+        /// The answers to `questions` (or to the decided ones), in their order.
         public var answers: [AncestryAnswer]?
+        /// With `deciding`: the primary's refs as this connection advertised them.
+        public var listing: Listing?
     }
 
     /// Each seeded secondary is a connection of its own: one that gets no room on its host now is

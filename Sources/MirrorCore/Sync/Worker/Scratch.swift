@@ -91,10 +91,17 @@ struct FetchScratch {
     init(cache: String, offering tips: [ObjectID]) throws {
         scratch = try ScratchRepository(cache: cache, kind: "fetch")
         self.cache = cache
+        try Self.offer(tips, in: scratch)
+        repository = try Repository.openBare(at: scratch.path)
+    }
+
+    /// Makes `tips` the only refs offered (before the download: libgit2 reads them when it negotiates).
+    func offer(_ tips: [ObjectID]) throws { try Self.offer(tips, in: scratch) }
+
+    private static func offer(_ tips: [ObjectID], in scratch: ScratchRepository) throws {
         var refs: [String: ObjectID] = [:]
         for (index, tip) in Set(tips).sorted().enumerated() { refs["refs/offered/\(index)"] = tip }
         try scratch.writeRefs(refs)
-        repository = try Repository.openBare(at: scratch.path)
     }
 
     func remove() { scratch.remove() }

@@ -25,6 +25,9 @@ public enum Worker {
             perform(job.remote, cache: job.cache, reporter: reporter) { connection in
                 let hooks = connection.open()
                 let repository = try Repository.openOrCreateBare(at: job.cache)
+                if let deciding = job.deciding {
+                    return try listAndFetch(job, deciding: deciding, into: repository, hooks: hooks, reporter: reporter)
+                }
                 let seeded = try fetchRefs(job, into: repository, hooks: hooks, reporter: reporter)
                 let answers = try job.questions.map { try answer($0, cachePath: job.cache, reporter: reporter) }
                 return FetchJob.Result(bytes: hooks.receivedBytes, seeded: seeded, answers: answers)
@@ -253,6 +256,13 @@ public enum Worker {
         // 20,000 fsyncs), and the packs that came are synced once at the end. A fetch into backup refs
         // (a secondary's old tips: the only copy) keeps every write durable.
         let durable = job.refspecs.contains { $0.contains(":refs/gitmirror/") }
+        return try unsynced(unless: durable, cache: job.cache) {
+            try fetchRefs(job, into: repository, hooks: hooks, durable: durable, reporter: reporter)
+        }
+    }
+
+    /// `body` with libgit2's fsync off unless `durable`; then the packs it wrote are synced, once each.
+    static func unsynced<R>(unless durable: Bool, cache: String, _ body: () throws -> R) throws -> R {
         let started = Date()
         if !durable { try Libgit2.enableFsync(false) }
         defer {
@@ -262,9 +272,14 @@ public enum Worker {
                     FileHandle.standardError.write(Data("gitmirror worker: cannot enable fsync again: \(error)\n".utf8))
                     exit(70)
                 }
-                syncPacks(job.cache, since: started)
+                syncPacks(cache, since: started)
             }
         }
+        return try body()
+    }
+
+    private static func fetchRefs(_ job: FetchJob, into repository: Repository, hooks: TransferHooks, durable: Bool,
+                                  reporter: JobReporter) throws -> [SeedOutcome] {
         do {
             let remote = try Remote(url: job.remote.url, in: repository, hooks: hooks)
             if let seeding = job.seeding, !seeding.targets.isEmpty {
