@@ -3,7 +3,7 @@ import Foundation
 import MirrorCore
 
 @main
-struct Gitmirror: AsyncParsableCommand {
+struct Gitmirror: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gitmirror",
         abstract: "Mirror git repositories from one primary to many secondaries, safely.",
@@ -22,10 +22,32 @@ struct Gitmirror: AsyncParsableCommand {
 
 extension Gitmirror {
     /// A worker or git's credential helper starts without ArgumentParser (InternalCommand); every other
-    /// command is parsed by it.
-    static func main() async {
-        if let status = InternalCommand.status(Array(CommandLine.arguments.dropFirst())) { Foundation.exit(status) }
-        await main(nil)
+    /// command is parsed by it. Only the daemon runs on Swift concurrency's main loop: an `async` main
+    /// starts it in every process, and it ends the main thread with `pthread_exit`, whose unwinding
+    /// read ~0.9 MiB of the binary's unwind tables in each supervisor and worker of a sync.
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let status = InternalCommand.status(arguments) { Foundation.exit(status) }
+        var command: any ParsableCommand
+        do {
+            command = try parseAsRoot(arguments)
+        } catch {
+            exit(withError: error)
+        }
+        if let asynchronous = command as? any AsyncParsableCommand {
+            nonisolated(unsafe) let daemon = asynchronous
+            Task.detached {
+                var running = daemon
+                do { try await running.run() } catch { exit(withError: error) }
+                Foundation.exit(0)
+            }
+            dispatchMain()
+        }
+        do {
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
     }
 
     /// The release, alone (`gitmirror_build_info{version=…}`).
