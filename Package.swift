@@ -28,7 +28,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache", exact: "2.1.1"),
     ],
     targets: [
-        .systemLibrary(name: "CLibgit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
+        // libgit2's headers (libgit2-dev); the library is loaded when it is first needed (CGitTee's
+        // gitmirror_git2.h says why), not linked.
+        .systemLibrary(name: "CLibgit2", providers: [.apt(["libgit2-dev"])]),
         // libcurl's headers (libcurl4-openssl-dev); the library is loaded on first use (CCurl.h says why).
         .target(name: "CCurl"),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
@@ -88,8 +90,8 @@ let package = Package(
 ///   dynamic loader read 2.8 MB of `.rela.dyn` at every start; it reads 23 KB of `.relr.dyn`.
 /// - `--no-export-dynamic`: the static Swift runtime's link arguments export all 31,000 of the
 ///   binary's symbols, whose tables (2.9 MB) the loader searched while binding libgit2 and the
-///   others. Only the symbols a shared library refers to stay exported (CGitTee's
-///   `mbedtls_x509_crt_parse_file`).
+///   others. Only CGitTee's `mbedtls_x509_crt_parse_file` stays exported, by name: libgit2 (loaded
+///   when first needed, not linked) must find it before mbedTLS's.
 /// - in a release build, `link-order.txt` (made by scripts/link-order) lays out the functions a
 ///   sync runs side by side, so that a process touches a few MiB of code rather than pages all over
 ///   a 26 MB text section. scripts/release compiles with `-function-sections` so that each function
@@ -97,7 +99,8 @@ let package = Package(
 var compactLink: [LinkerSetting] {
     let order = Context.packageDirectory + "/Sources/gitmirror/link-order.txt"
     return [
-        .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
+        .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic",
+                       "-Xlinker", "--export-dynamic-symbol=mbedtls_x509_crt_parse_file"],
                      .when(platforms: [.linux])),
         .unsafeFlags(["-Xlinker", "--symbol-ordering-file=\(order)", "-Xlinker", "--no-warn-symbol-ordering"],
                      .when(platforms: [.linux], configuration: .release)),

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "gitmirror_tls.h"
+#include "gitmirror_git2.h"
 #include <dlfcn.h>
 #include <git2.h>
 #include <pthread.h>
@@ -54,7 +55,7 @@ int gitmirror_tls_use_system_store(void) {
     int error = 0;
     if (needed) {
         // libgit2 calls mbedtls_x509_crt_parse_file above, which passes the file on while `loading`.
-        error = git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, SYSTEM_STORE, (const char *)0);
+        error = gitmirror_opts_set_ssl_cert_file(SYSTEM_STORE);
         pthread_mutex_lock(&lock);
         loading = 0;
         if (error == 0) deferred = 0;

@@ -5,6 +5,12 @@ import CGitTee
 public enum Libgit2 {
     /// What the process-wide setup did: nil, or the setting libgit2 refused.
     private static let once: GitError? = {
+        // Loaded now, not linked (gitmirror_git2.h): a process that cannot load it says why here.
+        var loadError: UnsafePointer<CChar>?
+        guard gitmirror_git2_load(&loadError) == 0 else {
+            return GitError(function: "dlopen", code: -1, errorClass: 0,
+                            message: loadError.map { String(cString: $0) } ?? "libgit2 could not be loaded")
+        }
         git_libgit2_init()
         do throws(GitError) {
             // Never read the user's or the system's git configuration: an

@@ -182,10 +182,25 @@ import TestSupport
         let old = shipped.split(separator: "\n").map { $0.hasPrefix("SystemCallFilter=~") ? "SystemCallFilter=~@privileged @resources" : String($0) }
             .joined(separator: "\n")
         let jail = try Jail(sandbox: sandbox, unit: old)
+        try jail.configure("mirrors.yaml", """
+            repositories:
+              - name: app
+                primary: git://127.0.0.1:9/app.git
+                secondaries:
+                  - {name: backup, url: "git://127.0.0.1:9/backup.git"}
+            """)
 
-        // When validate runs under it, it is killed by SIGSYS before printing anything
-        let validate = try jail.run("--version")
-        #expect(validate.status == 128 + SIGSYS, "\(validate)")
-        #expect(validate.stdout.isEmpty)
+        // When the daemon starts under it as ExecStart= says (the one command that runs Swift concurrency's
+        // threads, which set their priority: a sync and --version no longer do)
+        let log = sandbox.path("old-filter-daemon.log")
+        let daemon = try Shell.start(jail.command(jail.execStartArguments), log: log, environment: jail.environment)
+        defer {
+            if daemon.isRunning { daemon.signal(SIGKILL) }
+            _ = daemon.wait()
+        }
+
+        // Then it is killed by SIGSYS at start
+        #expect(eventually(within: 30) { !daemon.isRunning }, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        #expect(daemon.wait() == 128 + SIGSYS, "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
     }
 }
