@@ -10,6 +10,7 @@ void git_buf_dispose(git_buf *buffer) { GITMIRROR_GIT2_FUNCTION(git_buf_dispose)
 void git_commit_free(git_commit *commit) { GITMIRROR_GIT2_FUNCTION(git_commit_free)(commit); }
 int git_commit_lookup(git_commit **commit, git_repository *repo, const git_oid *id) { return GITMIRROR_GIT2_FUNCTION(git_commit_lookup)(commit, repo, id); }
 const git_oid * git_commit_tree_id(const git_commit *commit) { return GITMIRROR_GIT2_FUNCTION(git_commit_tree_id)(commit); }
+void git_credential_free(git_credential *cred) { GITMIRROR_GIT2_FUNCTION(git_credential_free)(cred); }
 int git_credential_ssh_key_memory_new(git_credential **out, const char *username, const char *publickey, const char *privatekey, const char *passphrase) { return GITMIRROR_GIT2_FUNCTION(git_credential_ssh_key_memory_new)(out, username, publickey, privatekey, passphrase); }
 int git_credential_username_new(git_credential **out, const char *username) { return GITMIRROR_GIT2_FUNCTION(git_credential_username_new)(out, username); }
 int git_credential_userpass_plaintext_new(git_credential **out, const char *username, const char *password) { return GITMIRROR_GIT2_FUNCTION(git_credential_userpass_plaintext_new)(out, username, password); }
