@@ -77,18 +77,8 @@ public struct HTTPClient: Sendable {
         }
         let code: CURLcode = payload.withUnsafeBytes { bytes in
             url.absoluteString.withCString { address in
-                set("CURLOPT_URL", gitmirror_curl_setopt_string(handle, CURLOPT_URL, address))
-                set("CURLOPT_NOSIGNAL", gitmirror_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+                limit(handle, address: address, method: method, headers: list, connecting: min(timeout, 10), set)
                 set("CURLOPT_TIMEOUT_MS", gitmirror_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(timeout * 1000)))
-                set("CURLOPT_CONNECTTIMEOUT_MS", gitmirror_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(timeout, 10) * 1000)))
-                set("CURLOPT_FOLLOWLOCATION", gitmirror_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
-                set("CURLOPT_PROTOCOLS_STR", gitmirror_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
-                set("CURLOPT_HTTPHEADER", gitmirror_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list)))
-                if let caBundle {
-                    // The bundle is trusted in addition to the system's CAs (the hashed directory), as for git traffic.
-                    caBundle.withCString { set("CURLOPT_CAINFO", gitmirror_curl_setopt_string(handle, CURLOPT_CAINFO, $0)) }
-                    set("CURLOPT_CAPATH", gitmirror_curl_setopt_string(handle, CURLOPT_CAPATH, "/etc/ssl/certs"))
-                }
                 method.withCString { set("CURLOPT_CUSTOMREQUEST", gitmirror_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, $0)) }
                 if let upload {
                     let size = (try? upload.seekToEnd()) ?? 0
@@ -128,6 +118,24 @@ public struct HTTPClient: Sendable {
 }
 
 extension HTTPClient {
+    /// What every request of gitmirror's is held to, and where it goes: no signal, no redirect
+    /// followed, http and https only, `caBundle` trusted besides the system's CAs (the hashed
+    /// directory), as for git traffic. `set` is told each option's result.
+    func limit(_ handle: UnsafeMutableRawPointer, address: UnsafePointer<CChar>, method: String, headers: UnsafeMutablePointer<curl_slist>?,
+               connecting: TimeInterval, _ set: (String, CURLcode) -> Void) {
+        set("CURLOPT_URL", gitmirror_curl_setopt_string(handle, CURLOPT_URL, address))
+        set("CURLOPT_NOSIGNAL", gitmirror_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+        set("CURLOPT_CONNECTTIMEOUT_MS", gitmirror_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(connecting * 1000)))
+        set("CURLOPT_FOLLOWLOCATION", gitmirror_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
+        set("CURLOPT_PROTOCOLS_STR", gitmirror_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
+        set("CURLOPT_HTTPHEADER", gitmirror_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headers)))
+        if let caBundle {
+            caBundle.withCString { set("CURLOPT_CAINFO", gitmirror_curl_setopt_string(handle, CURLOPT_CAINFO, $0)) }
+            set("CURLOPT_CAPATH", gitmirror_curl_setopt_string(handle, CURLOPT_CAPATH, "/etc/ssl/certs"))
+        }
+        method.withCString { set("CURLOPT_CUSTOMREQUEST", gitmirror_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, $0)) }
+    }
+
     /// What a request that libcurl ended with `code` failed of. `request`: the method and what it asked.
     static func failure(_ code: CURLcode, _ request: String, waited: String, tlsHint: String = "") -> SyncFailure {
         let reason = String(cString: gitmirror_curl_easy_strerror(code))

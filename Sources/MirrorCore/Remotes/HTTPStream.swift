@@ -50,18 +50,9 @@ extension HTTPClient {
         }
         let pointer = Unmanaged.passUnretained(sink).toOpaque()
         let code: CURLcode = url.absoluteString.withCString { address in
-            set("CURLOPT_URL", gitmirror_curl_setopt_string(handle, CURLOPT_URL, address))
-            set("CURLOPT_NOSIGNAL", gitmirror_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
-            set("CURLOPT_CONNECTTIMEOUT_MS", gitmirror_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(min(timeout, 30) * 1000)))
-            set("CURLOPT_FOLLOWLOCATION", gitmirror_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
-            set("CURLOPT_PROTOCOLS_STR", gitmirror_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
+            // No overall deadline: only the connection's setup has one.
+            limit(handle, address: address, method: method, headers: list, connecting: min(timeout, 30), set)
             set("CURLOPT_HTTP_VERSION", gitmirror_curl_setopt_long(handle, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1))
-            set("CURLOPT_HTTPHEADER", gitmirror_curl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list)))
-            if let caBundle {
-                caBundle.withCString { set("CURLOPT_CAINFO", gitmirror_curl_setopt_string(handle, CURLOPT_CAINFO, $0)) }
-                set("CURLOPT_CAPATH", gitmirror_curl_setopt_string(handle, CURLOPT_CAPATH, "/etc/ssl/certs"))
-            }
-            method.withCString { set("CURLOPT_CUSTOMREQUEST", gitmirror_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, $0)) }
             set("CURLOPT_POST", gitmirror_curl_setopt_long(handle, CURLOPT_POST, 1))
             // Larger pieces of the body per call (libcurl's default is 64 KiB): fewer, larger HTTP chunks.
             set("CURLOPT_UPLOAD_BUFFERSIZE", gitmirror_curl_setopt_long(handle, CURLOPT_UPLOAD_BUFFERSIZE, 512 << 10))

@@ -14,13 +14,7 @@ enum OriginGuard {
     static func release(url: String, service: String, username: String, password: String,
                         caBundle: String?, timeout: TimeInterval = 30) -> CredentialRelease {
         guard let origin = Origin(url: url), origin.scheme == "http" || origin.scheme == "https",
-              var components = URLComponents(string: url) else { return .allow }
-        components.user = nil
-        components.password = nil
-        components.path = components.path.hasSuffix("/") ? String(components.path.dropLast()) : components.path
-        components.path += "/info/refs"
-        components.query = "service=\(service)"
-        guard let probe = components.url else { return .allow }
+              let probe = smartHTTP(url, "/info/refs", query: "service=\(service)") else { return .allow }
         let basic = Data("\(username):\(password)".utf8).base64EncodedString()
         let response: HTTPClient.Response
         do {
@@ -41,6 +35,19 @@ enum OriginGuard {
             return .redirected("the server redirected to \(display(target)), another scheme, host or port than the configured \(origin.description); gitmirror gives credentials only to the configured origin and follows no redirect away from it, so none was sent. Put the final URL in mirrors.yaml")
         }
         return .allow
+    }
+
+    /// Where git's smart HTTP protocol asks `configured` (an http(s) URL) for `suffix` (`/info/refs`,
+    /// `/git-receive-pack`): without the URL's userinfo, which is never sent, nor a query of its own.
+    static func smartHTTP(_ configured: String, _ suffix: String, query: String? = nil) -> URL? {
+        guard var components = URLComponents(string: configured) else { return nil }
+        components.user = nil
+        components.password = nil
+        components.fragment = nil
+        components.query = query
+        while components.path.hasSuffix("/") { components.path.removeLast() }
+        components.path += suffix
+        return components.url
     }
 
     /// The redirect's target as it may be printed: no userinfo, no query.

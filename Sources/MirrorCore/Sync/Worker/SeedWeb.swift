@@ -21,32 +21,18 @@ struct SeedWeb: Sendable {
             headers["Content-Type"] = "application/x-git-receive-pack-request"
             headers["Accept"] = "application/x-git-receive-pack-result"
         }
-        let login: (username: String, password: String)? = switch credential {
-        case let .password(username, password)?: (username ?? "git", password)
-        case let .aws(keys, region, host, path)?: SigV4.codeCommitCredentials(host: host, path: path, region: region, credentials: keys)
-        default: nil
-        }
-        if let login { headers["Authorization"] = "Basic " + Data("\(login.username):\(login.password)".utf8).base64EncodedString() }
+        if let login = credential?.login() { headers["Authorization"] = "Basic " + Data("\(login.username):\(login.password)".utf8).base64EncodedString() }
         return headers
     }
 
     /// Asks for the secondary's refs; the advertisement's pkt-lines after git's `# service=` preamble.
     static func open(_ target: SeedTarget, timeout: TimeInterval) throws -> (SeedWeb, Data) {
-        guard var components = URLComponents(string: target.access.url), let scheme = components.scheme?.lowercased(),
-              scheme == "https" || scheme == "http" else {
+        let url = target.access.url
+        guard ["http", "https"].contains(GitTransfer.scheme(of: url)),
+              let post = OriginGuard.smartHTTP(url, "/git-receive-pack"),
+              let refs = OriginGuard.smartHTTP(url, "/info/refs", query: "service=git-receive-pack") else {
             throw SyncFailure(.config, "not an HTTP(S) address")
         }
-        components.user = nil
-        components.password = nil
-        components.query = nil
-        components.fragment = nil
-        while components.path.hasSuffix("/") { components.path.removeLast() }
-        let base = components.path
-        components.path = base + "/git-receive-pack"
-        guard let post = components.url else { throw SyncFailure(.config, "not an HTTP(S) address") }
-        components.path = base + "/info/refs"
-        components.query = "service=git-receive-pack"
-        guard let refs = components.url else { throw SyncFailure(.config, "not an HTTP(S) address") }
         let client = HTTPClient(timeout: timeout, caBundle: target.access.caFile, maxBodySize: 4 << 20)
         let web = SeedWeb(post: post, client: client, credential: target.access.credential)
         let answer = try client.send("GET", refs, headers: web.headers(posting: false))

@@ -142,14 +142,11 @@ public enum Worker {
             }
         }
         switch endpoint.credential {
-        case let .aws(keys, region, host, path)?:
+        case .aws?:
             // Signed at the moment the server asks, never ahead of time.
-            hooks.credentialProvider = {
-                let signed = SigV4.codeCommitCredentials(host: host, path: path, region: region, credentials: keys)
-                return .userPassword(username: signed.username, password: signed.password)
-            }
-        case let .password(username, password)?:
-            hooks.credential = .userPassword(username: username ?? "git", password: password)
+            hooks.credentialProvider = { endpoint.credential?.login().map { .userPassword(username: $0.username, password: $0.password) } }
+        case .password?:
+            hooks.credential = endpoint.credential?.login().map { .userPassword(username: $0.username, password: $0.password) }
         case let .sshKey(username, privateKey, passphrase)?:
             hooks.credential = .sshKey(username: username, privateKey: privateKey, passphrase: passphrase)
         case nil:
@@ -313,5 +310,17 @@ public enum Worker {
         }
         let directory = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if directory >= 0 { _ = fsync(directory); close(directory) }
+    }
+}
+
+extension WireCredential {
+    /// The username and password an HTTP(S) server is given: a password as configured (user `git` when
+    /// none is named), a CodeCommit password signed now (call it for each request). Nil for an SSH key.
+    func login() -> (username: String, password: String)? {
+        switch self {
+        case let .password(username, password): (username ?? "git", password)
+        case let .aws(keys, region, host, path): SigV4.codeCommitCredentials(host: host, path: path, region: region, credentials: keys)
+        case .sshKey: nil
+        }
     }
 }
