@@ -33,7 +33,8 @@ let package = Package(
         .systemLibrary(name: "CLibgit2", providers: [.apt(["libgit2-dev"])]),
         // libcurl's headers (libcurl4-openssl-dev); the library is loaded on first use (CCurl.h says why).
         .target(name: "CCurl"),
-        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // libcrypto's headers (libssl-dev); the library is loaded on first use (CCrypto.h says why).
+        .target(name: "CCrypto"),
         .systemLibrary(name: "CCrypt", providers: [.apt(["libcrypt-dev"])]),
         .target(name: "CGitTee", dependencies: ["CLibgit2"]),
         .target(name: "Git", dependencies: ["CLibgit2", "CGitTee"], swiftSettings: strict),
@@ -68,7 +69,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            exclude: ["link-order.txt"],
+            exclude: ["link-order.txt", "private-text.ld"],
             swiftSettings: strict,
             linkerSettings: compactLink
         ),
@@ -102,7 +103,8 @@ var compactLink: [LinkerSetting] {
         .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic",
                        "-Xlinker", "--export-dynamic-symbol=mbedtls_x509_crt_parse_file"],
                      .when(platforms: [.linux])),
-        .unsafeFlags(["-Xlinker", "--symbol-ordering-file=\(order)", "-Xlinker", "--no-warn-symbol-ordering"],
+        .unsafeFlags(["-Xlinker", "--symbol-ordering-file=\(order)", "-Xlinker", "--no-warn-symbol-ordering",
+                      "-Xlinker", "-T", "-Xlinker", Context.packageDirectory + "/Sources/gitmirror/private-text.ld"],
                      .when(platforms: [.linux], configuration: .release)),
     ]
 }

@@ -7,14 +7,14 @@ import Foundation
 /// SHA-1 and HMAC-SHA-1, only to match OpenSSH's hashed known_hosts entries
 /// (`|1|salt|hash`), where the hash is HMAC-SHA-1 of the host name.
 enum SHA1 {
-    static func hash(_ message: [UInt8]) -> [UInt8] { Digests.hash(message, EVP_sha1()) }
-    static func hmac(key: [UInt8], message: [UInt8]) -> [UInt8] { Digests.hmac(key: key, message: message, EVP_sha1()) }
+    static func hash(_ message: [UInt8]) -> [UInt8] { Digests.hash(message, GITMIRROR_SHA1) }
+    static func hmac(key: [UInt8], message: [UInt8]) -> [UInt8] { Digests.hmac(key: key, message: message, GITMIRROR_SHA1) }
 }
 
 /// SHA-256 and HMAC-SHA-256: SigV4, webhook signatures, LFS object ids.
 enum SHA256 {
-    static func hash(_ message: [UInt8]) -> [UInt8] { Digests.hash(message, EVP_sha256()) }
-    static func hmac(key: [UInt8], message: [UInt8]) -> [UInt8] { Digests.hmac(key: key, message: message, EVP_sha256()) }
+    static func hash(_ message: [UInt8]) -> [UInt8] { Digests.hash(message, GITMIRROR_SHA256) }
+    static func hmac(key: [UInt8], message: [UInt8]) -> [UInt8] { Digests.hmac(key: key, message: message, GITMIRROR_SHA256) }
 
     /// A digest fed in pieces (an LFS object read from disk a megabyte at a time).
     struct Incremental {
@@ -24,51 +24,47 @@ enum SHA256 {
 
         mutating func update(_ bytes: UnsafeRawBufferPointer) {
             guard bytes.count > 0 else { return }
-            precondition(EVP_DigestUpdate(context.pointer, bytes.baseAddress, bytes.count) == 1, "EVP_DigestUpdate failed")
+            precondition(gitmirror_digest_update(context.pointer, bytes.baseAddress, bytes.count) == 1, "EVP_DigestUpdate failed")
         }
 
         mutating func finish() -> [UInt8] {
-            var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-            var length: UInt32 = 0
-            precondition(EVP_DigestFinal_ex(context.pointer, &output, &length) == 1, "EVP_DigestFinal_ex failed")
-            return Array(output.prefix(Int(length)))
+            Digests.written { gitmirror_digest_finish(context.pointer, $0) }
         }
 
         /// Owns the EVP context and frees it with the digest.
         private final class Context {
-            let pointer: OpaquePointer
+            let pointer: UnsafeMutableRawPointer
 
             init() {
-                guard let pointer = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
-                precondition(EVP_DigestInit_ex(pointer, EVP_sha256(), nil) == 1, "EVP_DigestInit_ex failed")
+                guard let pointer = gitmirror_digest_begin(GITMIRROR_SHA256) else { fatalError("EVP_DigestInit_ex failed") }
                 self.pointer = pointer
             }
 
-            deinit { EVP_MD_CTX_free(pointer) }
+            deinit { gitmirror_digest_free(pointer) }
         }
     }
 }
 
 private enum Digests {
-    static func hash(_ message: [UInt8], _ type: OpaquePointer?) -> [UInt8] {
-        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        let done = message.withUnsafeBytes { EVP_Digest($0.baseAddress, $0.count, &output, &length, type, nil) }
-        precondition(done == 1, "EVP_Digest failed")
-        return Array(output.prefix(Int(length)))
+    static func hash(_ message: [UInt8], _ kind: gitmirror_digest_kind) -> [UInt8] {
+        written { output in message.withUnsafeBytes { gitmirror_digest(kind, $0.baseAddress, $0.count, output) } }
     }
 
-    static func hmac(key: [UInt8], message: [UInt8], _ type: OpaquePointer?) -> [UInt8] {
-        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        // HMAC() takes a NULL key as "no key"; an empty key is a valid (if useless) key of length 0.
-        let done = key.withUnsafeBytes { keyBytes in
-            message.withUnsafeBytes { messageBytes in
-                HMAC(type, keyBytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(keyBytes.count),
-                     messageBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), messageBytes.count, &output, &length)
+    static func hmac(key: [UInt8], message: [UInt8], _ kind: gitmirror_digest_kind) -> [UInt8] {
+        written { output in
+            key.withUnsafeBytes { keyBytes in
+                message.withUnsafeBytes { messageBytes in
+                    gitmirror_hmac(kind, keyBytes.baseAddress, Int32(keyBytes.count), messageBytes.baseAddress, messageBytes.count, output)
+                }
             }
         }
-        precondition(done != nil, "HMAC failed")
+    }
+
+    /// The bytes `compute` writes into a buffer of GITMIRROR_DIGEST_MAX, returning their count (0: OpenSSL failed).
+    static func written(_ compute: (UnsafeMutablePointer<UInt8>) -> UInt32) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Int(GITMIRROR_DIGEST_MAX))
+        let length = output.withUnsafeMutableBufferPointer { compute($0.baseAddress!) }
+        precondition(length > 0, "libcrypto failed to compute a digest")
         return Array(output.prefix(Int(length)))
     }
 }
@@ -78,7 +74,9 @@ private enum Digests {
 func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     guard a.count == b.count else { return false }
     guard !a.isEmpty else { return true }
-    return a.withUnsafeBytes { left in b.withUnsafeBytes { right in CRYPTO_memcmp(left.baseAddress, right.baseAddress, a.count) == 0 } }
+    return a.withUnsafeBytes { left in
+        b.withUnsafeBytes { right in gitmirror_constant_time_compare(left.baseAddress, right.baseAddress, a.count) == 0 }
+    }
 }
 
 extension Array where Element == UInt8 {
