@@ -139,4 +139,37 @@ import TestSupport
         }
         #expect(RefName.shown("refs/heads/" + String(repeating: "L", count: 300)).hasSuffix("…(311 bytes)"))
     }
+
+    /// `problem` answers as git's own `check-ref-format` does, on names made of the bytes its rules are
+    /// about (the short names below are within the lengths the cache adds): it checks most names in one
+    /// pass, and that pass must never let through what git refuses, nor refuse what git takes.
+    @Test func namesAreJudgedAsGitJudgesThem() throws {
+        // Half the names from the bytes that make parts (dots, slashes, `@{`, `.lock`), half with the
+        // forbidden ones too.
+        let parts = ["a", "b", ".", ".", "/", "@", "{", "lock", ".lock", "é"]
+        let forbidden = [" ", "~", "^", ":", "?", "*", "[", "\\", "\u{7F}", "\u{1}"]
+        var generator = SplitMix64(seed: 27)
+        var disagreements: [String] = []
+        for number in 0..<600 {
+            let pieces = number % 2 == 0 ? parts : parts + forbidden
+            let count = Int.random(in: 1...7, using: &generator)
+            let name = "refs/heads/" + (0..<count).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            let git = try Shell.run(["git", "check-ref-format", name], check: false).status == 0
+            if git != (RefName.problem(name) == nil) { disagreements.append(Printable.escaped(name)) }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements)")
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so that a failure names the same names again.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

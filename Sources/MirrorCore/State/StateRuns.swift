@@ -53,6 +53,7 @@ extension StateStore {
             state.repository, state.remote, state.role.rawValue, state.url, state.state.rawValue, state.lastAttempt.map(StoredDate.text), state.lastSuccess.map(StoredDate.text),
             state.lastErrorClass?.rawValue, state.lastError, state.refsFingerprint, state.lastRunId, state.head,
         ])
+        var stamp = Stamp()
         for var ref in outcome.refs {
             // A ref left alone again (kept, diverged), or refused again for the same tips in the same words
             // (a rewind an append-only server refuses), is news only when something about it changed: a
@@ -64,19 +65,30 @@ extension StateStore {
                 ref.outcome == .kept || (last.message == ref.message && last.backupRef == ref.backupRef) {
                 continue
             }
-            try insert(db, &ref)
+            try insert(db, &ref, stamp: &stamp)
+        }
+    }
+
+    /// The text of the last date written: a remote's rows share one date (20,000 of them in a first seed).
+    struct Stamp {
+        private var date: Date?
+        private var text = ""
+
+        mutating func text(_ date: Date) -> String {
+            if date != self.date { (self.date, text) = (date, StoredDate.text(date)) }
+            return text
         }
     }
 
     /// One journal row, through a cached statement: GRDB's Codable insert took half a second for the
     /// 20,000 rows of a first seed.
-    static func insert(_ db: Database, _ ref: inout RefUpdate) throws {
+    static func insert(_ db: Database, _ ref: inout RefUpdate, stamp: inout Stamp) throws {
         guard ref.id == nil else { return try ref.insert(db) }
         try db.cachedStatement(sql: """
             INSERT INTO ref_update (runId, repository, remote, ref, oldOid, newOid, action, outcome, message, backupRef, recordedAt)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [ref.runId, ref.repository, ref.remote, ref.ref, ref.oldOid, ref.newOid, ref.action.rawValue,
-                                     ref.outcome.rawValue, ref.message, ref.backupRef, StoredDate.text(ref.recordedAt)])
+                                     ref.outcome.rawValue, ref.message, ref.backupRef, stamp.text(ref.recordedAt)])
         ref.id = db.lastInsertedRowID
     }
 
@@ -87,7 +99,8 @@ extension StateStore {
             if let replacingPending, let repository = refs.first?.repository {
                 try Self.dropPending(db, runId: replacingPending.runId, repository: repository, remote: replacingPending.remote)
             }
-            for var ref in refs { try Self.insert(db, &ref) }
+            var stamp = Stamp()
+            for var ref in refs { try Self.insert(db, &ref, stamp: &stamp) }
         }
     }
 

@@ -43,12 +43,20 @@ public struct RefPlan: Codable, Sendable, Equatable {
     ///   - mirrored: what gitmirror last gave each of the secondary's refs it asks about (the refs the
     ///     primary lacks; with append_only, the branches that diverged), as the journal says; a ref
     ///     missing here only the secondary ever had. nil: not known.
+    ///   - sourceOrder: `source`'s names in git's order, when the caller has them (a plan for each
+    ///     secondary of a 20,000-ref primary need not sort them again each time).
     ///   - isFastForward: whether moving from `old` to `new` only adds commits
     ///     (false when `old` is unknown locally: the secondary has commits the primary lacks).
     public static func make(source: [String: ObjectID], target: [String: ObjectID], policy: Policy, mirrored: [String: ObjectID]? = nil,
-                            isFastForward: (_ old: ObjectID, _ new: ObjectID) -> Bool) -> RefPlan {
+                            sourceOrder: [String]? = nil, isFastForward: (_ old: ObjectID, _ new: ObjectID) -> Bool) -> RefPlan {
         var refs: [PlannedRef] = []
-        let names = Set(source.keys).union(target.keys).sorted(by: RefName.precedes)
+        let names: [String]
+        if let sourceOrder, sourceOrder.count == source.count {
+            let extra = target.keys.filter { source[$0] == nil }.sorted(by: RefName.precedes)
+            names = extra.isEmpty ? sourceOrder : merged(sourceOrder, extra)
+        } else {
+            names = Set(source.keys).union(target.keys).sorted(by: RefName.precedes)
+        }
         for name in names {
             let new = source[name], old = target[name]
             // append_only: the refs beside rewritten branches are planned with their branch, below.
@@ -101,6 +109,19 @@ public struct RefPlan: Codable, Sendable, Equatable {
             }
         }
         return RefPlan(refs: refs, deletionsOverCap: overCap)
+    }
+
+    /// Two lists of distinct names, each in git's order, as one in that order.
+    static func merged(_ a: [String], _ b: [String]) -> [String] {
+        var result: [String] = []
+        result.reserveCapacity(a.count + b.count)
+        var i = a.startIndex, j = b.startIndex
+        while i < a.endIndex && j < b.endIndex {
+            if RefName.precedes(b[j], a[i]) { result.append(b[j]); j += 1 } else { result.append(a[i]); i += 1 }
+        }
+        result += a[i...]
+        result += b[j...]
+        return result
     }
 
     /// Where append_only mirrors a rewritten branch's new history: `refs/rewritten/heads/main`, then

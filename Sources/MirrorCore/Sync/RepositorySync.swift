@@ -160,7 +160,7 @@ public struct RepositorySync: Sendable {
         var known: [AncestryQuestion: AncestryAnswer] = [:]
         do {
             if let cacheProblem { throw SyncFailure(.config, cacheProblem) }
-            var source: [String: ObjectID]
+            var source: PrimaryRefs
             do {
                 source = try fetchPrimary(mirror, report: &primary, seeded: &seeded, known: &known, cacheRefs: cacheRefs?.isEmpty ?? true ? nil : { cacheRefs!.value })
             } catch let failure as SyncFailure where SyncContext.suspectsCache(failure) {
@@ -219,7 +219,7 @@ public struct RepositorySync: Sendable {
     /// Syncs these secondaries in parallel. Each outcome is recorded as it comes (so that `status` shows
     /// it while slower ones run; one with nothing for the journal may wait in `held` for the run's end),
     /// except one that suspects the cache: the caller may repair and re-run it.
-    func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: [String: ObjectID], seeded: [String: SeedOutcome] = [:],
+    func syncSecondaries(_ mirror: Mirror, _ secondaries: [RemoteSpec], source: PrimaryRefs, seeded: [String: SeedOutcome] = [:],
                          known: [AncestryQuestion: AncestryAnswer] = [:], primaryHead: String? = nil, prelisting: Prelisting? = nil, runId: Int64?,
                          held: HeldOutcomes? = nil, untouchable: Set<String> = []) -> [(report: RemoteReport, fingerprint: String?)] {
         concurrently(secondaries.count, limit: config.maxParallelPushes) { index in
@@ -233,12 +233,13 @@ public struct RepositorySync: Sendable {
         }
     }
 
-    func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: [String: ObjectID], seeded: SeedOutcome? = nil,
+    func syncSecondary(_ mirror: Mirror, _ secondary: RemoteSpec, source: PrimaryRefs, seeded: SeedOutcome? = nil,
                        known: [AncestryQuestion: AncestryAnswer] = [:], primaryHead: String? = nil, listed: Prelisting.Pending? = nil,
                        untouchable: Set<String> = [], runId: Int64? = nil) -> (report: RemoteReport, fingerprint: String?) {
         let started = Date()
         var report = RemoteReport(repository: mirror.name, remote: secondary.name, role: .secondary, url: secondary.url.display, result: .ok)
-        var work = SecondarySync(context: context, mirror: mirror, secondary: secondary, source: source, report: report)
+        var work = SecondarySync(context: context, mirror: mirror, secondary: secondary, source: source.ids, report: report)
+        work.sourceOrder = source.order
         work.seeded = seeded?.created ?? [:]
         work.known = known
         work.primaryHead = primaryHead

@@ -54,11 +54,19 @@ extension SyncContext {
     func outcome(_ report: RemoteReport, runId: Int64, fingerprint: String?, held: HeldOutcomes? = nil) -> RemoteOutcome? {
         guard let store else { return nil }
         let now = Date()
+        // The refs' messages repeat (20,000 refs of a first seed say the same): each is redacted once.
+        var redacted: [String: String] = [:]
+        func scrubbed(_ message: String) -> String {
+            if let known = redacted[message] { return known }
+            let text = redactor.redact(message)
+            redacted[message] = text
+            return text
+        }
         guard let condition = report.result.condition else {
             let applied = report.refs.filter { $0.outcome == .applied }.map { ref in
                 RefUpdate(id: nil, runId: runId, repository: report.repository, remote: report.remote, ref: ref.ref,
                           oldOid: ref.old?.hex, newOid: ref.new?.hex, action: ref.action, outcome: ref.outcome,
-                          message: ref.message.map(redactor.redact), backupRef: ref.backupRef, recordedAt: now)
+                          message: ref.message.map(scrubbed), backupRef: ref.backupRef, recordedAt: now)
             }
             if !applied.isEmpty {
                 do {
@@ -76,7 +84,7 @@ extension SyncContext {
         let refs = report.refs.map { ref in
             RefUpdate(id: nil, runId: runId, repository: report.repository, remote: report.remote, ref: ref.ref,
                       oldOid: ref.old?.hex, newOid: ref.new?.hex, action: ref.action, outcome: ref.outcome,
-                      message: ref.message.map(redactor.redact), backupRef: ref.backupRef, recordedAt: now)
+                      message: ref.message.map(scrubbed), backupRef: ref.backupRef, recordedAt: now)
         }
         return RemoteOutcome(state: row, refs: refs)
     }

@@ -11,6 +11,8 @@ struct SecondarySync {
     let secondary: RemoteSpec
     /// The primary's refs as the cache holds them.
     let source: [String: ObjectID]
+    /// `source`'s names in git's order.
+    var sourceOrder: [String]?
     var report: RemoteReport
     /// The secondary's refs after the work (the final listing), for its fingerprint.
     var finalHeads: [RemoteHead]?
@@ -156,7 +158,7 @@ struct SecondarySync {
         }.sorted(by: RefName.precedes)
         let mirrored = asked.isEmpty ? nil : (try? context.store?.refsMirrored(repository: mirror.name, remote: secondary.name, among: asked))?
             .compactMapValues { ObjectID(hex: $0) }
-        let plan = RefPlan.make(source: source, target: target, policy: secondary.policy, mirrored: mirrored) { old, new in
+        let plan = RefPlan.make(source: source, target: target, policy: secondary.policy, mirrored: mirrored, sourceOrder: sourceOrder) { old, new in
             answers[AncestryQuestion(old: old, new: new)]?.fastForward ?? false
         }
         report.skipped = plan.count(.skip)
@@ -181,8 +183,9 @@ struct SecondarySync {
                                           message: Self.seededMessage, backupRef: nil))
         }
         // A ref whose name is taken as a folder (or the reverse) by a ref the secondary keeps cannot be
-        // created there: it fails alone, saying why, and the rest goes on.
-        let creates = report.refs.indices.filter { report.refs[$0].action == .create }
+        // created there: it fails alone, saying why, and the rest goes on. (Those the pack created as
+        // it arrived are there already.)
+        let creates = report.refs.indices.filter { report.refs[$0].action == .create && report.refs[$0].outcome == .planned }
         let keptAfter = creates.isEmpty ? [] : Set(plan.refs.compactMap { $0.expectedAfter == nil ? nil : $0.ref })
         let keptSorted = keptAfter.sorted(by: RefName.precedes)
         for index in creates {

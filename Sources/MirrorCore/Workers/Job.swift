@@ -132,7 +132,9 @@ enum Wire {
 
     static func encode<J: Job>(_ job: J, id: Int?) -> Result<Data, SyncFailure> {
         do {
-            var data = try JSONEncoder().encode(JobLine(job: J.name, id: id, input: job))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .withoutEscapingSlashes   // ref names and paths: no `\/` to write and read back
+            var data = try encoder.encode(JobLine(job: J.name, id: id, input: job))
             data.append(0x0A)
             return .success(data)
         } catch {

@@ -8,6 +8,8 @@ import Git
 struct FetchDecision {
     /// The primary's refs the secondaries want (their `refs:` patterns), but for those left out.
     var wanted: [String: ObjectID]
+    /// `wanted`'s names in git's order (the advertisement's, which is).
+    var wantedOrder: [String]
     /// Refs the cache cannot hold (their pushers chose the names), with why: each fails alone, is not
     /// fetched, and the secondaries keep whatever they have of it.
     var leftOut: [(name: String, problem: String)]
@@ -32,11 +34,19 @@ struct FetchDecision {
 
     /// `cached`: the cache's refs (its own `refs/gitmirror/` backups are never touched here).
     init(heads: [RemoteHead], defaultBranch: String?, patterns: [String], cached everything: [String: ObjectID]) {
-        var wanted = Dictionary(heads.filter { RefFilter.matches($0.name, patterns) }.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+        let matching = heads.filter { RefFilter.matches($0.name, patterns) }
+        var wanted = Dictionary(matching.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
         let leftOut = wanted.keys.compactMap { name in RefName.problem(name).map { (name: name, problem: $0) } }
             .sorted { RefName.precedes($0.name, $1.name) }
         for entry in leftOut { wanted[entry.name] = nil }
         self.wanted = wanted
+        var order = RefName.ordered(matching.map(\.name))
+        if order.count != wanted.count {
+            // A name advertised twice, or left out: each wanted name once.
+            var seen = Set<String>()
+            order = order.filter { wanted[$0] != nil && seen.insert($0).inserted }
+        }
+        wantedOrder = order
         self.leftOut = leftOut
         primaryEmpty = !heads.contains { $0.name.hasPrefix("refs/") }
         guard !primaryEmpty else {
@@ -45,7 +55,7 @@ struct FetchDecision {
         }
         let cached = everything.filter { !$0.key.hasPrefix("refs/gitmirror/") }
         stale = cached.keys.filter { wanted[$0] == nil }.sorted(by: RefName.precedes)
-        let missing = wanted.filter { cached[$0.key] != $0.value }.keys.sorted(by: RefName.precedes)
+        let missing = order.filter { cached[$0] != wanted[$0] }
         self.missing = missing
         refspecs = Self.refspecs(missing: missing, patterns: patterns, allHoldable: leftOut.isEmpty)
         let haves = Set(missing.compactMap { cached[$0] } + [defaultBranch.flatMap { cached[$0] }].compactMap { $0 })
