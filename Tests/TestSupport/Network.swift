@@ -121,24 +121,42 @@ extension Network {
     /// test's server holds now may be the "nothing listens here" port another test picked a moment
     /// before (freePort), whose gitmirror then connects to it.
     public static func establishedConnections(toPort port: Int, heldBy processes: Set<Int32>? = nil) -> Int {
+        establishedConnectionHolders(toPort: port, heldBy: processes).count
+    }
+
+    /// Each established connection to `port` (held by one of `processes`, when given) as one line: its
+    /// local port, socket inode, and the processes holding it with their command lines — read in the
+    /// same pass that counts them, for a failure's message.
+    public static func establishedConnectionHolders(toPort port: Int, heldBy processes: Set<Int32>? = nil) -> [String] {
         // /proc files report size 0: read to the end, not by the size (which gets one page at most).
-        guard let file = FileHandle(forReadingAtPath: "/proc/net/tcp") else { return 0 }
+        guard let file = FileHandle(forReadingAtPath: "/proc/net/tcp") else { return [] }
         defer { try? file.close() }
         let table = String(decoding: file.readDataToEndOfFile(), as: UTF8.self)
         let remote = String(format: ":%04X", port)
-        let inodes = processes.map { pids in
-            Set(pids.flatMap { pid in
-                ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { fd -> String? in
+        // inode → the processes holding it.
+        let holders: [String: [Int32]]? = processes.map { pids in
+            var holders: [String: [Int32]] = [:]
+            for pid in pids {
+                for fd in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? [] {
                     guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
-                          target.hasPrefix("socket:[") else { return nil }
-                    return String(target.dropFirst("socket:[".count).dropLast())
+                          target.hasPrefix("socket:[") else { continue }
+                    holders[String(target.dropFirst("socket:[".count).dropLast()), default: []].append(pid)
                 }
-            })
+            }
+            return holders
         }
-        return table.split(separator: "\n").dropFirst().filter { line in
+        return table.split(separator: "\n").dropFirst().compactMap { line -> String? in
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count > 9, fields[2].hasSuffix(remote), fields[3] == "01" else { return false }
-            return inodes.map { $0.contains(String(fields[9])) } ?? true
-        }.count
+            guard fields.count > 9, fields[2].hasSuffix(remote), fields[3] == "01" else { return nil }
+            let inode = String(fields[9])
+            guard let holders else { return "\(fields[1]) inode \(inode)" }
+            guard let pids = holders[inode] else { return nil }
+            let who = pids.map { pid in
+                let argv = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")))
+                    .map { String(decoding: $0.map { $0 == 0 ? 32 : $0 }, as: UTF8.self) } ?? "?"
+                return "\(pid) \(argv.prefix(120))"
+            }
+            return "\(fields[1]) inode \(inode) held by \(who.joined(separator: "; "))"
+        }
     }
 }

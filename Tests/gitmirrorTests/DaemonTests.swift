@@ -635,10 +635,11 @@ import TestSupport
         while Date() < deadline {
             most = max(most, ProcessTable.gitmirrorProcesses().filter { $0.parent == daemon.process.pid }.count)
             // Only the daemon's own: another test's gitmirror may be knocking at this port (FreePort reuse).
-            let open = Network.establishedConnections(toPort: silent.port, heldBy: ProcessTable.tree(of: daemon.process.pid))
+            let holders = Network.establishedConnectionHolders(toPort: silent.port, heldBy: ProcessTable.tree(of: daemon.process.pid))
+            let open = holders.count
             if open > max(mostConnections, 1) {
-                let sockets = (try? Shell.run(["ss", "-tnp", "dst", "127.0.0.1:\(silent.port)"]))?.stdout ?? ""
-                seen = "\(sockets)\n\(daemon.logText.suffix(3000))"
+                // Who held each, as counted (an ss run a moment later has seen them gone), and what the daemon said.
+                seen = "\(holders.joined(separator: "\n"))\n\(daemon.logText.suffix(3000))"
             }
             mostConnections = max(mostConnections, open)
             usleep(50_000)

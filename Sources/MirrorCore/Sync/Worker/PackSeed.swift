@@ -137,7 +137,8 @@ final class PackSeeder {
     func begin(_ heads: [RemoteHead]) {
         let advertised = Dictionary(heads.map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
         sessions = sessions.filter { session in
-            let creations = session.target.refs.sorted().compactMap { ref in advertised[ref].map { (ref: ref, id: $0) } }
+            // In git's order (the plan's already: checked in one pass, not sorted again).
+            let creations = RefName.ordered(session.target.refs).compactMap { ref in advertised[ref].map { (ref: ref, id: $0) } }
             if session.begin(creations) {
                 progress(session.target.name, "receiving the primary's pack as it arrives (\(creations.count) refs)")
                 return true
