@@ -63,6 +63,33 @@ import TestSupport
         #expect(refs["refs/heads/dev"]?.action == .skip)
         #expect(refs["refs/pull/1/head"]?.action == .skip)
     }
+
+    /// Given the primary's names in git's order, a plan walks them in that order without sorting them
+    /// again, and places the secondary's own refs among them as a sort would.
+    @Test func aPlanGivenTheSourcesOrderIsThePlanOfASort() {
+        let source = ["refs/heads/b": a, "refs/heads/d": b, "refs/tags/v1": c]
+        let target = ["refs/heads/a": a, "refs/heads/c": b, "refs/heads/d": b, "refs/tags/v0": c]
+        var policy = Policy()
+        policy.prune = true
+        let sorted = RefPlan.make(source: source, target: target, policy: policy) { _, _ in false }
+        let ordered = RefPlan.make(source: source, target: target, policy: policy,
+                                   sourceOrder: ["refs/heads/b", "refs/heads/d", "refs/tags/v1"]) { _, _ in false }
+        #expect(ordered.refs.map(\.ref) == sorted.refs.map(\.ref))
+        #expect(ordered.refs.map(\.ref) == ["refs/heads/a", "refs/heads/b", "refs/heads/c", "refs/heads/d", "refs/tags/v0", "refs/tags/v1"])
+        #expect(ordered.refs.map(\.action) == sorted.refs.map(\.action))
+    }
+
+    /// A hostile advertisement (a name twice, a name git refuses): each wanted name once, in git's
+    /// order, the first value advertised, the refused one left out and not fetched.
+    @Test func whatToFetchIsEachWantedNameOnceInGitsOrder() {
+        let heads = [RemoteHead(name: "refs/heads/z", id: a), RemoteHead(name: "refs/heads/x..y", id: b),
+                     RemoteHead(name: "refs/heads/m", id: c), RemoteHead(name: "refs/heads/m", id: a)]
+        let decision = FetchDecision(heads: heads, defaultBranch: "refs/heads/m", patterns: ["refs/heads/*"], cached: ["refs/heads/z": a])
+        #expect(decision.wantedOrder == ["refs/heads/m", "refs/heads/z"])
+        #expect(decision.wanted == ["refs/heads/m": c, "refs/heads/z": a])
+        #expect(decision.missing == ["refs/heads/m"])
+        #expect(decision.leftOut.map(\.name) == ["refs/heads/x..y"])
+    }
 }
 
 /// The one mapping from a run's outcome to what state, alerts and metrics say, as a table.

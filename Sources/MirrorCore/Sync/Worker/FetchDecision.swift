@@ -41,8 +41,8 @@ struct FetchDecision {
         for entry in leftOut { wanted[entry.name] = nil }
         self.wanted = wanted
         var order = RefName.ordered(matching.map(\.name))
-        if order.count != wanted.count {
-            // A name advertised twice, or left out: each wanted name once.
+        if !leftOut.isEmpty || order.count != wanted.count {
+            // A name left out, or advertised twice (a hostile server's): each wanted name once.
             var seen = Set<String>()
             order = order.filter { wanted[$0] != nil && seen.insert($0).inserted }
         }
