@@ -35,6 +35,7 @@ size_t git_odb_num_backends(git_odb *odb) { return GITMIRROR_GIT2_FUNCTION(git_o
 void git_odb_object_free(git_odb_object *object) { GITMIRROR_GIT2_FUNCTION(git_odb_object_free)(object); }
 int git_odb_read(git_odb_object **out, git_odb *db, const git_oid *id) { return GITMIRROR_GIT2_FUNCTION(git_odb_read)(out, db, id); }
 int git_odb_read_header(size_t *len_out, git_object_t *type_out, git_odb *db, const git_oid *id) { return GITMIRROR_GIT2_FUNCTION(git_odb_read_header)(len_out, type_out, db, id); }
+int git_odb_refresh(struct git_odb *db) { return GITMIRROR_GIT2_FUNCTION(git_odb_refresh)(db); }
 int git_push_options_init(git_push_options *opts, unsigned int version) { return GITMIRROR_GIT2_FUNCTION(git_push_options_init)(opts, version); }
 int git_reference_create(git_reference **out, git_repository *repo, const char *name, const git_oid *id, int force, const char *log_message) { return GITMIRROR_GIT2_FUNCTION(git_reference_create)(out, repo, name, id, force, log_message); }
 int git_reference_delete(git_reference *ref) { return GITMIRROR_GIT2_FUNCTION(git_reference_delete)(ref); }

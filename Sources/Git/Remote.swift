@@ -137,9 +137,7 @@ public final class Remote {
         defer { disconnect() }
         let heads = try advertisedHeads()
         beforeDownload(heads)
-        try withStrarray(refspecs) { (array) throws(GitError) in
-            try check("git_remote_download", git_remote_download(pointer, &array, &options))
-        }
+        try download(refspecs, &options)
         if let repository, let updates = Repository.destinations(of: heads, refspecs: refspecs),
            try repository.writePacked(updates, durable: durable) {
             return
@@ -156,9 +154,7 @@ public final class Remote {
         if git_remote_connected(pointer) == 0 { try connect(.fetch) }
         defer { disconnect() }
         let heads = try advertisedHeads()
-        try withStrarray(refspecs) { (array) throws(GitError) in
-            try check("git_remote_download", git_remote_download(pointer, &array, &options))
-        }
+        try download(refspecs, &options)
         try adopt()
         guard let updates = Repository.destinations(of: heads, refspecs: refspecs) else {
             throw GitError(function: "fetch", code: -1, errorClass: 0, message: "a refspec this fetch cannot map: \(refspecs.first ?? "")")
@@ -169,6 +165,21 @@ public final class Remote {
         for (name, id) in updates.sorted(by: { $0.key < $1.key }) where existing[name] != id {
             try target.setReference(name, to: id, message: "gitmirror fetch")
         }
+    }
+
+    /// Negotiates and downloads the pack (no ref is written): the object database is not rescanned at
+    /// each tip it lacks (Repository.withoutRescans).
+    private func download(_ refspecs: [String], _ options: inout git_fetch_options) throws(GitError) {
+        let pointer = self.pointer
+        func run(_ options: inout git_fetch_options) throws(GitError) {
+            try withStrarray(refspecs) { (array) throws(GitError) in
+                try check("git_remote_download", git_remote_download(pointer, &array, &options))
+            }
+        }
+        guard let repository else { return try run(&options) }
+        var copy = options
+        defer { options = copy }
+        try repository.withoutRescans { () throws(GitError) in try run(&copy) }
     }
 
     /// Sends these refspecs on the current connection (or a new one). The

@@ -56,6 +56,31 @@ import TestSupport
         #expect(try repository.reference(named: "refs/gitmirror/backup/x") == nil)
     }
 
+    @Test func aFetchScansThePackFolderOnceAndAMissAfterItRescans() throws {
+        // Given a repository whose objects are packed, opened and read
+        let sandbox = try Sandbox("git-rescans")
+        let source = try BareRepository.create(at: sandbox.path("source.git"))
+        let first = try #require(ObjectID(hex: try source.commit("first")))
+        try Shell.run(["git", "--git-dir=\(source.path)", "repack", "-adq"])
+        let repository = try Repository.openBare(at: source.path)
+        #expect(try repository.contains(first))
+
+        // When another process packs a new commit while misses are not rescanned (a fetch's negotiation)
+        let second = try #require(ObjectID(hex: try source.commit("second")))
+        let seenDuring = try repository.withoutRescans { () throws(GitError) in
+            let repacked = Result { try Shell.run(["git", "--git-dir=\(source.path)", "repack", "-adq"]) }
+            return (repacked: repacked, first: try repository.contains(first), second: try repository.contains(second))
+        }
+        _ = try seenDuring.repacked.get()
+
+        // Then the scan at the start answered (what it found stays found, the new pack is not looked
+        // for at each miss), and the first miss after it rescans and finds the new pack
+        #expect(seenDuring.first)
+        #expect(!seenDuring.second)
+        #expect(try repository.contains(second))
+        #expect(try repository.contains(first))
+    }
+
     @Test func serverLinesSplitAcrossSideBandPacketsAreJudgedWhole() {
         // Given side-band packets that cut progress and a message mid-line
         let hooks = TransferHooks()

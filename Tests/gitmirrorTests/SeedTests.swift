@@ -151,6 +151,34 @@ import TestSupport
         #expect(state.state == .failing && state.lastErrorClass == .rejected, "\(state)")
     }
 
+    @Test func aSeedOfManyRefsIsOneTransactionAndOneRefusalSendsThemAllTheUsualWay() throws {
+        // Given a primary with 1,000 branches besides main, and an empty local secondary whose update
+        // hook refuses one of them
+        let scenario = try Scenario("seed-atomic")
+        let main = try scenario.primary.commit("first")
+        let names = (0..<1000).map { String(format: "refs/heads/release/%04d", $0) }
+        try Shell.run(["git", "--git-dir=\(scenario.primary.path)", "update-ref", "--stdin"],
+                      input: names.map { "create \($0) \(main)\n" }.joined())
+        let guarded = try BareRepository.create(at: scenario.sandbox.path("local/guarded.git"))
+        try guarded.refuse("refs/heads/release/0000", saying: "release/0000 may not be mirrored here")
+        try scenario.configure(secondaries: "- name: guarded\n  url: \(guarded.path)")
+
+        // When gitmirror syncs for the first time
+        let output = try scenario.gitmirror("sync")
+
+        // Then the seed asked for all or none and got none (so no ref says it came with the pack), every
+        // ref but the refused one was pushed the usual way, and the refusal is reported with the hook's words
+        #expect(output.status == 1, "\(output)")
+        var expected = try scenario.primary.refs()
+        expected["refs/heads/release/0000"] = nil
+        #expect(try guarded.refs() == expected)
+        let history = try scenario.store().refHistory(repository: "app", remote: "guarded", limit: 5000)
+        #expect(!history.contains { $0.message == Self.seeded }, "\(history.prefix(3))")
+        #expect(history.filter { $0.outcome == .applied }.count == expected.count)
+        let refused = try #require(history.first { $0.ref == "refs/heads/release/0000" })
+        #expect(refused.outcome == .rejected && refused.message?.contains("may not be mirrored here") == true, "\(refused)")
+    }
+
     @Test func aFetchThatFailsLeavesTheSeededSecondariesWithoutAnyRef() throws {
         // Given a primary whose server sends half its pack and hangs up (its pack-objects is replaced,
         // through git's protected uploadpack.packObjectsHook, by one that does so), and empty secondaries

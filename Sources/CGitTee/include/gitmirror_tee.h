@@ -13,4 +13,22 @@ typedef void (*gitmirror_tee_sink)(const void *data, size_t size, void *payload)
 /// `payload` must outlive `odb`'s use for fetching. Returns 0 or a libgit2 error code.
 int gitmirror_odb_add_tee(git_odb *odb, gitmirror_tee_sink sink, void *payload);
 
+#define GITMIRROR_RESCAN_PAUSE_MAX 32
+
+/// The rescans an object database's backends do after each object it does not find, set aside:
+/// what gitmirror_odb_pause_rescans took away, for gitmirror_odb_resume_rescans to give back.
+typedef struct gitmirror_rescan_pause {
+	size_t count;
+	git_odb_backend *backends[GITMIRROR_RESCAN_PAUSE_MAX];
+	int (*refresh[GITMIRROR_RESCAN_PAUSE_MAX])(git_odb_backend *);
+} gitmirror_rescan_pause;
+
+/// Scans `odb` once, then makes a miss a plain "not found" (no rescan of the pack folder per miss) until
+/// gitmirror_odb_resume_rescans. Only while nothing else writes the repository's objects (a fetch under
+/// the cache's lock); the odb must not be used from another thread meanwhile. 0 or a libgit2 error.
+int gitmirror_odb_pause_rescans(git_odb *odb, gitmirror_rescan_pause *pause);
+
+/// Gives the backends their rescans back.
+void gitmirror_odb_resume_rescans(gitmirror_rescan_pause *pause);
+
 #endif

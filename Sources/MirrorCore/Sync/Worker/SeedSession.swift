@@ -40,6 +40,8 @@ final class SeedSession: Sendable {
 
     /// A secondary that cannot keep up is dropped rather than allowed to slow the fetch or fill memory.
     static let maximumQueued = 32 << 20
+    /// A seed of this many refs or more asks for one transaction (`atomic`) where the server offers it.
+    static let oneTransactionFrom = 1000
 
     private init(target: SeedTarget, output: Int32, input: Int32, isSocket: Bool, child: ChildProcess?, keyDescriptor: Int32,
                  web: SeedWeb? = nil) {
@@ -131,12 +133,6 @@ final class SeedSession: Sendable {
 
     // MARK: the protocol
 
-    static func pktLine(_ text: String) -> Data {
-        let payload = Data(text.utf8)
-        let length = String(payload.count + 4, radix: 16)
-        return Data((String(repeating: "0", count: max(0, 4 - length.count)) + length).utf8) + payload
-    }
-
     /// The advertisement: `<id> <ref>\0<capabilities>` (an empty repository advertises
     /// `capabilities^{}`), then a flush.
     private func readAdvertisement(_ buffer: inout Data, timeout: TimeInterval) throws {
@@ -190,17 +186,24 @@ final class SeedSession: Sendable {
         }
         var wanted = ["report-status"]
         if sideBand { wanted.append("side-band-64k") }
+        // Many refs in one transaction: receive-pack writes 20,000 refs ~15 % faster than in one
+        // transaction each. All or none: a secondary that refuses any of them gets none from the seed,
+        // and all are pushed as usual afterwards (each refusal then reported on its own).
+        if creations.count >= Self.oneTransactionFrom, capabilities.contains("atomic") { wanted.append("atomic") }
         wanted.append("agent=gitmirror")
-        var data = Data()
-        data.reserveCapacity(creations.count * 110)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(creations.reduce(4) { $0 + 4 + 83 + $1.ref.utf8.count } + 200)
         let zero = ObjectID.zero.hex
+        var commands: [String: ObjectID] = [:]
+        commands.reserveCapacity(creations.count)
         for (index, creation) in creations.enumerated() {
-            let command = "\(zero) \(creation.id.hex) \(creation.ref)"
-            data += Self.pktLine(index == 0 ? command + "\0" + wanted.joined(separator: " ") : command)
+            let command = zero + " " + creation.id.hex + " " + creation.ref
+            Self.appendPktLine(index == 0 ? command + "\0" + wanted.joined(separator: " ") : command, to: &bytes)
+            if commands[creation.ref] == nil { commands[creation.ref] = creation.id }
         }
-        data += Data("0000".utf8)
-        state.withLock { $0.commands = Dictionary(creations.map { ($0.ref, $0.id) }, uniquingKeysWith: { a, _ in a }) }
-        enqueue(data)
+        bytes += Array("0000".utf8)
+        state.withLock { $0.commands = commands }
+        enqueue(Data(bytes))
         if let web { startPost(web) } else { startReader() }
         return true
     }
@@ -358,19 +361,6 @@ final class SeedSession: Sendable {
         }
     }
 
-    /// The next pkt-line from `buffer`: nil when incomplete, `.some(nil)` for a flush.
-    static func takePacket(_ buffer: inout Data) -> Data?? {
-        guard buffer.count >= 4, let length = Int(String(decoding: buffer.prefix(4), as: UTF8.self), radix: 16) else { return nil }
-        if length == 0 {
-            buffer.removeFirst(4)
-            return .some(nil)
-        }
-        guard length >= 4, buffer.count >= length else { return nil }
-        let payload = buffer.subdata(in: buffer.startIndex + 4..<buffer.startIndex + length)
-        buffer.removeFirst(length)
-        return .some(payload)
-    }
-
     /// Ends the pack and waits for the verdict, for as long as the secondary keeps talking (silence
     /// past `stall` drops it). What it accepted, and why it was not seeded wholly.
     func finish(stall: TimeInterval) -> SeedOutcome {
@@ -393,31 +383,6 @@ final class SeedSession: Sendable {
         }
         let (lines, reason, said, sent) = state.withLock { ($0.reportLines, $0.dropped, $0.errors, $0.commands) }
         if let child { _ = child.wait() }
-        var outcome = SeedOutcome(name: target.name)
-        if let reason {
-            outcome.note = reason
-            return outcome
-        }
-        guard let unpack = lines.first, unpack.hasPrefix("unpack ") else {
-            outcome.note = "it sent no report" + (said.isEmpty ? "" : " (\(said.joined(separator: " | ")))")
-            return outcome
-        }
-        if unpack != "unpack ok" {
-            outcome.note = "it could not unpack the pack (\(unpack.dropFirst("unpack ".count)))"
-            return outcome
-        }
-        var refused: [String] = []
-        for line in lines.dropFirst() {
-            if line.hasPrefix("ok "), let id = sent[String(line.dropFirst(3))] {
-                outcome.created[String(line.dropFirst(3))] = id
-            } else if line.hasPrefix("ng ") {
-                refused.append(String(line.dropFirst(3)))
-            }
-        }
-        if !refused.isEmpty {
-            outcome.note = "it refused \(refused.count) ref\(refused.count == 1 ? "" : "s") (\(refused.prefix(3).joined(separator: "; ")))"
-        }
-        return outcome
+        return Self.outcome(of: target.name, dropped: reason, report: lines, said: said, sent: sent)
     }
 }
-
