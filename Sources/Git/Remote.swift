@@ -171,15 +171,13 @@ public final class Remote {
     /// each tip it lacks (Repository.withoutRescans).
     private func download(_ refspecs: [String], _ options: inout git_fetch_options) throws(GitError) {
         let pointer = self.pointer
-        func run(_ options: inout git_fetch_options) throws(GitError) {
+        func run() throws(GitError) {
             try withStrarray(refspecs) { (array) throws(GitError) in
                 try check("git_remote_download", git_remote_download(pointer, &array, &options))
             }
         }
-        guard let repository else { return try run(&options) }
-        var copy = options
-        defer { options = copy }
-        try repository.withoutRescans { () throws(GitError) in try run(&copy) }
+        guard let repository else { return try run() }
+        try repository.withoutRescans { () throws(GitError) in try run() }
     }
 
     /// Sends these refspecs on the current connection (or a new one). The
